@@ -1,0 +1,14 @@
+//! Schema migrations, one module per change, applied in order at start-up and by `castellan migrate`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_signing_keys;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_signing_keys::Migration)]
+    }
+}

@@ -1,0 +1,211 @@
+//! Typed, validated settings read from environment variables and CLI flags (SPEC §2).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Longest `Cache-Control: max-age` the JWKS may carry (SPEC §7).
+pub const JWKS_MAX_AGE_LIMIT: Duration = Duration::from_secs(300);
+/// Longest time any replica may serve stale shared state (SPEC §8).
+pub const SYNC_INTERVAL_LIMIT: Duration = Duration::from_secs(5);
+
+/// Everything the server and the CLI need to run, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The issuer URL; `None` derives `http://{bound address}` once bound.
+    pub issuer: Option<Issuer>,
+    pub bind: SocketAddr,
+    pub database_url: SecretString,
+    pub keys_dir: PathBuf,
+    pub master_key: Option<SecretString>,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// How long a key signs before the next one takes over.
+    pub key_rotation_period: Duration,
+    /// Upper bound of every JWT lifetime; a retired key stays published this long.
+    pub max_token_lifetime: Duration,
+    /// `Cache-Control: max-age` of the JWKS.
+    pub jwks_max_age: Duration,
+    /// How often a replica re-reads shared state (the key ring) from the database.
+    pub sync_interval: Duration,
+    pub db_max_connections: u32,
+    /// Bound on acquiring a connection and on each statement.
+    pub db_timeout: Duration,
+    /// How long SIGTERM waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: SecretString::from("sqlite://castellan.db?mode=rwc"),
+            keys_dir: PathBuf::from("keys"),
+            master_key: None,
+            log_filter: "info".into(),
+            log_format: LogFormat::Human,
+            key_rotation_period: Duration::from_secs(30 * 24 * 3600),
+            max_token_lifetime: Duration::from_secs(3600),
+            jwks_max_age: JWKS_MAX_AGE_LIMIT,
+            sync_interval: Duration::from_secs(2),
+            db_max_connections: 16,
+            db_timeout: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks the relations between settings that no single parser can see.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self.jwks_max_age > JWKS_MAX_AGE_LIMIT {
+            return Err(SettingsError::new("CASTELLAN_JWKS_MAX_AGE", "must be at most 300s"));
+        }
+        if self.sync_interval.is_zero() || self.sync_interval > SYNC_INTERVAL_LIMIT {
+            return Err(SettingsError::new(
+                "CASTELLAN_SYNC_INTERVAL",
+                "must be more than 0s and at most 5s",
+            ));
+        }
+        // A next key must be visible through every cache before it signs.
+        if self.key_rotation_period <= self.jwks_max_age + self.sync_interval {
+            return Err(SettingsError::new(
+                "CASTELLAN_KEY_ROTATION_PERIOD",
+                "must be longer than CASTELLAN_JWKS_MAX_AGE plus CASTELLAN_SYNC_INTERVAL",
+            ));
+        }
+        if self.max_token_lifetime.is_zero() {
+            return Err(SettingsError::new("CASTELLAN_MAX_TOKEN_LIFETIME", "must be positive"));
+        }
+        if self.db_max_connections == 0 {
+            return Err(SettingsError::new("CASTELLAN_DB_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if self.db_timeout.is_zero() {
+            return Err(SettingsError::new("CASTELLAN_DB_TIMEOUT", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// Whether `database_url` names a Postgres database (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        use secrecy::ExposeSecret;
+        let url = self.database_url.expose_secret();
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
+    }
+}
+
+/// A setting that failed validation, named by its environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {name}: {reason}")]
+pub struct SettingsError {
+    pub name: &'static str,
+    pub reason: String,
+}
+
+impl SettingsError {
+    pub fn new(name: &'static str, reason: impl Into<String>) -> Self {
+        Self { name, reason: reason.into() }
+    }
+}
+
+/// Log output: human-readable lines or JSON lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// An issuer identifier: an absolute http(s) URL with no query or fragment
+/// (RFC 8414 §2), kept byte for byte as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer(String);
+
+impl Issuer {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let url = url::Url::parse(value).map_err(|e| e.to_string())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("the scheme must be https (or http)".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("an issuer has no query or fragment".into());
+        }
+        if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
+            return Err("an issuer needs a host and no user information".into());
+        }
+        if value.ends_with('/') {
+            return Err("an issuer has no trailing slash".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn from_bound_address(address: SocketAddr) -> Self {
+        Self(format!("http://{address}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL of an endpoint under this issuer, e.g. `endpoint("/jwks")`.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+impl std::fmt::Display for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Parses a duration such as `30d`, `10m` or `300s`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_keeps_its_exact_bytes() {
+        let issuer = Issuer::parse("https://id.example.com/tenant-a").expect("valid issuer");
+        assert_eq!(issuer.as_str(), "https://id.example.com/tenant-a");
+        assert_eq!(issuer.endpoint("/jwks"), "https://id.example.com/tenant-a/jwks");
+    }
+
+    #[test]
+    fn issuer_rejects_query_fragment_and_other_schemes() {
+        for bad in [
+            "https://id.example.com?x=1",
+            "https://id.example.com#f",
+            "ftp://id.example.com",
+            "id.example.com",
+            "https://id.example.com/",
+        ] {
+            assert!(Issuer::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn rotation_must_outlast_the_jwks_cache() {
+        let settings = Settings {
+            key_rotation_period: Duration::from_secs(60),
+            ..Settings::default()
+        };
+        let error = settings.validate().expect_err("refused");
+        assert_eq!(error.name, "CASTELLAN_KEY_ROTATION_PERIOD");
+    }
+}

@@ -1,0 +1,333 @@
+//! The key ring (SPEC §7): keys move next → active → retired; every replica reads the same
+//! rows, signs with the one active key and publishes the same JWKS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::jwk::{self, Algorithm, RsaPublicJwk};
+use super::jws::Signer;
+use super::master_key::MasterKey;
+use crate::store::{self, Db, StoreError, keys::RotateError, keys::StoredKey};
+
+/// Clock leeway any verifier may allow past `exp` (SPEC §4: at most 5 s).
+pub const LEEWAY: Duration = Duration::from_secs(5);
+
+/// When keys rotate and how long they stay published.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPolicy {
+    /// How long a key signs before the next one takes over.
+    pub rotation_period: Duration,
+    /// How long a retired key stays published: the longest token lifetime plus leeway.
+    pub retention: Duration,
+    /// How long a next key must have been published before it may sign: every replica
+    /// has loaded it and every JWKS cache has expired.
+    pub publish_lead: Duration,
+}
+
+/// A key's place in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Next,
+    Active,
+    Retired,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Next => "next",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "next" => Some(Self::Next),
+            "active" => Some(Self::Active),
+            "retired" => Some(Self::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// What an admin sees of a key: never its private part.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub state: KeyState,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When it leaves the JWKS (retired keys only).
+    pub published_until: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    public: RsaPublicJwk,
+}
+
+/// Everything that can go wrong with the key ring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "the master key does not open signing key {kid}: CASTELLAN_MASTER_KEY or the master.key \
+         file is not the one this database was created with"
+    )]
+    WrongMasterKey { kid: String },
+    #[error("the key ring has no {0} key")]
+    Missing(&'static str),
+    #[error(
+        "the next key has been published for less than the JWKS cache lifetime; \
+         rotate again in {0}s (or force it, breaking clients with a cached JWKS)"
+    )]
+    NextTooNew(u64),
+    #[error("another rotation happened at the same time; the key ring is unchanged by this one")]
+    Raced,
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<RotateError> for KeyError {
+    fn from(e: RotateError) -> Self {
+        match e {
+            RotateError::Raced => Self::Raced,
+            RotateError::Db(e) => Self::Store(e),
+        }
+    }
+}
+
+/// One consistent view of the ring, swapped whole when the database changes.
+struct Snapshot {
+    keys: Vec<KeyInfo>,
+    active: Arc<Signer>,
+    /// Parsed private keys of the active and next keys, by kid.
+    signers: HashMap<String, Arc<Signer>>,
+    jwks: Arc<[u8]>,
+}
+
+/// The key ring of this replica.
+pub struct Keys {
+    snapshot: ArcSwap<Snapshot>,
+    master: MasterKey,
+    policy: KeyPolicy,
+}
+
+impl Keys {
+    /// Makes sure an active and a next key exist (creating them on an empty database,
+    /// whichever replica wins), then loads the ring. Fails if the master key is wrong.
+    pub async fn bootstrap(db: &Db, master: MasterKey, policy: KeyPolicy) -> Result<Self, KeyError> {
+        let existing = store::keys::list(db).await?;
+        let has = |state: &str| existing.iter().any(|k| k.state == state);
+        // Check the master key before adding keys sealed under it.
+        if let Some(key) = existing.iter().find(|k| k.state != "retired") {
+            master.open(key.kid.as_bytes(), &key.sealed_private_key).map_err(|_| {
+                KeyError::WrongMasterKey { kid: key.kid.clone() }
+            })?;
+        }
+        let now = Utc::now();
+        if !has("active") {
+            let key = generate_sealed(&master, KeyState::Active, now).await?;
+            store::keys::insert(db, key).await?;
+        }
+        if !has("next") {
+            let key = generate_sealed(&master, KeyState::Next, now).await?;
+            store::keys::insert(db, key).await?;
+        }
+        let snapshot = load(db, &master, &policy, None).await?;
+        Ok(Self { snapshot: ArcSwap::from_pointee(snapshot), master, policy })
+    }
+
+    /// Re-reads the ring from the database; only keys new to this replica are decrypted.
+    pub async fn refresh(&self, db: &Db) -> Result<(), KeyError> {
+        let current = self.snapshot.load_full();
+        let snapshot = load(db, &self.master, &self.policy, Some(&current)).await?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// Activates the published next key, retires the active one and creates a new next key.
+    /// Unless forced, refuses while the next key may still be missing from JWKS caches.
+    pub async fn rotate(&self, db: &Db, force: bool) -> Result<(), KeyError> {
+        self.refresh(db).await?;
+        let now = Utc::now();
+        let (active, next) = self.live_keys()?;
+        let published_for = (now - next.created_at).to_std().unwrap_or_default();
+        if !force && published_for < self.policy.publish_lead {
+            let remaining = self.policy.publish_lead - published_for;
+            return Err(KeyError::NextTooNew(remaining.as_secs() + 1));
+        }
+        let new_next = generate_sealed(&self.master, KeyState::Next, now).await?;
+        store::keys::rotate(db, &active.kid, &next.kid, new_next, now).await?;
+        tracing::info!(retired = %active.kid, activated = %next.kid, "rotated the signing key");
+        self.refresh(db).await
+    }
+
+    /// Rotates when the active key has signed for a whole rotation period. A rotation
+    /// another replica made first counts as done.
+    pub async fn rotate_if_due(&self, db: &Db) -> Result<(), KeyError> {
+        let (active, next) = self.live_keys()?;
+        let now = Utc::now();
+        let signing_since = active.activated_at.unwrap_or(active.created_at);
+        let due = (now - signing_since).to_std().unwrap_or_default() >= self.policy.rotation_period;
+        let ready = (now - next.created_at).to_std().unwrap_or_default() >= self.policy.publish_lead;
+        if !(due && ready) {
+            return Ok(());
+        }
+        match self.rotate(db, false).await {
+            Err(KeyError::Raced) => self.refresh(db).await,
+            other => other,
+        }
+    }
+
+    /// Signs `claims` with the active key.
+    pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> anyhow::Result<String> {
+        self.snapshot.load().active.sign(typ, claims)
+    }
+
+    /// The kid of the key that signs now.
+    pub fn active_kid(&self) -> String {
+        self.snapshot.load().active.kid().to_owned()
+    }
+
+    /// The JWK Set as JSON: the published keys' public members only.
+    pub fn jwks(&self) -> Arc<[u8]> {
+        self.snapshot.load().jwks.clone()
+    }
+
+    /// Every key this replica knows of, published or not.
+    pub fn list(&self) -> Vec<KeyInfo> {
+        self.snapshot.load().keys.clone()
+    }
+
+    fn live_keys(&self) -> Result<(KeyInfo, KeyInfo), KeyError> {
+        let snapshot = self.snapshot.load();
+        let find = |state| snapshot.keys.iter().find(|k| k.state == state).cloned();
+        let active = find(KeyState::Active).ok_or(KeyError::Missing("active"))?;
+        let next = find(KeyState::Next).ok_or(KeyError::Missing("next"))?;
+        Ok((active, next))
+    }
+}
+
+/// Key metadata as listed from storage, for `castellan keys list` (no master key needed).
+pub async fn list_stored(db: &Db, policy: &KeyPolicy) -> Result<Vec<KeyInfo>, KeyError> {
+    let rows = store::keys::list(db).await?;
+    rows.iter().map(|row| key_info(row, policy)).collect()
+}
+
+async fn generate_sealed(
+    master: &MasterKey,
+    state: KeyState,
+    now: DateTime<Utc>,
+) -> Result<StoredKey, KeyError> {
+    let key = tokio::task::spawn_blocking(|| jwk::generate(Algorithm::RS256))
+        .await
+        .map_err(anyhow::Error::from)??;
+    let sealed = master.seal(key.kid.as_bytes(), &key.pkcs8)?;
+    Ok(StoredKey {
+        kid: key.kid,
+        alg: key.alg.as_str().to_owned(),
+        state: state.as_str().to_owned(),
+        public_jwk: serde_json::to_string(&key.public).map_err(anyhow::Error::from)?,
+        sealed_private_key: sealed,
+        created_at: now,
+        activated_at: (state == KeyState::Active).then_some(now),
+        retired_at: None,
+    })
+}
+
+fn key_info(row: &StoredKey, policy: &KeyPolicy) -> Result<KeyInfo, KeyError> {
+    let corrupt = |what| anyhow::anyhow!("signing key {} has an invalid {what}", row.kid);
+    let retention = chrono::Duration::from_std(policy.retention).map_err(anyhow::Error::from)?;
+    Ok(KeyInfo {
+        kid: row.kid.clone(),
+        alg: Algorithm::parse(&row.alg).ok_or_else(|| corrupt("alg"))?,
+        state: KeyState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+        created_at: row.created_at,
+        activated_at: row.activated_at,
+        retired_at: row.retired_at,
+        published_until: row.retired_at.map(|t| t + retention),
+        public: serde_json::from_str(&row.public_jwk).map_err(|_| corrupt("public key"))?,
+    })
+}
+
+async fn load(
+    db: &Db,
+    master: &MasterKey,
+    policy: &KeyPolicy,
+    previous: Option<&Snapshot>,
+) -> Result<Snapshot, KeyError> {
+    let rows = store::keys::list(db).await?;
+    let now = Utc::now();
+    let mut keys = Vec::with_capacity(rows.len());
+    let mut signers = HashMap::new();
+    for row in &rows {
+        let info = key_info(row, policy)?;
+        if info.published_until.is_some_and(|until| until <= now) {
+            continue;
+        }
+        if info.state != KeyState::Retired {
+            let cached = previous.and_then(|p| p.signers.get(&row.kid).cloned());
+            let signer = match cached {
+                Some(signer) => signer,
+                None => Arc::new(open_signer(master, row, info.alg)?),
+            };
+            signers.insert(row.kid.clone(), signer);
+        }
+        keys.push(info);
+    }
+    // Newest first within each state: active, then next, then retired.
+    keys.sort_by_key(|k| {
+        let rank = match k.state {
+            KeyState::Active => 0,
+            KeyState::Next => 1,
+            KeyState::Retired => 2,
+        };
+        (rank, std::cmp::Reverse(k.created_at))
+    });
+    let active_kid = &keys.first().filter(|k| k.state == KeyState::Active).ok_or(KeyError::Missing("active"))?.kid;
+    let active = signers.get(active_kid).cloned().ok_or(KeyError::Missing("active"))?;
+    let jwks = jwks_json(&keys)?;
+    Ok(Snapshot { keys, active, signers, jwks })
+}
+
+fn open_signer(master: &MasterKey, row: &StoredKey, alg: Algorithm) -> Result<Signer, KeyError> {
+    let pkcs8 = master
+        .open(row.kid.as_bytes(), &row.sealed_private_key)
+        .map_err(|_| KeyError::WrongMasterKey { kid: row.kid.clone() })?;
+    Ok(Signer::from_pkcs8(row.kid.clone(), alg, &pkcs8)?)
+}
+
+/// One JWK of the published set (RFC 7517 §4): public members only.
+#[derive(Serialize)]
+struct PublishedJwk<'a> {
+    kty: &'static str,
+    #[serde(rename = "use")]
+    use_: &'static str,
+    alg: &'static str,
+    kid: &'a str,
+    n: &'a str,
+    e: &'a str,
+}
+
+fn jwks_json(keys: &[KeyInfo]) -> anyhow::Result<Arc<[u8]>> {
+    let published: Vec<_> = keys
+        .iter()
+        .map(|k| PublishedJwk {
+            kty: "RSA",
+            use_: "sig",
+            alg: k.alg.as_str(),
+            kid: &k.kid,
+            n: &k.public.n,
+            e: &k.public.e,
+        })
+        .collect();
+    Ok(serde_json::to_vec(&serde_json::json!({ "keys": published }))?.into())
+}

@@ -1,0 +1,159 @@
+//! The master key: loads or creates it, and seals private keys at rest with AES-256-GCM (SPEC §7).
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use secrecy::{ExposeSecret, SecretString};
+use secrecy::zeroize::Zeroizing;
+
+const KEY_LEN: usize = 32;
+const FILE_NAME: &str = "master.key";
+
+/// The key that seals every private signing key stored in the database.
+pub struct MasterKey {
+    key: RandomizedNonceKey,
+}
+
+/// Sealed data that this master key cannot open: a wrong key, or altered data.
+#[derive(Debug, thiserror::Error)]
+#[error("the master key does not open this data")]
+pub struct WrongMasterKey;
+
+impl MasterKey {
+    /// Uses `CASTELLAN_MASTER_KEY` when given, else `keys_dir/master.key`,
+    /// creating the folder and a new random key (mode 0600) on first start.
+    pub fn load_or_create(
+        configured: Option<&SecretString>,
+        keys_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        match configured {
+            Some(encoded) => Self::decode(encoded.expose_secret())
+                .context("invalid CASTELLAN_MASTER_KEY: expected base64 of 32 bytes"),
+            None => Self::from_file(keys_dir),
+        }
+    }
+
+    fn from_file(keys_dir: &Path) -> anyhow::Result<Self> {
+        if !keys_dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(keys_dir)
+                .with_context(|| format!("cannot create the keys folder {}", keys_dir.display()))?;
+        }
+        let path = keys_dir.join(FILE_NAME);
+        match Self::create_file(&path) {
+            Ok(key) => return Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot write {}", path.display())),
+        }
+        let text = Zeroizing::new(
+            fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?,
+        );
+        if let Ok(meta) = fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "the master key file is readable by others; chmod 600 it");
+        }
+        Self::decode(text.trim()).with_context(|| {
+            format!("invalid master key in {}: expected base64 of 32 bytes", path.display())
+        })
+    }
+
+    /// Creates the file exclusively, so two processes starting at once agree on one key.
+    fn create_file(path: &PathBuf) -> std::io::Result<Self> {
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        SystemRandom::new()
+            .fill(bytes.as_mut())
+            .map_err(|_| std::io::Error::other("the OS random source failed"))?;
+        let encoded = Zeroizing::new(STANDARD.encode(bytes.as_ref()));
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        file.write_all(encoded.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        tracing::info!(path = %path.display(), "created a new master key");
+        Self::from_bytes(bytes.as_ref()).map_err(std::io::Error::other)
+    }
+
+    fn decode(encoded: &str) -> anyhow::Result<Self> {
+        let bytes = Zeroizing::new(STANDARD.decode(encoded.trim()).context("not base64")?);
+        Self::from_bytes(&bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> anyhow::Result<Self> {
+        if bytes.len() != KEY_LEN {
+            bail!("the key is {} bytes, not {KEY_LEN}", bytes.len());
+        }
+        let key = RandomizedNonceKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| anyhow::anyhow!("AES-256-GCM rejected the key"))?;
+        Ok(Self { key })
+    }
+
+    /// Seals `plaintext`, bound to `context` (e.g. the kid), as nonce ‖ ciphertext ‖ tag.
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut in_out = plaintext.to_vec();
+        let nonce = self
+            .key
+            .seal_in_place_append_tag(Aad::from(context), &mut in_out)
+            .map_err(|_| anyhow::anyhow!("AES-256-GCM sealing failed"))?;
+        let mut sealed = Vec::with_capacity(NONCE_LEN + in_out.len());
+        sealed.extend_from_slice(nonce.as_ref());
+        sealed.extend_from_slice(&in_out);
+        Ok(sealed)
+    }
+
+    /// Opens what [`MasterKey::seal`] made with the same `context`.
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, WrongMasterKey> {
+        if sealed.len() < NONCE_LEN {
+            return Err(WrongMasterKey);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| WrongMasterKey)?;
+        let mut in_out = Zeroizing::new(ciphertext.to_vec());
+        let plaintext_len = self
+            .key
+            .open_in_place(nonce, Aad::from(context), in_out.as_mut_slice())
+            .map_err(|_| WrongMasterKey)?
+            .len();
+        in_out.truncate(plaintext_len);
+        Ok(in_out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> MasterKey {
+        MasterKey::from_bytes(&[byte; KEY_LEN]).expect("32-byte key")
+    }
+
+    #[test]
+    fn sealed_data_opens_with_the_same_key_and_context() {
+        let sealed = key(1).seal(b"kid-1", b"secret").expect("seal");
+        assert_eq!(key(1).open(b"kid-1", &sealed).expect("open").as_slice(), b"secret");
+    }
+
+    #[test]
+    fn sealed_data_does_not_open_with_another_key_or_context() {
+        let sealed = key(1).seal(b"kid-1", b"secret").expect("seal");
+        assert!(key(2).open(b"kid-1", &sealed).is_err());
+        assert!(key(1).open(b"kid-2", &sealed).is_err());
+    }
+
+    #[test]
+    fn a_short_key_is_refused() {
+        assert!(MasterKey::decode(&STANDARD.encode([0u8; 16])).is_err());
+    }
+}

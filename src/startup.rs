@@ -1,0 +1,159 @@
+//! `Application::build`: connects, migrates, loads the key ring, binds and serves. Used by
+//! `main` and by the tests alike.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, middleware, web};
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+use crate::config::{Issuer, Settings};
+use crate::oauth::discovery::Metadata;
+use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
+use crate::oauth::master_key::MasterKey;
+use crate::store::{self, Db};
+use crate::telemetry::{self, Metrics};
+use crate::routes;
+
+/// What every handler shares, built once.
+pub struct AppState {
+    pub settings: Settings,
+    pub issuer: Issuer,
+    pub db: Db,
+    pub keys: Arc<Keys>,
+    /// The metadata document, serialized once.
+    pub discovery: Vec<u8>,
+    /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    state: web::Data<AppState>,
+    background: JoinHandle<()>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
+        store::migrate(&settings).await.context("cannot migrate the database")?;
+        let db = store::connect(&settings).await.context("cannot connect to the database")?;
+        let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
+
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let address = listener.local_addr()?;
+        let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
+        let discovery = serde_json::to_vec(&Metadata::new(&issuer))?;
+
+        let state = web::Data::new(AppState {
+            issuer,
+            db,
+            keys,
+            discovery,
+            draining: Arc::new(AtomicBool::new(false)),
+            settings,
+        });
+        let metrics = web::Data::new(Metrics::new()?);
+        let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
+        let server = {
+            let state = state.clone();
+            HttpServer::new(move || {
+                App::new()
+                    .wrap(middleware::from_fn(telemetry::observe))
+                    .app_data(state.clone())
+                    .app_data(metrics.clone())
+                    .configure(routes::configure)
+            })
+            .disable_signals()
+            .shutdown_timeout(shutdown_timeout)
+            .listen(listener)?
+            .run()
+        };
+        let background = tokio::spawn(sync_shared_state(state.clone()));
+        Ok(Self { server, address, state, background })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn issuer(&self) -> &Issuer {
+        &self.state.issuer
+    }
+
+    /// The key ring this server signs with.
+    pub fn keys(&self) -> Arc<Keys> {
+        self.state.keys.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops accepting, lets in-flight requests
+    /// finish (readiness reports 503 meanwhile) and returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        tracing::info!(address = %self.address, issuer = %self.state.issuer, "listening");
+        let handle = self.server.handle();
+        let draining = self.state.draining.clone();
+        let signals = tokio::spawn(async move {
+            wait_for_termination().await;
+            tracing::info!("shutting down: draining in-flight requests");
+            draining.store(true, Ordering::Relaxed);
+            handle.stop(true).await;
+        });
+        let served = self.server.await;
+        signals.abort();
+        self.background.abort();
+        self.state.db.clone().close().await.ok();
+        tracing::info!("stopped");
+        served
+    }
+}
+
+pub(crate) fn key_policy(settings: &Settings) -> KeyPolicy {
+    KeyPolicy {
+        rotation_period: settings.key_rotation_period,
+        retention: settings.max_token_lifetime + LEEWAY,
+        publish_lead: settings.jwks_max_age + settings.sync_interval,
+    }
+}
+
+/// Re-reads the key ring every sync interval (so a rotation made anywhere reaches this
+/// replica in time) and rotates when a key has signed for a whole period.
+async fn sync_shared_state(state: web::Data<AppState>) {
+    let mut tick = tokio::time::interval(state.settings.sync_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = state.keys.refresh(&state.db).await {
+            tracing::warn!(error = %e, "cannot refresh the key ring");
+            continue;
+        }
+        if let Err(e) = state.keys.rotate_if_due(&state.db).await {
+            tracing::warn!(error = %e, "scheduled key rotation failed");
+        }
+    }
+}
+
+async fn wait_for_termination() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

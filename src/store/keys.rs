@@ -1,0 +1,114 @@
+//! Rows of the key ring: listing, inserting, and the rotation transaction.
+
+use chrono::{DateTime, Utc};
+use entity::signing_key::{self, Entity as SigningKeys};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    TransactionSession, TransactionTrait,
+};
+
+/// A key as stored: the private part still sealed under the master key.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub state: String,
+    pub public_jwk: String,
+    pub sealed_private_key: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl From<signing_key::Model> for StoredKey {
+    fn from(m: signing_key::Model) -> Self {
+        Self {
+            kid: m.kid,
+            alg: m.alg,
+            state: m.state,
+            public_jwk: m.public_jwk,
+            sealed_private_key: m.private_key,
+            created_at: m.created_at,
+            activated_at: m.activated_at,
+            retired_at: m.retired_at,
+        }
+    }
+}
+
+/// Every key, oldest first.
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<StoredKey>, DbErr> {
+    let rows = SigningKeys::find().order_by_asc(signing_key::Column::CreatedAt).all(db).await?;
+    Ok(rows.into_iter().map(StoredKey::from).collect())
+}
+
+/// Inserts a key; `Ok(false)` when another writer already holds that state for the
+/// algorithm (the partial unique index refused it).
+pub async fn insert(db: &impl ConnectionTrait, key: StoredKey) -> Result<bool, DbErr> {
+    let row = signing_key::ActiveModel {
+        kid: Set(key.kid),
+        alg: Set(key.alg),
+        state: Set(key.state),
+        public_jwk: Set(key.public_jwk),
+        private_key: Set(key.sealed_private_key),
+        created_at: Set(key.created_at),
+        activated_at: Set(key.activated_at),
+        retired_at: Set(key.retired_at),
+    };
+    match SigningKeys::insert(row).exec(db).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Why a rotation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error("the key ring changed under this rotation (another replica rotated)")]
+    Raced,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// Retires `active`, activates `next` and stores `new_next`, in one transaction. Each step
+/// is conditional on the state it expects, so of two concurrent rotations one wins.
+pub async fn rotate(
+    db: &impl TransactionTrait,
+    active: &str,
+    next: &str,
+    new_next: StoredKey,
+    now: DateTime<Utc>,
+) -> Result<(), RotateError> {
+    let txn = db.begin().await?;
+    // Retire first: the partial unique index allows one `active` key per algorithm.
+    let retired = SigningKeys::update_many()
+        .col_expr(signing_key::Column::State, Expr::value("retired"))
+        .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
+        .filter(signing_key::Column::Kid.eq(active))
+        .filter(signing_key::Column::State.eq("active"))
+        .exec(&txn)
+        .await?;
+    let activated = SigningKeys::update_many()
+        .col_expr(signing_key::Column::State, Expr::value("active"))
+        .col_expr(signing_key::Column::ActivatedAt, Expr::value(now))
+        .filter(signing_key::Column::Kid.eq(next))
+        .filter(signing_key::Column::State.eq("next"))
+        .exec(&txn)
+        .await?;
+    if retired.rows_affected != 1 || activated.rows_affected != 1 {
+        txn.rollback().await?;
+        return Err(RotateError::Raced);
+    }
+    if !insert(&txn, new_next).await? {
+        txn.rollback().await?;
+        return Err(RotateError::Raced);
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Whether the error is a unique-constraint violation, on either backend.
+fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}

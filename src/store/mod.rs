@@ -1,0 +1,99 @@
+//! Storage: the only module that imports `entity`; connects, migrates and checks the database.
+
+pub mod keys;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+
+pub use sea_orm::DatabaseConnection as Db;
+pub use sea_orm::DbErr as StoreError;
+
+/// An arbitrary constant naming the advisory lock that serializes migrations.
+const MIGRATION_LOCK: i64 = 0x4361_7374_656c_6c61;
+
+/// Opens the connection pool the server uses, with bounded waits everywhere.
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
+    let mut options = options(settings);
+    options
+        .max_connections(settings.db_max_connections)
+        .min_connections(1)
+        .acquire_timeout(settings.db_timeout)
+        // A pooled connection that has sat idle is checked before use, so a pool
+        // whose database restarted recovers without a restart of ours.
+        .test_before_acquire(false)
+        .test_before_acquire_if_idle_for(Duration::from_secs(1));
+    if settings.is_postgres() {
+        options.statement_timeout(settings.db_timeout * 2);
+    }
+    Database::connect(options).await
+}
+
+fn options(settings: &Settings) -> ConnectOptions {
+    let mut options = ConnectOptions::new(settings.database_url.expose_secret().to_owned());
+    let busy_timeout = settings.db_timeout;
+    options
+        .connect_timeout(settings.db_timeout)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(busy_timeout)
+                .foreign_keys(true)
+        });
+    options
+}
+
+/// Applies pending migrations on one dedicated connection, holding a Postgres advisory
+/// lock so that replicas starting together on an empty database take turns.
+pub async fn migrate(settings: &Settings) -> Result<(), DbErr> {
+    let mut options = options(settings);
+    options.max_connections(1).min_connections(1).acquire_timeout(Duration::from_secs(60));
+    let connection = Database::connect(options).await?;
+    let postgres = settings.is_postgres();
+    if postgres {
+        connection
+            .execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+            .await?;
+    }
+    let applied = Migrator::up(&connection, None).await;
+    if postgres {
+        // Closing the session would release the lock too; unlock explicitly all the same.
+        let _ = connection
+            .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+            .await;
+    }
+    let _ = connection.close().await;
+    applied
+}
+
+/// Why the database cannot serve requests right now.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("{0} migration(s) pending")]
+    MigrationsPending(usize),
+    #[error("database unavailable: {0}")]
+    Unavailable(#[from] DbErr),
+    #[error("database timed out")]
+    TimedOut,
+}
+
+/// Readiness: the schema is current and the database takes writes (a no-op write, so a
+/// read-only standby or a database locked by another writer counts as not ready).
+pub async fn check_ready(db: &DatabaseConnection, timeout: Duration) -> Result<(), NotReady> {
+    let check = async {
+        let pending = Migrator::get_pending_migrations_read_only(db).await?.len();
+        if pending > 0 {
+            return Err(NotReady::MigrationsPending(pending));
+        }
+        db.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 1 = 0")
+            .await?;
+        Ok(())
+    };
+    tokio::time::timeout(timeout, check).await.map_err(|_| NotReady::TimedOut)?
+}
