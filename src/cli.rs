@@ -12,7 +12,11 @@ use crate::startup::Application;
 use crate::{store, telemetry};
 
 #[derive(Debug, Parser)]
-#[command(name = "castellan", version, about = "An OAuth 2.1 / OpenID Connect authorization server")]
+#[command(
+    name = "castellan",
+    version,
+    about = "An OAuth 2.1 / OpenID Connect authorization server"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: SettingsArgs,
@@ -52,7 +56,12 @@ pub struct SettingsArgs {
     #[arg(long, env = "CASTELLAN_ISSUER", global = true)]
     issuer: Option<String>,
     /// Listen address (port 0 picks a free port)
-    #[arg(long, env = "CASTELLAN_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     bind: String,
     /// SQLite or Postgres URL
     #[arg(
@@ -64,68 +73,130 @@ pub struct SettingsArgs {
     )]
     database_url: String,
     /// Folder of the master key file
-    #[arg(long, env = "CASTELLAN_KEYS_DIR", default_value = "keys", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_KEYS_DIR",
+        default_value = "keys",
+        global = true
+    )]
     keys_dir: PathBuf,
     /// Master key (base64, 32 bytes); overrides the file. Prefer the variable to the flag.
-    #[arg(long, env = "CASTELLAN_MASTER_KEY", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_MASTER_KEY",
+        hide_env_values = true,
+        global = true
+    )]
     master_key: Option<String>,
     /// Tracing filter
-    #[arg(long = "log", env = "CASTELLAN_LOG", default_value = "info", global = true)]
+    #[arg(
+        long = "log",
+        env = "CASTELLAN_LOG",
+        default_value = "info",
+        global = true
+    )]
     log: String,
     /// Log format: human or json
-    #[arg(long, env = "CASTELLAN_LOG_FORMAT", default_value = "human", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_LOG_FORMAT",
+        default_value = "human",
+        global = true
+    )]
     log_format: String,
     /// How long a signing key signs before the next takes over
-    #[arg(long, env = "CASTELLAN_KEY_ROTATION_PERIOD", default_value = "30d", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_KEY_ROTATION_PERIOD",
+        default_value = "30d",
+        global = true
+    )]
     key_rotation_period: String,
     /// Longest lifetime of any signed token; retired keys stay published this long
-    #[arg(long, env = "CASTELLAN_MAX_TOKEN_LIFETIME", default_value = "1h", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_MAX_TOKEN_LIFETIME",
+        default_value = "1h",
+        global = true
+    )]
     max_token_lifetime: String,
     /// Cache-Control max-age of the JWKS (at most 300s)
-    #[arg(long, env = "CASTELLAN_JWKS_MAX_AGE", default_value = "300s", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_JWKS_MAX_AGE",
+        default_value = "300s",
+        global = true
+    )]
     jwks_max_age: String,
     /// How often each replica re-reads shared state (at most 5s)
-    #[arg(long, env = "CASTELLAN_SYNC_INTERVAL", default_value = "2s", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_SYNC_INTERVAL",
+        default_value = "2s",
+        global = true
+    )]
     sync_interval: String,
     /// Database connection pool size
-    #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", default_value = "16", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_DB_MAX_CONNECTIONS",
+        default_value = "16",
+        global = true
+    )]
     db_max_connections: String,
     /// Bound on waiting for a database connection or statement
-    #[arg(long, env = "CASTELLAN_DB_TIMEOUT", default_value = "3s", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_DB_TIMEOUT",
+        default_value = "3s",
+        global = true
+    )]
     db_timeout: String,
     /// How long SIGTERM waits for in-flight requests
-    #[arg(long, env = "CASTELLAN_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
+    #[arg(
+        long,
+        env = "CASTELLAN_SHUTDOWN_TIMEOUT",
+        default_value = "30s",
+        global = true
+    )]
     shutdown_timeout: String,
 }
 
 impl SettingsArgs {
     /// Types and validates every setting; an error names the variable at fault.
     pub fn into_settings(self) -> Result<Settings, SettingsError> {
-        let duration = |name, value: &str| {
-            parse_duration(value).map_err(|e| SettingsError::new(name, e))
-        };
+        let duration =
+            |name, value: &str| parse_duration(value).map_err(|e| SettingsError::new(name, e));
         let issuer = match self.issuer.as_deref() {
             None | Some("") => None,
             Some(value) => {
                 Some(Issuer::parse(value).map_err(|e| SettingsError::new("CASTELLAN_ISSUER", e))?)
             }
         };
-        let bind = self
-            .bind
-            .parse()
-            .map_err(|_| SettingsError::new("CASTELLAN_BIND", "expected IP:PORT, e.g. 127.0.0.1:8080"))?;
+        let bind = self.bind.parse().map_err(|_| {
+            SettingsError::new("CASTELLAN_BIND", "expected IP:PORT, e.g. 127.0.0.1:8080")
+        })?;
         let database_url = self.database_url;
-        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
             return Err(SettingsError::new(
                 "DATABASE_URL",
                 "expected a sqlite:// or postgres:// URL",
             ));
         }
-        telemetry::validate_filter(&self.log).map_err(|e| SettingsError::new("CASTELLAN_LOG", e))?;
+        telemetry::validate_filter(&self.log)
+            .map_err(|e| SettingsError::new("CASTELLAN_LOG", e))?;
         let log_format = match self.log_format.as_str() {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
-            _ => return Err(SettingsError::new("CASTELLAN_LOG_FORMAT", "expected human or json")),
+            _ => {
+                return Err(SettingsError::new(
+                    "CASTELLAN_LOG_FORMAT",
+                    "expected human or json",
+                ));
+            }
         };
         let settings = Settings {
             issuer,
@@ -135,7 +206,10 @@ impl SettingsArgs {
             master_key: self.master_key.map(SecretString::from),
             log_filter: self.log,
             log_format,
-            key_rotation_period: duration("CASTELLAN_KEY_ROTATION_PERIOD", &self.key_rotation_period)?,
+            key_rotation_period: duration(
+                "CASTELLAN_KEY_ROTATION_PERIOD",
+                &self.key_rotation_period,
+            )?,
             max_token_lifetime: duration("CASTELLAN_MAX_TOKEN_LIFETIME", &self.max_token_lifetime)?,
             jwks_max_age: duration("CASTELLAN_JWKS_MAX_AGE", &self.jwks_max_age)?,
             sync_interval: duration("CASTELLAN_SYNC_INTERVAL", &self.sync_interval)?,
@@ -153,7 +227,12 @@ impl SettingsArgs {
 /// Runs one command to completion.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve => Application::build(settings).await?.run_until_stopped().await?,
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
         Command::Migrate => {
             store::migrate(&settings).await?;
             tracing::info!("migrations applied");
@@ -169,7 +248,8 @@ async fn keys(action: KeysCommand, settings: Settings) -> anyhow::Result<()> {
     let policy = crate::startup::key_policy(&settings);
     match action {
         KeysCommand::Rotate { force } => {
-            let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
+            let master =
+                MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
             let keys = Keys::bootstrap(&db, master, policy).await?;
             keys.rotate(&db, force).await.map_err(|e| match e {
                 KeyError::NextTooNew(_) => anyhow::anyhow!("{e} (castellan keys rotate --force)"),
@@ -179,7 +259,10 @@ async fn keys(action: KeysCommand, settings: Settings) -> anyhow::Result<()> {
         }
         KeysCommand::List => {
             let listed = keyring::list_stored(&db, &policy).await?;
-            println!("{:<44} {:<6} {:<8} {:<26} {:<26} RETIRED", "KID", "ALG", "STATE", "CREATED", "ACTIVATED");
+            println!(
+                "{:<44} {:<6} {:<8} {:<26} {:<26} RETIRED",
+                "KID", "ALG", "STATE", "CREATED", "ACTIVATED"
+            );
             for key in listed {
                 let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
                     t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))

@@ -62,7 +62,10 @@ impl Settings {
     /// Checks the relations between settings that no single parser can see.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.jwks_max_age > JWKS_MAX_AGE_LIMIT {
-            return Err(SettingsError::new("CASTELLAN_JWKS_MAX_AGE", "must be at most 300s"));
+            return Err(SettingsError::new(
+                "CASTELLAN_JWKS_MAX_AGE",
+                "must be at most 300s",
+            ));
         }
         if self.sync_interval.is_zero() || self.sync_interval > SYNC_INTERVAL_LIMIT {
             return Err(SettingsError::new(
@@ -78,13 +81,22 @@ impl Settings {
             ));
         }
         if self.max_token_lifetime.is_zero() {
-            return Err(SettingsError::new("CASTELLAN_MAX_TOKEN_LIFETIME", "must be positive"));
+            return Err(SettingsError::new(
+                "CASTELLAN_MAX_TOKEN_LIFETIME",
+                "must be positive",
+            ));
         }
         if self.db_max_connections == 0 {
-            return Err(SettingsError::new("CASTELLAN_DB_MAX_CONNECTIONS", "must be at least 1"));
+            return Err(SettingsError::new(
+                "CASTELLAN_DB_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
         }
         if self.db_timeout.is_zero() {
-            return Err(SettingsError::new("CASTELLAN_DB_TIMEOUT", "must be positive"));
+            return Err(SettingsError::new(
+                "CASTELLAN_DB_TIMEOUT",
+                "must be positive",
+            ));
         }
         Ok(())
     }
@@ -107,7 +119,10 @@ pub struct SettingsError {
 
 impl SettingsError {
     pub fn new(name: &'static str, reason: impl Into<String>) -> Self {
-        Self { name, reason: reason.into() }
+        Self {
+            name,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -178,7 +193,10 @@ mod tests {
     fn issuer_keeps_its_exact_bytes() {
         let issuer = Issuer::parse("https://id.example.com/tenant-a").expect("valid issuer");
         assert_eq!(issuer.as_str(), "https://id.example.com/tenant-a");
-        assert_eq!(issuer.endpoint("/jwks"), "https://id.example.com/tenant-a/jwks");
+        assert_eq!(
+            issuer.endpoint("/jwks"),
+            "https://id.example.com/tenant-a/jwks"
+        );
     }
 
     #[test]

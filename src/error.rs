@@ -40,7 +40,10 @@ impl ResponseError for ApiError {
                 error: "invalid_request",
                 error_description: description,
             },
-            Self::NotFound => ErrorBody { error: "not_found", error_description: "no such endpoint" },
+            Self::NotFound => ErrorBody {
+                error: "not_found",
+                error_description: "no such endpoint",
+            },
             Self::MethodNotAllowed => ErrorBody {
                 error: "method_not_allowed",
                 error_description: "this endpoint does not answer that method",

@@ -14,9 +14,9 @@ use crate::config::{Issuer, Settings};
 use crate::oauth::discovery::Metadata;
 use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
+use crate::routes;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
-use crate::routes;
 
 /// What every handler shares, built once.
 pub struct AppState {
@@ -42,14 +42,21 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
-        store::migrate(&settings).await.context("cannot migrate the database")?;
-        let db = store::connect(&settings).await.context("cannot connect to the database")?;
+        store::migrate(&settings)
+            .await
+            .context("cannot migrate the database")?;
+        let db = store::connect(&settings)
+            .await
+            .context("cannot connect to the database")?;
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
-        let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
+        let issuer = settings
+            .issuer
+            .clone()
+            .unwrap_or_else(|| Issuer::from_bound_address(address));
         let discovery = serde_json::to_vec(&Metadata::new(&issuer))?;
 
         let state = web::Data::new(AppState {
@@ -77,7 +84,12 @@ impl Application {
             .run()
         };
         let background = tokio::spawn(sync_shared_state(state.clone()));
-        Ok(Self { server, address, state, background })
+        Ok(Self {
+            server,
+            address,
+            state,
+            background,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -121,7 +133,7 @@ impl Application {
 pub(crate) fn key_policy(settings: &Settings) -> KeyPolicy {
     KeyPolicy {
         rotation_period: settings.key_rotation_period,
-        retention: settings.max_token_lifetime + LEEWAY,
+        retention: settings.max_token_lifetime + settings.sync_interval + LEEWAY,
         publish_lead: settings.jwks_max_age + settings.sync_interval,
     }
 }

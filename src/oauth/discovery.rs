@@ -14,6 +14,9 @@ pub struct Metadata {
 
 impl Metadata {
     pub fn new(issuer: &Issuer) -> Self {
-        Self { issuer: issuer.as_str().to_owned(), jwks_uri: issuer.endpoint("/jwks") }
+        Self {
+            issuer: issuer.as_str().to_owned(),
+            jwks_uri: issuer.endpoint("/jwks"),
+        }
     }
 }

@@ -92,7 +92,10 @@ mod tests {
             .into(),
             e: "AQAB".into(),
         };
-        assert_eq!(jwk.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            jwk.thumbprint(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]
@@ -100,7 +103,9 @@ mod tests {
         let first = generate(Algorithm::RS256).expect("key");
         let second = generate(Algorithm::RS256).expect("key");
         assert_ne!(first.kid, second.kid);
-        let modulus = URL_SAFE_NO_PAD.decode(&first.public.n).expect("base64url n");
+        let modulus = URL_SAFE_NO_PAD
+            .decode(&first.public.n)
+            .expect("base64url n");
         assert_eq!(modulus.len() * 8, RSA_BITS);
         assert_eq!(first.public.e, "AQAB");
     }

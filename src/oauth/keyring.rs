@@ -22,7 +22,8 @@ pub const LEEWAY: Duration = Duration::from_secs(5);
 pub struct KeyPolicy {
     /// How long a key signs before the next one takes over.
     pub rotation_period: Duration,
-    /// How long a retired key stays published: the longest token lifetime plus leeway.
+    /// How long a retired key stays published: the longest token lifetime, plus the time
+    /// other replicas may still sign with it before they see the rotation, plus leeway.
     pub retention: Duration,
     /// How long a next key must have been published before it may sign: every replica
     /// has loaded it and every JWKS cache has expired.
@@ -123,14 +124,20 @@ pub struct Keys {
 impl Keys {
     /// Makes sure an active and a next key exist (creating them on an empty database,
     /// whichever replica wins), then loads the ring. Fails if the master key is wrong.
-    pub async fn bootstrap(db: &Db, master: MasterKey, policy: KeyPolicy) -> Result<Self, KeyError> {
+    pub async fn bootstrap(
+        db: &Db,
+        master: MasterKey,
+        policy: KeyPolicy,
+    ) -> Result<Self, KeyError> {
         let existing = store::keys::list(db).await?;
         let has = |state: &str| existing.iter().any(|k| k.state == state);
         // Check the master key before adding keys sealed under it.
         if let Some(key) = existing.iter().find(|k| k.state != "retired") {
-            master.open(key.kid.as_bytes(), &key.sealed_private_key).map_err(|_| {
-                KeyError::WrongMasterKey { kid: key.kid.clone() }
-            })?;
+            master
+                .open(key.kid.as_bytes(), &key.sealed_private_key)
+                .map_err(|_| KeyError::WrongMasterKey {
+                    kid: key.kid.clone(),
+                })?;
         }
         let now = Utc::now();
         if !has("active") {
@@ -142,7 +149,11 @@ impl Keys {
             store::keys::insert(db, key).await?;
         }
         let snapshot = load(db, &master, &policy, None).await?;
-        Ok(Self { snapshot: ArcSwap::from_pointee(snapshot), master, policy })
+        Ok(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            master,
+            policy,
+        })
     }
 
     /// Re-reads the ring from the database; only keys new to this replica are decrypted.
@@ -157,14 +168,16 @@ impl Keys {
     /// Unless forced, refuses while the next key may still be missing from JWKS caches.
     pub async fn rotate(&self, db: &Db, force: bool) -> Result<(), KeyError> {
         self.refresh(db).await?;
-        let now = Utc::now();
         let (active, next) = self.live_keys()?;
-        let published_for = (now - next.created_at).to_std().unwrap_or_default();
+        let published_for = (Utc::now() - next.created_at).to_std().unwrap_or_default();
         if !force && published_for < self.policy.publish_lead {
             let remaining = self.policy.publish_lead - published_for;
             return Err(KeyError::NextTooNew(remaining.as_secs() + 1));
         }
-        let new_next = generate_sealed(&self.master, KeyState::Next, now).await?;
+        let mut new_next = generate_sealed(&self.master, KeyState::Next, Utc::now()).await?;
+        // Timestamped after the slow key generation, right before the switch.
+        let now = Utc::now();
+        new_next.created_at = now;
         store::keys::rotate(db, &active.kid, &next.kid, new_next, now).await?;
         tracing::info!(retired = %active.kid, activated = %next.kid, "rotated the signing key");
         self.refresh(db).await
@@ -177,7 +190,8 @@ impl Keys {
         let now = Utc::now();
         let signing_since = active.activated_at.unwrap_or(active.created_at);
         let due = (now - signing_since).to_std().unwrap_or_default() >= self.policy.rotation_period;
-        let ready = (now - next.created_at).to_std().unwrap_or_default() >= self.policy.publish_lead;
+        let ready =
+            (now - next.created_at).to_std().unwrap_or_default() >= self.policy.publish_lead;
         if !(due && ready) {
             return Ok(());
         }
@@ -292,16 +306,30 @@ async fn load(
         };
         (rank, std::cmp::Reverse(k.created_at))
     });
-    let active_kid = &keys.first().filter(|k| k.state == KeyState::Active).ok_or(KeyError::Missing("active"))?.kid;
-    let active = signers.get(active_kid).cloned().ok_or(KeyError::Missing("active"))?;
+    let active_kid = &keys
+        .first()
+        .filter(|k| k.state == KeyState::Active)
+        .ok_or(KeyError::Missing("active"))?
+        .kid;
+    let active = signers
+        .get(active_kid)
+        .cloned()
+        .ok_or(KeyError::Missing("active"))?;
     let jwks = jwks_json(&keys)?;
-    Ok(Snapshot { keys, active, signers, jwks })
+    Ok(Snapshot {
+        keys,
+        active,
+        signers,
+        jwks,
+    })
 }
 
 fn open_signer(master: &MasterKey, row: &StoredKey, alg: Algorithm) -> Result<Signer, KeyError> {
     let pkcs8 = master
         .open(row.kid.as_bytes(), &row.sealed_private_key)
-        .map_err(|_| KeyError::WrongMasterKey { kid: row.kid.clone() })?;
+        .map_err(|_| KeyError::WrongMasterKey {
+            kid: row.kid.clone(),
+        })?;
     Ok(Signer::from_pkcs8(row.kid.clone(), alg, &pkcs8)?)
 }
 

@@ -10,8 +10,8 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use secrecy::{ExposeSecret, SecretString};
 use secrecy::zeroize::Zeroizing;
+use secrecy::{ExposeSecret, SecretString};
 
 const KEY_LEN: usize = 32;
 const FILE_NAME: &str = "master.key";
@@ -63,7 +63,10 @@ impl MasterKey {
             tracing::warn!(path = %path.display(), "the master key file is readable by others; chmod 600 it");
         }
         Self::decode(text.trim()).with_context(|| {
-            format!("invalid master key in {}: expected base64 of 32 bytes", path.display())
+            format!(
+                "invalid master key in {}: expected base64 of 32 bytes",
+                path.display()
+            )
         })
     }
 
@@ -114,7 +117,11 @@ impl MasterKey {
     }
 
     /// Opens what [`MasterKey::seal`] made with the same `context`.
-    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, WrongMasterKey> {
+    pub fn open(
+        &self,
+        context: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, WrongMasterKey> {
         if sealed.len() < NONCE_LEN {
             return Err(WrongMasterKey);
         }
@@ -142,7 +149,10 @@ mod tests {
     #[test]
     fn sealed_data_opens_with_the_same_key_and_context() {
         let sealed = key(1).seal(b"kid-1", b"secret").expect("seal");
-        assert_eq!(key(1).open(b"kid-1", &sealed).expect("open").as_slice(), b"secret");
+        assert_eq!(
+            key(1).open(b"kid-1", &sealed).expect("open").as_slice(),
+            b"secret"
+        );
     }
 
     #[test]

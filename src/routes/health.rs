@@ -11,7 +11,9 @@ use crate::store;
 
 /// The process is up and answering.
 pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({"status": "ok"}))
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"status": "ok"}))
 }
 
 /// Ready when not draining, the database answers within the timeout, takes writes, and

@@ -20,8 +20,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::QueryConfig::default().error_handler(|_, _| {
         ApiError::InvalidRequest("the query string is not valid for this endpoint").into()
     }))
-    .service(resource("/.well-known/openid-configuration", web::get().to(discovery::publish)))
-    .service(resource("/.well-known/oauth-authorization-server", web::get().to(discovery::publish)))
+    .service(resource(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery::publish),
+    ))
+    .service(resource(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(discovery::publish),
+    ))
     .service(resource("/jwks", web::get().to(jwks::publish)))
     .service(resource("/health/live", web::get().to(health::live)))
     .service(resource("/health/ready", web::get().to(health::ready)))
@@ -31,7 +37,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A resource with one route; any other method gets 405 in our JSON shape.
 fn resource(path: &str, route: Route) -> actix_web::Resource {
-    web::resource(path).route(route).default_service(web::to(method_not_allowed))
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(method_not_allowed))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -38,7 +38,10 @@ impl From<signing_key::Model> for StoredKey {
 
 /// Every key, oldest first.
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<StoredKey>, DbErr> {
-    let rows = SigningKeys::find().order_by_asc(signing_key::Column::CreatedAt).all(db).await?;
+    let rows = SigningKeys::find()
+        .order_by_asc(signing_key::Column::CreatedAt)
+        .all(db)
+        .await?;
     Ok(rows.into_iter().map(StoredKey::from).collect())
 }
 
@@ -110,5 +113,8 @@ pub async fn rotate(
 
 /// Whether the error is a unique-constraint violation, on either backend.
 fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
 }

@@ -19,7 +19,7 @@ const MIGRATION_LOCK: i64 = 0x4361_7374_656c_6c61;
 
 /// Opens the connection pool the server uses, with bounded waits everywhere.
 pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
-    let mut options = options(settings);
+    let mut options = options(settings, settings.db_timeout);
     options
         .max_connections(settings.db_max_connections)
         .min_connections(1)
@@ -34,9 +34,8 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     Database::connect(options).await
 }
 
-fn options(settings: &Settings) -> ConnectOptions {
+fn options(settings: &Settings, busy_timeout: Duration) -> ConnectOptions {
     let mut options = ConnectOptions::new(settings.database_url.expose_secret().to_owned());
-    let busy_timeout = settings.db_timeout;
     options
         .connect_timeout(settings.db_timeout)
         .sqlx_logging(false)
@@ -49,27 +48,39 @@ fn options(settings: &Settings) -> ConnectOptions {
     options
 }
 
-/// Applies pending migrations on one dedicated connection, holding a Postgres advisory
-/// lock so that replicas starting together on an empty database take turns.
+/// Applies pending migrations on one dedicated connection, holding a lock so that replicas
+/// starting together on an empty database take turns: a Postgres advisory lock, or on
+/// SQLite an exclusive transaction (which also makes the migration run atomic).
 pub async fn migrate(settings: &Settings) -> Result<(), DbErr> {
-    let mut options = options(settings);
-    options.max_connections(1).min_connections(1).acquire_timeout(Duration::from_secs(60));
+    const WAIT: Duration = Duration::from_secs(60);
+    let mut options = options(settings, WAIT);
+    options
+        .max_connections(1)
+        .min_connections(1)
+        .acquire_timeout(WAIT);
     let connection = Database::connect(options).await?;
-    let postgres = settings.is_postgres();
-    if postgres {
-        connection
-            .execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
-            .await?;
-    }
+    let (lock, unlock, abandon) = if settings.is_postgres() {
+        let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})");
+        (
+            format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
+            unlock.clone(),
+            unlock,
+        )
+    } else {
+        (
+            "BEGIN EXCLUSIVE".to_owned(),
+            "COMMIT".to_owned(),
+            "ROLLBACK".to_owned(),
+        )
+    };
+    connection.execute_unprepared(&lock).await?;
     let applied = Migrator::up(&connection, None).await;
-    if postgres {
-        // Closing the session would release the lock too; unlock explicitly all the same.
-        let _ = connection
-            .execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
-            .await;
-    }
+    let released = match &applied {
+        Ok(()) => connection.execute_unprepared(&unlock).await.map(|_| ()),
+        Err(_) => connection.execute_unprepared(&abandon).await.map(|_| ()),
+    };
     let _ = connection.close().await;
-    applied
+    applied.and(released)
 }
 
 /// Why the database cannot serve requests right now.
@@ -95,5 +106,7 @@ pub async fn check_ready(db: &DatabaseConnection, timeout: Duration) -> Result<(
             .await?;
         Ok(())
     };
-    tokio::time::timeout(timeout, check).await.map_err(|_| NotReady::TimedOut)?
+    tokio::time::timeout(timeout, check)
+        .await
+        .map_err(|_| NotReady::TimedOut)?
 }

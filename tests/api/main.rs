@@ -1,1 +1,11 @@
-fn x(){}
+//! Black-box tests against a real server and a real database (SQLite, or Postgres when
+//! `TEST_DATABASE_URL` is set).
+
+mod discovery;
+mod health;
+mod helpers;
+mod jwks;
+mod proxy;
+mod rotation;
+mod startup;
+mod telemetry;

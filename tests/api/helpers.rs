@@ -1,0 +1,351 @@
+//! The test harness: a real server on port 0 against a fresh database per test, SQLite
+//! by default or Postgres when `TEST_DATABASE_URL` names one.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use castellan::config::Settings;
+use castellan::oauth::keyring::Keys;
+use castellan::startup::Application;
+use castellan::store::{self, Db};
+use sea_orm::{ConnectionTrait, Database};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+/// The backend this test run targets.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Backend::Postgres { admin_url: url },
+        _ => Backend::Sqlite,
+    }
+}
+
+/// A database of its own for one test, dropped (Postgres) or deleted (SQLite) afterwards.
+pub struct TestDatabase {
+    pub dir: TempDir,
+    url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend() {
+            Backend::Sqlite => {
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("castellan.db").display()
+                );
+                Self {
+                    dir,
+                    url,
+                    postgres: None,
+                }
+            }
+            Backend::Postgres { admin_url } => {
+                let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("TEST_DATABASE_URL must reach a running Postgres");
+                admin
+                    .execute_unprepared(&format!(r#"CREATE DATABASE "{name}""#))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let url = with_database(&admin_url, &name);
+                Self {
+                    dir,
+                    url,
+                    postgres: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    /// The same database reached through another local port (a proxy in front of Postgres).
+    pub fn url_via_port(&self, port: u16) -> String {
+        let mut url = url::Url::parse(&self.url).expect("database url");
+        url.set_host(Some("127.0.0.1")).expect("host");
+        url.set_port(Some(port)).expect("port");
+        url.to_string()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs outside async context; use a short-lived runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                runtime.block_on(async {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+fn with_database(admin_url: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// Settings for a test server: port 0, a private keys folder, fast cache refresh.
+pub fn test_settings(db: &TestDatabase) -> Settings {
+    Settings {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        database_url: SecretString::from(db.url().to_owned()),
+        keys_dir: db.dir.path().join("keys"),
+        jwks_max_age: Duration::from_secs(1),
+        sync_interval: Duration::from_millis(200),
+        db_timeout: Duration::from_secs(2),
+        shutdown_timeout: Duration::from_secs(10),
+        ..Settings::default()
+    }
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub issuer: String,
+    pub keys: Arc<Keys>,
+    pub settings: Settings,
+    pub http: reqwest::Client,
+    pub db: Arc<TestDatabase>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = Arc::new(TestDatabase::create().await);
+    let mut settings = test_settings(&db);
+    configure(&mut settings);
+    start(db, settings).await
+}
+
+/// Starts a server on `settings`, keeping `db` alive as long as the app.
+pub async fn start(db: Arc<TestDatabase>, settings: Settings) -> TestApp {
+    init_logging();
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the server starts");
+    let address = format!("http://{}", app.address());
+    let issuer = app.issuer().as_str().to_owned();
+    let keys = app.keys();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        issuer,
+        keys,
+        settings,
+        http: reqwest::Client::new(),
+        db,
+    }
+}
+
+impl TestApp {
+    /// Another replica on the same database with the same master key.
+    pub async fn replica(&self) -> TestApp {
+        start(self.db.clone(), self.settings.clone()).await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn jwks(&self) -> serde_json::Value {
+        self.get("/jwks").await.json().await.expect("JWKS JSON")
+    }
+
+    pub async fn jwks_kids(&self) -> Vec<String> {
+        kids(&self.jwks().await)
+    }
+
+    /// A connection of the test's own to the server's database.
+    pub async fn store(&self) -> Db {
+        store::connect(&self.settings)
+            .await
+            .expect("test connection")
+    }
+}
+
+pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
+    jwks["keys"]
+        .as_array()
+        .expect("keys array")
+        .iter()
+        .map(|k| k["kid"].as_str().expect("kid").to_owned())
+        .collect()
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes; returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn init_logging() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        castellan::telemetry::init(&Settings {
+            log_filter: "debug".into(),
+            ..Settings::default()
+        });
+    }
+}
+
+/// The `castellan` binary with a clean environment (none of the developer's settings).
+pub fn castellan(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_castellan"));
+    command.current_dir(dir).env_clear();
+    for keep in ["PATH", "HOME", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(keep) {
+            command.env(keep, value);
+        }
+    }
+    command
+}
+
+/// A server running as a separate process.
+pub struct ServerProcess {
+    child: Child,
+    pub address: String,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServerProcess {
+    /// Spawns `castellan serve` on port 0 with `env`, waiting until it listens.
+    pub async fn spawn(dir: &Path, env: &[(&str, &str)]) -> ServerProcess {
+        let mut command = castellan(dir);
+        command
+            .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn castellan");
+        let stderr = child.stderr.take().expect("stderr");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (found, address) = tokio::sync::oneshot::channel();
+        let collected = lines.clone();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                    && event["message"] == "listening"
+                    && let Some(sender) = found.take()
+                {
+                    let _ = sender.send(event["address"].as_str().unwrap_or_default().to_owned());
+                }
+                collected.lock().expect("lock").push(line);
+            }
+        });
+        let address = tokio::time::timeout(Duration::from_secs(60), address)
+            .await
+            .expect("the server process starts listening within 60 s")
+            .unwrap_or_else(|_| panic!("the server exited: {:?}", lines.lock().expect("lock")));
+        ServerProcess {
+            child,
+            address: format!("http://{address}"),
+            stderr: lines,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The environment that points a `castellan` process at a test database.
+pub fn process_env(db: &TestDatabase) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", db.url().to_owned()),
+        ("CASTELLAN_KEYS_DIR", keys_dir(db).display().to_string()),
+        ("CASTELLAN_SYNC_INTERVAL", "200ms".into()),
+        ("CASTELLAN_JWKS_MAX_AGE", "1s".into()),
+    ]
+}
+
+pub fn keys_dir(db: &TestDatabase) -> PathBuf {
+    db.dir.path().join("keys")
+}
+
+pub fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}

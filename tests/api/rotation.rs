@@ -1,0 +1,249 @@
+//! Key rotation (SPEC §7): published before signing, retired keys kept until their tokens
+//! expire, kids never reused, and every replica in step.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use castellan::oauth::keyring::{self, KeyError, KeyState};
+
+use crate::helpers::{
+    ServerProcess, as_refs, castellan, eventually, kids, process_env, spawn_app, spawn_app_with,
+};
+
+/// Waits until the next key has been published longer than the test JWKS cache (1 s).
+async fn let_next_key_publish() {
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+}
+
+#[tokio::test]
+async fn the_next_key_is_published_before_it_signs() {
+    let app = spawn_app().await;
+    let before = app.jwks_kids().await;
+    let signing = app.keys.active_kid();
+    let next = before
+        .iter()
+        .find(|k| **k != signing)
+        .expect("a published next key")
+        .clone();
+    let_next_key_publish().await;
+
+    app.keys
+        .rotate(&app.store().await, false)
+        .await
+        .expect("rotation");
+
+    let token = app
+        .keys
+        .sign("at+jwt", &serde_json::json!({"sub": "x"}))
+        .expect("sign");
+    let kid = jsonwebtoken::decode_header(&token)
+        .expect("header")
+        .kid
+        .expect("kid");
+    assert_eq!(
+        kid, next,
+        "the key that signs now is the one published before"
+    );
+    assert!(before.contains(&kid));
+    let after = app.jwks_kids().await;
+    assert_eq!(after.len(), 3, "active, new next and the retired key");
+    let new_next: Vec<_> = after.iter().filter(|k| !before.contains(k)).collect();
+    assert_eq!(new_next.len(), 1);
+    assert_ne!(*new_next[0], kid, "the new next key does not sign yet");
+}
+
+#[tokio::test]
+async fn rotation_waits_until_the_next_key_has_outlived_jwks_caches() {
+    let app = spawn_app_with(|s| s.jwks_max_age = Duration::from_secs(60)).await;
+    let signing = app.keys.active_kid();
+
+    let refused = app.keys.rotate(&app.store().await, false).await;
+
+    assert!(
+        matches!(refused, Err(KeyError::NextTooNew(_))),
+        "{refused:?}"
+    );
+    assert_eq!(app.keys.active_kid(), signing);
+}
+
+#[tokio::test]
+async fn the_retired_key_stays_published_until_every_token_it_signed_has_expired() {
+    // Tokens live at most 1 s; with 5 s of verifier leeway the key must stay 6 s.
+    let app = spawn_app_with(|s| s.max_token_lifetime = Duration::from_secs(1)).await;
+    let retired = app.keys.active_kid();
+    let token = app
+        .keys
+        .sign("at+jwt", &serde_json::json!({"sub": "x"}))
+        .expect("sign");
+    let_next_key_publish().await;
+
+    app.keys
+        .rotate(&app.store().await, false)
+        .await
+        .expect("rotation");
+    let rotated_at = Instant::now();
+
+    assert!(
+        app.jwks_kids().await.contains(&retired),
+        "still published right after rotation"
+    );
+    let kid = jsonwebtoken::decode_header(&token)
+        .expect("header")
+        .kid
+        .expect("kid");
+    assert_eq!(kid, retired);
+    let gone = eventually(Duration::from_secs(12), || async {
+        !app.jwks_kids().await.contains(&retired)
+    })
+    .await;
+    let published_for = rotated_at.elapsed();
+    assert!(
+        gone,
+        "the retired key leaves the JWKS once its tokens have expired"
+    );
+    assert!(
+        published_for >= Duration::from_secs(6),
+        "removed after {published_for:?}, before its tokens and leeway ran out"
+    );
+}
+
+#[tokio::test]
+async fn a_kid_is_never_reused() {
+    let app = spawn_app().await;
+    let db = app.store().await;
+
+    for _ in 0..3 {
+        app.keys.rotate(&db, true).await.expect("forced rotation");
+    }
+
+    let policy = keyring::KeyPolicy {
+        rotation_period: app.settings.key_rotation_period,
+        retention: app.settings.max_token_lifetime,
+        publish_lead: app.settings.jwks_max_age,
+    };
+    let listed = keyring::list_stored(&db, &policy).await.expect("list");
+    let unique: HashSet<_> = listed.iter().map(|k| k.kid.clone()).collect();
+    assert_eq!(listed.len(), 5);
+    assert_eq!(unique.len(), 5);
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|k| k.state == KeyState::Active)
+            .count(),
+        1
+    );
+    assert_eq!(
+        listed.iter().filter(|k| k.state == KeyState::Next).count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn keys_rotate_on_schedule() {
+    let app = spawn_app_with(|s| s.key_rotation_period = Duration::from_secs(2)).await;
+    let first = app.keys.active_kid();
+    let next: Vec<_> = app
+        .jwks_kids()
+        .await
+        .into_iter()
+        .filter(|k| *k != first)
+        .collect();
+
+    let rotated = eventually(Duration::from_secs(8), || async {
+        app.keys.active_kid() != first
+    })
+    .await;
+
+    assert!(rotated, "the scheduled rotation happened");
+    assert_eq!(
+        vec![app.keys.active_kid()],
+        next,
+        "the published next key took over"
+    );
+}
+
+#[tokio::test]
+async fn two_replicas_sign_with_the_same_kid_after_a_rotation_through_one_of_them() {
+    let first = spawn_app().await;
+    let second = first.replica().await;
+    assert_eq!(first.jwks().await, second.jwks().await);
+    let_next_key_publish().await;
+
+    first
+        .keys
+        .rotate(&first.store().await, false)
+        .await
+        .expect("rotation");
+
+    let in_step = eventually(Duration::from_secs(5), || async {
+        second.keys.active_kid() == first.keys.active_kid()
+            && first.jwks().await == second.jwks().await
+    })
+    .await;
+    assert!(
+        in_step,
+        "the second replica signs with the new key and publishes the same set"
+    );
+    let token = second
+        .keys
+        .sign("at+jwt", &serde_json::json!({"sub": "x"}))
+        .expect("sign");
+    let kid = jsonwebtoken::decode_header(&token)
+        .expect("header")
+        .kid
+        .expect("kid");
+    assert_eq!(kid, first.keys.active_kid());
+}
+
+#[tokio::test]
+async fn two_server_processes_publish_identical_jwks_after_a_rotation() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let env = process_env(&db);
+    let first = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let second = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let http = reqwest::Client::new();
+    let jwks = |p: &ServerProcess| {
+        let request = http.get(format!("{}/jwks", p.address));
+        async move {
+            request
+                .send()
+                .await
+                .expect("GET")
+                .json::<serde_json::Value>()
+                .await
+                .expect("JSON")
+        }
+    };
+    let before = jwks(&first).await;
+    assert_eq!(before, jwks(&second).await);
+    let_next_key_publish().await;
+
+    let rotate = castellan(db.dir.path())
+        .args(["keys", "rotate"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("castellan keys rotate");
+
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    let active = String::from_utf8(rotate.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert!(
+        kids(&before).contains(&active),
+        "the activated key was published before"
+    );
+    let in_step = eventually(Duration::from_secs(5), || async {
+        let (a, b) = (jwks(&first).await, jwks(&second).await);
+        a == b && kids(&a).len() == 3 && kids(&a)[0] == active
+    })
+    .await;
+    assert!(
+        in_step,
+        "both processes publish the same rotated set within 5 s"
+    );
+}
