@@ -6,8 +6,10 @@ use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
 use crate::config::{Issuer, LogFormat, Settings, SettingsError, parse_duration};
+use crate::oauth::client_metadata;
 use crate::oauth::keyring::{self, KeyError, Keys};
 use crate::oauth::master_key::MasterKey;
+use crate::oauth::registry::{self, Credentials, Registry};
 use crate::startup::Application;
 use crate::{store, telemetry};
 
@@ -35,6 +37,42 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Manage clients.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCommand {
+    /// Register a client; prints {"client_id", "client_secret"} as one JSON object on stdout.
+    Create(CreateClient),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateClient {
+    /// An admin client: client_credentials with the `admin` scope.
+    #[arg(long)]
+    admin: bool,
+    /// Display name
+    #[arg(long)]
+    name: Option<String>,
+    /// Grant type (repeatable): authorization_code, client_credentials, refresh_token
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    /// Space-separated scopes the client may be granted
+    #[arg(long)]
+    scope: Option<String>,
+    /// client_secret_basic (default), client_secret_post, private_key_jwt or none
+    #[arg(long)]
+    auth_method: Option<String>,
+    /// Redirect URI (repeatable)
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// Allowed resource indicator (repeatable)
+    #[arg(long)]
+    audience: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,12 +94,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "CASTELLAN_ISSUER", global = true)]
     issuer: Option<String>,
     /// Listen address (port 0 picks a free port)
-    #[arg(
-        long,
-        env = "CASTELLAN_BIND",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_BIND", default_value = "127.0.0.1:8080", global = true)]
     bind: String,
     /// SQLite or Postgres URL
     #[arg(
@@ -73,92 +106,37 @@ pub struct SettingsArgs {
     )]
     database_url: String,
     /// Folder of the master key file
-    #[arg(
-        long,
-        env = "CASTELLAN_KEYS_DIR",
-        default_value = "keys",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_KEYS_DIR", default_value = "keys", global = true)]
     keys_dir: PathBuf,
     /// Master key (base64, 32 bytes); overrides the file. Prefer the variable to the flag.
-    #[arg(
-        long,
-        env = "CASTELLAN_MASTER_KEY",
-        hide_env_values = true,
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_MASTER_KEY", hide_env_values = true, global = true)]
     master_key: Option<String>,
     /// Tracing filter
-    #[arg(
-        long = "log",
-        env = "CASTELLAN_LOG",
-        default_value = "info",
-        global = true
-    )]
+    #[arg(long = "log", env = "CASTELLAN_LOG", default_value = "info", global = true)]
     log: String,
     /// Log format: human or json
-    #[arg(
-        long,
-        env = "CASTELLAN_LOG_FORMAT",
-        default_value = "human",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_LOG_FORMAT", default_value = "human", global = true)]
     log_format: String,
     /// How long a signing key signs before the next takes over
-    #[arg(
-        long,
-        env = "CASTELLAN_KEY_ROTATION_PERIOD",
-        default_value = "30d",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_KEY_ROTATION_PERIOD", default_value = "30d", global = true)]
     key_rotation_period: String,
     /// Longest lifetime of any signed token; retired keys stay published this long
-    #[arg(
-        long,
-        env = "CASTELLAN_MAX_TOKEN_LIFETIME",
-        default_value = "1h",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_MAX_TOKEN_LIFETIME", default_value = "1h", global = true)]
     max_token_lifetime: String,
     /// Cache-Control max-age of the JWKS (at most 300s)
-    #[arg(
-        long,
-        env = "CASTELLAN_JWKS_MAX_AGE",
-        default_value = "300s",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_JWKS_MAX_AGE", default_value = "300s", global = true)]
     jwks_max_age: String,
     /// How often each replica re-reads shared state (at most 5s)
-    #[arg(
-        long,
-        env = "CASTELLAN_SYNC_INTERVAL",
-        default_value = "2s",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_SYNC_INTERVAL", default_value = "2s", global = true)]
     sync_interval: String,
     /// Database connection pool size
-    #[arg(
-        long,
-        env = "CASTELLAN_DB_MAX_CONNECTIONS",
-        default_value = "16",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", default_value = "16", global = true)]
     db_max_connections: String,
     /// Bound on waiting for a database connection or statement
-    #[arg(
-        long,
-        env = "CASTELLAN_DB_TIMEOUT",
-        default_value = "3s",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_DB_TIMEOUT", default_value = "3s", global = true)]
     db_timeout: String,
     /// How long SIGTERM waits for in-flight requests
-    #[arg(
-        long,
-        env = "CASTELLAN_SHUTDOWN_TIMEOUT",
-        default_value = "30s",
-        global = true
-    )]
+    #[arg(long, env = "CASTELLAN_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
     shutdown_timeout: String,
 }
 
@@ -177,9 +155,7 @@ impl SettingsArgs {
             SettingsError::new("CASTELLAN_BIND", "expected IP:PORT, e.g. 127.0.0.1:8080")
         })?;
         let database_url = self.database_url;
-        if !["sqlite:", "postgres://", "postgresql://"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p))
         {
             return Err(SettingsError::new(
                 "DATABASE_URL",
@@ -192,10 +168,7 @@ impl SettingsArgs {
             "human" => LogFormat::Human,
             "json" => LogFormat::Json,
             _ => {
-                return Err(SettingsError::new(
-                    "CASTELLAN_LOG_FORMAT",
-                    "expected human or json",
-                ));
+                return Err(SettingsError::new("CASTELLAN_LOG_FORMAT", "expected human or json"));
             }
         };
         let settings = Settings {
@@ -228,10 +201,17 @@ impl SettingsArgs {
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
-            Application::build(settings)
-                .await?
-                .run_until_stopped()
-                .await?
+            let app = Application::build(settings).await?;
+            if let Some(admin) = app.first_admin() {
+                eprintln!(
+                    "First start: an admin client was created. Its secret is shown only once:"
+                );
+                println!("{}", admin.to_json());
+            }
+            app.run_until_stopped().await?
+        }
+        Command::Clients { action: ClientsCommand::Create(create) } => {
+            clients_create(create, settings).await?
         }
         Command::Migrate => {
             store::migrate(&settings).await?;
@@ -239,6 +219,47 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Keys { action } => keys(action, settings).await?,
     }
+    Ok(())
+}
+
+async fn clients_create(create: CreateClient, settings: Settings) -> anyhow::Result<()> {
+    store::migrate(&settings).await?;
+    let db = store::connect(&settings).await?;
+    let metadata = if create.admin {
+        registry::admin_metadata(create.name.as_deref().unwrap_or("Castellan admin"))
+    } else {
+        let mut body = serde_json::Map::new();
+        let mut put = |name: &str, value: serde_json::Value| {
+            body.insert(name.to_owned(), value);
+        };
+        if let Some(name) = create.name {
+            put("client_name", name.into());
+        }
+        if !create.grant_types.is_empty() {
+            put("grant_types", create.grant_types.into());
+        }
+        if let Some(scope) = create.scope {
+            put("scope", scope.into());
+        }
+        if let Some(method) = create.auth_method {
+            put("token_endpoint_auth_method", method.into());
+        }
+        if !create.redirect_uris.is_empty() {
+            put("redirect_uris", create.redirect_uris.into());
+        }
+        if !create.audience.is_empty() {
+            put("audience", create.audience.into());
+        }
+        client_metadata::parse(&body.into(), settings.max_token_lifetime)
+            .map_err(|e| anyhow::anyhow!("invalid client ({}): {}", e.field, e.description))?
+    };
+    let registered = Registry::new(settings.sync_interval).register(&db, metadata).await?;
+    let client_id = registered.client.client_id;
+    match registered.secret {
+        Some(client_secret) => println!("{}", Credentials { client_id, client_secret }.to_json()),
+        None => println!("{}", serde_json::json!({ "client_id": client_id })),
+    }
+    db.close().await?;
     Ok(())
 }
 

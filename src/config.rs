@@ -62,10 +62,7 @@ impl Settings {
     /// Checks the relations between settings that no single parser can see.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self.jwks_max_age > JWKS_MAX_AGE_LIMIT {
-            return Err(SettingsError::new(
-                "CASTELLAN_JWKS_MAX_AGE",
-                "must be at most 300s",
-            ));
+            return Err(SettingsError::new("CASTELLAN_JWKS_MAX_AGE", "must be at most 300s"));
         }
         if self.sync_interval.is_zero() || self.sync_interval > SYNC_INTERVAL_LIMIT {
             return Err(SettingsError::new(
@@ -81,22 +78,13 @@ impl Settings {
             ));
         }
         if self.max_token_lifetime.is_zero() {
-            return Err(SettingsError::new(
-                "CASTELLAN_MAX_TOKEN_LIFETIME",
-                "must be positive",
-            ));
+            return Err(SettingsError::new("CASTELLAN_MAX_TOKEN_LIFETIME", "must be positive"));
         }
         if self.db_max_connections == 0 {
-            return Err(SettingsError::new(
-                "CASTELLAN_DB_MAX_CONNECTIONS",
-                "must be at least 1",
-            ));
+            return Err(SettingsError::new("CASTELLAN_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
         if self.db_timeout.is_zero() {
-            return Err(SettingsError::new(
-                "CASTELLAN_DB_TIMEOUT",
-                "must be positive",
-            ));
+            return Err(SettingsError::new("CASTELLAN_DB_TIMEOUT", "must be positive"));
         }
         Ok(())
     }
@@ -119,10 +107,7 @@ pub struct SettingsError {
 
 impl SettingsError {
     pub fn new(name: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            name,
-            reason: reason.into(),
-        }
+        Self { name, reason: reason.into() }
     }
 }
 
@@ -193,10 +178,7 @@ mod tests {
     fn issuer_keeps_its_exact_bytes() {
         let issuer = Issuer::parse("https://id.example.com/tenant-a").expect("valid issuer");
         assert_eq!(issuer.as_str(), "https://id.example.com/tenant-a");
-        assert_eq!(
-            issuer.endpoint("/jwks"),
-            "https://id.example.com/tenant-a/jwks"
-        );
+        assert_eq!(issuer.endpoint("/jwks"), "https://id.example.com/tenant-a/jwks");
     }
 
     #[test]
@@ -219,10 +201,8 @@ mod tests {
 
     #[test]
     fn rotation_must_outlast_the_jwks_cache() {
-        let settings = Settings {
-            key_rotation_period: Duration::from_secs(60),
-            ..Settings::default()
-        };
+        let settings =
+            Settings { key_rotation_period: Duration::from_secs(60), ..Settings::default() };
         let error = settings.validate().expect_err("refused");
         assert_eq!(error.name, "CASTELLAN_KEY_ROTATION_PERIOD");
     }

@@ -1,60 +1,275 @@
-//! Client-facing errors: fixed JSON bodies in the RFC's words; causes stay in the log.
+//! Client-facing errors, one enum per surface, in the RFC's words. Descriptions are fixed
+//! strings (input is never echoed); causes stay in the log; an unreachable database is 503.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
+use sea_orm::DbErr;
 use serde::Serialize;
 
-/// The JSON error body shared by every non-HTML surface (RFC 6749 §5.2 shape).
+use crate::store;
+
+/// The JSON error body (RFC 6749 §5.2 shape; SPEC §6 adds `field`).
 #[derive(Debug, Serialize)]
-pub struct ErrorBody {
-    pub error: &'static str,
-    pub error_description: &'static str,
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub error_description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
 }
 
-/// Errors of the plain JSON endpoints (metadata, health, unknown routes, bad bodies).
+fn json_error(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+    field: Option<&str>,
+) -> HttpResponse {
+    HttpResponse::build(status).insert_header((header::CACHE_CONTROL, "no-store")).json(ErrorBody {
+        error,
+        error_description: description,
+        field,
+    })
+}
+
+/// Logs the cause of a storage failure and says which status it deserves.
+fn storage_status(error: &DbErr) -> StatusCode {
+    if store::is_unavailable(error) {
+        tracing::warn!(error = %error, "database unavailable");
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        tracing::error!(error = %error, "database error");
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
+/// Errors of the plain JSON endpoints (metadata, health, unknown routes).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("invalid_request: {0}")]
-    InvalidRequest(&'static str),
     #[error("not_found")]
     NotFound,
     #[error("method_not_allowed")]
     MethodNotAllowed,
-    #[error("temporarily_unavailable: {0}")]
-    Unavailable(String),
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = match self {
-            Self::InvalidRequest(description) => ErrorBody {
-                error: "invalid_request",
-                error_description: description,
-            },
-            Self::NotFound => ErrorBody {
-                error: "not_found",
-                error_description: "no such endpoint",
-            },
-            Self::MethodNotAllowed => ErrorBody {
-                error: "method_not_allowed",
-                error_description: "this endpoint does not answer that method",
-            },
-            Self::Unavailable(_) => ErrorBody {
-                error: "temporarily_unavailable",
-                error_description: "the service is temporarily unavailable",
-            },
+        let (error, description) = match self {
+            Self::NotFound => ("not_found", "no such endpoint"),
+            Self::MethodNotAllowed => {
+                ("method_not_allowed", "this endpoint does not answer that method")
+            }
+            Self::InvalidRequest(d) => ("invalid_request", *d),
         };
-        HttpResponse::build(self.status_code())
-            .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(body)
+        json_error(self.status_code(), error, description, None)
+    }
+}
+
+/// Errors of the token endpoint family (RFC 6749 §5.2, RFC 8707 §2).
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
+    /// `basic`: HTTP Basic was tried, so the answer carries `WWW-Authenticate` (§5.2).
+    #[error("invalid_client")]
+    InvalidClient { basic: bool },
+    #[error("invalid_grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("unauthorized_client: {0}")]
+    UnauthorizedClient(&'static str),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope: {0}")]
+    InvalidScope(&'static str),
+    #[error("invalid_target: {0}")]
+    InvalidTarget(&'static str),
+    #[error("storage: {0}")]
+    Store(#[from] DbErr),
+    #[error("internal: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::Store(e) => storage_status(e),
+            Self::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (error, description) = match self {
+            Self::InvalidRequest(d) => ("invalid_request", *d),
+            Self::InvalidClient { .. } => ("invalid_client", "client authentication failed"),
+            Self::InvalidGrant(d) => ("invalid_grant", *d),
+            Self::UnauthorizedClient(d) => ("unauthorized_client", *d),
+            Self::UnsupportedGrantType => {
+                ("unsupported_grant_type", "this grant type is not supported")
+            }
+            Self::InvalidScope(d) => ("invalid_scope", *d),
+            Self::InvalidTarget(d) => ("invalid_target", *d),
+            Self::Store(_) | Self::Internal(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                ("temporarily_unavailable", "the service is temporarily unavailable")
+            }
+            Self::Store(_) | Self::Internal(_) => {
+                ("server_error", "the server could not complete the request")
+            }
+        };
+        let mut response = json_error(status, error, description, None);
+        response.headers_mut().insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+        if let Self::InvalidClient { basic: true } = self {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(r#"Basic realm="castellan""#),
+            );
+        }
+        response
+    }
+}
+
+/// Errors of bearer-protected resources (RFC 6750 §3).
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    /// No credentials at all: a bare challenge (§3.1).
+    #[error("no bearer token")]
+    Missing,
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    #[error("insufficient_scope")]
+    InsufficientScope(&'static str),
+    #[error("storage: {0}")]
+    Store(#[from] DbErr),
+}
+
+impl ResponseError for BearerError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Store(e) => storage_status(e),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let (error, description, challenge) = match self {
+            Self::Missing => (
+                "invalid_request",
+                "a bearer access token is required",
+                r#"Bearer realm="castellan""#.to_owned(),
+            ),
+            Self::InvalidToken(d) => (
+                "invalid_token",
+                *d,
+                format!(
+                    r#"Bearer realm="castellan", error="invalid_token", error_description="{d}""#
+                ),
+            ),
+            Self::InsufficientScope(scope) => (
+                "insufficient_scope",
+                "the access token lacks the required scope",
+                format!(r#"Bearer realm="castellan", error="insufficient_scope", scope="{scope}""#),
+            ),
+            Self::Store(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
+                return json_error(
+                    status,
+                    "temporarily_unavailable",
+                    "the service is temporarily unavailable",
+                    None,
+                );
+            }
+            Self::Store(_) => {
+                return json_error(
+                    status,
+                    "server_error",
+                    "the server could not complete the request",
+                    None,
+                );
+            }
+        };
+        let mut response = json_error(status, error, description, None);
+        if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// Errors of the admin API (SPEC §6): `{"error", "error_description", "field"}`.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{error} ({field}): {description}")]
+    Invalid { error: &'static str, description: &'static str, field: String },
+    #[error("not_found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("storage: {0}")]
+    Store(#[from] DbErr),
+    #[error("internal: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AdminError {
+    pub fn invalid_request(description: &'static str, field: &str) -> Self {
+        Self::Invalid { error: "invalid_request", description, field: field.to_owned() }
+    }
+}
+
+impl From<crate::oauth::client_metadata::MetadataError> for AdminError {
+    fn from(e: crate::oauth::client_metadata::MetadataError) -> Self {
+        Self::Invalid { error: e.error, description: e.description, field: e.field }
+    }
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Store(e) => storage_status(e),
+            Self::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Invalid { error, description, field } => {
+                json_error(status, error, description, Some(field))
+            }
+            Self::NotFound => json_error(status, "not_found", "no such resource", None),
+            Self::Conflict(d) => json_error(status, "conflict", d, None),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => json_error(
+                status,
+                "temporarily_unavailable",
+                "the service is temporarily unavailable",
+                None,
+            ),
+            _ => json_error(
+                status,
+                "server_error",
+                "the server could not complete the request",
+                None,
+            ),
+        }
     }
 }

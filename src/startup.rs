@@ -8,12 +8,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
 use crate::config::{Issuer, Settings};
+use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
 use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
+use crate::oauth::registry::{Credentials, Registry};
 use crate::routes;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
@@ -24,8 +27,10 @@ pub struct AppState {
     pub issuer: Issuer,
     pub db: Db,
     pub keys: Arc<Keys>,
-    /// The metadata document, serialized once.
-    pub discovery: Vec<u8>,
+    pub registry: Registry,
+    pub cursors: Cursors,
+    /// The metadata document, serialized; refreshed with the registered scopes.
+    pub discovery: ArcSwap<Vec<u8>>,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
     pub draining: Arc<AtomicBool>,
 }
@@ -36,33 +41,32 @@ pub struct Application {
     address: SocketAddr,
     state: web::Data<AppState>,
     background: JoinHandle<()>,
+    first_admin: Option<Credentials>,
 }
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
-        store::migrate(&settings)
-            .await
-            .context("cannot migrate the database")?;
-        let db = store::connect(&settings)
-            .await
-            .context("cannot connect to the database")?;
+        let cursors = Cursors::new(master.mac_key());
+        store::migrate(&settings).await.context("cannot migrate the database")?;
+        let db = store::connect(&settings).await.context("cannot connect to the database")?;
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
+        let registry = Registry::new(settings.sync_interval);
+        let first_admin = registry.register_first_admin(&db).await?;
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
-        let issuer = settings
-            .issuer
-            .clone()
-            .unwrap_or_else(|| Issuer::from_bound_address(address));
-        let discovery = serde_json::to_vec(&Metadata::new(&issuer))?;
+        let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
+        let discovery = ArcSwap::from_pointee(metadata(&db, &issuer).await?);
 
         let state = web::Data::new(AppState {
             issuer,
             db,
             keys,
+            registry,
+            cursors,
             discovery,
             draining: Arc::new(AtomicBool::new(false)),
             settings,
@@ -84,12 +88,7 @@ impl Application {
             .run()
         };
         let background = tokio::spawn(sync_shared_state(state.clone()));
-        Ok(Self {
-            server,
-            address,
-            state,
-            background,
-        })
+        Ok(Self { server, address, state, background, first_admin })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -103,6 +102,12 @@ impl Application {
     /// The key ring this server signs with.
     pub fn keys(&self) -> Arc<Keys> {
         self.state.keys.clone()
+    }
+
+    /// The admin client made on the first start of an empty database, with its secret:
+    /// shown once, then never again.
+    pub fn first_admin(&self) -> Option<&Credentials> {
+        self.first_admin.as_ref()
     }
 
     pub fn handle(&self) -> ServerHandle {
@@ -143,7 +148,7 @@ pub(crate) fn key_policy(settings: &Settings) -> KeyPolicy {
 async fn sync_shared_state(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(state.settings.sync_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for round in 0u64.. {
         tick.tick().await;
         if let Err(e) = state.keys.refresh(&state.db).await {
             tracing::warn!(error = %e, "cannot refresh the key ring");
@@ -152,7 +157,23 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         if let Err(e) = state.keys.rotate_if_due(&state.db).await {
             tracing::warn!(error = %e, "scheduled key rotation failed");
         }
+        match metadata(&state.db, &state.issuer).await {
+            Ok(document) => state.discovery.store(Arc::new(document)),
+            Err(e) => tracing::warn!(error = %e, "cannot refresh the metadata document"),
+        }
+        // Housekeeping needs no haste: about once a minute.
+        if round % 30 == 0
+            && let Err(e) = store::clients::purge_assertions(&state.db, chrono::Utc::now()).await
+        {
+            tracing::warn!(error = %e, "cannot purge expired assertion ids");
+        }
     }
+}
+
+/// The metadata document with the scopes registered now.
+async fn metadata(db: &Db, issuer: &Issuer) -> anyhow::Result<Vec<u8>> {
+    let scopes = store::scopes::list(db, None, 1000).await?.into_iter().map(|s| s.name).collect();
+    Ok(serde_json::to_vec(&Metadata::new(issuer, scopes))?)
 }
 
 async fn wait_for_termination() {

@@ -28,20 +28,14 @@ pub fn init(settings: &Settings) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
     let _ = match settings.log_format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Human => builder.try_init(),
     };
 }
 
 /// Checks a `CASTELLAN_LOG` filter without installing it.
 pub fn validate_filter(filter: &str) -> Result<(), String> {
-    EnvFilter::try_new(filter)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    EnvFilter::try_new(filter).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Request counters and a latency histogram, labelled by route pattern (never raw paths,
@@ -56,36 +50,24 @@ impl Metrics {
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new(
-                "castellan_http_requests_total",
-                "HTTP requests by route, method and status",
-            ),
+            Opts::new("castellan_http_requests_total", "HTTP requests by route, method and status"),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new(
-                "castellan_http_request_duration_seconds",
-                "HTTP request latency",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-            ]),
+            HistogramOpts::new("castellan_http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
             &["route"],
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Self {
-            registry,
-            requests,
-            latency,
-        })
+        Ok(Self { registry, requests, latency })
     }
 
     fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let mut buffer = itoa::Buffer::new();
-        self.requests
-            .with_label_values(&[route, method, buffer.format(status)])
-            .inc();
+        self.requests.with_label_values(&[route, method, buffer.format(status)]).inc();
         self.latency.with_label_values(&[route]).observe(seconds);
     }
 
@@ -105,9 +87,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let request_id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span =
@@ -139,8 +119,6 @@ pub async fn observe(
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(REQUEST_ID)?.to_str().ok()?;
     let sane = (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     sane.then(|| value.to_owned())
 }

@@ -3,12 +3,16 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_signing_keys;
+mod m20261127_000002_clients_and_scopes;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_signing_keys::Migration)]
+        vec![
+            Box::new(m20261127_000001_signing_keys::Migration),
+            Box::new(m20261127_000002_clients_and_scopes::Migration),
+        ]
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const RSA_BITS: usize = 2048;
 
 /// The JWS algorithms the key ring signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Algorithm {
     RS256,
 }
@@ -92,10 +92,7 @@ mod tests {
             .into(),
             e: "AQAB".into(),
         };
-        assert_eq!(
-            jwk.thumbprint(),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(jwk.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 
     #[test]
@@ -103,9 +100,7 @@ mod tests {
         let first = generate(Algorithm::RS256).expect("key");
         let second = generate(Algorithm::RS256).expect("key");
         assert_ne!(first.kid, second.kid);
-        let modulus = URL_SAFE_NO_PAD
-            .decode(&first.public.n)
-            .expect("base64url n");
+        let modulus = URL_SAFE_NO_PAD.decode(&first.public.n).expect("base64url n");
         assert_eq!(modulus.len() * 8, RSA_BITS);
         assert_eq!(first.public.e, "AQAB");
     }

@@ -28,12 +28,7 @@ impl Signer {
     pub fn from_pkcs8(kid: String, alg: Algorithm, pkcs8: &[u8]) -> anyhow::Result<Self> {
         let pair = RsaKeyPair::from_pkcs8(pkcs8)
             .map_err(|e| anyhow::anyhow!("the private key of {kid} does not parse: {e}"))?;
-        Ok(Self {
-            kid,
-            alg,
-            pair,
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { kid, alg, pair, rng: SystemRandom::new() })
     }
 
     pub fn kid(&self) -> &str {
@@ -46,11 +41,7 @@ impl Signer {
 
     /// Signs `claims` as a compact JWS whose header carries `typ` and this key's `kid`.
     pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> anyhow::Result<String> {
-        let header = serde_json::to_vec(&Header {
-            alg: self.alg.as_str(),
-            typ,
-            kid: &self.kid,
-        })?;
+        let header = serde_json::to_vec(&Header { alg: self.alg.as_str(), typ, kid: &self.kid })?;
         let payload = serde_json::to_vec(claims)?;
         let mut token = String::with_capacity(
             (header.len() + payload.len() + self.pair.public_modulus_len()) * 4 / 3 + 8,
@@ -60,12 +51,7 @@ impl Signer {
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let mut signature = vec![0u8; self.pair.public_modulus_len()];
         self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &self.rng,
-                token.as_bytes(),
-                &mut signature,
-            )
+            .sign(&RSA_PKCS1_SHA256, &self.rng, token.as_bytes(), &mut signature)
             .map_err(|_| anyhow::anyhow!("RS256 signing failed"))?;
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut token);
@@ -82,9 +68,7 @@ mod tests {
     fn a_signed_token_verifies_with_the_public_jwk_alone() {
         let key = jwk::generate(Algorithm::RS256).expect("key");
         let signer = Signer::from_pkcs8(key.kid.clone(), key.alg, &key.pkcs8).expect("signer");
-        let token = signer
-            .sign("at+jwt", &serde_json::json!({"sub": "x"}))
-            .expect("sign");
+        let token = signer.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
 
         let decoding = jsonwebtoken::DecodingKey::from_rsa_components(&key.public.n, &key.public.e)
             .expect("jwk");

@@ -31,7 +31,7 @@ pub struct KeyPolicy {
 }
 
 /// A key's place in its life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyState {
     Next,
@@ -59,7 +59,7 @@ impl KeyState {
 }
 
 /// What an admin sees of a key: never its private part.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub alg: Algorithm,
@@ -70,6 +70,7 @@ pub struct KeyInfo {
     /// When it leaves the JWKS (retired keys only).
     pub published_until: Option<DateTime<Utc>>,
     #[serde(skip)]
+    #[schema(ignore)]
     public: RsaPublicJwk,
 }
 
@@ -111,7 +112,15 @@ struct Snapshot {
     active: Arc<Signer>,
     /// Parsed private keys of the active and next keys, by kid.
     signers: HashMap<String, Arc<Signer>>,
+    /// Verification keys of every published key, by kid.
+    verifiers: HashMap<String, Arc<Verifier>>,
     jwks: Arc<[u8]>,
+}
+
+/// A published key as a verifier: the algorithm is the key's own, never a token header's.
+pub struct Verifier {
+    pub alg: jsonwebtoken::Algorithm,
+    pub key: jsonwebtoken::DecodingKey,
 }
 
 /// The key ring of this replica.
@@ -135,9 +144,7 @@ impl Keys {
         if let Some(key) = existing.iter().find(|k| k.state != "retired") {
             master
                 .open(key.kid.as_bytes(), &key.sealed_private_key)
-                .map_err(|_| KeyError::WrongMasterKey {
-                    kid: key.kid.clone(),
-                })?;
+                .map_err(|_| KeyError::WrongMasterKey { kid: key.kid.clone() })?;
         }
         let now = Utc::now();
         if !has("active") {
@@ -149,11 +156,7 @@ impl Keys {
             store::keys::insert(db, key).await?;
         }
         let snapshot = load(db, &master, &policy, None).await?;
-        Ok(Self {
-            snapshot: ArcSwap::from_pointee(snapshot),
-            master,
-            policy,
-        })
+        Ok(Self { snapshot: ArcSwap::from_pointee(snapshot), master, policy })
     }
 
     /// Re-reads the ring from the database; only keys new to this replica are decrypted.
@@ -204,6 +207,11 @@ impl Keys {
     /// Signs `claims` with the active key.
     pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> anyhow::Result<String> {
         self.snapshot.load().active.sign(typ, claims)
+    }
+
+    /// The verification key of a published `kid`, if any.
+    pub fn verifier(&self, kid: &str) -> Option<Arc<Verifier>> {
+        self.snapshot.load().verifiers.get(kid).cloned()
     }
 
     /// The kid of the key that signs now.
@@ -282,6 +290,7 @@ async fn load(
     let now = Utc::now();
     let mut keys = Vec::with_capacity(rows.len());
     let mut signers = HashMap::new();
+    let mut verifiers = HashMap::new();
     for row in &rows {
         let info = key_info(row, policy)?;
         if info.published_until.is_some_and(|until| until <= now) {
@@ -295,6 +304,11 @@ async fn load(
             };
             signers.insert(row.kid.clone(), signer);
         }
+        let verifier = match previous.and_then(|p| p.verifiers.get(&row.kid)) {
+            Some(cached) => cached.clone(),
+            None => Arc::new(verifier(&info)?),
+        };
+        verifiers.insert(row.kid.clone(), verifier);
         keys.push(info);
     }
     // Newest first within each state: active, then next, then retired.
@@ -311,25 +325,22 @@ async fn load(
         .filter(|k| k.state == KeyState::Active)
         .ok_or(KeyError::Missing("active"))?
         .kid;
-    let active = signers
-        .get(active_kid)
-        .cloned()
-        .ok_or(KeyError::Missing("active"))?;
+    let active = signers.get(active_kid).cloned().ok_or(KeyError::Missing("active"))?;
     let jwks = jwks_json(&keys)?;
-    Ok(Snapshot {
-        keys,
-        active,
-        signers,
-        jwks,
-    })
+    Ok(Snapshot { keys, active, signers, verifiers, jwks })
+}
+
+fn verifier(info: &KeyInfo) -> Result<Verifier, KeyError> {
+    let Algorithm::RS256 = info.alg;
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(&info.public.n, &info.public.e)
+        .map_err(|e| anyhow::anyhow!("the public key of {} does not parse: {e}", info.kid))?;
+    Ok(Verifier { alg: jsonwebtoken::Algorithm::RS256, key })
 }
 
 fn open_signer(master: &MasterKey, row: &StoredKey, alg: Algorithm) -> Result<Signer, KeyError> {
     let pkcs8 = master
         .open(row.kid.as_bytes(), &row.sealed_private_key)
-        .map_err(|_| KeyError::WrongMasterKey {
-            kid: row.kid.clone(),
-        })?;
+        .map_err(|_| KeyError::WrongMasterKey { kid: row.kid.clone() })?;
     Ok(Signer::from_pkcs8(row.kid.clone(), alg, &pkcs8)?)
 }
 

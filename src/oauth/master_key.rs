@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::zeroize::Zeroizing;
@@ -19,6 +20,7 @@ const FILE_NAME: &str = "master.key";
 /// The key that seals every private signing key stored in the database.
 pub struct MasterKey {
     key: RandomizedNonceKey,
+    mac: hmac::Key,
 }
 
 /// Sealed data that this master key cannot open: a wrong key, or altered data.
@@ -63,10 +65,7 @@ impl MasterKey {
             tracing::warn!(path = %path.display(), "the master key file is readable by others; chmod 600 it");
         }
         Self::decode(text.trim()).with_context(|| {
-            format!(
-                "invalid master key in {}: expected base64 of 32 bytes",
-                path.display()
-            )
+            format!("invalid master key in {}: expected base64 of 32 bytes", path.display())
         })
     }
 
@@ -77,11 +76,8 @@ impl MasterKey {
             .fill(bytes.as_mut())
             .map_err(|_| std::io::Error::other("the OS random source failed"))?;
         let encoded = Zeroizing::new(STANDARD.encode(bytes.as_ref()));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut file =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
         file.write_all(encoded.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()?;
@@ -100,7 +96,13 @@ impl MasterKey {
         }
         let key = RandomizedNonceKey::new(&AES_256_GCM, bytes)
             .map_err(|_| anyhow::anyhow!("AES-256-GCM rejected the key"))?;
-        Ok(Self { key })
+        // A separate key for MACs, derived so that sealing and MACs never share a key.
+        let mac = hkdf::Salt::new(hkdf::HKDF_SHA256, b"castellan")
+            .extract(bytes)
+            .expand(&[b"mac v1"], hmac::HMAC_SHA256)
+            .map_err(|_| anyhow::anyhow!("HKDF failed"))?
+            .into();
+        Ok(Self { key, mac })
     }
 
     /// Seals `plaintext`, bound to `context` (e.g. the kid), as nonce ‖ ciphertext ‖ tag.
@@ -114,6 +116,12 @@ impl MasterKey {
         sealed.extend_from_slice(nonce.as_ref());
         sealed.extend_from_slice(&in_out);
         Ok(sealed)
+    }
+
+    /// The HMAC-SHA-256 key derived from the master key (for cursors and the like): the
+    /// same on every replica that shares the master key.
+    pub fn mac_key(&self) -> hmac::Key {
+        self.mac.clone()
     }
 
     /// Opens what [`MasterKey::seal`] made with the same `context`.
@@ -149,10 +157,7 @@ mod tests {
     #[test]
     fn sealed_data_opens_with_the_same_key_and_context() {
         let sealed = key(1).seal(b"kid-1", b"secret").expect("seal");
-        assert_eq!(
-            key(1).open(b"kid-1", &sealed).expect("open").as_slice(),
-            b"secret"
-        );
+        assert_eq!(key(1).open(b"kid-1", &sealed).expect("open").as_slice(), b"secret");
     }
 
     #[test]

@@ -1,7 +1,18 @@
-//! Protocol rules as plain functions and types: keys, tokens, metadata (no actix, no SeaORM).
+//! Protocol rules as plain functions and types: clients, scopes, keys, tokens, metadata
+//! (no actix, no SeaORM).
 
+pub mod access_token;
+pub mod client;
+pub mod client_auth;
+pub mod client_metadata;
+pub mod cursor;
 pub mod discovery;
+pub mod grant;
 pub mod jwk;
 pub mod jws;
 pub mod keyring;
 pub mod master_key;
+pub mod redirect_uri;
+pub mod registry;
+pub mod scope;
+pub mod secret;

@@ -5,10 +5,10 @@ use actix_web::{HttpResponse, web};
 
 use crate::startup::AppState;
 
-/// Serves the metadata document, serialized once at start-up.
+/// Serves the metadata document.
 pub async fn publish(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .content_type("application/json")
-        .body(state.discovery.clone())
+        .body(state.discovery.load().as_ref().clone())
 }

@@ -1,9 +1,13 @@
 //! The route table: every path the server answers, and the extractor error handlers.
 
+mod admin;
+mod client_auth;
 mod discovery;
+mod form;
 mod health;
 mod jwks;
 mod metrics;
+mod token;
 
 use actix_web::{HttpResponse, Route, web};
 
@@ -11,35 +15,35 @@ use crate::error::ApiError;
 
 /// Registers every route. `/authorize`, `/token` and the rest join this table as they land.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().error_handler(|_, _| {
-        ApiError::InvalidRequest("the request body is not valid JSON for this endpoint").into()
-    }))
-    .app_data(web::FormConfig::default().error_handler(|_, _| {
-        ApiError::InvalidRequest("the request body is not a valid form for this endpoint").into()
-    }))
-    .app_data(web::QueryConfig::default().error_handler(|_, _| {
-        ApiError::InvalidRequest("the query string is not valid for this endpoint").into()
-    }))
-    .service(resource(
-        "/.well-known/openid-configuration",
-        web::get().to(discovery::publish),
-    ))
-    .service(resource(
-        "/.well-known/oauth-authorization-server",
-        web::get().to(discovery::publish),
-    ))
-    .service(resource("/jwks", web::get().to(jwks::publish)))
-    .service(resource("/health/live", web::get().to(health::live)))
-    .service(resource("/health/ready", web::get().to(health::ready)))
-    .service(resource("/metrics", web::get().to(metrics::render)))
-    .default_service(web::to(not_found));
+    // Every body is small here: 64 KiB is ample for any form or JSON this server takes.
+    cfg.app_data(web::PayloadConfig::new(64 * 1024))
+        .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|_, _| {
+            ApiError::InvalidRequest("the request body is not valid JSON for this endpoint").into()
+        }))
+        .app_data(web::FormConfig::default().error_handler(|_, _| {
+            ApiError::InvalidRequest("the request body is not a valid form for this endpoint")
+                .into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|_, _| {
+            ApiError::InvalidRequest("the query string is not valid for this endpoint").into()
+        }))
+        .service(resource("/.well-known/openid-configuration", web::get().to(discovery::publish)))
+        .service(resource(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(discovery::publish),
+        ))
+        .service(resource("/jwks", web::get().to(jwks::publish)))
+        .service(resource("/health/live", web::get().to(health::live)))
+        .service(resource("/health/ready", web::get().to(health::ready)))
+        .service(resource("/metrics", web::get().to(metrics::render)))
+        .service(resource("/token", web::post().to(token::exchange)))
+        .configure(admin::configure)
+        .default_service(web::to(not_found));
 }
 
 /// A resource with one route; any other method gets 405 in our JSON shape.
-fn resource(path: &str, route: Route) -> actix_web::Resource {
-    web::resource(path)
-        .route(route)
-        .default_service(web::to(method_not_allowed))
+pub(crate) fn resource(path: &str, route: Route) -> actix_web::Resource {
+    web::resource(path).route(route).default_service(web::to(method_not_allowed))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::signing_key::{self, Entity as SigningKeys};
 use sea_orm::sea_query::Expr;
+
+use super::is_unique_violation;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     TransactionSession, TransactionTrait,
@@ -38,10 +40,7 @@ impl From<signing_key::Model> for StoredKey {
 
 /// Every key, oldest first.
 pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<StoredKey>, DbErr> {
-    let rows = SigningKeys::find()
-        .order_by_asc(signing_key::Column::CreatedAt)
-        .all(db)
-        .await?;
+    let rows = SigningKeys::find().order_by_asc(signing_key::Column::CreatedAt).all(db).await?;
     Ok(rows.into_iter().map(StoredKey::from).collect())
 }
 
@@ -109,12 +108,4 @@ pub async fn rotate(
     }
     txn.commit().await?;
     Ok(())
-}
-
-/// Whether the error is a unique-constraint violation, on either backend.
-fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
 }

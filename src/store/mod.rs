@@ -1,6 +1,9 @@
 //! Storage: the only module that imports `entity`; connects, migrates and checks the database.
 
+pub mod bootstrap;
+pub mod clients;
 pub mod keys;
+pub mod scopes;
 
 use std::time::Duration;
 
@@ -36,15 +39,14 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
 
 fn options(settings: &Settings, busy_timeout: Duration) -> ConnectOptions {
     let mut options = ConnectOptions::new(settings.database_url.expose_secret().to_owned());
-    options
-        .connect_timeout(settings.db_timeout)
-        .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(move |o| {
+    options.connect_timeout(settings.db_timeout).sqlx_logging(false).map_sqlx_sqlite_opts(
+        move |o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(busy_timeout)
                 .foreign_keys(true)
-        });
+        },
+    );
     options
 }
 
@@ -54,24 +56,13 @@ fn options(settings: &Settings, busy_timeout: Duration) -> ConnectOptions {
 pub async fn migrate(settings: &Settings) -> Result<(), DbErr> {
     const WAIT: Duration = Duration::from_secs(60);
     let mut options = options(settings, WAIT);
-    options
-        .max_connections(1)
-        .min_connections(1)
-        .acquire_timeout(WAIT);
+    options.max_connections(1).min_connections(1).acquire_timeout(WAIT);
     let connection = Database::connect(options).await?;
     let (lock, unlock, abandon) = if settings.is_postgres() {
         let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})");
-        (
-            format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"),
-            unlock.clone(),
-            unlock,
-        )
+        (format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"), unlock.clone(), unlock)
     } else {
-        (
-            "BEGIN EXCLUSIVE".to_owned(),
-            "COMMIT".to_owned(),
-            "ROLLBACK".to_owned(),
-        )
+        ("BEGIN EXCLUSIVE".to_owned(), "COMMIT".to_owned(), "ROLLBACK".to_owned())
     };
     connection.execute_unprepared(&lock).await?;
     let applied = Migrator::up(&connection, None).await;
@@ -102,11 +93,44 @@ pub async fn check_ready(db: &DatabaseConnection, timeout: Duration) -> Result<(
         if pending > 0 {
             return Err(NotReady::MigrationsPending(pending));
         }
-        db.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 1 = 0")
-            .await?;
+        db.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 1 = 0").await?;
         Ok(())
     };
-    tokio::time::timeout(timeout, check)
-        .await
-        .map_err(|_| NotReady::TimedOut)?
+    tokio::time::timeout(timeout, check).await.map_err(|_| NotReady::TimedOut)?
+}
+
+/// Whether the error is a unique-constraint violation, on either backend.
+pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// Whether the error is a foreign-key violation, on either backend.
+pub(crate) fn is_foreign_key_violation(error: &DbErr) -> bool {
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
+}
+
+/// Whether the error means the database could not be reached (503, not 500): no pooled
+/// connection in time, or the connection failed underneath a statement.
+pub fn is_unavailable(error: &DbErr) -> bool {
+    use sea_orm::{RuntimeErr, sqlx};
+    match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
+                    | sqlx::Error::Protocol(_)
+            ) || e.as_database_error().is_some_and(|d| {
+                // SQLITE_BUSY, Postgres statement timeout / admin shutdown / cannot connect now.
+                matches!(
+                    d.code().as_deref(),
+                    Some("5") | Some("57014") | Some("57P01") | Some("57P03")
+                )
+            })
+        }
+        _ => false,
+    }
 }

@@ -9,18 +9,12 @@ async fn discovery_issuer_is_byte_identical_to_the_configured_issuer() {
     let configured = "https://login.example.test/tenants/a-b_c";
     let app = spawn_app_with(|s| s.issuer = Some(Issuer::parse(configured).expect("issuer"))).await;
 
-    for path in [
-        "/.well-known/openid-configuration",
-        "/.well-known/oauth-authorization-server",
-    ] {
+    for path in ["/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"] {
         let body = app.get(path).await.text().await.expect("body");
         let metadata: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         assert_eq!(metadata["issuer"].as_str(), Some(configured), "{path}");
         assert!(body.contains(r#""issuer":"https://login.example.test/tenants/a-b_c""#));
-        assert_eq!(
-            metadata["jwks_uri"].as_str(),
-            Some(format!("{configured}/jwks").as_str())
-        );
+        assert_eq!(metadata["jwks_uri"].as_str(), Some(format!("{configured}/jwks").as_str()));
     }
 }
 
@@ -28,12 +22,8 @@ async fn discovery_issuer_is_byte_identical_to_the_configured_issuer() {
 async fn jwks_uri_from_discovery_resolves_to_the_key_set() {
     let app = spawn_app().await;
 
-    let metadata: serde_json::Value = app
-        .get("/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let metadata: serde_json::Value =
+        app.get("/.well-known/openid-configuration").await.json().await.expect("JSON");
     let jwks_uri = metadata["jwks_uri"].as_str().expect("jwks_uri");
     let response = app.http.get(jwks_uri).send().await.expect("GET jwks_uri");
 
@@ -47,18 +37,9 @@ async fn jwks_uri_from_discovery_resolves_to_the_key_set() {
 async fn both_metadata_documents_have_the_same_content() {
     let app = spawn_app().await;
 
-    let openid = app
-        .get("/.well-known/openid-configuration")
-        .await
-        .text()
-        .await
-        .expect("body");
-    let oauth = app
-        .get("/.well-known/oauth-authorization-server")
-        .await
-        .text()
-        .await
-        .expect("body");
+    let openid = app.get("/.well-known/openid-configuration").await.text().await.expect("body");
+    let oauth =
+        app.get("/.well-known/oauth-authorization-server").await.text().await.expect("body");
 
     assert_eq!(openid, oauth);
 }
@@ -67,12 +48,8 @@ async fn both_metadata_documents_have_the_same_content() {
 async fn metadata_lists_only_endpoints_that_answer() {
     let app = spawn_app().await;
 
-    let metadata: serde_json::Value = app
-        .get("/.well-known/openid-configuration")
-        .await
-        .json()
-        .await
-        .expect("JSON");
+    let metadata: serde_json::Value =
+        app.get("/.well-known/openid-configuration").await.json().await.expect("JSON");
 
     for (name, value) in metadata.as_object().expect("object") {
         if name.ends_with("_endpoint") || name.ends_with("_uri") {

@@ -39,10 +39,7 @@ async fn ready_is_503_while_the_database_is_unavailable_and_recovers_without_res
             app.get("/health/ready").await.status() == 503
         })
         .await;
-        assert!(
-            down,
-            "readiness turns 503 while the database is unreachable"
-        );
+        assert!(down, "readiness turns 503 while the database is unreachable");
         assert_eq!(app.get("/health/live").await.status(), 200);
         let body: serde_json::Value = app.get("/health/ready").await.json().await.expect("JSON");
         assert_eq!(body["status"], "unavailable");
@@ -59,23 +56,13 @@ async fn ready_is_503_while_the_database_is_unavailable_and_recovers_without_res
         let mut options = ConnectOptions::new(db.url().to_owned());
         options.max_connections(1);
         let blocker = Database::connect(options).await.expect("second connection");
-        blocker
-            .execute_unprepared("BEGIN IMMEDIATE")
-            .await
-            .expect("take the write lock");
+        blocker.execute_unprepared("BEGIN IMMEDIATE").await.expect("take the write lock");
 
         let response = app.get("/health/ready").await;
-        assert_eq!(
-            response.status(),
-            503,
-            "readiness is 503 while the database is locked"
-        );
+        assert_eq!(response.status(), 503, "readiness is 503 while the database is locked");
         assert_eq!(app.get("/health/live").await.status(), 200);
 
-        blocker
-            .execute_unprepared("ROLLBACK")
-            .await
-            .expect("release");
+        blocker.execute_unprepared("ROLLBACK").await.expect("release");
         let up = eventually(Duration::from_secs(10), || async {
             app.get("/health/ready").await.status() == 200
         })
@@ -88,9 +75,7 @@ async fn ready_is_503_while_the_database_is_unavailable_and_recovers_without_res
 async fn ready_is_503_while_migrations_are_pending() {
     let app = spawn_app().await;
     let db = app.store().await;
-    db.execute_unprepared("DELETE FROM seaql_migrations")
-        .await
-        .expect("forget migrations");
+    db.execute_unprepared("DELETE FROM seaql_migrations").await.expect("forget migrations");
 
     let response = app.get("/health/ready").await;
 

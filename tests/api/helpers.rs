@@ -41,15 +41,9 @@ impl TestDatabase {
         let dir = tempfile::tempdir().expect("temp dir");
         match backend() {
             Backend::Sqlite => {
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("castellan.db").display()
-                );
-                Self {
-                    dir,
-                    url,
-                    postgres: None,
-                }
+                let url =
+                    format!("sqlite://{}?mode=rwc", dir.path().join("castellan.db").display());
+                Self { dir, url, postgres: None }
             }
             Backend::Postgres { admin_url } => {
                 let name = format!("test_{}", uuid::Uuid::new_v4().simple());
@@ -62,11 +56,7 @@ impl TestDatabase {
                     .expect("create test database");
                 admin.close().await.ok();
                 let url = with_database(&admin_url, &name);
-                Self {
-                    dir,
-                    url,
-                    postgres: Some((admin_url, name)),
-                }
+                Self { dir, url, postgres: Some((admin_url, name)) }
             }
         }
     }
@@ -95,9 +85,7 @@ impl Drop for TestDatabase {
         };
         // Drop runs outside async context; use a short-lived runtime of its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
             if let Ok(runtime) = runtime {
                 runtime.block_on(async {
                     if let Ok(admin) = Database::connect(&admin_url).await {
@@ -159,21 +147,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 /// Starts a server on `settings`, keeping `db` alive as long as the app.
 pub async fn start(db: Arc<TestDatabase>, settings: Settings) -> TestApp {
     init_logging();
-    let app = Application::build(settings.clone())
-        .await
-        .expect("the server starts");
+    let app = Application::build(settings.clone()).await.expect("the server starts");
     let address = format!("http://{}", app.address());
     let issuer = app.issuer().as_str().to_owned();
     let keys = app.keys();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        address,
-        issuer,
-        keys,
-        settings,
-        http: reqwest::Client::new(),
-        db,
-    }
+    TestApp { address, issuer, keys, settings, http: reqwest::Client::new(), db }
 }
 
 impl TestApp {
@@ -183,11 +162,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.address))
-            .send()
-            .await
-            .expect("request")
+        self.http.get(format!("{}{path}", self.address)).send().await.expect("request")
     }
 
     pub async fn jwks(&self) -> serde_json::Value {
@@ -200,9 +175,7 @@ impl TestApp {
 
     /// A connection of the test's own to the server's database.
     pub async fn store(&self) -> Db {
-        store::connect(&self.settings)
-            .await
-            .expect("test connection")
+        store::connect(&self.settings).await.expect("test connection")
     }
 }
 
@@ -235,10 +208,7 @@ where
 
 fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        castellan::telemetry::init(&Settings {
-            log_filter: "debug".into(),
-            ..Settings::default()
-        });
+        castellan::telemetry::init(&Settings { log_filter: "debug".into(), ..Settings::default() });
     }
 }
 
@@ -291,11 +261,7 @@ impl ServerProcess {
             .await
             .expect("the server process starts listening within 60 s")
             .unwrap_or_else(|_| panic!("the server exited: {:?}", lines.lock().expect("lock")));
-        ServerProcess {
-            child,
-            address: format!("http://{address}"),
-            stderr: lines,
-        }
+        ServerProcess { child, address: format!("http://{address}"), stderr: lines }
     }
 
     pub fn pid(&self) -> u32 {
@@ -303,10 +269,8 @@ impl ServerProcess {
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill");
+        let status =
+            Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
         assert!(status.success());
     }
 

@@ -16,18 +16,12 @@ async fn jwks_carries_no_private_member_and_unique_kids() {
     assert_eq!(keys.len(), 2, "the active key and the published next key");
     for key in keys {
         for member in PRIVATE_MEMBERS {
-            assert!(
-                key.get(member).is_none(),
-                "private member {member} published"
-            );
+            assert!(key.get(member).is_none(), "private member {member} published");
         }
         assert_eq!(key["kty"], "RSA");
         assert_eq!(key["use"], "sig");
         assert_eq!(key["alg"], "RS256");
-        assert!(
-            key["n"].as_str().is_some_and(|n| n.len() >= 342),
-            "a 2048-bit modulus"
-        );
+        assert!(key["n"].as_str().is_some_and(|n| n.len() >= 342), "a 2048-bit modulus");
         assert_eq!(key["e"], "AQAB");
     }
     let mut unique = kids(&jwks);
@@ -46,10 +40,7 @@ async fn jwks_is_cacheable_no_longer_than_its_setting() {
     let cache = response.headers()["cache-control"].to_str().expect("ascii");
     assert_eq!(cache, "public, max-age=120");
     assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .expect("ascii")
-            .starts_with("application/")
+        response.headers()["content-type"].to_str().expect("ascii").starts_with("application/")
     );
 }
 
@@ -88,10 +79,7 @@ async fn a_tampered_jwt_does_not_verify_with_the_published_jwk() {
     let app = spawn_app().await;
     let token = app
         .keys
-        .sign(
-            "at+jwt",
-            &serde_json::json!({"sub": "a", "exp": 4_000_000_000u64}),
-        )
+        .sign("at+jwt", &serde_json::json!({"sub": "a", "exp": 4_000_000_000u64}))
         .expect("sign");
     let forged_payload = base64_url(br#"{"sub":"b","exp":4000000000}"#);
     let parts: Vec<&str> = token.split('.').collect();

@@ -42,12 +42,7 @@ impl TcpProxy {
             })
             .abort_handle()
         };
-        TcpProxy {
-            port,
-            open,
-            connections,
-            accept,
-        }
+        TcpProxy { port, open, connections, accept }
     }
 
     /// Drops every connection and refuses new ones, as a database outage would.

@@ -20,30 +20,14 @@ async fn the_next_key_is_published_before_it_signs() {
     let app = spawn_app().await;
     let before = app.jwks_kids().await;
     let signing = app.keys.active_kid();
-    let next = before
-        .iter()
-        .find(|k| **k != signing)
-        .expect("a published next key")
-        .clone();
+    let next = before.iter().find(|k| **k != signing).expect("a published next key").clone();
     let_next_key_publish().await;
 
-    app.keys
-        .rotate(&app.store().await, false)
-        .await
-        .expect("rotation");
+    app.keys.rotate(&app.store().await, false).await.expect("rotation");
 
-    let token = app
-        .keys
-        .sign("at+jwt", &serde_json::json!({"sub": "x"}))
-        .expect("sign");
-    let kid = jsonwebtoken::decode_header(&token)
-        .expect("header")
-        .kid
-        .expect("kid");
-    assert_eq!(
-        kid, next,
-        "the key that signs now is the one published before"
-    );
+    let token = app.keys.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
+    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
+    assert_eq!(kid, next, "the key that signs now is the one published before");
     assert!(before.contains(&kid));
     let after = app.jwks_kids().await;
     assert_eq!(after.len(), 3, "active, new next and the retired key");
@@ -59,10 +43,7 @@ async fn rotation_waits_until_the_next_key_has_outlived_jwks_caches() {
 
     let refused = app.keys.rotate(&app.store().await, false).await;
 
-    assert!(
-        matches!(refused, Err(KeyError::NextTooNew(_))),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(KeyError::NextTooNew(_))), "{refused:?}");
     assert_eq!(app.keys.active_kid(), signing);
 }
 
@@ -71,36 +52,20 @@ async fn the_retired_key_stays_published_until_every_token_it_signed_has_expired
     // Tokens live at most 1 s; with 5 s of verifier leeway the key must stay 6 s.
     let app = spawn_app_with(|s| s.max_token_lifetime = Duration::from_secs(1)).await;
     let retired = app.keys.active_kid();
-    let token = app
-        .keys
-        .sign("at+jwt", &serde_json::json!({"sub": "x"}))
-        .expect("sign");
+    let token = app.keys.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
     let_next_key_publish().await;
 
-    app.keys
-        .rotate(&app.store().await, false)
-        .await
-        .expect("rotation");
+    app.keys.rotate(&app.store().await, false).await.expect("rotation");
     let rotated_at = Instant::now();
 
-    assert!(
-        app.jwks_kids().await.contains(&retired),
-        "still published right after rotation"
-    );
-    let kid = jsonwebtoken::decode_header(&token)
-        .expect("header")
-        .kid
-        .expect("kid");
+    assert!(app.jwks_kids().await.contains(&retired), "still published right after rotation");
+    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
     assert_eq!(kid, retired);
-    let gone = eventually(Duration::from_secs(12), || async {
-        !app.jwks_kids().await.contains(&retired)
-    })
-    .await;
+    let gone =
+        eventually(Duration::from_secs(12), || async { !app.jwks_kids().await.contains(&retired) })
+            .await;
     let published_for = rotated_at.elapsed();
-    assert!(
-        gone,
-        "the retired key leaves the JWKS once its tokens have expired"
-    );
+    assert!(gone, "the retired key leaves the JWKS once its tokens have expired");
     assert!(
         published_for >= Duration::from_secs(6),
         "removed after {published_for:?}, before its tokens and leeway ran out"
@@ -125,41 +90,21 @@ async fn a_kid_is_never_reused() {
     let unique: HashSet<_> = listed.iter().map(|k| k.kid.clone()).collect();
     assert_eq!(listed.len(), 5);
     assert_eq!(unique.len(), 5);
-    assert_eq!(
-        listed
-            .iter()
-            .filter(|k| k.state == KeyState::Active)
-            .count(),
-        1
-    );
-    assert_eq!(
-        listed.iter().filter(|k| k.state == KeyState::Next).count(),
-        1
-    );
+    assert_eq!(listed.iter().filter(|k| k.state == KeyState::Active).count(), 1);
+    assert_eq!(listed.iter().filter(|k| k.state == KeyState::Next).count(), 1);
 }
 
 #[tokio::test]
 async fn keys_rotate_on_schedule() {
     let app = spawn_app_with(|s| s.key_rotation_period = Duration::from_secs(2)).await;
     let first = app.keys.active_kid();
-    let next: Vec<_> = app
-        .jwks_kids()
-        .await
-        .into_iter()
-        .filter(|k| *k != first)
-        .collect();
+    let next: Vec<_> = app.jwks_kids().await.into_iter().filter(|k| *k != first).collect();
 
-    let rotated = eventually(Duration::from_secs(8), || async {
-        app.keys.active_kid() != first
-    })
-    .await;
+    let rotated =
+        eventually(Duration::from_secs(8), || async { app.keys.active_kid() != first }).await;
 
     assert!(rotated, "the scheduled rotation happened");
-    assert_eq!(
-        vec![app.keys.active_kid()],
-        next,
-        "the published next key took over"
-    );
+    assert_eq!(vec![app.keys.active_kid()], next, "the published next key took over");
 }
 
 #[tokio::test]
@@ -169,29 +114,16 @@ async fn two_replicas_sign_with_the_same_kid_after_a_rotation_through_one_of_the
     assert_eq!(first.jwks().await, second.jwks().await);
     let_next_key_publish().await;
 
-    first
-        .keys
-        .rotate(&first.store().await, false)
-        .await
-        .expect("rotation");
+    first.keys.rotate(&first.store().await, false).await.expect("rotation");
 
     let in_step = eventually(Duration::from_secs(5), || async {
         second.keys.active_kid() == first.keys.active_kid()
             && first.jwks().await == second.jwks().await
     })
     .await;
-    assert!(
-        in_step,
-        "the second replica signs with the new key and publishes the same set"
-    );
-    let token = second
-        .keys
-        .sign("at+jwt", &serde_json::json!({"sub": "x"}))
-        .expect("sign");
-    let kid = jsonwebtoken::decode_header(&token)
-        .expect("header")
-        .kid
-        .expect("kid");
+    assert!(in_step, "the second replica signs with the new key and publishes the same set");
+    let token = second.keys.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
+    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
     assert_eq!(kid, first.keys.active_kid());
 }
 
@@ -205,13 +137,7 @@ async fn two_server_processes_publish_identical_jwks_after_a_rotation() {
     let jwks = |p: &ServerProcess| {
         let request = http.get(format!("{}/jwks", p.address));
         async move {
-            request
-                .send()
-                .await
-                .expect("GET")
-                .json::<serde_json::Value>()
-                .await
-                .expect("JSON")
+            request.send().await.expect("GET").json::<serde_json::Value>().await.expect("JSON")
         }
     };
     let before = jwks(&first).await;
@@ -224,26 +150,13 @@ async fn two_server_processes_publish_identical_jwks_after_a_rotation() {
         .output()
         .expect("castellan keys rotate");
 
-    assert!(
-        rotate.status.success(),
-        "{}",
-        String::from_utf8_lossy(&rotate.stderr)
-    );
-    let active = String::from_utf8(rotate.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned();
-    assert!(
-        kids(&before).contains(&active),
-        "the activated key was published before"
-    );
+    assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
+    let active = String::from_utf8(rotate.stdout).expect("utf-8").trim().to_owned();
+    assert!(kids(&before).contains(&active), "the activated key was published before");
     let in_step = eventually(Duration::from_secs(5), || async {
         let (a, b) = (jwks(&first).await, jwks(&second).await);
         a == b && kids(&a).len() == 3 && kids(&a)[0] == active
     })
     .await;
-    assert!(
-        in_step,
-        "both processes publish the same rotated set within 5 s"
-    );
+    assert!(in_step, "both processes publish the same rotated set within 5 s");
 }

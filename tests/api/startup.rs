@@ -29,10 +29,7 @@ async fn a_fresh_directory_with_no_environment_serves_discovery_and_jwks() {
 
     let http = reqwest::Client::new();
     let metadata: serde_json::Value = http
-        .get(format!(
-            "{}/.well-known/openid-configuration",
-            server.address
-        ))
+        .get(format!("{}/.well-known/openid-configuration", server.address))
         .send()
         .await
         .expect("discovery")
@@ -49,15 +46,9 @@ async fn a_fresh_directory_with_no_environment_serves_discovery_and_jwks() {
         .await
         .expect("JSON");
     assert_eq!(kids(&jwks).len(), 2);
-    assert!(
-        dir.path().join("castellan.db").exists(),
-        "the default SQLite file is created"
-    );
+    assert!(dir.path().join("castellan.db").exists(), "the default SQLite file is created");
     let master = dir.path().join("keys/master.key");
-    let mode = std::fs::metadata(&master)
-        .expect("master key created")
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(&master).expect("master key created").permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
 }
 
@@ -69,10 +60,7 @@ async fn a_missing_keys_folder_is_created() {
     let _app = spawn_app_with(|s| s.keys_dir = keys_dir.clone()).await;
 
     assert!(keys_dir.join("master.key").exists());
-    let mode = std::fs::metadata(&keys_dir)
-        .expect("folder")
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(&keys_dir).expect("folder").permissions().mode();
     assert_eq!(mode & 0o077, 0, "the keys folder is private");
 }
 
@@ -95,10 +83,7 @@ async fn a_wrong_master_key_stops_start_up_with_one_clear_line() {
     assert_eq!(output.status.code(), Some(1));
     let lines = plain_lines(&output.stderr);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(
-        lines[0].starts_with("error: the master key does not open signing key"),
-        "{lines:?}"
-    );
+    assert!(lines[0].starts_with("error: the master key does not open signing key"), "{lines:?}");
     assert!(!String::from_utf8_lossy(&output.stderr).contains("panicked"));
 }
 
@@ -114,23 +99,14 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CASTELLAN_LOG_FORMAT", "xml"),
         ("DATABASE_URL", "mysql://x"),
     ] {
-        let output = castellan(dir.path())
-            .env(name, value)
-            .output()
-            .expect("run castellan");
+        let output = castellan(dir.path()).env(name, value).output().expect("run castellan");
 
         assert_eq!(output.status.code(), Some(2), "{name}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
-        assert!(
-            stderr.starts_with(&format!("error: invalid {name}:")),
-            "{stderr}"
-        );
+        assert!(stderr.starts_with(&format!("error: invalid {name}:")), "{stderr}");
     }
-    assert!(
-        !dir.path().join("castellan.db").exists(),
-        "nothing was created"
-    );
+    assert!(!dir.path().join("castellan.db").exists(), "nothing was created");
 }
 
 #[tokio::test]
@@ -160,11 +136,7 @@ async fn migrate_applies_the_schema_and_exits() {
         .output()
         .expect("castellan migrate");
 
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let mut options = ConnectOptions::new(db.url().to_owned());
     options.max_connections(1);
     let connection = Database::connect(options).await.expect("connect");
@@ -176,10 +148,7 @@ async fn migrate_applies_the_schema_and_exits() {
         .await
         .expect("migrations table");
     assert!(!applied.is_empty());
-    connection
-        .execute_unprepared("SELECT kid FROM signing_keys")
-        .await
-        .expect("keys table");
+    connection.execute_unprepared("SELECT kid FROM signing_keys").await.expect("keys table");
 }
 
 #[tokio::test]
@@ -193,16 +162,9 @@ async fn keys_list_shows_the_active_and_next_keys() {
         .output()
         .expect("castellan keys list");
 
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let listing = String::from_utf8(output.stdout).expect("utf-8");
-    let active = listing
-        .lines()
-        .find(|l| l.contains(" active "))
-        .expect("an active key");
+    let active = listing.lines().find(|l| l.contains(" active ")).expect("an active key");
     assert!(active.starts_with(&app.keys.active_kid()));
     assert_eq!(listing.lines().filter(|l| l.contains(" next ")).count(), 1);
 }
@@ -227,11 +189,8 @@ async fn replicas_started_together_on_an_empty_database_all_come_up() {
     let http = reqwest::Client::new();
     let mut sets = Vec::new();
     for replica in &replicas {
-        let ready = http
-            .get(format!("{}/health/ready", replica.address))
-            .send()
-            .await
-            .expect("GET");
+        let ready =
+            http.get(format!("{}/health/ready", replica.address)).send().await.expect("GET");
         assert_eq!(ready.status(), 200);
         let jwks: serde_json::Value = http
             .get(format!("{}/jwks", replica.address))
@@ -259,10 +218,7 @@ async fn replicas_started_together_on_an_empty_database_all_come_up() {
         sets.windows(2).all(|w| w[0] == w[1]) && kids(&sets[0]).len() == 2
     })
     .await;
-    assert!(
-        converged,
-        "one active and one next key, the same everywhere: {sets:?}"
-    );
+    assert!(converged, "one active and one next key, the same everywhere: {sets:?}");
 }
 
 #[tokio::test]
@@ -281,10 +237,7 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
             .await
             .expect("lock");
     } else {
-        blocker
-            .execute_unprepared("BEGIN IMMEDIATE")
-            .await
-            .expect("lock");
+        blocker.execute_unprepared("BEGIN IMMEDIATE").await.expect("lock");
     }
     let http = reqwest::Client::new();
     let in_flight = tokio::spawn(http.get(format!("{}/health/ready", server.address)).send());
@@ -292,18 +245,8 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
 
     server.sigterm();
 
-    let response = in_flight
-        .await
-        .expect("join")
-        .expect("the in-flight request completes");
+    let response = in_flight.await.expect("join").expect("the in-flight request completes");
     assert_eq!(response.status(), 503);
-    assert_eq!(
-        server.wait(Duration::from_secs(15)).await,
-        Some(0),
-        "exit code 0"
-    );
-    blocker
-        .execute_unprepared("ROLLBACK")
-        .await
-        .expect("release");
+    assert_eq!(server.wait(Duration::from_secs(15)).await, Some(0), "exit code 0");
+    blocker.execute_unprepared("ROLLBACK").await.expect("release");
 }

@@ -11,12 +11,8 @@ async fn every_response_carries_a_request_id() {
     let first = app.get("/jwks").await;
     let second = app.get("/no/such/route").await;
 
-    let id = |r: &reqwest::Response| {
-        r.headers()["x-request-id"]
-            .to_str()
-            .expect("ascii")
-            .to_owned()
-    };
+    let id =
+        |r: &reqwest::Response| r.headers()["x-request-id"].to_str().expect("ascii").to_owned();
     assert_eq!(id(&first).len(), 32);
     assert_ne!(id(&first), id(&second));
 }
@@ -25,10 +21,7 @@ async fn every_response_carries_a_request_id() {
 async fn a_sane_incoming_request_id_is_kept_and_a_hostile_one_replaced() {
     let app = spawn_app().await;
     let send = |value: &'static str| {
-        app.http
-            .get(format!("{}/health/live", app.address))
-            .header("x-request-id", value)
-            .send()
+        app.http.get(format!("{}/health/live", app.address)).header("x-request-id", value).send()
     };
 
     let kept = send("trace-42.a_b").await.expect("GET");
@@ -53,10 +46,7 @@ async fn metrics_count_requests_by_route_and_status_with_a_latency_histogram() {
         ),
         "{body}"
     );
-    assert!(
-        body.contains(r#"route="unmatched",status="404"} 1"#),
-        "{body}"
-    );
+    assert!(body.contains(r#"route="unmatched",status="404"} 1"#), "{body}");
     assert!(!body.contains("/nope/123"), "raw paths never become labels");
     assert!(body.contains(r#"castellan_http_request_duration_seconds_bucket{route="/jwks",le="#));
     assert!(body.contains(r#"castellan_http_request_duration_seconds_count{route="/jwks"} 2"#));

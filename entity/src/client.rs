@@ -1,0 +1,37 @@
+//! `clients`: registered clients and their RFC 7591 metadata; list members are JSON text.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "clients")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub client_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub client_name: String,
+    #[sea_orm(column_type = "Text")]
+    pub redirect_uris: String,
+    #[sea_orm(column_type = "Text")]
+    pub grant_types: String,
+    #[sea_orm(column_type = "Text")]
+    pub response_types: String,
+    pub token_endpoint_auth_method: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub jwks: Option<String>,
+    #[sea_orm(column_type = "Text")]
+    pub post_logout_redirect_uris: String,
+    #[sea_orm(column_type = "Text")]
+    pub audience: String,
+    pub access_token_lifetime: Option<i32>,
+    pub id_token_lifetime: Option<i32>,
+    pub refresh_token_lifetime: Option<i32>,
+    pub refresh_token_absolute_lifetime: Option<i32>,
+    pub authorization_code_lifetime: Option<i32>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,204 @@
+//! Registered clients (SPEC §5): their validated metadata, authentication method, grant
+//! types, lifetimes, and the JSON form admins see.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::scope::Scopes;
+
+/// Default lifetimes (SPEC §4).
+pub const DEFAULT_ACCESS_TOKEN_LIFETIME: u32 = 600;
+pub const DEFAULT_ID_TOKEN_LIFETIME: u32 = 600;
+pub const DEFAULT_REFRESH_TOKEN_LIFETIME: u32 = 14 * 24 * 3600;
+pub const DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME: u32 = 90 * 24 * 3600;
+pub const DEFAULT_AUTHORIZATION_CODE_LIFETIME: u32 = 60;
+
+/// How a client authenticates at the token endpoint (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 4] =
+        [Self::ClientSecretBasic, Self::ClientSecretPost, Self::PrivateKeyJwt, Self::None];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::None => "none",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == value)
+    }
+
+    /// Whether the client holds a server-made secret.
+    pub fn uses_secret(self) -> bool {
+        matches!(self, Self::ClientSecretBasic | Self::ClientSecretPost)
+    }
+}
+
+/// The grant types this server implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    ClientCredentials,
+    RefreshToken,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 3] =
+        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
+
+/// Per-client lifetimes in seconds; `None` takes the server default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub access_token: Option<u32>,
+    pub id_token: Option<u32>,
+    pub refresh_token: Option<u32>,
+    pub refresh_token_absolute: Option<u32>,
+    pub authorization_code: Option<u32>,
+}
+
+/// Client metadata, already validated (see `client_metadata`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientMetadata {
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub response_types: Vec<String>,
+    pub scope: Scopes,
+    pub token_endpoint_auth_method: AuthMethod,
+    pub jwks: Option<serde_json::Value>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub audience: Vec<String>,
+    pub lifetimes: Lifetimes,
+}
+
+/// A secret hash and when it stops working.
+#[derive(Debug, Clone)]
+pub struct SecretHash {
+    pub hash: Vec<u8>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A registered client as the token endpoint sees it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub client_id: String,
+    pub metadata: ClientMetadata,
+    pub secrets: Vec<SecretHash>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.metadata.grant_types.contains(&grant)
+    }
+
+    /// Public clients hold no credentials (RFC 6749 §2.1).
+    pub fn is_public(&self) -> bool {
+        self.metadata.token_endpoint_auth_method == AuthMethod::None
+    }
+
+    /// Hashes of the secrets still valid at `now`.
+    pub fn live_secret_hashes(&self, now: DateTime<Utc>) -> impl Iterator<Item = &[u8]> {
+        self.secrets
+            .iter()
+            .filter(move |s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| s.hash.as_slice())
+    }
+
+    pub fn access_token_lifetime(&self) -> Duration {
+        secs(self.metadata.lifetimes.access_token, DEFAULT_ACCESS_TOKEN_LIFETIME)
+    }
+
+    /// The JSON an admin sees: RFC 7591 names, effective lifetimes, never a secret hash.
+    pub fn view(&self, client_secret: Option<String>) -> ClientView {
+        let m = &self.metadata;
+        let l = &m.lifetimes;
+        ClientView {
+            client_id: self.client_id.clone(),
+            client_id_issued_at: self.created_at.timestamp(),
+            client_secret_expires_at: client_secret.as_ref().map(|_| 0),
+            client_secret,
+            client_name: m.client_name.clone(),
+            redirect_uris: m.redirect_uris.clone(),
+            grant_types: m.grant_types.iter().map(|g| g.as_str()).collect(),
+            response_types: m.response_types.clone(),
+            scope: m.scope.to_string(),
+            token_endpoint_auth_method: m.token_endpoint_auth_method.as_str(),
+            jwks: m.jwks.clone(),
+            post_logout_redirect_uris: m.post_logout_redirect_uris.clone(),
+            audience: m.audience.clone(),
+            access_token_lifetime: l.access_token.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
+            id_token_lifetime: l.id_token.unwrap_or(DEFAULT_ID_TOKEN_LIFETIME),
+            refresh_token_lifetime: l.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
+            refresh_token_absolute_lifetime: l
+                .refresh_token_absolute
+                .unwrap_or(DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME),
+            authorization_code_lifetime: l
+                .authorization_code
+                .unwrap_or(DEFAULT_AUTHORIZATION_CODE_LIFETIME),
+        }
+    }
+}
+
+fn secs(value: Option<u32>, default: u32) -> Duration {
+    Duration::from_secs(u64::from(value.unwrap_or(default)))
+}
+
+/// A client in the admin API (SPEC §6).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    /// Seconds since the epoch.
+    pub client_id_issued_at: i64,
+    /// Present only in the answer that created or rotated it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// 0: the secret does not expire (RFC 7591 §3.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<i64>,
+    pub client_name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<&'static str>,
+    pub response_types: Vec<String>,
+    pub scope: String,
+    pub token_endpoint_auth_method: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub audience: Vec<String>,
+    pub access_token_lifetime: u32,
+    pub id_token_lifetime: u32,
+    pub refresh_token_lifetime: u32,
+    pub refresh_token_absolute_lifetime: u32,
+    pub authorization_code_lifetime: u32,
+}

@@ -1,0 +1,161 @@
+//! Client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4, RFC 7523 §3): each client only with
+//! its registered method; any failure is `invalid_client`.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, Validation};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::client::{AuthMethod, Client};
+use super::keyring::LEEWAY;
+use super::registry::Registry;
+use super::secret;
+use crate::error::OAuthError;
+use crate::store::{self, Db};
+
+/// The `client_assertion_type` of a JWT assertion (RFC 7523 §2.2).
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// An assertion may live at most this long: a short `exp` limits what a leak gives away.
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 300;
+
+/// The credentials a request carried, by method; exactly one per request.
+pub enum Presented {
+    Basic { client_id: String, secret: SecretString },
+    Post { client_id: String, secret: SecretString },
+    Assertion { assertion: String, client_id: Option<String> },
+    Public { client_id: String },
+}
+
+impl Presented {
+    fn is_basic(&self) -> bool {
+        matches!(self, Self::Basic { .. })
+    }
+}
+
+/// Authenticates the client; `issuer` and `token_endpoint` are the audiences an assertion
+/// may name.
+pub async fn authenticate(
+    db: &Db,
+    registry: &Registry,
+    issuer: &str,
+    token_endpoint: &str,
+    presented: Presented,
+) -> Result<Arc<Client>, OAuthError> {
+    let basic = presented.is_basic();
+    let refused = OAuthError::InvalidClient { basic };
+    let (client_id, method) = match &presented {
+        Presented::Basic { client_id, .. } => (client_id.clone(), AuthMethod::ClientSecretBasic),
+        Presented::Post { client_id, .. } => (client_id.clone(), AuthMethod::ClientSecretPost),
+        Presented::Public { client_id } => (client_id.clone(), AuthMethod::None),
+        Presented::Assertion { assertion, client_id } => {
+            (assertion_subject(assertion, client_id.as_deref())?, AuthMethod::PrivateKeyJwt)
+        }
+    };
+    let Some(client) = registry.find(db, &client_id).await? else { return Err(refused) };
+    // SPEC §5: a client authenticates only with its registered method.
+    if client.metadata.token_endpoint_auth_method != method {
+        return Err(refused);
+    }
+    match presented {
+        Presented::Basic { secret, .. } | Presented::Post { secret, .. } => {
+            if !secret::matches_any(&secret, client.live_secret_hashes(Utc::now())) {
+                return Err(refused);
+            }
+        }
+        Presented::Assertion { assertion, .. } => {
+            verify_assertion(db, &client, &assertion, issuer, token_endpoint).await?;
+        }
+        Presented::Public { .. } => {}
+    }
+    Ok(client)
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    exp: i64,
+    jti: Option<String>,
+}
+
+/// The client an assertion claims to come from: `iss` = `sub` = client_id (RFC 7523 §3),
+/// read before verification only to find which keys to verify with.
+fn assertion_subject(assertion: &str, client_id: Option<&str>) -> Result<String, OAuthError> {
+    let refused = OAuthError::InvalidClient { basic: false };
+    let claims: AssertionClaims =
+        jsonwebtoken::dangerous::insecure_decode_claims(assertion).map_err(|_| refused)?;
+    if claims.iss != claims.sub || client_id.is_some_and(|id| id != claims.sub) {
+        return Err(OAuthError::InvalidClient { basic: false });
+    }
+    Ok(claims.sub)
+}
+
+async fn verify_assertion(
+    db: &Db,
+    client: &Client,
+    assertion: &str,
+    issuer: &str,
+    token_endpoint: &str,
+) -> Result<(), OAuthError> {
+    let refused = || OAuthError::InvalidClient { basic: false };
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused())?;
+    let jwks: JwkSet = client
+        .metadata
+        .jwks
+        .clone()
+        .and_then(|j| serde_json::from_value(j).ok())
+        .ok_or_else(refused)?;
+    let jwk = match header.kid.as_deref() {
+        Some(kid) => jwks.find(kid),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => None,
+    }
+    .ok_or_else(refused)?;
+    // The algorithm is the key's, never the header's alone (RFC 8725 §3.1).
+    let alg = key_algorithm(jwk).ok_or_else(refused)?;
+    if header.alg != alg {
+        return Err(refused());
+    }
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| refused())?;
+    let mut validation = Validation::new(alg);
+    validation.leeway = LEEWAY.as_secs();
+    validation.set_audience(&[issuer, token_endpoint]);
+    validation.set_issuer(&[&client.client_id]);
+    validation.sub = Some(client.client_id.clone());
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
+        .map_err(|_| refused())?
+        .claims;
+    let now = Utc::now().timestamp();
+    if claims.exp > now + MAX_ASSERTION_LIFETIME_SECS {
+        return Err(refused());
+    }
+    let jti = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256).ok_or_else(refused)?;
+    let expires = chrono::DateTime::from_timestamp(claims.exp, 0).ok_or_else(refused)?
+        + chrono::Duration::from_std(LEEWAY).map_err(anyhow::Error::from)?;
+    // RFC 7523 §3 item 7: a replayed jti is refused, on every replica.
+    if !store::clients::record_assertion(db, &client.client_id, &jti, expires).await? {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// The signing algorithm a client key is for: its `alg`, else the one its type implies.
+fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
+    if let Some(alg) = jwk.common.key_algorithm {
+        return alg.to_string().parse().ok();
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => Some(Algorithm::ES256),
+            EllipticCurve::P384 => Some(Algorithm::ES384),
+            _ => None,
+        },
+        AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
+        _ => None,
+    }
+}

@@ -1,0 +1,310 @@
+//! Turns an admin's JSON body into validated `ClientMetadata` (RFC 7591 §2, SPEC §5–§6):
+//! member by member, so each error names its member and never echoes the input.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::client::{
+    AuthMethod, ClientMetadata, DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME,
+    DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType, Lifetimes,
+};
+use super::redirect_uri;
+use super::scope::Scopes;
+
+/// A rejected body: an error code of SPEC §6, a fixed description, the member at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error} ({field}): {description}")]
+pub struct MetadataError {
+    pub error: &'static str,
+    pub description: &'static str,
+    pub field: String,
+}
+
+fn invalid(field: &str, description: &'static str) -> MetadataError {
+    MetadataError { error: "invalid_client_metadata", description, field: field.to_owned() }
+}
+
+fn invalid_redirect(field: &str, description: &'static str) -> MetadataError {
+    MetadataError { error: "invalid_redirect_uri", description, field: field.to_owned() }
+}
+
+const MEMBERS: [&str; 15] = [
+    "client_name",
+    "redirect_uris",
+    "grant_types",
+    "response_types",
+    "scope",
+    "token_endpoint_auth_method",
+    "jwks",
+    "post_logout_redirect_uris",
+    "audience",
+    "access_token_lifetime",
+    "id_token_lifetime",
+    "refresh_token_lifetime",
+    "refresh_token_absolute_lifetime",
+    "authorization_code_lifetime",
+    "jwks_uri",
+];
+
+/// Members the server assigns: a body carrying one is refused, not silently ignored.
+const SERVER_ASSIGNED: [&str; 5] = [
+    "client_id",
+    "client_secret",
+    "client_id_issued_at",
+    "client_secret_expires_at",
+    "registration_access_token",
+];
+
+/// Validates a client body. `max_token_lifetime` bounds access and ID token lifetimes.
+pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadata, MetadataError> {
+    let Some(map) = body.as_object() else {
+        return Err(MetadataError {
+            error: "invalid_request",
+            description: "the body must be a JSON object",
+            field: "body".into(),
+        });
+    };
+    for name in map.keys() {
+        if SERVER_ASSIGNED.contains(&name.as_str()) {
+            return Err(invalid(name, "this member is assigned by the server"));
+        }
+        if !MEMBERS.contains(&name.as_str()) {
+            return Err(invalid(&safe_name(name), "unknown client metadata member"));
+        }
+    }
+    if map.contains_key("jwks_uri") {
+        return Err(invalid("jwks_uri", "jwks_uri is not supported; register the keys as jwks"));
+    }
+
+    let client_name: String = member(map, "client_name")?.unwrap_or_default();
+    if client_name.chars().count() > 200 || client_name.chars().any(char::is_control) {
+        return Err(invalid("client_name", "client_name must be at most 200 printable characters"));
+    }
+    let grant_types = grant_types(map)?;
+    let has_code = grant_types.contains(&GrantType::AuthorizationCode);
+    let response_types: Vec<String> = member(map, "response_types")?
+        .unwrap_or_else(|| if has_code { vec!["code".into()] } else { vec![] });
+    if response_types != if has_code { vec!["code".to_owned()] } else { vec![] } {
+        return Err(invalid(
+            "response_types",
+            "response_types must be [\"code\"] with authorization_code and [] without it",
+        ));
+    }
+    let redirect_uris = uris(map, "redirect_uris")?;
+    if has_code && redirect_uris.is_empty() {
+        return Err(invalid_redirect("redirect_uris", "authorization_code needs a redirect URI"));
+    }
+    if !has_code && !redirect_uris.is_empty() {
+        return Err(invalid_redirect("redirect_uris", "redirect URIs need authorization_code"));
+    }
+    let post_logout_redirect_uris = uris(map, "post_logout_redirect_uris")?;
+
+    let method = match member::<String>(map, "token_endpoint_auth_method")? {
+        None => AuthMethod::ClientSecretBasic,
+        Some(m) => AuthMethod::parse(&m).ok_or_else(|| {
+            invalid("token_endpoint_auth_method", "unsupported token_endpoint_auth_method")
+        })?,
+    };
+    if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(invalid(
+            "token_endpoint_auth_method",
+            "client_credentials needs a confidential client",
+        ));
+    }
+    let jwks = match map.get("jwks") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(jwks(value)?),
+    };
+    if method == AuthMethod::PrivateKeyJwt && jwks.is_none() {
+        return Err(invalid("jwks", "private_key_jwt needs the client's public keys in jwks"));
+    }
+
+    let scope_text: String = member(map, "scope")?.unwrap_or_default();
+    let scope = Scopes::parse(&scope_text).map_err(|_| invalid("scope", "malformed scope"))?;
+    let audience: Vec<String> = member(map, "audience")?.unwrap_or_default();
+    if audience.len() > 20 || !audience.iter().all(|a| is_absolute_uri(a)) {
+        return Err(invalid("audience", "audience entries must be absolute URIs without fragment"));
+    }
+    let lifetimes = lifetimes(map, max_token_lifetime)?;
+    Ok(ClientMetadata {
+        client_name,
+        redirect_uris,
+        grant_types,
+        response_types,
+        scope,
+        token_endpoint_auth_method: method,
+        jwks,
+        post_logout_redirect_uris,
+        audience,
+        lifetimes,
+    })
+}
+
+/// A member's value of type `T`, `None` when absent or null.
+fn member<T: DeserializeOwned>(
+    map: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<T>, MetadataError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => T::deserialize(value)
+            .map(Some)
+            .map_err(|_| invalid(name, "this member has the wrong type")),
+    }
+}
+
+fn grant_types(map: &Map<String, Value>) -> Result<Vec<GrantType>, MetadataError> {
+    let names: Vec<String> =
+        member(map, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    let mut grants = Vec::new();
+    for name in &names {
+        let grant = GrantType::parse(name)
+            .ok_or_else(|| invalid("grant_types", "unsupported grant type"))?;
+        if !grants.contains(&grant) {
+            grants.push(grant);
+        }
+    }
+    if grants.is_empty() {
+        return Err(invalid("grant_types", "grant_types must not be empty"));
+    }
+    // OAuth 2.1 §4.2: client_credentials never yields a refresh token.
+    if grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::AuthorizationCode)
+    {
+        return Err(invalid("grant_types", "refresh_token needs authorization_code"));
+    }
+    Ok(grants)
+}
+
+fn uris(map: &Map<String, Value>, name: &'static str) -> Result<Vec<String>, MetadataError> {
+    let uris: Vec<String> = member(map, name)?.unwrap_or_default();
+    if uris.len() > 20 {
+        return Err(invalid_redirect(name, "at most 20 URIs"));
+    }
+    for uri in &uris {
+        redirect_uri::validate(uri).map_err(|reason| invalid_redirect(name, reason))?;
+    }
+    Ok(uris)
+}
+
+fn jwks(value: &Value) -> Result<Value, MetadataError> {
+    let keys =
+        value.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty() && k.len() <= 10);
+    let keys = keys.ok_or_else(|| invalid("jwks", "jwks must be {\"keys\": [1 to 10 JWKs]}"))?;
+    for key in keys {
+        let private = ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| key.get(m).is_some());
+        if private {
+            return Err(invalid("jwks", "jwks must hold public keys only"));
+        }
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.clone())
+            .map_err(|_| invalid("jwks", "a JWK does not parse"))?;
+        jsonwebtoken::DecodingKey::from_jwk(&jwk)
+            .map_err(|_| invalid("jwks", "a JWK is not a usable key"))?;
+    }
+    Ok(value.clone())
+}
+
+fn lifetimes(map: &Map<String, Value>, max_token: Duration) -> Result<Lifetimes, MetadataError> {
+    let max_token = u32::try_from(max_token.as_secs()).unwrap_or(u32::MAX);
+    let bounded = |name: &'static str, max: u32| -> Result<Option<u32>, MetadataError> {
+        let value: Option<u32> = member(map, name)?;
+        match value {
+            Some(v) if v == 0 || v > max => Err(invalid(name, "lifetime out of range")),
+            other => Ok(other),
+        }
+    };
+    let lifetimes = Lifetimes {
+        access_token: bounded("access_token_lifetime", max_token)?,
+        id_token: bounded("id_token_lifetime", max_token)?,
+        refresh_token: bounded("refresh_token_lifetime", u32::MAX)?,
+        refresh_token_absolute: bounded("refresh_token_absolute_lifetime", u32::MAX)?,
+        authorization_code: bounded("authorization_code_lifetime", 600)?,
+    };
+    let sliding = lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME);
+    let absolute =
+        lifetimes.refresh_token_absolute.unwrap_or(DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME);
+    if sliding > absolute {
+        return Err(invalid(
+            "refresh_token_lifetime",
+            "refresh_token_lifetime must not exceed refresh_token_absolute_lifetime",
+        ));
+    }
+    Ok(lifetimes)
+}
+
+/// Whether `value` is an absolute URI without fragment (RFC 8707 §2).
+pub fn is_absolute_uri(value: &str) -> bool {
+    value.len() <= 2000 && !value.contains('#') && url::Url::parse(value).is_ok()
+}
+
+/// A member name fit to name in an error: short and plain, else just "body".
+fn safe_name(name: &str) -> String {
+    let plain =
+        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if plain { name.to_owned() } else { "body".to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const MAX: Duration = Duration::from_secs(3600);
+
+    fn field_of(body: Value) -> (String, &'static str) {
+        let e = parse(&body, MAX).expect_err("refused");
+        (e.field, e.error)
+    }
+
+    #[test]
+    fn a_web_client_gets_rfc_7591_defaults() {
+        let m = parse(&json!({"redirect_uris": ["https://a.example/cb"]}), MAX).expect("valid");
+        assert_eq!(m.grant_types, vec![GrantType::AuthorizationCode]);
+        assert_eq!(m.response_types, vec!["code".to_owned()]);
+        assert_eq!(m.token_endpoint_auth_method, AuthMethod::ClientSecretBasic);
+    }
+
+    #[test]
+    fn server_assigned_and_unknown_members_are_refused() {
+        assert_eq!(field_of(json!({"client_id": "x"})).0, "client_id");
+        assert_eq!(field_of(json!({"client_secret": "x"})).0, "client_secret");
+        assert_eq!(field_of(json!({"colour": "red"})).0, "colour");
+        assert_eq!(field_of(json!({"<script>": 1})).0, "body");
+    }
+
+    #[test]
+    fn incoherent_grants_are_refused() {
+        let cc_public =
+            json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"});
+        assert_eq!(field_of(cc_public).0, "token_endpoint_auth_method");
+        assert_eq!(
+            field_of(json!({"grant_types": ["client_credentials", "refresh_token"]})).0,
+            "grant_types"
+        );
+        assert_eq!(
+            field_of(json!({"grant_types": ["authorization_code"]})),
+            ("redirect_uris".into(), "invalid_redirect_uri")
+        );
+        assert_eq!(field_of(json!({"grant_types": ["implicit"]})).0, "grant_types");
+    }
+
+    #[test]
+    fn bad_redirect_uris_use_their_own_error() {
+        let body = json!({"redirect_uris": ["http://evil.example/cb"]});
+        assert_eq!(field_of(body), ("redirect_uris".into(), "invalid_redirect_uri"));
+    }
+
+    #[test]
+    fn lifetimes_are_bounded() {
+        assert_eq!(
+            field_of(json!({"grant_types": ["client_credentials"], "access_token_lifetime": 7200}))
+                .0,
+            "access_token_lifetime"
+        );
+        assert_eq!(
+            field_of(json!({"grant_types": ["client_credentials"], "access_token_lifetime": 0})).0,
+            "access_token_lifetime"
+        );
+    }
+}

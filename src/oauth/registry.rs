@@ -1,0 +1,319 @@
+//! The client registry: registering, replacing, deleting clients and rotating secrets, and
+//! a per-replica lookup cache whose entries live at most one sync interval (SPEC §8).
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use secrecy::SecretString;
+
+use super::client::{AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, SecretHash};
+use super::client_metadata::MetadataError;
+use super::scope::Scopes;
+use super::secret;
+use crate::store::clients::{ClientRecord, SecretRecord};
+use crate::store::{self, Db, StoreError};
+
+/// Entries kept before the cache starts over (it is a cache, not a copy of the table).
+const CACHE_CAPACITY: usize = 10_000;
+
+/// Client lookups for this replica.
+pub struct Registry {
+    cache: RwLock<HashMap<String, (Instant, Option<Arc<Client>>)>>,
+    ttl: Duration,
+}
+
+/// Why a registry change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// A client just registered, with its secret (shown this once) when it has one.
+pub struct Registered {
+    pub client: Client,
+    pub secret: Option<SecretString>,
+}
+
+/// A confidential client's credentials, as printed once by the CLI and on first start.
+pub struct Credentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+impl Credentials {
+    /// `{"client_id": …, "client_secret": …}`: the one place a secret is exposed, on purpose.
+    pub fn to_json(&self) -> String {
+        use secrecy::ExposeSecret;
+        serde_json::json!({
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.expose_secret(),
+        })
+        .to_string()
+    }
+}
+
+/// The metadata of an admin client: client_credentials with the `admin` scope.
+pub fn admin_metadata(name: &str) -> ClientMetadata {
+    ClientMetadata {
+        client_name: name.to_owned(),
+        redirect_uris: Vec::new(),
+        grant_types: vec![GrantType::ClientCredentials],
+        response_types: Vec::new(),
+        scope: Scopes::from_names(["admin".to_owned()]),
+        token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
+        jwks: None,
+        post_logout_redirect_uris: Vec::new(),
+        audience: Vec::new(),
+        lifetimes: Lifetimes::default(),
+    }
+}
+
+impl Registry {
+    pub fn new(ttl: Duration) -> Self {
+        Self { cache: RwLock::new(HashMap::new()), ttl }
+    }
+
+    /// The client `client_id`, from the cache when fresh. Unknown ids are cached too, so
+    /// a flood of bad ids costs one query per id per interval.
+    pub async fn find(&self, db: &Db, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        if let Ok(cache) = self.cache.read()
+            && let Some((at, client)) = cache.get(client_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(client.clone());
+        }
+        let client = match store::clients::find(db, client_id).await? {
+            Some(record) => Some(Arc::new(from_record(record).map_err(|e| {
+                StoreError::Custom(format!("client {client_id} is stored malformed: {e}"))
+            })?)),
+            None => None,
+        };
+        if let Ok(mut cache) = self.cache.write() {
+            if cache.len() >= CACHE_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(client_id.to_owned(), (Instant::now(), client.clone()));
+        }
+        Ok(client)
+    }
+
+    /// The client as stored now, bypassing the cache (for admins).
+    pub async fn load(&self, db: &Db, client_id: &str) -> Result<Option<Client>, RegistryError> {
+        Ok(store::clients::find(db, client_id).await?.map(from_record).transpose()?)
+    }
+
+    /// Drops a client from this replica's cache after a change made here.
+    pub fn forget(&self, client_id: &str) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(client_id);
+        }
+    }
+
+    pub async fn register(
+        &self,
+        db: &Db,
+        metadata: ClientMetadata,
+    ) -> Result<Registered, RegistryError> {
+        check_scopes_exist(db, &metadata.scope).await?;
+        let registered = new_client(metadata)?;
+        store::clients::insert(db, &to_record(&registered.client)?).await?;
+        Ok(registered)
+    }
+
+    /// On the first start of an empty database, exactly one replica creates an admin
+    /// client and returns its credentials; every other start returns `None`.
+    pub async fn register_first_admin(
+        &self,
+        db: &Db,
+    ) -> Result<Option<Credentials>, RegistryError> {
+        let registered = new_client(admin_metadata("Castellan admin (first start)"))?;
+        if !store::clients::insert_once(db, "first_admin_client", &to_record(&registered.client)?)
+            .await?
+        {
+            return Ok(None);
+        }
+        let client_secret =
+            registered.secret.ok_or_else(|| anyhow::anyhow!("admin client without secret"))?;
+        Ok(Some(Credentials { client_id: registered.client.client_id, client_secret }))
+    }
+
+    /// Replaces a client's metadata; its id and secrets stay. A client that newly needs a
+    /// secret gets one, returned once.
+    pub async fn replace(
+        &self,
+        db: &Db,
+        client_id: &str,
+        metadata: ClientMetadata,
+    ) -> Result<Option<Registered>, RegistryError> {
+        check_scopes_exist(db, &metadata.scope).await?;
+        let Some(current) = store::clients::find(db, client_id).await? else { return Ok(None) };
+        let mut client = from_record(current)?;
+        client.metadata = metadata;
+        client.updated_at = Utc::now();
+        if !store::clients::replace(db, &to_record(&client)?).await? {
+            return Ok(None);
+        }
+        let mut secret = None;
+        if client.metadata.token_endpoint_auth_method.uses_secret() && client.secrets.is_empty() {
+            let (rotated, new_secret) =
+                self.rotate_secret(db, client_id, Duration::ZERO).await?.ok_or_else(|| {
+                    anyhow::anyhow!("client {client_id} vanished while being replaced")
+                })?;
+            client = rotated;
+            secret = Some(new_secret);
+        }
+        self.forget(client_id);
+        Ok(Some(Registered { client, secret }))
+    }
+
+    pub async fn delete(&self, db: &Db, client_id: &str) -> Result<bool, StoreError> {
+        let deleted = store::clients::delete(db, client_id).await?;
+        self.forget(client_id);
+        Ok(deleted)
+    }
+
+    /// Issues a new secret; older ones keep working for `overlap`, then stop.
+    pub async fn rotate_secret(
+        &self,
+        db: &Db,
+        client_id: &str,
+        overlap: Duration,
+    ) -> Result<Option<(Client, SecretString)>, RegistryError> {
+        let new_secret = secret::generate()?;
+        let now = Utc::now();
+        let record =
+            SecretRecord { hash: secret::hash(&new_secret), created_at: now, expires_at: None };
+        let overlap = chrono::Duration::from_std(overlap).map_err(anyhow::Error::from)?;
+        if !store::clients::rotate_secret(db, client_id, &record, now + overlap).await? {
+            return Ok(None);
+        }
+        self.forget(client_id);
+        let Some(stored) = store::clients::find(db, client_id).await? else { return Ok(None) };
+        Ok(Some((from_record(stored)?, new_secret)))
+    }
+
+    /// A page of clients after `after`.
+    pub async fn list(
+        &self,
+        db: &Db,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Client>, RegistryError> {
+        let records = store::clients::list(db, after, limit).await?;
+        Ok(records.into_iter().map(from_record).collect::<anyhow::Result<_>>()?)
+    }
+}
+
+fn new_client(metadata: ClientMetadata) -> anyhow::Result<Registered> {
+    let now = Utc::now();
+    let secret =
+        metadata.token_endpoint_auth_method.uses_secret().then(secret::generate).transpose()?;
+    let client = Client {
+        client_id: secret::random_token(16)?,
+        secrets: secret
+            .iter()
+            .map(|s| SecretHash { hash: secret::hash(s), expires_at: None })
+            .collect(),
+        metadata,
+        created_at: now,
+        updated_at: now,
+    };
+    Ok(Registered { client, secret })
+}
+
+async fn check_scopes_exist(db: &Db, scopes: &Scopes) -> Result<(), RegistryError> {
+    let names: Vec<String> = scopes.iter().map(str::to_owned).collect();
+    let existing = store::scopes::existing(db, &names).await?;
+    if existing.len() != names.len() {
+        return Err(MetadataError {
+            error: "invalid_client_metadata",
+            description: "scope names a scope that is not registered",
+            field: "scope".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
+    let m = &client.metadata;
+    let l = &m.lifetimes;
+    let lifetime = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+    Ok(ClientRecord {
+        client_id: client.client_id.clone(),
+        client_name: m.client_name.clone(),
+        redirect_uris: serde_json::to_string(&m.redirect_uris)?,
+        grant_types: serde_json::to_string(&m.grant_types)?,
+        response_types: serde_json::to_string(&m.response_types)?,
+        token_endpoint_auth_method: m.token_endpoint_auth_method.as_str().to_owned(),
+        jwks: m.jwks.as_ref().map(serde_json::to_string).transpose()?,
+        post_logout_redirect_uris: serde_json::to_string(&m.post_logout_redirect_uris)?,
+        audience: serde_json::to_string(&m.audience)?,
+        lifetimes: [
+            lifetime(l.access_token),
+            lifetime(l.id_token),
+            lifetime(l.refresh_token),
+            lifetime(l.refresh_token_absolute),
+            lifetime(l.authorization_code),
+        ],
+        scopes: m.scope.iter().map(str::to_owned).collect(),
+        secrets: client
+            .secrets
+            .iter()
+            .map(|s| SecretRecord {
+                hash: s.hash.clone(),
+                created_at: client.created_at,
+                expires_at: s.expires_at,
+            })
+            .collect(),
+        created_at: client.created_at,
+        updated_at: client.updated_at,
+    })
+}
+
+fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
+    let grant_names: Vec<String> = serde_json::from_str(&r.grant_types)?;
+    let grant_types = grant_names
+        .iter()
+        .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("unknown grant type")))
+        .collect::<anyhow::Result<_>>()?;
+    let method = AuthMethod::parse(&r.token_endpoint_auth_method)
+        .ok_or_else(|| anyhow::anyhow!("unknown token_endpoint_auth_method"))?;
+    let [access, id, refresh, absolute, code] =
+        r.lifetimes.map(|v| v.and_then(|v| u32::try_from(v).ok()));
+    Ok(Client {
+        metadata: ClientMetadata {
+            client_name: r.client_name,
+            redirect_uris: serde_json::from_str(&r.redirect_uris)?,
+            grant_types,
+            response_types: serde_json::from_str(&r.response_types)?,
+            scope: Scopes::from_names(r.scopes),
+            token_endpoint_auth_method: method,
+            jwks: r.jwks.as_deref().map(serde_json::from_str).transpose()?,
+            post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)?,
+            audience: serde_json::from_str(&r.audience)?,
+            lifetimes: Lifetimes {
+                access_token: access,
+                id_token: id,
+                refresh_token: refresh,
+                refresh_token_absolute: absolute,
+                authorization_code: code,
+            },
+        },
+        secrets: r
+            .secrets
+            .into_iter()
+            .map(|s| SecretHash { hash: s.hash, expires_at: s.expires_at })
+            .collect(),
+        client_id: r.client_id,
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    })
+}

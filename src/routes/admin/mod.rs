@@ -1,0 +1,119 @@
+//! The admin REST API (SPEC §6): JSON under `/admin`, every route behind an `admin` token.
+
+mod auth;
+mod clients;
+mod keys;
+mod openapi;
+mod scopes;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use serde::Serialize;
+use serde_json::Value;
+
+pub use auth::Admin;
+
+use super::resource;
+use crate::error::AdminError;
+use crate::startup::AppState;
+
+/// Registers the admin routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource("/admin/clients", web::post().to(clients::create))
+            .route(web::get().to(clients::list)),
+    )
+    .service(
+        resource("/admin/clients/{client_id}", web::get().to(clients::read))
+            .route(web::put().to(clients::replace))
+            .route(web::delete().to(clients::delete)),
+    )
+    .service(resource("/admin/clients/{client_id}/secret", web::post().to(clients::rotate_secret)))
+    .service(
+        resource("/admin/scopes", web::post().to(scopes::create))
+            .route(web::get().to(scopes::list)),
+    )
+    .service(
+        resource("/admin/scopes/{name}", web::get().to(scopes::read))
+            .route(web::put().to(scopes::replace))
+            .route(web::delete().to(scopes::delete)),
+    )
+    .service(resource("/admin/keys", web::get().to(keys::list)))
+    .service(resource("/admin/keys/rotate", web::post().to(keys::rotate)))
+    .service(resource("/admin/openapi.json", web::get().to(openapi::document)));
+}
+
+/// A page of a list (SPEC §6).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The JSON object of a request body, refused unless it is JSON.
+fn json_body(
+    req: &HttpRequest,
+    body: &Result<web::Bytes, actix_web::Error>,
+) -> Result<Value, AdminError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(AdminError::invalid_request("the body must be application/json", "body"));
+    }
+    let body = body
+        .as_ref()
+        .map_err(|_| AdminError::invalid_request("the body is too large or unreadable", "body"))?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| AdminError::invalid_request("the body is not valid JSON", "body"))?;
+    if !value.is_object() {
+        return Err(AdminError::invalid_request("the body must be a JSON object", "body"));
+    }
+    Ok(value)
+}
+
+/// `limit` (1–100, default 20) and the key to resume after, from the `cursor` of `list`.
+fn page_params(
+    state: &AppState,
+    req: &HttpRequest,
+    list: &str,
+) -> Result<(u64, Option<String>), AdminError> {
+    let mut limit = 20;
+    let mut after = None;
+    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+        match name.as_ref() {
+            "limit" => {
+                limit = value.parse().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+                    AdminError::invalid_request("limit must be an integer from 1 to 100", "limit")
+                })?;
+            }
+            "cursor" => {
+                let last = state.cursors.open(list, &value).map_err(|_| {
+                    AdminError::invalid_request("the cursor is not valid", "cursor")
+                })?;
+                after = Some(last);
+            }
+            _ => {}
+        }
+    }
+    Ok((limit, after))
+}
+
+/// The page of `items` (fetched with one extra to know whether more follow).
+fn page<T>(
+    state: &AppState,
+    list: &str,
+    mut items: Vec<T>,
+    limit: u64,
+    key: impl Fn(&T) -> &str,
+) -> Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = items.len() > limit;
+    items.truncate(limit);
+    let next_cursor =
+        if more { items.last().map(|last| state.cursors.make(list, key(last))) } else { None };
+    Page { items, next_cursor }
+}

@@ -1,0 +1,49 @@
+//! `POST /token`: the token endpoint (RFC 6749 §3.2).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::client_auth;
+use super::form::OAuthForm;
+use crate::error::OAuthError;
+use crate::oauth::client_auth::authenticate;
+use crate::oauth::grant::client_credentials;
+use crate::startup::AppState;
+
+pub async fn exchange(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let body = body
+        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
+    let form = OAuthForm::parse(&req, &body)?;
+    let presented = client_auth::presented(&req, &form)?;
+    let client = authenticate(
+        &state.db,
+        &state.registry,
+        state.issuer.as_str(),
+        &state.issuer.endpoint("/token"),
+        presented,
+    )
+    .await?;
+    let issued = match form.get("grant_type")? {
+        None => return Err(OAuthError::InvalidRequest("grant_type is required")),
+        Some("client_credentials") => client_credentials::exchange(
+            &state.keys,
+            &state.issuer,
+            state.settings.max_token_lifetime,
+            &client,
+            client_credentials::Request {
+                scope: form.get("scope")?,
+                resources: form.all("resource"),
+            },
+        )?,
+        Some(_) => return Err(OAuthError::UnsupportedGrantType),
+    };
+    // RFC 6749 §5.1: token responses are never cached.
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(issued))
+}

@@ -1,0 +1,300 @@
+//! Client rows with their allowed scopes and secret hashes; the assertion replay guard.
+
+use chrono::{DateTime, Utc};
+use entity::{client, client_scope, client_secret, used_assertion};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+};
+
+use super::is_unique_violation;
+
+/// A client as stored. List members are JSON text.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub client_name: String,
+    pub redirect_uris: String,
+    pub grant_types: String,
+    pub response_types: String,
+    pub token_endpoint_auth_method: String,
+    pub jwks: Option<String>,
+    pub post_logout_redirect_uris: String,
+    pub audience: String,
+    pub lifetimes: [Option<i32>; 5],
+    pub scopes: Vec<String>,
+    pub secrets: Vec<SecretRecord>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SecretRecord {
+    pub hash: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+) -> Result<Option<ClientRecord>, DbErr> {
+    let Some(row) = client::Entity::find_by_id(client_id).one(db).await? else {
+        return Ok(None);
+    };
+    Ok(attach(db, vec![row]).await?.pop())
+}
+
+/// Clients ordered by id, after `after` (keyset pagination).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<ClientRecord>, DbErr> {
+    let mut query = client::Entity::find().order_by_asc(client::Column::ClientId).limit(limit);
+    if let Some(after) = after {
+        query = query.filter(client::Column::ClientId.gt(after));
+    }
+    attach(db, query.all(db).await?).await
+}
+
+/// Loads the scopes and secrets of `rows` in two queries.
+async fn attach(
+    db: &impl ConnectionTrait,
+    rows: Vec<client::Model>,
+) -> Result<Vec<ClientRecord>, DbErr> {
+    let ids: Vec<String> = rows.iter().map(|r| r.client_id.clone()).collect();
+    let scopes = client_scope::Entity::find()
+        .filter(client_scope::Column::ClientId.is_in(ids.clone()))
+        .order_by_asc(client_scope::Column::Position)
+        .all(db)
+        .await?;
+    let secrets = client_secret::Entity::find()
+        .filter(client_secret::Column::ClientId.is_in(ids))
+        .order_by_asc(client_secret::Column::CreatedAt)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ClientRecord {
+            scopes: scopes
+                .iter()
+                .filter(|s| s.client_id == r.client_id)
+                .map(|s| s.scope.clone())
+                .collect(),
+            secrets: secrets
+                .iter()
+                .filter(|s| s.client_id == r.client_id)
+                .map(|s| SecretRecord {
+                    hash: s.secret_hash.clone(),
+                    created_at: s.created_at,
+                    expires_at: s.expires_at,
+                })
+                .collect(),
+            lifetimes: [
+                r.access_token_lifetime,
+                r.id_token_lifetime,
+                r.refresh_token_lifetime,
+                r.refresh_token_absolute_lifetime,
+                r.authorization_code_lifetime,
+            ],
+            client_id: r.client_id,
+            client_name: r.client_name,
+            redirect_uris: r.redirect_uris,
+            grant_types: r.grant_types,
+            response_types: r.response_types,
+            token_endpoint_auth_method: r.token_endpoint_auth_method,
+            jwks: r.jwks,
+            post_logout_redirect_uris: r.post_logout_redirect_uris,
+            audience: r.audience,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+fn active_model(record: &ClientRecord) -> client::ActiveModel {
+    let [access, id, refresh, absolute, code] = record.lifetimes;
+    client::ActiveModel {
+        client_id: Set(record.client_id.clone()),
+        client_name: Set(record.client_name.clone()),
+        redirect_uris: Set(record.redirect_uris.clone()),
+        grant_types: Set(record.grant_types.clone()),
+        response_types: Set(record.response_types.clone()),
+        token_endpoint_auth_method: Set(record.token_endpoint_auth_method.clone()),
+        jwks: Set(record.jwks.clone()),
+        post_logout_redirect_uris: Set(record.post_logout_redirect_uris.clone()),
+        audience: Set(record.audience.clone()),
+        access_token_lifetime: Set(access),
+        id_token_lifetime: Set(id),
+        refresh_token_lifetime: Set(refresh),
+        refresh_token_absolute_lifetime: Set(absolute),
+        authorization_code_lifetime: Set(code),
+        created_at: Set(record.created_at),
+        updated_at: Set(record.updated_at),
+    }
+}
+
+async fn insert_scopes(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    scopes: &[String],
+) -> Result<(), DbErr> {
+    if scopes.is_empty() {
+        return Ok(());
+    }
+    let rows = scopes.iter().enumerate().map(|(i, scope)| client_scope::ActiveModel {
+        client_id: Set(client_id.to_owned()),
+        scope: Set(scope.clone()),
+        position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+    });
+    client_scope::Entity::insert_many(rows).exec(db).await?;
+    Ok(())
+}
+
+async fn insert_secret(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    secret: &SecretRecord,
+) -> Result<(), DbErr> {
+    client_secret::Entity::insert(client_secret::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        client_id: Set(client_id.to_owned()),
+        secret_hash: Set(secret.hash.clone()),
+        created_at: Set(secret.created_at),
+        expires_at: Set(secret.expires_at),
+    })
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a client with its scopes and secrets in one transaction.
+pub async fn insert(db: &impl TransactionTrait, record: &ClientRecord) -> Result<(), DbErr> {
+    let txn = db.begin().await?;
+    insert_in(&txn, record).await?;
+    txn.commit().await
+}
+
+/// Inserts a client only if the one-time action `marker` was never taken, in one
+/// transaction; `false` when another replica (or an earlier start) already took it.
+pub async fn insert_once(
+    db: &impl TransactionTrait,
+    marker: &str,
+    record: &ClientRecord,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    if !super::bootstrap::claim(&txn, marker).await? {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    insert_in(&txn, record).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+async fn insert_in(txn: &impl ConnectionTrait, record: &ClientRecord) -> Result<(), DbErr> {
+    client::Entity::insert(active_model(record)).exec(txn).await?;
+    insert_scopes(txn, &record.client_id, &record.scopes).await?;
+    for secret in &record.secrets {
+        insert_secret(txn, &record.client_id, secret).await?;
+    }
+    Ok(())
+}
+
+/// Replaces a client's metadata and scopes (not its secrets); `false` if it does not exist.
+pub async fn replace(db: &impl TransactionTrait, record: &ClientRecord) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let mut model = active_model(record);
+    model.created_at = sea_orm::ActiveValue::NotSet;
+    let updated = client::Entity::update_many()
+        .set(model)
+        .filter(client::Column::ClientId.eq(&record.client_id))
+        .exec(&txn)
+        .await?;
+    if updated.rows_affected == 0 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    client_scope::Entity::delete_many()
+        .filter(client_scope::Column::ClientId.eq(&record.client_id))
+        .exec(&txn)
+        .await?;
+    insert_scopes(&txn, &record.client_id, &record.scopes).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Deletes a client (its scopes and secrets go with it); `false` if it did not exist.
+pub async fn delete(db: &impl TransactionTrait, client_id: &str) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    // Children first: SQLite enforces cascades only with foreign keys on, so be explicit.
+    client_scope::Entity::delete_many()
+        .filter(client_scope::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    client_secret::Entity::delete_many()
+        .filter(client_secret::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    let deleted = client::Entity::delete_by_id(client_id).exec(&txn).await?;
+    txn.commit().await?;
+    Ok(deleted.rows_affected == 1)
+}
+
+/// Adds a new secret and makes every older one expire by `old_expire_at` (now, or after
+/// the overlap); `false` if the client does not exist.
+pub async fn rotate_secret(
+    db: &impl TransactionTrait,
+    client_id: &str,
+    secret: &SecretRecord,
+    old_expire_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    if client::Entity::find_by_id(client_id).one(&txn).await?.is_none() {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    client_secret::Entity::update_many()
+        .col_expr(client_secret::Column::ExpiresAt, Expr::value(old_expire_at))
+        .filter(client_secret::Column::ClientId.eq(client_id))
+        .filter(
+            Condition::any()
+                .add(client_secret::Column::ExpiresAt.is_null())
+                .add(client_secret::Column::ExpiresAt.gt(old_expire_at)),
+        )
+        .exec(&txn)
+        .await?;
+    insert_secret(&txn, client_id, secret).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Records an assertion's `jti`; `false` if it was already used (a replay).
+pub async fn record_assertion(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let row = used_assertion::ActiveModel {
+        client_id: Set(client_id.to_owned()),
+        jti: Set(jti.to_owned()),
+        expires_at: Set(expires_at),
+    };
+    match used_assertion::Entity::insert(row).exec(db).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Forgets assertion ids whose assertions have expired (they can no longer be replayed).
+pub async fn purge_assertions(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let purged = used_assertion::Entity::delete_many()
+        .filter(used_assertion::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?;
+    Ok(purged.rows_affected)
+}
