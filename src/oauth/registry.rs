@@ -18,9 +18,12 @@ use crate::store::{self, Db, StoreError};
 /// Entries kept before the cache starts over (it is a cache, not a copy of the table).
 const CACHE_CAPACITY: usize = 10_000;
 
+/// A cached lookup: when it was made, and the client (or that there was none).
+type Cached = (Instant, Option<Arc<Client>>);
+
 /// Client lookups for this replica.
 pub struct Registry {
-    cache: RwLock<HashMap<String, (Instant, Option<Arc<Client>>)>>,
+    cache: RwLock<HashMap<String, Cached>>,
     ttl: Duration,
 }
 

@@ -104,13 +104,27 @@ pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
-/// Whether the error is a foreign-key violation, on either backend.
+/// Whether the error is a foreign-key violation, on either backend. SQLite reports an
+/// `ON DELETE RESTRICT` refusal as a trigger constraint (extended code 1811).
 pub(crate) fn is_foreign_key_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
+        || database_code(error).as_deref() == Some("1811")
+}
+
+/// The database's own error code, if the error came from the database.
+fn database_code(error: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            e.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+        }
+        _ => None,
+    }
 }
 
 /// Whether the error means the database could not be reached (503, not 500): no pooled
-/// connection in time, or the connection failed underneath a statement.
+/// connection in time, the connection failed underneath a statement, the database is
+/// busy (SQLite), timed out a statement or is shutting down (Postgres).
 pub fn is_unavailable(error: &DbErr) -> bool {
     use sea_orm::{RuntimeErr, sqlx};
     match error {
@@ -123,13 +137,7 @@ pub fn is_unavailable(error: &DbErr) -> bool {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::WorkerCrashed
                     | sqlx::Error::Protocol(_)
-            ) || e.as_database_error().is_some_and(|d| {
-                // SQLITE_BUSY, Postgres statement timeout / admin shutdown / cannot connect now.
-                matches!(
-                    d.code().as_deref(),
-                    Some("5") | Some("57014") | Some("57P01") | Some("57P03")
-                )
-            })
+            ) || matches!(database_code(error).as_deref(), Some("5" | "57014" | "57P01" | "57P03"))
         }
         _ => false,
     }

@@ -131,6 +131,8 @@ pub struct TestApp {
     pub settings: Settings,
     pub http: reqwest::Client,
     pub db: Arc<TestDatabase>,
+    /// The admin client made on first start: (client_id, client_secret).
+    pub admin: (String, String),
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -144,21 +146,119 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     start(db, settings).await
 }
 
-/// Starts a server on `settings`, keeping `db` alive as long as the app.
+/// Starts a server on a fresh database, keeping `db` alive as long as the app.
 pub async fn start(db: Arc<TestDatabase>, settings: Settings) -> TestApp {
+    start_with_admin(db, settings, None).await
+}
+
+async fn start_with_admin(
+    db: Arc<TestDatabase>,
+    settings: Settings,
+    admin: Option<(String, String)>,
+) -> TestApp {
     init_logging();
     let app = Application::build(settings.clone()).await.expect("the server starts");
     let address = format!("http://{}", app.address());
     let issuer = app.issuer().as_str().to_owned();
     let keys = app.keys();
+    let admin = admin
+        .or_else(|| {
+            app.first_admin().map(|c| {
+                let json: serde_json::Value = serde_json::from_str(&c.to_json()).expect("JSON");
+                (
+                    json["client_id"].as_str().expect("id").to_owned(),
+                    json["client_secret"].as_str().expect("secret").to_owned(),
+                )
+            })
+        })
+        .expect("a fresh database gets a first admin client");
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, issuer, keys, settings, http: reqwest::Client::new(), db }
+    TestApp { address, issuer, keys, settings, http: reqwest::Client::new(), db, admin }
 }
 
 impl TestApp {
     /// Another replica on the same database with the same master key.
     pub async fn replica(&self) -> TestApp {
-        start(self.db.clone(), self.settings.clone()).await
+        start_with_admin(self.db.clone(), self.settings.clone(), Some(self.admin.clone())).await
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// POSTs a token request authenticated with HTTP Basic.
+    pub async fn token_basic(
+        &self,
+        client_id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .basic_auth(form_encode(client_id), Some(form_encode(secret)))
+            .form(form)
+            .send()
+            .await
+            .expect("token request")
+    }
+
+    /// A client_credentials access token for `client_id`, or the error body.
+    pub async fn client_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scope: Option<&str>,
+    ) -> serde_json::Value {
+        let mut form = vec![("grant_type", "client_credentials")];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        self.token_basic(client_id, secret, &form).await.json().await.expect("token JSON")
+    }
+
+    /// An access token with the `admin` scope.
+    pub async fn admin_token(&self) -> String {
+        let (id, secret) = self.admin.clone();
+        let body = self.client_token(&id, &secret, None).await;
+        body["access_token"].as_str().expect("admin token").to_owned()
+    }
+
+    /// Sends an admin request with a fresh admin token.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::Response {
+        let token = self.admin_token().await;
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("admin request")
+    }
+
+    /// Registers a client through the admin API; returns its JSON (with its secret).
+    pub async fn create_client(&self, metadata: serde_json::Value) -> serde_json::Value {
+        let response = self.admin(reqwest::Method::POST, "/admin/clients", Some(metadata)).await;
+        assert_eq!(response.status(), 201, "client registration");
+        response.json().await.expect("client JSON")
+    }
+
+    /// A confidential client_credentials client allowed `scope` and `audience`.
+    pub async fn service_client(&self, scope: &str, audience: &[&str]) -> (String, String) {
+        let client = self
+            .create_client(serde_json::json!({
+                "client_name": "service",
+                "grant_types": ["client_credentials"],
+                "scope": scope,
+                "audience": audience,
+            }))
+            .await;
+        (
+            client["client_id"].as_str().expect("id").to_owned(),
+            client["client_secret"].as_str().expect("secret").to_owned(),
+        )
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -177,6 +277,41 @@ impl TestApp {
     pub async fn store(&self) -> Db {
         store::connect(&self.settings).await.expect("test connection")
     }
+}
+
+/// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.
+fn form_encode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Verifies `token` against the JWKS alone (an independent path: jsonwebtoken, from the
+/// published `n` and `e`), returning its header and claims.
+pub async fn verify_with_jwks(
+    app: &TestApp,
+    token: &str,
+    audience: &str,
+) -> (jsonwebtoken::Header, serde_json::Value) {
+    let header = jsonwebtoken::decode_header(token).expect("JWT header");
+    let kid = header.kid.clone().expect("kid");
+    let jwks = app.jwks().await;
+    let jwk = jwks["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("the signing key is published")
+        .clone();
+    let key = jsonwebtoken::DecodingKey::from_rsa_components(
+        jwk["n"].as_str().expect("n"),
+        jwk["e"].as_str().expect("e"),
+    )
+    .expect("JWK");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[&app.issuer]);
+    validation.set_audience(&[audience]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
+        .expect("verifies with the JWKS");
+    (data.header, data.claims)
 }
 
 pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
@@ -228,6 +363,7 @@ pub fn castellan(dir: &Path) -> Command {
 pub struct ServerProcess {
     child: Child,
     pub address: String,
+    pub stdout: Arc<Mutex<Vec<String>>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -238,9 +374,17 @@ impl ServerProcess {
         command
             .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
             .envs(env.iter().copied())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn castellan");
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let collected_stdout = stdout_lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                collected_stdout.lock().expect("lock").push(line);
+            }
+        });
         let stderr = child.stderr.take().expect("stderr");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (found, address) = tokio::sync::oneshot::channel();
@@ -261,7 +405,12 @@ impl ServerProcess {
             .await
             .expect("the server process starts listening within 60 s")
             .unwrap_or_else(|_| panic!("the server exited: {:?}", lines.lock().expect("lock")));
-        ServerProcess { child, address: format!("http://{address}"), stderr: lines }
+        ServerProcess {
+            child,
+            address: format!("http://{address}"),
+            stdout: stdout_lines,
+            stderr: lines,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -308,6 +457,37 @@ pub fn process_env(db: &TestDatabase) -> Vec<(&'static str, String)> {
 
 pub fn keys_dir(db: &TestDatabase) -> PathBuf {
     db.dir.path().join("keys")
+}
+
+/// Creates an admin client with `castellan clients create --admin`: (client_id, secret).
+pub fn cli_admin(db: &TestDatabase) -> (String, String) {
+    let output = castellan(db.dir.path())
+        .args(["clients", "create", "--admin"])
+        .envs(process_env(db).iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("castellan clients create --admin");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object on stdout");
+    (
+        json["client_id"].as_str().expect("id").to_owned(),
+        json["client_secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+/// A client_credentials access token from the server at `address`.
+pub async fn token_from(address: &str, (id, secret): &(String, String)) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{address}/token"))
+        .basic_auth(form_encode(id), Some(form_encode(secret)))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("JSON");
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
 }
 
 pub fn as_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {

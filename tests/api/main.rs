@@ -1,6 +1,9 @@
 //! Black-box tests against a real server and a real database (SQLite, or Postgres when
 //! `TEST_DATABASE_URL` is set).
 
+mod admin;
+mod admin_auth;
+mod client_auth;
 mod discovery;
 mod health;
 mod helpers;
@@ -9,3 +12,4 @@ mod proxy;
 mod rotation;
 mod startup;
 mod telemetry;
+mod token;

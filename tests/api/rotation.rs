@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use castellan::oauth::keyring::{self, KeyError, KeyState};
 
 use crate::helpers::{
-    ServerProcess, as_refs, castellan, eventually, kids, process_env, spawn_app, spawn_app_with,
+    ServerProcess, as_refs, castellan, cli_admin, eventually, kids, process_env, spawn_app,
+    spawn_app_with, token_from,
 };
 
 /// Waits until the next key has been published longer than the test JWKS cache (1 s).
@@ -128,11 +129,12 @@ async fn two_replicas_sign_with_the_same_kid_after_a_rotation_through_one_of_the
 }
 
 #[tokio::test]
-async fn two_server_processes_publish_identical_jwks_after_a_rotation() {
+async fn two_server_processes_sign_with_the_same_kid_after_a_rotation_through_one_of_them() {
     let db = crate::helpers::TestDatabase::create().await;
     let env = process_env(&db);
     let first = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
     let second = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let admin = cli_admin(&db);
     let http = reqwest::Client::new();
     let jwks = |p: &ServerProcess| {
         let request = http.get(format!("{}/jwks", p.address));
@@ -140,23 +142,67 @@ async fn two_server_processes_publish_identical_jwks_after_a_rotation() {
             request.send().await.expect("GET").json::<serde_json::Value>().await.expect("JSON")
         }
     };
+    let kid_of =
+        |token: String| jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
     let before = jwks(&first).await;
     assert_eq!(before, jwks(&second).await);
     let_next_key_publish().await;
 
+    let rotated = http
+        .post(format!("{}/admin/keys/rotate", first.address))
+        .bearer_auth(token_from(&first.address, &admin).await)
+        .send()
+        .await
+        .expect("rotate");
+
+    assert_eq!(rotated.status(), 200);
+    let listed: serde_json::Value = rotated.json().await.expect("JSON");
+    let active = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|k| k["state"] == "active")
+        .expect("an active key")["kid"]
+        .as_str()
+        .expect("kid")
+        .to_owned();
+    assert!(kids(&before).contains(&active), "the activated key was published before");
+    assert_eq!(kid_of(token_from(&first.address, &admin).await), active);
+    let in_step = eventually(Duration::from_secs(5), || async {
+        kid_of(token_from(&second.address, &admin).await) == active
+            && jwks(&first).await == jwks(&second).await
+    })
+    .await;
+    assert!(
+        in_step,
+        "the other process signs with the new key and publishes the same set within 5 s"
+    );
+}
+
+#[tokio::test]
+async fn castellan_keys_rotate_reaches_running_servers() {
+    let db = crate::helpers::TestDatabase::create().await;
+    let env = process_env(&db);
+    let server = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let http = reqwest::Client::new();
+    let jwks = || {
+        let request = http.get(format!("{}/jwks", server.address));
+        async move {
+            request.send().await.expect("GET").json::<serde_json::Value>().await.expect("JSON")
+        }
+    };
+    let before = jwks().await;
+
     let rotate = castellan(db.dir.path())
-        .args(["keys", "rotate"])
+        .args(["keys", "rotate", "--force"])
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .expect("castellan keys rotate");
 
     assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
     let active = String::from_utf8(rotate.stdout).expect("utf-8").trim().to_owned();
-    assert!(kids(&before).contains(&active), "the activated key was published before");
-    let in_step = eventually(Duration::from_secs(5), || async {
-        let (a, b) = (jwks(&first).await, jwks(&second).await);
-        a == b && kids(&a).len() == 3 && kids(&a)[0] == active
-    })
-    .await;
-    assert!(in_step, "both processes publish the same rotated set within 5 s");
+    assert!(kids(&before).contains(&active));
+    let published =
+        eventually(Duration::from_secs(5), || async { kids(&jwks().await).len() == 3 }).await;
+    assert!(published, "the server publishes the new next key within 5 s");
 }

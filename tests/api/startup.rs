@@ -250,3 +250,64 @@ async fn sigterm_lets_in_flight_requests_finish_and_exits_zero() {
     assert_eq!(server.wait(Duration::from_secs(15)).await, Some(0), "exit code 0");
     blocker.execute_unprepared("ROLLBACK").await.expect("release");
 }
+
+#[tokio::test]
+async fn the_first_start_prints_an_admin_credential_once() {
+    let db = TestDatabase::create().await;
+    let env = process_env(&db);
+    let first = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let printed = first.stdout.lock().expect("lock").clone();
+    assert_eq!(printed.len(), 1, "{printed:?}");
+    let credential: serde_json::Value = serde_json::from_str(&printed[0]).expect("one JSON object");
+    let admin = (
+        credential["client_id"].as_str().expect("id").to_owned(),
+        credential["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    let token = crate::helpers::token_from(&first.address, &admin).await;
+    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<serde_json::Value>(&token)
+        .expect("claims");
+    assert_eq!(claims["scope"], "admin");
+    assert!(
+        !first.stderr.lock().expect("lock").iter().any(|l| l.contains(&admin.1)),
+        "the secret never reaches the logs"
+    );
+    drop(first);
+
+    let again = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(again.stdout.lock().expect("lock").is_empty(), "never printed twice");
+}
+
+#[tokio::test]
+async fn clients_create_admin_prints_exactly_one_json_object() {
+    let db = TestDatabase::create().await;
+    let env = process_env(&db);
+
+    let output = castellan(db.dir.path())
+        .args(["clients", "create", "--admin"])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .expect("castellan clients create --admin");
+
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    let mut keys: Vec<_> = json.as_object().expect("object").keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["client_id", "client_secret"]);
+    let server = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let admin = (
+        json["client_id"].as_str().expect("id").to_owned(),
+        json["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    let token = crate::helpers::token_from(&server.address, &admin).await;
+    let listed = reqwest::Client::new()
+        .get(format!("{}/admin/clients", server.address))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(listed.status(), 200);
+}
