@@ -42,6 +42,27 @@ pub enum Command {
         #[command(subcommand)]
         action: ClientsCommand,
     },
+    /// Manage users.
+    Users {
+        #[command(subcommand)]
+        action: UsersCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user; the password is read from the first line of stdin (never a flag, so it
+    /// stays out of the process list). Prints the user as JSON.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        email_verified: bool,
+        #[arg(long)]
+        name: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -213,6 +234,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Clients { action: ClientsCommand::Create(create) } => {
             clients_create(create, settings).await?
         }
+        Command::Users {
+            action: UsersCommand::Create { username, email, email_verified, name },
+        } => users_create(settings, username, email, email_verified, name).await?,
         Command::Migrate => {
             store::migrate(&settings).await?;
             tracing::info!("migrations applied");
@@ -259,6 +283,30 @@ async fn clients_create(create: CreateClient, settings: Settings) -> anyhow::Res
         Some(client_secret) => println!("{}", Credentials { client_id, client_secret }.to_json()),
         None => println!("{}", serde_json::json!({ "client_id": client_id })),
     }
+    db.close().await?;
+    Ok(())
+}
+
+async fn users_create(
+    settings: Settings,
+    username: String,
+    email: Option<String>,
+    email_verified: bool,
+    name: Option<String>,
+) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let body = serde_json::json!({
+        "username": username, "password": password, "email": email,
+        "email_verified": email_verified, "name": name,
+    });
+    let input = crate::oauth::users::parse_input(&body, true)
+        .map_err(|e| anyhow::anyhow!("invalid user ({}): {}", e.field, e.description))?;
+    store::migrate(&settings).await?;
+    let db = store::connect(&settings).await?;
+    let user = crate::oauth::users::create(&db, input).await?;
+    println!("{}", serde_json::to_string(&user)?);
     db.close().await?;
     Ok(())
 }

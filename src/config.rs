@@ -83,6 +83,13 @@ impl Settings {
         if self.db_max_connections == 0 {
             return Err(SettingsError::new("CASTELLAN_DB_MAX_CONNECTIONS", "must be at least 1"));
         }
+        // A derived issuer must be an address clients can reach and every replica shares.
+        if self.issuer.is_none() && self.bind.ip().is_unspecified() {
+            return Err(SettingsError::new(
+                "CASTELLAN_ISSUER",
+                "must be set when CASTELLAN_BIND listens on every interface",
+            ));
+        }
         if self.db_timeout.is_zero() {
             return Err(SettingsError::new("CASTELLAN_DB_TIMEOUT", "must be positive"));
         }

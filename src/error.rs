@@ -93,8 +93,21 @@ pub enum OAuthError {
     InvalidTarget(&'static str),
     #[error("storage: {0}")]
     Store(#[from] DbErr),
+    #[error("unavailable: {0}")]
+    Unavailable(&'static str),
     #[error("internal: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::oauth::keyring::KeyError> for OAuthError {
+    fn from(e: crate::oauth::keyring::KeyError) -> Self {
+        use crate::oauth::keyring::KeyError;
+        match e {
+            KeyError::Stale => Self::Unavailable("the key ring is stale"),
+            KeyError::Store(s) => Self::Store(s),
+            other => Self::Internal(other.into()),
+        }
+    }
 }
 
 impl ResponseError for OAuthError {
@@ -102,6 +115,10 @@ impl ResponseError for OAuthError {
         match self {
             Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
             Self::Store(e) => storage_status(e),
+            Self::Unavailable(reason) => {
+                tracing::warn!(reason, "unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -122,16 +139,19 @@ impl ResponseError for OAuthError {
             }
             Self::InvalidScope(d) => ("invalid_scope", *d),
             Self::InvalidTarget(d) => ("invalid_target", *d),
-            Self::Store(_) | Self::Internal(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            Self::Store(_) | Self::Internal(_) | Self::Unavailable(_)
+                if status == StatusCode::SERVICE_UNAVAILABLE =>
+            {
                 ("temporarily_unavailable", "the service is temporarily unavailable")
             }
-            Self::Store(_) | Self::Internal(_) => {
+            Self::Store(_) | Self::Internal(_) | Self::Unavailable(_) => {
                 ("server_error", "the server could not complete the request")
             }
         };
         let mut response = json_error(status, error, description, None);
         response.headers_mut().insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
-        if let Self::InvalidClient { basic: true } = self {
+        // RFC 7235 §3.1: every 401 carries a challenge; RFC 6749 §5.2 requires it after Basic.
+        if let Self::InvalidClient { .. } = self {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static(r#"Basic realm="castellan""#),
@@ -230,8 +250,8 @@ impl AdminError {
     }
 }
 
-impl From<crate::oauth::client_metadata::MetadataError> for AdminError {
-    fn from(e: crate::oauth::client_metadata::MetadataError) -> Self {
+impl From<crate::oauth::client_metadata::FieldError> for AdminError {
+    fn from(e: crate::oauth::client_metadata::FieldError) -> Self {
         Self::Invalid { error: e.error, description: e.description, field: e.field }
     }
 }

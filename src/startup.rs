@@ -140,6 +140,7 @@ pub(crate) fn key_policy(settings: &Settings) -> KeyPolicy {
         rotation_period: settings.key_rotation_period,
         retention: settings.max_token_lifetime + settings.sync_interval + LEEWAY,
         publish_lead: settings.jwks_max_age + settings.sync_interval,
+        stale_after: crate::config::SYNC_INTERVAL_LIMIT + settings.sync_interval,
     }
 }
 

@@ -65,7 +65,7 @@ impl Metrics {
         Ok(Self { registry, requests, latency })
     }
 
-    fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
         let mut buffer = itoa::Buffer::new();
         self.requests.with_label_values(&[route, method, buffer.format(status)]).inc();
         self.latency.with_label_values(&[route]).observe(seconds);
@@ -88,7 +88,7 @@ pub async fn observe(
     let started = Instant::now();
     let request_id = incoming_id(&req).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
@@ -101,7 +101,7 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     if let Some(metrics) = metrics {
-        metrics.record(&route, method.as_str(), status, elapsed.as_secs_f64());
+        metrics.record(&route, method, status, elapsed.as_secs_f64());
     }
     span.in_scope(|| {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -112,6 +112,22 @@ pub async fn observe(
         }
     });
     Ok(response)
+}
+
+/// The method as a label from a fixed set: clients can send any method name, and must not
+/// mint label values or log text with it.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// An incoming request id is kept only if short and made of safe characters, so it cannot

@@ -7,3 +7,4 @@ pub mod client_secret;
 pub mod scope;
 pub mod signing_key;
 pub mod used_assertion;
+pub mod user;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_signing_keys;
 mod m20261127_000002_clients_and_scopes;
+mod m20261127_000003_users;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_signing_keys::Migration),
             Box::new(m20261127_000002_clients_and_scopes::Migration),
+            Box::new(m20261127_000003_users::Migration),
         ]
     }
 }

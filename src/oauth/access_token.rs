@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::keyring::{Keys, LEEWAY};
+use super::keyring::{KeyError, Keys, LEEWAY};
 use super::scope::Scopes;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
@@ -59,9 +59,9 @@ pub struct Grant<'a> {
 }
 
 /// Signs a new access token; returns it with its claims.
-pub fn issue(keys: &Keys, grant: Grant<'_>) -> anyhow::Result<(String, AccessClaims)> {
+pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), KeyError> {
     let iat = chrono::Utc::now().timestamp();
-    let lifetime = i64::try_from(grant.lifetime.as_secs())?;
+    let lifetime = i64::try_from(grant.lifetime.as_secs()).map_err(anyhow::Error::from)?;
     let claims = AccessClaims {
         iss: grant.issuer.to_owned(),
         sub: grant.subject.to_owned(),

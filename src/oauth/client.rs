@@ -15,6 +15,12 @@ pub const DEFAULT_REFRESH_TOKEN_LIFETIME: u32 = 14 * 24 * 3600;
 pub const DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME: u32 = 90 * 24 * 3600;
 pub const DEFAULT_AUTHORIZATION_CODE_LIFETIME: u32 = 60;
 
+/// Whether `value` can be a client id: 1–64 visible ASCII characters (RFC 6749 §A.1
+/// VSCHAR without space). Anything else is refused before it reaches a lookup or a log.
+pub fn is_client_id(value: &str) -> bool {
+    (1..=64).contains(&value.len()) && value.bytes().all(|b| (0x21..=0x7E).contains(&b))
+}
+
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

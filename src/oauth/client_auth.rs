@@ -9,7 +9,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::client::{AuthMethod, Client};
+use super::client::{AuthMethod, Client, is_client_id};
 use super::keyring::LEEWAY;
 use super::registry::Registry;
 use super::secret;
@@ -54,6 +54,9 @@ pub async fn authenticate(
             (assertion_subject(assertion, client_id.as_deref())?, AuthMethod::PrivateKeyJwt)
         }
     };
+    if !is_client_id(&client_id) {
+        return Err(refused);
+    }
     let Some(client) = registry.find(db, &client_id).await? else { return Err(refused) };
     // SPEC §5: a client authenticates only with its registered method.
     if client.metadata.token_endpoint_auth_method != method {
@@ -79,6 +82,8 @@ struct AssertionClaims {
     sub: String,
     exp: i64,
     jti: Option<String>,
+    #[serde(default)]
+    aud: serde_json::Value,
 }
 
 /// The client an assertion claims to come from: `iss` = `sub` = client_id (RFC 7523 §3),
@@ -125,15 +130,23 @@ async fn verify_assertion(
     validation.set_audience(&[issuer, token_endpoint]);
     validation.set_issuer(&[&client.client_id]);
     validation.sub = Some(client.client_id.clone());
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
         .map_err(|_| refused())?
         .claims;
+    // One audience only, this server: an array could make the assertion good elsewhere too.
+    if !claims.aud.is_string() {
+        return Err(refused());
+    }
     let now = Utc::now().timestamp();
     if claims.exp > now + MAX_ASSERTION_LIFETIME_SECS {
         return Err(refused());
     }
-    let jti = claims.jti.filter(|j| !j.is_empty() && j.len() <= 256).ok_or_else(refused)?;
+    let jti = claims
+        .jti
+        .filter(|j| (1..=256).contains(&j.len()) && j.bytes().all(|b| (0x20..=0x7E).contains(&b)))
+        .ok_or_else(refused)?;
     let expires = chrono::DateTime::from_timestamp(claims.exp, 0).ok_or_else(refused)?
         + chrono::Duration::from_std(LEEWAY).map_err(anyhow::Error::from)?;
     // RFC 7523 §3 item 7: a replayed jti is refused, on every replica.

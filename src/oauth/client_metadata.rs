@@ -16,18 +16,18 @@ use super::scope::Scopes;
 /// A rejected body: an error code of SPEC §6, a fixed description, the member at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error} ({field}): {description}")]
-pub struct MetadataError {
+pub struct FieldError {
     pub error: &'static str,
     pub description: &'static str,
     pub field: String,
 }
 
-fn invalid(field: &str, description: &'static str) -> MetadataError {
-    MetadataError { error: "invalid_client_metadata", description, field: field.to_owned() }
+fn invalid(field: &str, description: &'static str) -> FieldError {
+    FieldError { error: "invalid_client_metadata", description, field: field.to_owned() }
 }
 
-fn invalid_redirect(field: &str, description: &'static str) -> MetadataError {
-    MetadataError { error: "invalid_redirect_uri", description, field: field.to_owned() }
+fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
+    FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
 const MEMBERS: [&str; 15] = [
@@ -58,9 +58,9 @@ const SERVER_ASSIGNED: [&str; 5] = [
 ];
 
 /// Validates a client body. `max_token_lifetime` bounds access and ID token lifetimes.
-pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadata, MetadataError> {
+pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadata, FieldError> {
     let Some(map) = body.as_object() else {
-        return Err(MetadataError {
+        return Err(FieldError {
             error: "invalid_request",
             description: "the body must be a JSON object",
             field: "body".into(),
@@ -146,7 +146,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
 fn member<T: DeserializeOwned>(
     map: &Map<String, Value>,
     name: &'static str,
-) -> Result<Option<T>, MetadataError> {
+) -> Result<Option<T>, FieldError> {
     match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => T::deserialize(value)
@@ -155,7 +155,7 @@ fn member<T: DeserializeOwned>(
     }
 }
 
-fn grant_types(map: &Map<String, Value>) -> Result<Vec<GrantType>, MetadataError> {
+fn grant_types(map: &Map<String, Value>) -> Result<Vec<GrantType>, FieldError> {
     let names: Vec<String> =
         member(map, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     let mut grants = Vec::new();
@@ -177,7 +177,7 @@ fn grant_types(map: &Map<String, Value>) -> Result<Vec<GrantType>, MetadataError
     Ok(grants)
 }
 
-fn uris(map: &Map<String, Value>, name: &'static str) -> Result<Vec<String>, MetadataError> {
+fn uris(map: &Map<String, Value>, name: &'static str) -> Result<Vec<String>, FieldError> {
     let uris: Vec<String> = member(map, name)?.unwrap_or_default();
     if uris.len() > 20 {
         return Err(invalid_redirect(name, "at most 20 URIs"));
@@ -188,7 +188,7 @@ fn uris(map: &Map<String, Value>, name: &'static str) -> Result<Vec<String>, Met
     Ok(uris)
 }
 
-fn jwks(value: &Value) -> Result<Value, MetadataError> {
+fn jwks(value: &Value) -> Result<Value, FieldError> {
     let keys =
         value.get("keys").and_then(Value::as_array).filter(|k| !k.is_empty() && k.len() <= 10);
     let keys = keys.ok_or_else(|| invalid("jwks", "jwks must be {\"keys\": [1 to 10 JWKs]}"))?;
@@ -197,17 +197,30 @@ fn jwks(value: &Value) -> Result<Value, MetadataError> {
         if private {
             return Err(invalid("jwks", "jwks must hold public keys only"));
         }
+        if key.get("use").is_some_and(|u| u != "sig") {
+            return Err(invalid("jwks", "jwks keys must be signing keys (use: sig)"));
+        }
         let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(key.clone())
             .map_err(|_| invalid("jwks", "a JWK does not parse"))?;
+        // RFC 7518 §3.3: RSA keys of at least 2048 bits.
+        if let jsonwebtoken::jwk::AlgorithmParameters::RSA(rsa) = &jwk.algorithm {
+            use base64::Engine;
+            let modulus =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&rsa.n).unwrap_or_default();
+            let bits = modulus.iter().skip_while(|b| **b == 0).count() * 8;
+            if bits < 2048 {
+                return Err(invalid("jwks", "RSA keys must have at least 2048 bits"));
+            }
+        }
         jsonwebtoken::DecodingKey::from_jwk(&jwk)
             .map_err(|_| invalid("jwks", "a JWK is not a usable key"))?;
     }
     Ok(value.clone())
 }
 
-fn lifetimes(map: &Map<String, Value>, max_token: Duration) -> Result<Lifetimes, MetadataError> {
+fn lifetimes(map: &Map<String, Value>, max_token: Duration) -> Result<Lifetimes, FieldError> {
     let max_token = u32::try_from(max_token.as_secs()).unwrap_or(u32::MAX);
-    let bounded = |name: &'static str, max: u32| -> Result<Option<u32>, MetadataError> {
+    let bounded = |name: &'static str, max: u32| -> Result<Option<u32>, FieldError> {
         let value: Option<u32> = member(map, name)?;
         match value {
             Some(v) if v == 0 || v > max => Err(invalid(name, "lifetime out of range")),
@@ -235,7 +248,10 @@ fn lifetimes(map: &Map<String, Value>, max_token: Duration) -> Result<Lifetimes,
 
 /// Whether `value` is an absolute URI without fragment (RFC 8707 §2).
 pub fn is_absolute_uri(value: &str) -> bool {
-    value.len() <= 2000 && !value.contains('#') && url::Url::parse(value).is_ok()
+    value.len() <= 2000
+        && !value.contains('#')
+        && !value.chars().any(|c| c.is_control() || c.is_whitespace())
+        && url::Url::parse(value).is_ok()
 }
 
 /// A member name fit to name in an error: short and plain, else just "body".
@@ -293,6 +309,21 @@ mod tests {
     fn bad_redirect_uris_use_their_own_error() {
         let body = json!({"redirect_uris": ["http://evil.example/cb"]});
         assert_eq!(field_of(body), ("redirect_uris".into(), "invalid_redirect_uri"));
+    }
+
+    #[test]
+    fn client_keys_must_be_strong_signing_keys() {
+        use base64::Engine;
+        use rsa::traits::PublicKeyParts;
+        let weak = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 1024).expect("1024-bit key");
+        let n = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(weak.n().to_bytes_be());
+        let small = json!({"kty": "RSA", "n": n, "e": "AQAB"});
+        let body = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [small]}});
+        assert_eq!(field_of(body).0, "jwks", "a 1024-bit RSA key is refused");
+        let enc = json!({"kty": "EC", "crv": "P-256", "use": "enc",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let body = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [enc]}});
+        assert_eq!(field_of(body).0, "jwks", "an encryption key is refused");
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct KeyPolicy {
     /// How long a next key must have been published before it may sign: every replica
     /// has loaded it and every JWKS cache has expired.
     pub publish_lead: Duration,
+    /// A replica that could not re-read the ring for this long stops signing: it might
+    /// sign with a key the others retired long ago (SPEC §8).
+    pub stale_after: Duration,
 }
 
 /// A key's place in its life cycle.
@@ -91,6 +94,8 @@ pub enum KeyError {
     NextTooNew(u64),
     #[error("another rotation happened at the same time; the key ring is unchanged by this one")]
     Raced,
+    #[error("the key ring has not been re-read from the database for too long")]
+    Stale,
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -115,6 +120,7 @@ struct Snapshot {
     /// Verification keys of every published key, by kid.
     verifiers: HashMap<String, Arc<Verifier>>,
     jwks: Arc<[u8]>,
+    loaded_at: std::time::Instant,
 }
 
 /// A published key as a verifier: the algorithm is the key's own, never a token header's.
@@ -204,9 +210,18 @@ impl Keys {
         }
     }
 
-    /// Signs `claims` with the active key.
-    pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> anyhow::Result<String> {
-        self.snapshot.load().active.sign(typ, claims)
+    /// Signs `claims` with the active key, unless this replica's view of the ring is stale.
+    pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String, KeyError> {
+        let snapshot = self.snapshot.load();
+        if snapshot.loaded_at.elapsed() > self.policy.stale_after {
+            return Err(KeyError::Stale);
+        }
+        Ok(snapshot.active.sign(typ, claims)?)
+    }
+
+    /// Whether the ring has not been re-read for too long (readiness reports it).
+    pub fn is_stale(&self) -> bool {
+        self.snapshot.load().loaded_at.elapsed() > self.policy.stale_after
     }
 
     /// The verification key of a published `kid`, if any.
@@ -327,7 +342,7 @@ async fn load(
         .kid;
     let active = signers.get(active_kid).cloned().ok_or(KeyError::Missing("active"))?;
     let jwks = jwks_json(&keys)?;
-    Ok(Snapshot { keys, active, signers, verifiers, jwks })
+    Ok(Snapshot { keys, active, signers, verifiers, jwks, loaded_at: std::time::Instant::now() })
 }
 
 fn verifier(info: &KeyInfo) -> Result<Verifier, KeyError> {

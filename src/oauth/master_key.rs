@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
@@ -69,18 +69,26 @@ impl MasterKey {
         })
     }
 
-    /// Creates the file exclusively, so two processes starting at once agree on one key.
-    fn create_file(path: &PathBuf) -> std::io::Result<Self> {
+    /// Creates the file atomically: the key is written and synced under a temporary name,
+    /// then hard-linked into place, which fails if another process got there first. So two
+    /// processes starting at once agree on one key, and no one reads a half-written file.
+    fn create_file(path: &Path) -> std::io::Result<Self> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         SystemRandom::new()
             .fill(bytes.as_mut())
             .map_err(|_| std::io::Error::other("the OS random source failed"))?;
         let encoded = Zeroizing::new(STANDARD.encode(bytes.as_ref()));
-        let mut file =
-            fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-        file.write_all(encoded.as_bytes())?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
+        let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
+        let written = (|| {
+            let mut file =
+                fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+            file.write_all(encoded.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            fs::hard_link(&temporary, path)
+        })();
+        let _ = fs::remove_file(&temporary);
+        written?;
         tracing::info!(path = %path.display(), "created a new master key");
         Self::from_bytes(bytes.as_ref()).map_err(std::io::Error::other)
     }

@@ -16,3 +16,4 @@ pub mod redirect_uri;
 pub mod registry;
 pub mod scope;
 pub mod secret;
+pub mod users;

@@ -14,6 +14,9 @@ pub fn validate(uri: &str) -> Result<(), &'static str> {
     if uri.contains('*') {
         return Err("a redirect URI must not contain wildcards");
     }
+    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("a redirect URI must not contain spaces or control characters");
+    }
     let url = url::Url::parse(uri).map_err(|_| "a redirect URI must be an absolute URI")?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("a redirect URI must not contain user information");

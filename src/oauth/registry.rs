@@ -9,7 +9,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 
 use super::client::{AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, SecretHash};
-use super::client_metadata::MetadataError;
+use super::client_metadata::FieldError;
 use super::scope::Scopes;
 use super::secret;
 use crate::store::clients::{ClientRecord, SecretRecord};
@@ -31,7 +31,7 @@ pub struct Registry {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error(transparent)]
-    Metadata(#[from] MetadataError),
+    Metadata(#[from] FieldError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -159,12 +159,15 @@ impl Registry {
         let Some(current) = store::clients::find(db, client_id).await? else { return Ok(None) };
         let mut client = from_record(current)?;
         client.metadata = metadata;
-        client.updated_at = Utc::now();
-        if !store::clients::replace(db, &to_record(&client)?).await? {
+        let now = Utc::now();
+        client.updated_at = now;
+        let uses_secret = client.metadata.token_endpoint_auth_method.uses_secret();
+        let end_secrets = (!uses_secret).then_some(now);
+        if !store::clients::replace(db, &to_record(&client)?, end_secrets).await? {
             return Ok(None);
         }
         let mut secret = None;
-        if client.metadata.token_endpoint_auth_method.uses_secret() && client.secrets.is_empty() {
+        if uses_secret && client.live_secret_hashes(now).next().is_none() {
             let (rotated, new_secret) =
                 self.rotate_secret(db, client_id, Duration::ZERO).await?.ok_or_else(|| {
                     anyhow::anyhow!("client {client_id} vanished while being replaced")
@@ -235,7 +238,7 @@ async fn check_scopes_exist(db: &Db, scopes: &Scopes) -> Result<(), RegistryErro
     let names: Vec<String> = scopes.iter().map(str::to_owned).collect();
     let existing = store::scopes::existing(db, &names).await?;
     if existing.len() != names.len() {
-        return Err(MetadataError {
+        return Err(FieldError {
             error: "invalid_client_metadata",
             description: "scope names a scope that is not registered",
             field: "scope".into(),

@@ -21,6 +21,8 @@ pub async fn live() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let reason = if state.draining.load(Ordering::Relaxed) {
         Some("draining")
+    } else if state.keys.is_stale() {
+        Some("key ring stale")
     } else {
         match store::check_ready(&state.db, state.settings.db_timeout).await {
             Ok(()) => None,

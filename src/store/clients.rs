@@ -203,8 +203,14 @@ async fn insert_in(txn: &impl ConnectionTrait, record: &ClientRecord) -> Result<
     Ok(())
 }
 
-/// Replaces a client's metadata and scopes (not its secrets); `false` if it does not exist.
-pub async fn replace(db: &impl TransactionTrait, record: &ClientRecord) -> Result<bool, DbErr> {
+/// Replaces a client's metadata and scopes; `false` if it does not exist. With
+/// `end_secrets_at`, every secret still valid then stops at that time (the client no longer
+/// authenticates with a secret, so none may come back to life later).
+pub async fn replace(
+    db: &impl TransactionTrait,
+    record: &ClientRecord,
+    end_secrets_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let mut model = active_model(record);
     model.created_at = sea_orm::ActiveValue::NotSet;
@@ -222,8 +228,30 @@ pub async fn replace(db: &impl TransactionTrait, record: &ClientRecord) -> Resul
         .exec(&txn)
         .await?;
     insert_scopes(&txn, &record.client_id, &record.scopes).await?;
+    if let Some(at) = end_secrets_at {
+        end_secrets(&txn, &record.client_id, at).await?;
+    }
     txn.commit().await?;
     Ok(true)
+}
+
+/// Makes every secret of the client that is valid past `at` expire at `at`.
+async fn end_secrets(
+    txn: &impl ConnectionTrait,
+    client_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    client_secret::Entity::update_many()
+        .col_expr(client_secret::Column::ExpiresAt, Expr::value(at))
+        .filter(client_secret::Column::ClientId.eq(client_id))
+        .filter(
+            Condition::any()
+                .add(client_secret::Column::ExpiresAt.is_null())
+                .add(client_secret::Column::ExpiresAt.gt(at)),
+        )
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// Deletes a client (its scopes and secrets go with it); `false` if it did not exist.
@@ -252,20 +280,18 @@ pub async fn rotate_secret(
     old_expire_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
-    if client::Entity::find_by_id(client_id).one(&txn).await?.is_none() {
+    // Write first: this locks the client row (Postgres) or the database (SQLite), so two
+    // rotations take turns and each sees the other's secret.
+    let touched = client::Entity::update_many()
+        .col_expr(client::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(client::Column::ClientId.eq(client_id))
+        .exec(&txn)
+        .await?;
+    if touched.rows_affected == 0 {
         txn.rollback().await?;
         return Ok(false);
     }
-    client_secret::Entity::update_many()
-        .col_expr(client_secret::Column::ExpiresAt, Expr::value(old_expire_at))
-        .filter(client_secret::Column::ClientId.eq(client_id))
-        .filter(
-            Condition::any()
-                .add(client_secret::Column::ExpiresAt.is_null())
-                .add(client_secret::Column::ExpiresAt.gt(old_expire_at)),
-        )
-        .exec(&txn)
-        .await?;
+    end_secrets(&txn, client_id, old_expire_at).await?;
     insert_secret(&txn, client_id, secret).await?;
     txn.commit().await?;
     Ok(true)

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod clients;
 pub mod keys;
 pub mod scopes;
+pub mod users;
 
 use std::time::Duration;
 
@@ -137,7 +138,16 @@ pub fn is_unavailable(error: &DbErr) -> bool {
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::WorkerCrashed
                     | sqlx::Error::Protocol(_)
-            ) || matches!(database_code(error).as_deref(), Some("5" | "57014" | "57P01" | "57P03"))
+            ) || e.as_database_error().is_some_and(|d| {
+                let code = d.code().unwrap_or_default();
+                if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    // BUSY or LOCKED, whatever the extended code (& 0xff: the primary one).
+                    code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+                } else {
+                    // Postgres: statement timeout, shutting down, starting up.
+                    matches!(code.as_ref(), "57014" | "57P01" | "57P03")
+                }
+            })
         }
         _ => false,
     }

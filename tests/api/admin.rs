@@ -177,6 +177,9 @@ async fn a_client_is_replaced_whole_and_unknown_ids_are_404() {
     assert_eq!(replaced["scope"], "", "a replacement drops what it does not restate");
     assert_eq!(replaced["client_id_issued_at"], created["client_id_issued_at"]);
     for (method, path) in [
+        (Method::GET, "/admin/clients/%00"),
+        (Method::GET, "/admin/users/%00"),
+        (Method::GET, "/admin/scopes/%00"),
         (Method::GET, "/admin/clients/nope"),
         (Method::PUT, "/admin/clients/nope"),
         (Method::DELETE, "/admin/clients/nope"),
@@ -289,6 +292,11 @@ async fn the_openapi_document_lists_every_admin_route() {
         ("get", "/admin/scopes/{name}"),
         ("put", "/admin/scopes/{name}"),
         ("delete", "/admin/scopes/{name}"),
+        ("post", "/admin/users"),
+        ("get", "/admin/users"),
+        ("get", "/admin/users/{id}"),
+        ("put", "/admin/users/{id}"),
+        ("delete", "/admin/users/{id}"),
         ("get", "/admin/keys"),
         ("post", "/admin/keys/rotate"),
         ("get", "/admin/openapi.json"),

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::helpers::{TestApp, spawn_app};
 
 /// Every admin route of SPEC §6 that exists so far, with a method.
-const ROUTES: [(&str, &str); 14] = [
+const ROUTES: [(&str, &str); 19] = [
     ("POST", "/admin/clients"),
     ("GET", "/admin/clients"),
     ("GET", "/admin/clients/some-id"),
@@ -23,6 +23,11 @@ const ROUTES: [(&str, &str); 14] = [
     ("GET", "/admin/scopes/profile"),
     ("PUT", "/admin/scopes/profile"),
     ("DELETE", "/admin/scopes/profile"),
+    ("POST", "/admin/users"),
+    ("GET", "/admin/users"),
+    ("GET", "/admin/users/some-id"),
+    ("PUT", "/admin/users/some-id"),
+    ("DELETE", "/admin/users/some-id"),
     ("GET", "/admin/keys"),
     ("POST", "/admin/keys/rotate"),
     ("GET", "/admin/openapi.json"),

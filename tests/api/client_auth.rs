@@ -48,7 +48,7 @@ async fn client_secret_post_works_for_a_client_registered_for_it() {
 }
 
 #[tokio::test]
-async fn a_wrong_secret_or_unknown_client_is_invalid_client_with_a_basic_challenge() {
+async fn a_wrong_secret_or_unknown_client_is_invalid_client_with_a_challenge() {
     let app = spawn_app().await;
     let (id, _) = app.admin.clone();
 
@@ -66,10 +66,10 @@ async fn a_wrong_secret_or_unknown_client_is_invalid_client_with_a_basic_challen
     )
     .await;
 
-    for (response, basic) in [(wrong, true), (unknown, true), (by_post, false)] {
+    for response in [wrong, unknown, by_post] {
         let (status, error, challenge) = status_and_error(response).await;
         assert_eq!((status, error.as_str()), (401, "invalid_client"));
-        assert_eq!(challenge.is_some_and(|c| c.starts_with("Basic")), basic);
+        assert!(challenge.is_some_and(|c| c.starts_with("Basic")), "every 401 carries a challenge");
     }
 }
 
@@ -264,4 +264,94 @@ async fn deleting_a_client_ends_its_secret_here_at_once_and_on_another_replica_w
         eventually(Duration::from_secs(5), || works_not(&other, &id, &secret)).await,
         "refused on the other replica within 5 s"
     );
+}
+
+#[tokio::test]
+async fn hostile_client_ids_are_invalid_client_not_server_errors() {
+    let app = spawn_app().await;
+    let long = "x".repeat(10_000);
+
+    for id in ["nul\0byte", "with space", long.as_str(), "caf\u{e9}"] {
+        let by_post = post_form(
+            &app,
+            &[("grant_type", "client_credentials"), ("client_id", id), ("client_secret", "s")],
+        )
+        .await;
+        let by_basic = app.token_basic(id, "s", &[("grant_type", "client_credentials")]).await;
+        for response in [by_post, by_basic] {
+            assert_eq!(status_and_error(response).await.0, 401, "{:?}", &id[..id.len().min(12)]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_assertion_for_several_audiences_is_refused() {
+    let app = spawn_app().await;
+    let client = key_client(&app).await;
+    let now = chrono::Utc::now().timestamp();
+    let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("k1".into());
+    let claims = json!({
+        "iss": client.id, "sub": client.id, "aud": [app.issuer, "https://elsewhere.example"],
+        "iat": now, "exp": now + 60, "jti": "multi",
+    });
+    let multi = jsonwebtoken::encode(&header, &claims, &client.key).expect("assertion");
+
+    let (status, error, _) = status_and_error(with_assertion(&app, &multi).await).await;
+
+    assert_eq!((status, error.as_str()), (401, "invalid_client"));
+}
+
+#[tokio::test]
+async fn concurrent_rotations_leave_exactly_one_new_secret() {
+    let app = spawn_app().await;
+    let (id, old) = app.service_client("profile", &[]).await;
+    let path = format!("/admin/clients/{id}/secret");
+    let rotate = || app.admin(reqwest::Method::POST, &path, None);
+
+    let (a, b) = tokio::join!(rotate(), rotate());
+
+    let mut works = 0;
+    for response in [a, b] {
+        assert_eq!(response.status(), 200);
+        let secret = response.json::<serde_json::Value>().await.expect("JSON")["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned();
+        if !works_not(&app, &id, &secret).await {
+            works += 1;
+        }
+    }
+    assert_eq!(works, 1, "the later rotation ends the earlier one's secret");
+    assert!(works_not(&app, &id, &old).await);
+}
+
+#[tokio::test]
+async fn switching_away_from_secrets_and_back_never_revives_the_old_secret() {
+    let app = spawn_app().await;
+    let (id, old) = app.service_client("profile", &[]).await;
+    let client = key_client(&app).await;
+    let jwks = app
+        .admin(reqwest::Method::GET, &format!("/admin/clients/{}", client.id), None)
+        .await
+        .json::<serde_json::Value>()
+        .await
+        .expect("JSON")["jwks"]
+        .clone();
+    let path = format!("/admin/clients/{id}");
+    let put = |body: serde_json::Value| app.admin(reqwest::Method::PUT, &path, Some(body));
+
+    let to_keys = put(json!({"grant_types": ["client_credentials"], "scope": "profile",
+        "token_endpoint_auth_method": "private_key_jwt", "jwks": jwks}))
+    .await;
+    let back = put(json!({"grant_types": ["client_credentials"], "scope": "profile"})).await;
+
+    assert_eq!(to_keys.status(), 200);
+    assert_eq!(back.status(), 200);
+    let new = back.json::<serde_json::Value>().await.expect("JSON")["client_secret"]
+        .as_str()
+        .expect("a new secret")
+        .to_owned();
+    assert!(works_not(&app, &id, &old).await, "the old secret stays dead");
+    assert!(!works_not(&app, &id, &new).await, "the new secret works");
 }

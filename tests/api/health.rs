@@ -41,6 +41,11 @@ async fn ready_is_503_while_the_database_is_unavailable_and_recovers_without_res
         .await;
         assert!(down, "readiness turns 503 while the database is unreachable");
         assert_eq!(app.get("/health/live").await.status(), 200);
+        let (id, secret) = app.admin.clone();
+        let token = app.token_basic(&id, &secret, &[("grant_type", "client_credentials")]).await;
+        assert_eq!(token.status(), 503, "the token endpoint fails closed");
+        let body: serde_json::Value = token.json().await.expect("JSON");
+        assert_eq!(body["error"], "temporarily_unavailable");
         let body: serde_json::Value = app.get("/health/ready").await.json().await.expect("JSON");
         assert_eq!(body["status"], "unavailable");
 

@@ -3,6 +3,7 @@
 
 mod admin;
 mod admin_auth;
+mod admin_users;
 mod client_auth;
 mod discovery;
 mod health;

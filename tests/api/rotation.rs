@@ -86,6 +86,7 @@ async fn a_kid_is_never_reused() {
         rotation_period: app.settings.key_rotation_period,
         retention: app.settings.max_token_lifetime,
         publish_lead: app.settings.jwks_max_age,
+        stale_after: app.settings.sync_interval,
     };
     let listed = keyring::list_stored(&db, &policy).await.expect("list");
     let unique: HashSet<_> = listed.iter().map(|k| k.kid.clone()).collect();

@@ -106,6 +106,12 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
         assert!(stderr.starts_with(&format!("error: invalid {name}:")), "{stderr}");
     }
+    let everywhere =
+        castellan(dir.path()).env("CASTELLAN_BIND", "0.0.0.0:0").output().expect("run castellan");
+    assert_eq!(everywhere.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&everywhere.stderr).starts_with("error: invalid CASTELLAN_ISSUER:")
+    );
     assert!(!dir.path().join("castellan.db").exists(), "nothing was created");
 }
 
@@ -256,6 +262,7 @@ async fn the_first_start_prints_an_admin_credential_once() {
     let db = TestDatabase::create().await;
     let env = process_env(&db);
     let first = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    eventually(Duration::from_secs(5), || async { !first.stdout.lock().expect("lock").is_empty() }).await;
     let printed = first.stdout.lock().expect("lock").clone();
     assert_eq!(printed.len(), 1, "{printed:?}");
     let credential: serde_json::Value = serde_json::from_str(&printed[0]).expect("one JSON object");

@@ -48,6 +48,11 @@ async fn metrics_count_requests_by_route_and_status_with_a_latency_histogram() {
     );
     assert!(body.contains(r#"route="unmatched",status="404"} 1"#), "{body}");
     assert!(!body.contains("/nope/123"), "raw paths never become labels");
+    let odd = reqwest::Method::from_bytes(b"BREW").expect("method");
+    app.http.request(odd, app.url("/health/live")).send().await.expect("BREW");
+    let body = app.get("/metrics").await.text().await.expect("text");
+    assert!(!body.contains("BREW"), "nor do method names");
+    assert!(body.contains(r#"method="other""#));
     assert!(body.contains(r#"castellan_http_request_duration_seconds_bucket{route="/jwks",le="#));
     assert!(body.contains(r#"castellan_http_request_duration_seconds_count{route="/jwks"} 2"#));
 }

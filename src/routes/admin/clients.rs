@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::{Admin, Page, json_body, page, page_params};
+use super::{Admin, Page, json_body, page, page_params, well_formed};
 use crate::error::AdminError;
 use crate::oauth::client::ClientView;
 use crate::oauth::client_metadata;
@@ -68,6 +68,7 @@ pub async fn read(
     _admin: Admin,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    well_formed(&client_id)?;
     let client = state.registry.load(&state.db, &client_id).await?.ok_or(AdminError::NotFound)?;
     Ok(HttpResponse::Ok().json(client.view(None)))
 }
@@ -84,6 +85,7 @@ pub async fn replace(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
+    well_formed(&client_id)?;
     let metadata =
         client_metadata::parse(&json_body(&req, &body)?, state.settings.max_token_lifetime)?;
     let registered = state
@@ -103,6 +105,7 @@ pub async fn delete(
     admin: Admin,
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    well_formed(&client_id)?;
     if !state.registry.delete(&state.db, &client_id).await? {
         return Err(AdminError::NotFound);
     }
@@ -122,6 +125,7 @@ pub async fn rotate_secret(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
+    well_formed(&client_id)?;
     let overlap = match &body {
         Ok(bytes) if bytes.is_empty() => 0,
         _ => overlap_seconds(&json_body(&req, &body)?)?,

@@ -5,6 +5,7 @@ mod clients;
 mod keys;
 mod openapi;
 mod scopes;
+mod users;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
@@ -38,9 +39,23 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(scopes::replace))
             .route(web::delete().to(scopes::delete)),
     )
+    .service(
+        resource("/admin/users", web::post().to(users::create)).route(web::get().to(users::list)),
+    )
+    .service(
+        resource("/admin/users/{id}", web::get().to(users::read))
+            .route(web::put().to(users::replace))
+            .route(web::delete().to(users::delete)),
+    )
     .service(resource("/admin/keys", web::get().to(keys::list)))
     .service(resource("/admin/keys/rotate", web::post().to(keys::rotate)))
     .service(resource("/admin/openapi.json", web::get().to(openapi::document)));
+}
+
+/// A path id that cannot name anything stored (too long, spaces, control characters) is
+/// simply not found, before it reaches the database.
+fn well_formed(id: &str) -> Result<&str, AdminError> {
+    if crate::oauth::client::is_client_id(id) { Ok(id) } else { Err(AdminError::NotFound) }
 }
 
 /// A page of a list (SPEC §6).

@@ -75,6 +75,9 @@ pub async fn read(
     _admin: Admin,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    if !is_scope_token(&name) {
+        return Err(AdminError::NotFound);
+    }
     let record = scopes::find(&state.db, &name).await?.ok_or(AdminError::NotFound)?;
     Ok(HttpResponse::Ok().json(ScopeView::from(record)))
 }
@@ -89,6 +92,9 @@ pub async fn replace(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
+    if !is_scope_token(&name) {
+        return Err(AdminError::NotFound);
+    }
     let body = json_body(&req, &body)?;
     if body.get("name").is_some_and(|n| n.as_str() != Some(name.as_str())) {
         return Err(AdminError::invalid_request("a scope cannot be renamed", "name"));
@@ -110,6 +116,9 @@ pub async fn delete(
     _admin: Admin,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
+    if !is_scope_token(&name) {
+        return Err(AdminError::NotFound);
+    }
     if BUILT_IN.contains(&name.as_str()) {
         return Err(AdminError::Conflict("built-in scopes cannot be deleted"));
     }

@@ -1,0 +1,94 @@
+//! `/admin/users`: create, list, read, replace and delete users (SPEC §6).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::{Admin, Page, json_body, page, page_params, well_formed};
+use crate::error::AdminError;
+use crate::oauth::users::{self, User, UserError};
+use crate::startup::AppState;
+use crate::store;
+
+const LIST: &str = "users";
+
+impl From<UserError> for AdminError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::UsernameTaken => AdminError::Conflict("the username is taken"),
+            UserError::NotFound => AdminError::NotFound,
+            UserError::Store(s) => s.into(),
+            UserError::Internal(i) => i.into(),
+        }
+    }
+}
+
+/// Create a user: `{"username", "password", "email", "email_verified", "name", "disabled"}`.
+#[utoipa::path(post, path = "/admin/users", tag = "users",
+    request_body(content = Object, description = "username and password required; password is write-only"),
+    responses((status = 201, body = User), (status = 400), (status = 409)))]
+pub async fn create(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    let input = users::parse_input(&json_body(&req, &body)?, true)?;
+    Ok(HttpResponse::Created().json(users::create(&state.db, input).await?))
+}
+
+/// List users, a page at a time.
+#[utoipa::path(get, path = "/admin/users", tag = "users",
+    params(("limit" = Option<u64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<User>), (status = 400)))]
+pub async fn list(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    req: HttpRequest,
+) -> Result<HttpResponse, AdminError> {
+    let (limit, after) = page_params(&state, &req, LIST)?;
+    let records = store::users::list(&state.db, after.as_deref(), limit + 1).await?;
+    let items = records.into_iter().map(User::from).collect();
+    Ok(HttpResponse::Ok().json(page(&state, LIST, items, limit, |u: &User| &u.id)))
+}
+
+#[utoipa::path(get, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = User), (status = 404)))]
+pub async fn read(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    well_formed(&id)?;
+    let record = store::users::find(&state.db, &id).await?.ok_or(AdminError::NotFound)?;
+    Ok(HttpResponse::Ok().json(User::from(record)))
+}
+
+/// Replace a user; the password changes only when one is sent.
+#[utoipa::path(put, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)),
+    request_body(content = Object, description = "the user; password optional, write-only"),
+    responses((status = 200, body = User), (status = 400), (status = 404), (status = 409)))]
+pub async fn replace(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<String>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, AdminError> {
+    well_formed(&id)?;
+    let input = users::parse_input(&json_body(&req, &body)?, false)?;
+    Ok(HttpResponse::Ok().json(users::replace(&state.db, &id, input).await?))
+}
+
+#[utoipa::path(delete, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    well_formed(&id)?;
+    if !store::users::delete(&state.db, &id).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(admin = %admin.client_id, user = %id, "deleted a user");
+    Ok(HttpResponse::NoContent().finish())
+}

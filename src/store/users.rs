@@ -1,0 +1,112 @@
+//! User rows.
+
+use chrono::{DateTime, Utc};
+use entity::user;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::is_unique_violation;
+use super::scopes::Written;
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<user::Model> for UserRecord {
+    fn from(m: user::Model) -> Self {
+        Self {
+            id: m.id,
+            username: m.username,
+            password_hash: m.password_hash,
+            email: m.email,
+            email_verified: m.email_verified,
+            name: m.name,
+            disabled: m.disabled,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+fn active_model(r: &UserRecord) -> user::ActiveModel {
+    user::ActiveModel {
+        id: Set(r.id.clone()),
+        username: Set(r.username.clone()),
+        password_hash: Set(r.password_hash.clone()),
+        email: Set(r.email.clone()),
+        email_verified: Set(r.email_verified),
+        name: Set(r.name.clone()),
+        disabled: Set(r.disabled),
+        created_at: Set(r.created_at),
+        updated_at: Set(r.updated_at),
+    }
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<UserRecord>, DbErr> {
+    Ok(user::Entity::find_by_id(id).one(db).await?.map(UserRecord::from))
+}
+
+pub async fn find_by_username(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<UserRecord>, DbErr> {
+    Ok(user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .one(db)
+        .await?
+        .map(UserRecord::from))
+}
+
+/// Users ordered by id, after `after`.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<UserRecord>, DbErr> {
+    let mut query = user::Entity::find().order_by_asc(user::Column::Id).limit(limit);
+    if let Some(after) = after {
+        query = query.filter(user::Column::Id.gt(after));
+    }
+    Ok(query.all(db).await?.into_iter().map(UserRecord::from).collect())
+}
+
+/// Inserts a user; `Conflict` when the username is taken.
+pub async fn insert(db: &impl ConnectionTrait, record: &UserRecord) -> Result<Written, DbErr> {
+    match user::Entity::insert(active_model(record)).exec(db).await {
+        Ok(_) => Ok(Written::Done),
+        Err(e) if is_unique_violation(&e) => Ok(Written::Conflict),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replaces a user's fields (all but `id` and `created_at`).
+pub async fn replace(db: &impl ConnectionTrait, record: &UserRecord) -> Result<Written, DbErr> {
+    let mut model = active_model(record);
+    model.created_at = sea_orm::ActiveValue::NotSet;
+    match user::Entity::update_many()
+        .set(model)
+        .filter(user::Column::Id.eq(&record.id))
+        .exec(db)
+        .await
+    {
+        Ok(r) if r.rows_affected == 1 => Ok(Written::Done),
+        Ok(_) => Ok(Written::NotFound),
+        Err(e) if is_unique_violation(&e) => Ok(Written::Conflict),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    Ok(user::Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
+}
