@@ -159,6 +159,12 @@ pub struct SettingsArgs {
     /// How long SIGTERM waits for in-flight requests
     #[arg(long, env = "CASTELLAN_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
     shutdown_timeout: String,
+    /// A login session ends after this long unused
+    #[arg(long, env = "CASTELLAN_SESSION_IDLE_TIMEOUT", default_value = "30m", global = true)]
+    session_idle_timeout: String,
+    /// A login session ends after this long in any case
+    #[arg(long, env = "CASTELLAN_SESSION_LIFETIME", default_value = "12h", global = true)]
+    session_lifetime: String,
 }
 
 impl SettingsArgs {
@@ -212,6 +218,11 @@ impl SettingsArgs {
             })?,
             db_timeout: duration("CASTELLAN_DB_TIMEOUT", &self.db_timeout)?,
             shutdown_timeout: duration("CASTELLAN_SHUTDOWN_TIMEOUT", &self.shutdown_timeout)?,
+            session_idle_timeout: duration(
+                "CASTELLAN_SESSION_IDLE_TIMEOUT",
+                &self.session_idle_timeout,
+            )?,
+            session_lifetime: duration("CASTELLAN_SESSION_LIFETIME", &self.session_lifetime)?,
         };
         settings.validate()?;
         Ok(settings)

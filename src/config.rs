@@ -35,6 +35,10 @@ pub struct Settings {
     pub db_timeout: Duration,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// A login session ends after this long without use...
+    pub session_idle_timeout: Duration,
+    /// ...and after this long in any case.
+    pub session_lifetime: Duration,
 }
 
 impl Default for Settings {
@@ -54,6 +58,8 @@ impl Default for Settings {
             db_max_connections: 16,
             db_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(30),
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
         }
     }
 }
@@ -88,6 +94,13 @@ impl Settings {
             return Err(SettingsError::new(
                 "CASTELLAN_ISSUER",
                 "must be set when CASTELLAN_BIND listens on every interface",
+            ));
+        }
+        if self.session_idle_timeout.is_zero() || self.session_idle_timeout > self.session_lifetime
+        {
+            return Err(SettingsError::new(
+                "CASTELLAN_SESSION_IDLE_TIMEOUT",
+                "must be positive and at most CASTELLAN_SESSION_LIFETIME",
             ));
         }
         if self.db_timeout.is_zero() {

@@ -16,6 +16,7 @@ use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
 use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
+use crate::oauth::refresh_token::RefreshKeys;
 use crate::oauth::registry::{Credentials, Registry};
 use crate::routes;
 use crate::store::{self, Db};
@@ -29,6 +30,10 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub registry: Registry,
     pub cursors: Cursors,
+    /// Binds the HTML forms' CSRF tokens.
+    pub csrf_key: aws_lc_rs::hmac::Key,
+    /// Signs and checks refresh tokens (HS256: only this server reads them).
+    pub refresh_keys: RefreshKeys,
     /// The metadata document, serialized; refreshed with the registered scopes.
     pub discovery: ArcSwap<Vec<u8>>,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -48,7 +53,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
-        let cursors = Cursors::new(master.mac_key());
+        let cursors = Cursors::new(master.mac_key("cursor v1"));
+        let csrf_key = master.mac_key("csrf v1");
+        let refresh_keys = RefreshKeys::new(master.secret("refresh token v1").as_ref());
         store::migrate(&settings).await.context("cannot migrate the database")?;
         let db = store::connect(&settings).await.context("cannot connect to the database")?;
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
@@ -67,6 +74,8 @@ impl Application {
             keys,
             registry,
             cursors,
+            csrf_key,
+            refresh_keys,
             discovery,
             draining: Arc::new(AtomicBool::new(false)),
             settings,

@@ -1,10 +1,14 @@
 //! SeaORM entities, one module per table; only `castellan::store` uses them.
 
+pub mod authorization_code;
 pub mod bootstrap_marker;
 pub mod client;
 pub mod client_scope;
 pub mod client_secret;
+pub mod grant;
+pub mod refresh_token;
 pub mod scope;
+pub mod session;
 pub mod signing_key;
 pub mod used_assertion;
 pub mod user;

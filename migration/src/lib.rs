@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_signing_keys;
 mod m20261127_000002_clients_and_scopes;
 mod m20261127_000003_users;
+mod m20261127_000004_sessions_grants_codes;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_signing_keys::Migration),
             Box::new(m20261127_000002_clients_and_scopes::Migration),
             Box::new(m20261127_000003_users::Migration),
+            Box::new(m20261127_000004_sessions_grants_codes::Migration),
         ]
     }
 }

@@ -14,9 +14,15 @@ pub const ASSERTION_SIGNING_ALGS: [&str; 9] =
 #[derive(Debug, Clone, Serialize)]
 pub struct Metadata {
     pub issuer: String,
-    pub jwks_uri: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub response_types_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    /// RFC 9207: authorization responses carry `iss`.
+    pub authorization_response_iss_parameter_supported: bool,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub scopes_supported: Vec<String>,
@@ -26,9 +32,14 @@ impl Metadata {
     pub fn new(issuer: &Issuer, scopes: Vec<String>) -> Self {
         Self {
             issuer: issuer.as_str().to_owned(),
-            jwks_uri: issuer.endpoint("/jwks"),
+            authorization_endpoint: issuer.endpoint("/authorize"),
             token_endpoint: issuer.endpoint("/token"),
-            grant_types_supported: vec!["client_credentials"],
+            jwks_uri: issuer.endpoint("/jwks"),
+            response_types_supported: vec!["code"],
+            response_modes_supported: vec!["query"],
+            grant_types_supported: vec!["authorization_code", "client_credentials"],
+            code_challenge_methods_supported: vec!["S256"],
+            authorization_response_iss_parameter_supported: true,
             token_endpoint_auth_methods_supported: AuthMethod::ALL
                 .iter()
                 .map(|m| m.as_str())

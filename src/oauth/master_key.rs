@@ -126,10 +126,18 @@ impl MasterKey {
         Ok(sealed)
     }
 
-    /// The HMAC-SHA-256 key derived from the master key (for cursors and the like): the
-    /// same on every replica that shares the master key.
-    pub fn mac_key(&self) -> hmac::Key {
-        self.mac.clone()
+    /// An HMAC-SHA-256 key for one purpose (`label`), derived from the master key: the same
+    /// on every replica that shares the master key, unrelated to any other purpose's key.
+    pub fn mac_key(&self, label: &str) -> hmac::Key {
+        hmac::Key::new(hmac::HMAC_SHA256, self.secret(label).as_ref())
+    }
+
+    /// 32 secret bytes for one purpose (`label`), derived from the master key.
+    pub fn secret(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let tag = hmac::sign(&self.mac, label.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&tag.as_ref()[..32]);
+        out
     }
 
     /// Opens what [`MasterKey::seal`] made with the same `context`.

@@ -2,9 +2,11 @@
 //! (no actix, no SeaORM).
 
 pub mod access_token;
+pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_metadata;
+pub mod csrf;
 pub mod cursor;
 pub mod discovery;
 pub mod grant;
@@ -12,8 +14,11 @@ pub mod jwk;
 pub mod jws;
 pub mod keyring;
 pub mod master_key;
+pub mod pkce;
 pub mod redirect_uri;
+pub mod refresh_token;
 pub mod registry;
 pub mod scope;
 pub mod secret;
+pub mod session;
 pub mod users;

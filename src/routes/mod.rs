@@ -1,12 +1,17 @@
 //! The route table: every path the server answers, and the extractor error handlers.
 
+mod account;
 mod admin;
+mod assets;
+mod authorize;
 mod client_auth;
 mod discovery;
 mod form;
 mod health;
 mod jwks;
+mod login;
 mod metrics;
+mod pages;
 mod token;
 
 use actix_web::{HttpResponse, Route, web};
@@ -37,6 +42,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready", web::get().to(health::ready)))
         .service(resource("/metrics", web::get().to(metrics::render)))
         .service(resource("/token", web::post().to(token::exchange)))
+        .service(
+            resource("/authorize", web::get().to(authorize::by_query))
+                .route(web::post().to(authorize::by_form)),
+        )
+        .service(
+            resource("/consent", web::get().to(authorize::page))
+                .route(web::post().to(authorize::decide)),
+        )
+        .service(
+            resource("/login", web::get().to(login::page)).route(web::post().to(login::submit)),
+        )
+        .service(resource("/account", web::get().to(account::page)))
+        .service(resource("/account/grants/{id}/revoke", web::post().to(account::revoke)))
+        .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .configure(admin::configure)
         .default_service(web::to(not_found));
 }

@@ -7,6 +7,7 @@ use super::client_auth;
 use super::form::OAuthForm;
 use crate::error::OAuthError;
 use crate::oauth::client_auth::authenticate;
+use crate::oauth::grant::authorization_code::{self, Issuing};
 use crate::oauth::grant::client_credentials;
 use crate::startup::AppState;
 
@@ -39,6 +40,22 @@ pub async fn exchange(
                 resources: form.all("resource"),
             },
         )?,
+        Some("authorization_code") => {
+            let issuing = Issuing {
+                db: &state.db,
+                keys: &state.keys,
+                refresh_keys: &state.refresh_keys,
+                issuer: &state.issuer,
+                max_lifetime: state.settings.max_token_lifetime,
+            };
+            let request = authorization_code::Request {
+                code: form.get("code")?,
+                redirect_uri: form.get("redirect_uri")?,
+                code_verifier: form.get("code_verifier")?,
+                resources: form.all("resource"),
+            };
+            authorization_code::exchange(&issuing, &client, request).await?
+        }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };
     // RFC 6749 §5.1: token responses are never cached.

@@ -2,8 +2,12 @@
 
 pub mod bootstrap;
 pub mod clients;
+pub mod codes;
+pub mod grants;
 pub mod keys;
+pub mod refresh_tokens;
 pub mod scopes;
+pub mod sessions;
 pub mod users;
 
 use std::time::Duration;

@@ -4,7 +4,10 @@
 mod admin;
 mod admin_auth;
 mod admin_users;
+mod authorize;
+mod browser;
 mod client_auth;
+mod code_exchange;
 mod discovery;
 mod health;
 mod helpers;

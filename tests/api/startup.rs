@@ -262,7 +262,8 @@ async fn the_first_start_prints_an_admin_credential_once() {
     let db = TestDatabase::create().await;
     let env = process_env(&db);
     let first = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
-    eventually(Duration::from_secs(5), || async { !first.stdout.lock().expect("lock").is_empty() }).await;
+    eventually(Duration::from_secs(5), || async { !first.stdout.lock().expect("lock").is_empty() })
+        .await;
     let printed = first.stdout.lock().expect("lock").clone();
     assert_eq!(printed.len(), 1, "{printed:?}");
     let credential: serde_json::Value = serde_json::from_str(&printed[0]).expect("one JSON object");

@@ -1,5 +1,6 @@
 //! Grant types, one file each, and the token response they share (RFC 6749 §5.1).
 
+pub mod authorization_code;
 pub mod client_credentials;
 
 use serde::Serialize;

@@ -2,6 +2,7 @@
 
 mod auth;
 mod clients;
+mod grants;
 mod keys;
 mod openapi;
 mod scopes;
@@ -47,6 +48,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::put().to(users::replace))
             .route(web::delete().to(users::delete)),
     )
+    .service(resource("/admin/users/{id}/grants", web::get().to(grants::for_user)))
+    .service(resource("/admin/grants/{id}", web::delete().to(grants::revoke)))
     .service(resource("/admin/keys", web::get().to(keys::list)))
     .service(resource("/admin/keys/rotate", web::post().to(keys::rotate)))
     .service(resource("/admin/openapi.json", web::get().to(openapi::document)));

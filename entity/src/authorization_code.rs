@@ -1,0 +1,34 @@
+//! `authorization_codes`: one-time codes, stored as hashes; kept after redemption so that a
+//! replay can find and revoke what the first redemption issued.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "authorization_codes")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false, column_type = "Blob")]
+    pub code_hash: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub grant_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (then the token request must).
+    pub redirect_uri_sent: bool,
+    pub code_challenge: String,
+    #[sea_orm(column_type = "Text")]
+    pub scope: String,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub nonce: Option<String>,
+    pub auth_time: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+    pub redeemed_at: Option<DateTimeUtc>,
+    /// The refresh-token family the redemption started, if any.
+    pub family_id: Option<String>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,27 @@
+//! `refresh_tokens`: every refresh token issued, by `jti`, with its family and state.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "refresh_tokens")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub jti: String,
+    pub family_id: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    #[sea_orm(column_type = "Text")]
+    pub scope: String,
+    /// `active`, `used` (rotated) or `revoked`.
+    pub status: String,
+    pub auth_time: DateTimeUtc,
+    pub created_at: DateTimeUtc,
+    pub expires_at: DateTimeUtc,
+    pub absolute_expires_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

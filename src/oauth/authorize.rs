@@ -1,0 +1,157 @@
+//! The authorization request (RFC 6749 §4.1.1, OAuth 2.1 §4.1.1, RFC 7636 §4.3): validated
+//! client and redirect URI first (errors stay on our page), everything else after (errors go
+//! back to the client with `state` and `iss`, RFC 9207).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::client::{Client, GrantType, is_client_id};
+use super::pkce;
+use super::redirect_uri;
+use super::registry::Registry;
+use super::scope::Scopes;
+use crate::store::{Db, StoreError};
+
+/// A request that passed every check.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub client: Arc<Client>,
+    pub redirect_uri: String,
+    /// Whether the request named the redirect URI (the token request must then repeat it).
+    pub redirect_uri_sent: bool,
+    pub scope: Scopes,
+    pub state: Option<String>,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+}
+
+/// Why a request is refused, and how the browser learns of it.
+#[derive(Debug)]
+pub enum Refusal {
+    /// About the client or the redirect URI: shown on our error page, never redirected
+    /// (RFC 6749 §4.1.2.1), since the redirect target cannot be trusted.
+    Page(&'static str),
+    /// Anything else: sent back to the client's redirect URI.
+    Redirect(ErrorRedirect),
+    Store(StoreError),
+}
+
+/// An error to send to the client (RFC 6749 §4.1.2.1).
+#[derive(Debug)]
+pub struct ErrorRedirect {
+    pub redirect_uri: String,
+    pub error: &'static str,
+    pub description: &'static str,
+    pub state: Option<String>,
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+/// Validates the parameters of an authorization request (query or form).
+pub async fn validate(
+    db: &Db,
+    registry: &Registry,
+    params: &[(String, String)],
+) -> Result<AuthorizationRequest, Refusal> {
+    let mut seen = HashSet::new();
+    let duplicated: HashSet<&str> =
+        params.iter().filter(|(k, _)| !seen.insert(k.as_str())).map(|(k, _)| k.as_str()).collect();
+    // RFC 6749 §3.1: empty parameters count as omitted.
+    let get = |name: &str| {
+        params.iter().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    };
+
+    if duplicated.contains("client_id") || duplicated.contains("redirect_uri") {
+        return Err(Refusal::Page("the request repeats client_id or redirect_uri"));
+    }
+    let client_id = get("client_id").ok_or(Refusal::Page("the request has no client_id"))?;
+    if !is_client_id(client_id) {
+        return Err(Refusal::Page("the client is unknown"));
+    }
+    let client =
+        registry.find(db, client_id).await?.ok_or(Refusal::Page("the client is unknown"))?;
+    let registered = &client.metadata.redirect_uris;
+    let (redirect_uri, redirect_uri_sent) = match get("redirect_uri") {
+        Some(presented) => match registered.iter().find(|r| redirect_uri::matches(r, presented)) {
+            // Loopback matches on any port: redirect to the port the client asked for.
+            Some(_) => (presented.to_owned(), true),
+            None => {
+                return Err(Refusal::Page("the redirect_uri is not registered for this client"));
+            }
+        },
+        None if registered.len() == 1 => (registered[0].clone(), false),
+        None => return Err(Refusal::Page("the request has no redirect_uri")),
+    };
+
+    let state = get("state").filter(|_| !duplicated.contains("state")).map(str::to_owned);
+    let refuse = |error: &'static str, description: &'static str| {
+        Refusal::Redirect(ErrorRedirect {
+            redirect_uri: redirect_uri.clone(),
+            error,
+            description,
+            state: state.clone(),
+        })
+    };
+    if !duplicated.is_empty() {
+        return Err(refuse("invalid_request", "a parameter was sent more than once"));
+    }
+    match get("response_type") {
+        Some("code") => {}
+        None => return Err(refuse("invalid_request", "response_type is required")),
+        Some(_) => {
+            return Err(refuse("unsupported_response_type", "only response_type=code is supported"));
+        }
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(refuse(
+            "unauthorized_client",
+            "the client is not registered for the authorization code grant",
+        ));
+    }
+    // OAuth 2.1 §4.1.1: PKCE for every client, and only S256 here.
+    let code_challenge = get("code_challenge")
+        .ok_or_else(|| refuse("invalid_request", "code_challenge is required"))?;
+    if get("code_challenge_method") != Some("S256") {
+        return Err(refuse("invalid_request", "code_challenge_method must be S256"));
+    }
+    if !pkce::is_well_formed(code_challenge) {
+        return Err(refuse("invalid_request", "code_challenge is malformed"));
+    }
+    let scope = match get("scope") {
+        None => client.metadata.scope.clone(),
+        Some(value) => {
+            Scopes::parse(value).map_err(|_| refuse("invalid_scope", "the scope is malformed"))?
+        }
+    };
+    if !scope.is_subset_of(&client.metadata.scope) {
+        return Err(refuse("invalid_scope", "a requested scope is not allowed for this client"));
+    }
+    let nonce = get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(refuse("invalid_request", "nonce is too long"));
+    }
+    Ok(AuthorizationRequest {
+        client,
+        redirect_uri,
+        redirect_uri_sent,
+        scope,
+        state,
+        code_challenge: code_challenge.to_owned(),
+        nonce,
+    })
+}
+
+/// `base` with `params` added to its query (RFC 6749 §4.1.2: keep the existing query).
+pub fn redirect_url(base: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(base) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.to_string()
+        }
+        Err(_) => base.to_owned(),
+    }
+}

@@ -1,0 +1,203 @@
+//! The authorization code grant (RFC 6749 §4.1, OAuth 2.1 §4.1): codes issued after login and
+//! consent, redeemed once for tokens under PKCE.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use chrono::Utc;
+
+use super::TokenResponse;
+use super::client_credentials::audience;
+use crate::config::Issuer;
+use crate::error::OAuthError;
+use crate::oauth::access_token::{self, Grant};
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
+use crate::oauth::keyring::Keys;
+use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
+use crate::oauth::scope::Scopes;
+use crate::oauth::{pkce, secret};
+use crate::store::codes::CodeRecord;
+use crate::store::refresh_tokens::RefreshRecord;
+use crate::store::{self, Db, StoreError};
+
+/// What issuing tokens needs from the server.
+pub struct Issuing<'a> {
+    pub db: &'a Db,
+    pub keys: &'a Keys,
+    pub refresh_keys: &'a RefreshKeys,
+    pub issuer: &'a Issuer,
+    pub max_lifetime: Duration,
+}
+
+fn code_hash(code: &str) -> Vec<u8> {
+    digest(&SHA256, code.as_bytes()).as_ref().to_vec()
+}
+
+/// Stores a new one-time code (256 random bits, kept only as a hash) for an approved request.
+pub async fn issue_code(
+    db: &Db,
+    request: &AuthorizationRequest,
+    user_id: &str,
+    grant_id: &str,
+    auth_time: chrono::DateTime<Utc>,
+) -> Result<String, StoreError> {
+    let code = secret::random_token(32).map_err(|e| StoreError::Custom(e.to_string()))?;
+    let now = Utc::now();
+    let lifetime = request
+        .client
+        .metadata
+        .lifetimes
+        .authorization_code
+        .unwrap_or(DEFAULT_AUTHORIZATION_CODE_LIFETIME);
+    let record = CodeRecord {
+        code_hash: code_hash(&code),
+        client_id: request.client.client_id.clone(),
+        user_id: user_id.to_owned(),
+        grant_id: grant_id.to_owned(),
+        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_sent: request.redirect_uri_sent,
+        code_challenge: request.code_challenge.clone(),
+        scope: request.scope.to_string(),
+        nonce: request.nonce.clone(),
+        auth_time,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(i64::from(lifetime)),
+    };
+    store::codes::insert(db, &record).await?;
+    Ok(code)
+}
+
+/// The parameters of an authorization_code token request.
+pub struct Request<'a> {
+    pub code: Option<&'a str>,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+    pub resources: Vec<&'a str>,
+}
+
+pub async fn exchange(
+    ctx: &Issuing<'_>,
+    client: &Client,
+    request: Request<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(OAuthError::UnauthorizedClient(
+            "the client is not registered for this grant type",
+        ));
+    }
+    let code = request.code.ok_or(OAuthError::InvalidRequest("code is required"))?;
+    if code.len() > 256 {
+        return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
+    }
+    // Redeemed before it is checked: a failed check burns the code (one statement, so of
+    // concurrent redemptions exactly one wins).
+    let record = store::codes::redeem(ctx.db, &code_hash(code), Utc::now())
+        .await?
+        .ok_or(OAuthError::InvalidGrant("the code is invalid, expired or already used"))?;
+    if record.client_id != client.client_id {
+        return Err(OAuthError::InvalidGrant("the code was issued to another client"));
+    }
+    // RFC 6749 §4.1.3: the same redirect_uri as in the authorization request.
+    let redirect_ok = match request.redirect_uri {
+        Some(uri) => uri == record.redirect_uri,
+        None => !record.redirect_uri_sent,
+    };
+    if !redirect_ok {
+        return Err(OAuthError::InvalidGrant(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    // RFC 7636 §4.6.
+    let verifier =
+        request.code_verifier.ok_or(OAuthError::InvalidGrant("code_verifier is required"))?;
+    if !pkce::verify_s256(verifier, &record.code_challenge) {
+        return Err(OAuthError::InvalidGrant(
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    let user = store::users::find(ctx.db, &record.user_id).await?;
+    if user.is_none_or(|u| u.disabled) {
+        return Err(OAuthError::InvalidGrant("the user can no longer sign in"));
+    }
+    if store::grants::find(ctx.db, &record.grant_id).await?.is_none() {
+        return Err(OAuthError::InvalidGrant("the grant was revoked"));
+    }
+    let scope = Scopes::parse(&record.scope)
+        .map_err(|_| anyhow::anyhow!("a stored code has a malformed scope"))?;
+    let audience = audience(ctx.issuer, client, &request.resources)?;
+    let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
+    let (access_token, _) = access_token::issue(
+        ctx.keys,
+        Grant {
+            issuer: ctx.issuer.as_str(),
+            client_id: &client.client_id,
+            subject: &record.user_id,
+            audience,
+            scope: &scope,
+            lifetime,
+            auth_time: Some(record.auth_time.timestamp()),
+        },
+    )?;
+    let refresh_token =
+        if scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken) {
+            Some(start_family(ctx, client, &record, &scope).await?)
+        } else {
+            None
+        };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime.as_secs(),
+        scope: scope.to_string(),
+        refresh_token,
+        id_token: None,
+    })
+}
+
+/// Issues the first refresh token of a new family, bound to client, user and grant.
+async fn start_family(
+    ctx: &Issuing<'_>,
+    client: &Client,
+    code: &CodeRecord,
+    scope: &Scopes,
+) -> Result<String, OAuthError> {
+    let now = Utc::now();
+    let lifetimes = &client.metadata.lifetimes;
+    let sliding = i64::from(
+        lifetimes.refresh_token.unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_LIFETIME),
+    );
+    let absolute = i64::from(
+        lifetimes
+            .refresh_token_absolute
+            .unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME),
+    );
+    let record = RefreshRecord {
+        jti: uuid::Uuid::new_v4().to_string(),
+        family_id: uuid::Uuid::new_v4().to_string(),
+        grant_id: code.grant_id.clone(),
+        client_id: client.client_id.clone(),
+        user_id: code.user_id.clone(),
+        scope: scope.to_string(),
+        auth_time: code.auth_time,
+        created_at: now,
+        expires_at: now + chrono::Duration::seconds(sliding.min(absolute)),
+        absolute_expires_at: now + chrono::Duration::seconds(absolute),
+    };
+    store::refresh_tokens::insert(ctx.db, &record).await?;
+    store::codes::set_family(ctx.db, &code.code_hash, &record.family_id).await?;
+    let token = ctx.refresh_keys.sign(&RefreshClaims {
+        iss: ctx.issuer.as_str().to_owned(),
+        sub: record.user_id.clone(),
+        aud: ctx.issuer.as_str().to_owned(),
+        exp: record.expires_at.timestamp(),
+        iat: now.timestamp(),
+        jti: record.jti.clone(),
+        client_id: record.client_id.clone(),
+        scope: record.scope.clone(),
+        fid: record.family_id.clone(),
+        gid: record.grant_id.clone(),
+        auth_time: record.auth_time.timestamp(),
+    })?;
+    Ok(token)
+}

@@ -1,0 +1,79 @@
+//! Login sessions (SPEC §3): an opaque random id in a cookie, a row keyed by its SHA-256,
+//! idle and absolute lifetimes, a new id at every login.
+
+use std::time::Duration;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use chrono::{DateTime, Utc};
+
+use super::secret;
+use crate::store::sessions::SessionRecord;
+use crate::store::users::UserRecord;
+use crate::store::{self, Db, StoreError};
+
+/// Session use is written back at most this often, not on every request.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+/// A logged-in browser: who, since when, and the session's id (to bind CSRF tokens).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub user: UserRecord,
+    pub auth_time: DateTime<Utc>,
+}
+
+fn hash(id: &str) -> Vec<u8> {
+    digest(&SHA256, id.as_bytes()).as_ref().to_vec()
+}
+
+/// Starts a session for `user_id` (128+ random bits) and returns its id for the cookie.
+pub async fn start(db: &Db, user_id: &str, lifetime: Duration) -> Result<String, StoreError> {
+    let id = secret::random_token(32).map_err(|e| StoreError::Custom(e.to_string()))?;
+    let now = Utc::now();
+    let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12));
+    let record = SessionRecord {
+        id_hash: hash(&id),
+        user_id: user_id.to_owned(),
+        auth_time: now,
+        last_seen_at: now,
+        expires_at: now + lifetime,
+    };
+    store::sessions::insert(db, &record).await?;
+    Ok(id)
+}
+
+/// The session a cookie value names, if it is live and its user enabled. Anything else in
+/// the cookie (a token, garbage) simply finds no session.
+pub async fn find(
+    db: &Db,
+    cookie: &str,
+    idle_timeout: Duration,
+) -> Result<Option<Session>, StoreError> {
+    if cookie.len() != 43
+        || !cookie.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Ok(None);
+    }
+    let id_hash = hash(cookie);
+    let Some(record) = store::sessions::find(db, &id_hash).await? else { return Ok(None) };
+    let now = Utc::now();
+    let idle = chrono::Duration::from_std(idle_timeout).unwrap_or(chrono::Duration::minutes(30));
+    if record.expires_at <= now || record.last_seen_at + idle <= now {
+        store::sessions::delete(db, &id_hash).await?;
+        return Ok(None);
+    }
+    let Some(user) = store::users::find(db, &record.user_id).await? else { return Ok(None) };
+    if user.disabled {
+        store::sessions::delete(db, &id_hash).await?;
+        return Ok(None);
+    }
+    if (now - record.last_seen_at).num_seconds() >= TOUCH_EVERY_SECS {
+        store::sessions::touch(db, &id_hash, now).await?;
+    }
+    Ok(Some(Session { id: cookie.to_owned(), user, auth_time: record.auth_time }))
+}
+
+/// Ends the session a cookie names (logout, or a new login replacing it).
+pub async fn end(db: &Db, cookie: &str) -> Result<(), StoreError> {
+    store::sessions::delete(db, &hash(cookie)).await
+}

@@ -1,0 +1,259 @@
+//! `GET`/`POST /authorize` (RFC 6749 §4.1.1) and `GET`/`POST /consent`: validate the request,
+//! send the browser to log in or consent as needed, then back to the client with a code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+
+use super::pages::{
+    self, ConsentPage, csrf_ok, csrf_token, current_session, error_page, field, form_pairs,
+};
+use crate::oauth::authorize::{self, AuthorizationRequest, ErrorRedirect, Refusal, redirect_url};
+use crate::oauth::grant::authorization_code;
+use crate::oauth::scope::Scopes;
+use crate::oauth::session::Session;
+use crate::startup::AppState;
+use crate::store::{self, grants::GrantRecord};
+
+/// `GET /authorize?…`
+pub async fn by_query(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    authorize(&state, &req, params).await
+}
+
+/// `POST /authorize` with the same parameters as a form (OIDC Core §3.1.2.1).
+pub async fn by_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    match body.ok().and_then(|b| form_pairs(&req, &b)) {
+        Some(params) => authorize(&state, &req, params).await,
+        None => error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The authorization request could not be read.",
+        ),
+    }
+}
+
+async fn authorize(
+    state: &AppState,
+    req: &HttpRequest,
+    params: Vec<(String, String)>,
+) -> HttpResponse {
+    let request = match authorize::validate(&state.db, &state.registry, &params).await {
+        Ok(request) => request,
+        Err(refusal) => return refused(state, refusal),
+    };
+    let query = encode(&params);
+    let session = match current_session(state, req).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            let return_to = format!("/authorize?{query}");
+            let login = redirect_url_relative(
+                &format!("{}/login", pages::base(state)),
+                &[("return_to", &return_to)],
+            );
+            return pages::see_other(&login);
+        }
+        Err(e) => return unavailable(state, e),
+    };
+    match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await {
+        Ok(Some(grant)) if covers(&grant, &request.scope) => {
+            approve(state, &request, &session, &grant.id).await
+        }
+        Ok(_) => pages::see_other(&format!("{}/consent?{query}", pages::base(state))),
+        Err(e) => unavailable(state, e),
+    }
+}
+
+/// `GET /consent?…`: the consent page for a pending request (never records anything).
+pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let request = match authorize::validate(&state.db, &state.registry, &params).await {
+        Ok(request) => request,
+        Err(refusal) => return refused(&state, refusal),
+    };
+    let session = match current_session(&state, &req).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return pages::see_other(&format!(
+                "{}/authorize?{}",
+                pages::base(&state),
+                encode(&params)
+            ));
+        }
+        Err(e) => return unavailable(&state, e),
+    };
+    let mut scopes = Vec::new();
+    for name in request.scope.iter() {
+        let description = match store::scopes::find(&state.db, name).await {
+            Ok(found) => found.map(|s| s.description).unwrap_or_default(),
+            Err(e) => return unavailable(&state, e),
+        };
+        scopes.push((name.to_owned(), description));
+    }
+    let client = &request.client;
+    let consent = ConsentPage {
+        base: pages::base(&state),
+        csrf_token: csrf_token(&state, &session.id),
+        request: encode(&params),
+        client_name: if client.metadata.client_name.is_empty() {
+            client.client_id.clone()
+        } else {
+            client.metadata.client_name.clone()
+        },
+        username: session.user.username.clone(),
+        scopes,
+    };
+    pages::render(StatusCode::OK, &consent)
+}
+
+/// `POST /consent`: `allow` records or extends the grant and continues; `deny` tells the
+/// client `access_denied`.
+pub async fn decide(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
+        return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
+    };
+    let session = match current_session(&state, &req).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return error_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Your session has ended. Start again from the application.",
+            );
+        }
+        Err(e) => return unavailable(&state, e),
+    };
+    // Checked before anything is recorded: a forged consent records nothing.
+    if !csrf_ok(&state, &session.id, field(&form, "csrf_token")) {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form has expired. Start again from the application.",
+        );
+    }
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(field(&form, "request").unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let request = match authorize::validate(&state.db, &state.registry, &params).await {
+        Ok(request) => request,
+        Err(refusal) => return refused(&state, refusal),
+    };
+    match field(&form, "decision") {
+        Some("allow") => {}
+        Some("deny") => {
+            return refused(
+                &state,
+                Refusal::Redirect(ErrorRedirect {
+                    redirect_uri: request.redirect_uri.clone(),
+                    error: "access_denied",
+                    description: "the user denied the request",
+                    state: request.state.clone(),
+                }),
+            );
+        }
+        _ => return error_page(&state, StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    }
+    let existing =
+        match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await
+        {
+            Ok(existing) => existing,
+            Err(e) => return unavailable(&state, e),
+        };
+    let now = Utc::now();
+    let mut names: Vec<String> = existing
+        .as_ref()
+        .map(|g| g.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
+    names.extend(request.scope.iter().map(str::to_owned));
+    let record = GrantRecord {
+        id: existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |g| g.id.clone()),
+        user_id: session.user.id.clone(),
+        client_id: request.client.client_id.clone(),
+        scope: Scopes::from_names(names).to_string(),
+        created_at: existing.as_ref().map_or(now, |g| g.created_at),
+        updated_at: now,
+    };
+    match store::grants::upsert(&state.db, &record).await {
+        Ok(grant) => {
+            tracing::info!(user = %session.user.id, client_id = %request.client.client_id, "consent recorded");
+            approve(&state, &request, &session, &grant.id).await
+        }
+        Err(e) => unavailable(&state, e),
+    }
+}
+
+/// Issues a code and sends the browser back to the client with it (RFC 6749 §4.1.2, RFC 9207).
+async fn approve(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &Session,
+    grant_id: &str,
+) -> HttpResponse {
+    match authorization_code::issue_code(
+        &state.db,
+        request,
+        &session.user.id,
+        grant_id,
+        session.auth_time,
+    )
+    .await
+    {
+        Ok(code) => {
+            let mut params = vec![("code", code.as_str())];
+            if let Some(s) = request.state.as_deref() {
+                params.push(("state", s));
+            }
+            params.push(("iss", state.issuer.as_str()));
+            pages::see_other(&redirect_url(&request.redirect_uri, &params))
+        }
+        Err(e) => unavailable(state, e),
+    }
+}
+
+fn covers(grant: &GrantRecord, requested: &Scopes) -> bool {
+    Scopes::parse(&grant.scope).is_ok_and(|granted| requested.is_subset_of(&granted))
+}
+
+fn refused(state: &AppState, refusal: Refusal) -> HttpResponse {
+    match refusal {
+        Refusal::Page(message) => error_page(state, StatusCode::BAD_REQUEST, message),
+        Refusal::Store(e) => unavailable(state, e),
+        Refusal::Redirect(e) => {
+            let mut params = vec![("error", e.error), ("error_description", e.description)];
+            if let Some(s) = e.state.as_deref() {
+                params.push(("state", s));
+            }
+            params.push(("iss", state.issuer.as_str()));
+            pages::see_other(&redirect_url(&e.redirect_uri, &params))
+        }
+    }
+}
+
+fn unavailable(state: &AppState, error: crate::store::StoreError) -> HttpResponse {
+    tracing::warn!(error = %error, "authorization unavailable");
+    error_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is temporarily unavailable. Try again shortly.",
+    )
+}
+
+fn encode(params: &[(String, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish()
+}
+
+/// A same-site path with a query added.
+fn redirect_url_relative(path: &str, params: &[(&str, &str)]) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+    format!("{path}?{query}")
+}

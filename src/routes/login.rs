@@ -1,0 +1,111 @@
+//! `GET`/`POST /login`: the login page and form (SPEC §3).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::SecretString;
+
+use super::pages::{
+    self, LoginPage, csrf_ok, csrf_token, error_page, field, form_pairs, pre_session_binding,
+};
+use crate::oauth::{session, users};
+use crate::startup::AppState;
+use crate::store;
+
+/// Where a login may send the browser next: back into an authorization request, or the
+/// account page. Anything else (another site, a protocol-relative URL) is ignored.
+fn safe_return(value: Option<&str>) -> String {
+    match value {
+        Some(v) if v.starts_with("/authorize?") || v == "/account" => v.to_owned(),
+        _ => "/account".to_owned(),
+    }
+}
+
+pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let (binding, new_cookie) = pre_session_binding(&state, &req);
+    let page = LoginPage {
+        base: pages::base(&state),
+        csrf_token: csrf_token(&state, &binding),
+        return_to: safe_return(field(&query, "return_to")),
+        username: field(&query, "login_hint").unwrap_or_default().chars().take(64).collect(),
+        error: None,
+    };
+    let mut response = pages::render(StatusCode::OK, &page);
+    if let Some(cookie) = new_cookie {
+        let _ = response.add_cookie(&cookie);
+    }
+    response
+}
+
+pub async fn submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
+        return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
+    };
+    let (binding, _) = pre_session_binding(&state, &req);
+    // Checked before anything else: a forged login creates nothing.
+    // (Without the pre-session cookie the binding is new, so no token matches it.)
+    if !csrf_ok(&state, &binding, field(&form, "csrf_token")) {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form has expired. Go back, reload the page and try again.",
+        );
+    }
+    let username = field(&form, "username").unwrap_or_default();
+    let password = SecretString::from(field(&form, "password").unwrap_or_default().to_owned());
+    let return_to = safe_return(field(&form, "return_to"));
+    let user = match store::users::find_by_username(&state.db, username).await {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::warn!(error = %e, "login lookup failed");
+            return error_page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable.",
+            );
+        }
+    };
+    // Unknown users are checked against a dummy hash: same answer, about the same time.
+    let verified =
+        users::verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+    let user = match user {
+        Some(user) if verified && !user.disabled => user,
+        _ => {
+            tracing::info!("login refused");
+            let page = LoginPage {
+                base: pages::base(&state),
+                csrf_token: csrf_token(&state, &binding),
+                return_to,
+                username: username.chars().take(64).collect(),
+                error: Some("Wrong username or password."),
+            };
+            return pages::render(StatusCode::UNAUTHORIZED, &page);
+        }
+    };
+    // A new session id at every login (no fixation); the old session ends.
+    if let Some(old) = req.cookie(pages::session_cookie_name(&state)) {
+        let _ = session::end(&state.db, old.value()).await;
+    }
+    match session::start(&state.db, &user.id, state.settings.session_lifetime).await {
+        Ok(id) => {
+            tracing::info!(user = %user.id, "logged in");
+            let mut response = pages::see_other(&format!("{}{return_to}", pages::base(&state)));
+            let _ =
+                response.add_cookie(&pages::cookie(&state, pages::session_cookie_name(&state), id));
+            response
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a session");
+            error_page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable.",
+            )
+        }
+    }
+}

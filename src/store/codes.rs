@@ -1,0 +1,94 @@
+//! Authorization codes: issued, and redeemed exactly once by one conditional update.
+
+use chrono::{DateTime, Utc};
+use entity::authorization_code as code;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+#[derive(Debug, Clone)]
+pub struct CodeRecord {
+    pub code_hash: Vec<u8>,
+    pub client_id: String,
+    pub user_id: String,
+    pub grant_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub code_challenge: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub auth_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), DbErr> {
+    code::Entity::insert(code::ActiveModel {
+        code_hash: Set(r.code_hash.clone()),
+        client_id: Set(r.client_id.clone()),
+        user_id: Set(r.user_id.clone()),
+        grant_id: Set(r.grant_id.clone()),
+        redirect_uri: Set(r.redirect_uri.clone()),
+        redirect_uri_sent: Set(r.redirect_uri_sent),
+        code_challenge: Set(r.code_challenge.clone()),
+        scope: Set(r.scope.clone()),
+        nonce: Set(r.nonce.clone()),
+        auth_time: Set(r.auth_time),
+        created_at: Set(r.created_at),
+        expires_at: Set(r.expires_at),
+        redeemed_at: Set(None),
+        family_id: Set(None),
+    })
+    .exec(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks the code redeemed if it is unredeemed and unexpired, in one statement, and returns
+/// it; of N concurrent redemptions exactly one gets `Some`.
+pub async fn redeem(
+    db: &impl ConnectionTrait,
+    code_hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Option<CodeRecord>, DbErr> {
+    let updated = code::Entity::update_many()
+        .col_expr(code::Column::RedeemedAt, Expr::value(now))
+        .filter(code::Column::CodeHash.eq(code_hash.to_vec()))
+        .filter(code::Column::RedeemedAt.is_null())
+        .filter(code::Column::ExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    if updated.rows_affected != 1 {
+        return Ok(None);
+    }
+    let Some(m) = code::Entity::find_by_id(code_hash.to_vec()).one(db).await? else {
+        return Ok(None);
+    };
+    Ok(Some(CodeRecord {
+        code_hash: m.code_hash,
+        client_id: m.client_id,
+        user_id: m.user_id,
+        grant_id: m.grant_id,
+        redirect_uri: m.redirect_uri,
+        redirect_uri_sent: m.redirect_uri_sent,
+        code_challenge: m.code_challenge,
+        scope: m.scope,
+        nonce: m.nonce,
+        auth_time: m.auth_time,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+    }))
+}
+
+/// Records the refresh-token family a redemption started.
+pub async fn set_family(
+    db: &impl ConnectionTrait,
+    code_hash: &[u8],
+    family_id: &str,
+) -> Result<(), DbErr> {
+    code::Entity::update_many()
+        .col_expr(code::Column::FamilyId, Expr::value(family_id))
+        .filter(code::Column::CodeHash.eq(code_hash.to_vec()))
+        .exec(db)
+        .await?;
+    Ok(())
+}
