@@ -103,7 +103,10 @@ pub async fn validate(
         Some("code") => {}
         None => return Err(refuse("invalid_request", "response_type is required")),
         Some(_) => {
-            return Err(refuse("unsupported_response_type", "only response_type=code is supported"));
+            return Err(refuse(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
         }
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {

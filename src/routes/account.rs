@@ -14,7 +14,10 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let session = match current_session(&state, &req).await {
         Ok(Some(session)) => session,
         Ok(None) => {
-            return pages::see_other(&format!("{}/login?return_to=%2Faccount", pages::base(&state)));
+            return pages::see_other(&format!(
+                "{}/login?return_to=%2Faccount",
+                pages::base(&state)
+            ));
         }
         Err(e) => return unavailable(&state, e),
     };

@@ -9,6 +9,7 @@ mod browser;
 mod client_auth;
 mod code_exchange;
 mod discovery;
+mod headless;
 mod health;
 mod helpers;
 mod jwks;

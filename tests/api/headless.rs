@@ -1,0 +1,201 @@
+//! One end-to-end run in a real headless browser (Debian's chromium and chromedriver, spoken
+//! to over the W3C WebDriver protocol): log in, consent, land on a local redirect URI with a
+//! code, exchange it. Skipped where no browser is installed, except under CI.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::browser::{PASSWORD, params, pkce, user};
+use crate::helpers::{eventually, spawn_app};
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    process: Child,
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl Driver {
+    async fn start() -> Option<Driver> {
+        if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists()
+        {
+            assert!(std::env::var("CI").is_err(), "CI must install chromium and chromium-driver");
+            eprintln!("skipped: no {CHROMEDRIVER} or {CHROMIUM} here");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let process = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let up = eventually(Duration::from_secs(15), || {
+            let status = http.get(format!("{base}/status")).send();
+            async move { status.await.is_ok() }
+        })
+        .await;
+        assert!(up, "chromedriver starts");
+        let profile = tempfile::tempdir().expect("profile dir").keep();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": CHROMIUM, "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+            ]},
+        }}});
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .expect("session")
+            .json()
+            .await
+            .expect("JSON");
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {created}"))
+            .to_owned();
+        Some(Driver { process, http, base, session })
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut request = self.http.request(method, url);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("WebDriver command");
+        response.json::<Value>().await.expect("JSON")["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.command(reqwest::Method::POST, "/url", json!({"url": url})).await;
+    }
+
+    async fn element(&self, css: &str) -> String {
+        let found = self
+            .command(
+                reqwest::Method::POST,
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}")).to_owned()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{id}/value"), json!({"text": text}))
+            .await;
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        self.command(reqwest::Method::POST, &format!("/element/{id}/click"), json!({})).await;
+    }
+
+    async fn url(&self) -> String {
+        self.command(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// A local redirect URI: answers every request with a small page.
+async fn landing_server() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 14\r\nconnection: close\r\n\r\n<p>landed</p>\n")
+                .await;
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_real_browser_logs_in_consents_and_lands_on_the_redirect_uri_with_a_code() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app().await;
+    let port = landing_server().await;
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let client = app
+        .create_client(json!({"client_name": "Browser App", "redirect_uris": [redirect], "scope": "openid profile"}))
+        .await;
+    let (id, secret) = (
+        client["client_id"].as_str().expect("id"),
+        client["client_secret"].as_str().expect("secret"),
+    );
+    user(&app, "olga").await;
+    let (verifier, challenge) = pkce();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", id)
+        .append_pair("redirect_uri", &redirect)
+        .append_pair("scope", "openid profile")
+        .append_pair("state", "browser-state")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+
+    driver.go(&app.url(&format!("/authorize?{query}"))).await;
+    driver.type_into("input[name=username]", "olga").await;
+    driver.type_into("input[name=password]", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    driver.click("button[name=decision][value=allow]").await;
+
+    let landed =
+        eventually(Duration::from_secs(10), || async { driver.url().await.starts_with(&redirect) })
+            .await;
+    let url = driver.url().await;
+    assert!(landed, "the browser ends on the redirect URI, not {url}");
+    let query = params(&url);
+    assert_eq!(query["state"], "browser-state");
+    assert_eq!(query["iss"], app.issuer);
+    let tokens: Value = app
+        .token_basic(
+            id,
+            secret,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &query["code"]),
+                ("redirect_uri", &redirect),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    driver.command(reqwest::Method::DELETE, "", Value::Null).await;
+}
