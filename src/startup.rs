@@ -173,11 +173,21 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         }
         // Housekeeping needs no haste: about once a minute.
         if round % 30 == 0
-            && let Err(e) = store::clients::purge_assertions(&state.db, chrono::Utc::now()).await
+            && let Err(e) = housekeeping(&state.db).await
         {
-            tracing::warn!(error = %e, "cannot purge expired assertion ids");
+            tracing::warn!(error = %e, "housekeeping failed");
         }
     }
+}
+
+/// Deletes what can no longer matter: used assertion ids past their expiry, expired
+/// sessions, and codes a day past theirs (kept that long so a late replay is recognised).
+async fn housekeeping(db: &Db) -> Result<(), store::StoreError> {
+    let now = chrono::Utc::now();
+    store::clients::purge_assertions(db, now).await?;
+    store::sessions::purge(db, now).await?;
+    store::codes::purge(db, now - chrono::Duration::days(1)).await?;
+    Ok(())
 }
 
 /// The metadata document with the scopes registered now.

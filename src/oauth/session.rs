@@ -11,8 +11,9 @@ use crate::store::sessions::SessionRecord;
 use crate::store::users::UserRecord;
 use crate::store::{self, Db, StoreError};
 
-/// Session use is written back at most this often, not on every request.
-const TOUCH_EVERY_SECS: i64 = 60;
+/// Session use is written back at most once a minute (or a quarter of the idle timeout, if
+/// shorter), not on every request.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// A logged-in browser: who, since when, and the session's id (to bind CSRF tokens).
 #[derive(Debug, Clone)]
@@ -67,7 +68,8 @@ pub async fn find(
         store::sessions::delete(db, &id_hash).await?;
         return Ok(None);
     }
-    if (now - record.last_seen_at).num_seconds() >= TOUCH_EVERY_SECS {
+    let touch_every = chrono::Duration::from_std(TOUCH_EVERY.min(idle_timeout / 4)).unwrap_or(idle);
+    if now - record.last_seen_at >= touch_every {
         store::sessions::touch(db, &id_hash, now).await?;
     }
     Ok(Some(Session { id: cookie.to_owned(), user, auth_time: record.auth_time }))

@@ -10,6 +10,7 @@ mod form;
 mod health;
 mod jwks;
 mod login;
+mod logout;
 mod metrics;
 mod pages;
 mod token;
@@ -52,6 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             resource("/login", web::get().to(login::page)).route(web::post().to(login::submit)),
+        )
+        .service(
+            resource("/logout", web::get().to(logout::page)).route(web::post().to(logout::submit)),
         )
         .service(resource("/account", web::get().to(account::page)))
         .service(resource("/account/grants/{id}/revoke", web::post().to(account::revoke)))

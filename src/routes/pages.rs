@@ -42,6 +42,15 @@ pub struct ErrorPage<'a> {
     pub message: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage<'a> {
+    pub base: &'a str,
+    /// Set while a session is open: the confirmation form's token.
+    pub csrf_token: Option<String>,
+    pub username: String,
+}
+
 pub struct GrantRow {
     pub id: String,
     pub client_name: String,

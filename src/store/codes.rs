@@ -92,3 +92,12 @@ pub async fn set_family(
         .await?;
     Ok(())
 }
+
+/// Forgets codes expired for longer than `keep`: by then no replay of them can matter.
+pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(code::Entity::delete_many()
+        .filter(code::Column::ExpiresAt.lt(before))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

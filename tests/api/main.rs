@@ -15,6 +15,7 @@ mod helpers;
 mod jwks;
 mod proxy;
 mod rotation;
+mod sessions;
 mod startup;
 mod telemetry;
 mod token;
