@@ -88,3 +88,54 @@ async fn logout_asks_on_get_and_deletes_the_session_on_post() {
     assert_eq!(replay.status(), StatusCode::SEE_OTHER);
     assert!(location(&replay).expect("to login").contains("/login"));
 }
+
+#[tokio::test]
+async fn with_an_https_issuer_cookies_are_secure_and_host_prefixed() {
+    let issuer = castellan::config::Issuer::parse("https://login.example.test").expect("issuer");
+    let app = spawn_app_with(|s| s.issuer = Some(issuer)).await;
+    user(&app, "xena").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let set_cookies = |response: &reqwest::Response| -> Vec<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    };
+
+    let login = http.get(app.url("/login")).send().await.expect("GET");
+    let csrf_cookie = set_cookies(&login)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-castellan_csrf="))
+        .expect("csrf cookie");
+    let page = login.text().await.expect("page");
+    let posted = http
+        .post(app.url("/login"))
+        .header("cookie", csrf_cookie.split(';').next().expect("pair"))
+        .form(&[
+            ("username", "xena"),
+            ("password", PASSWORD),
+            ("csrf_token", &input(&page, "csrf_token").expect("csrf")),
+            ("return_to", "/account"),
+        ])
+        .send()
+        .await
+        .expect("POST");
+
+    assert_eq!(posted.status(), StatusCode::SEE_OTHER);
+    let session = set_cookies(&posted)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-castellan_session="))
+        .expect("session cookie");
+    for cookie in [&csrf_cookie, &session] {
+        assert!(
+            cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("Path=/"),
+            "{cookie}"
+        );
+        assert!(!cookie.contains("Domain"), "{cookie}");
+    }
+}
