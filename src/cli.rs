@@ -316,7 +316,7 @@ async fn users_create(
         .map_err(|e| anyhow::anyhow!("invalid user ({}): {}", e.field, e.description))?;
     store::migrate(&settings).await?;
     let db = store::connect(&settings).await?;
-    let user = crate::oauth::users::create(&db, input).await?;
+    let user = crate::oauth::users::create(&db, &Default::default(), input).await?;
     println!("{}", serde_json::to_string(&user)?);
     db.close().await?;
     Ok(())

@@ -18,6 +18,7 @@ use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
 use crate::oauth::refresh_token::RefreshKeys;
 use crate::oauth::registry::{Credentials, Registry};
+use crate::oauth::users::Passwords;
 use crate::routes;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
@@ -34,6 +35,8 @@ pub struct AppState {
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Signs and checks refresh tokens (HS256: only this server reads them).
     pub refresh_keys: RefreshKeys,
+    /// Argon2id, bounded to one hash per CPU at a time.
+    pub passwords: Passwords,
     /// The metadata document, serialized; refreshed with the registered scopes.
     pub discovery: ArcSwap<Vec<u8>>,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -76,6 +79,7 @@ impl Application {
             cursors,
             csrf_key,
             refresh_keys,
+            passwords: Passwords::default(),
             discovery,
             draining: Arc::new(AtomicBool::new(false)),
             settings,

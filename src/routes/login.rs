@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use super::pages::{
     self, LoginPage, csrf_ok, csrf_token, error_page, field, form_pairs, pre_session_binding,
 };
-use crate::oauth::{session, users};
+use crate::oauth::session;
 use crate::startup::AppState;
 use crate::store;
 
@@ -72,7 +72,7 @@ pub async fn submit(
     };
     // Unknown users are checked against a dummy hash: same answer, about the same time.
     let verified =
-        users::verify_password(password, user.as_ref().map(|u| u.password_hash.clone())).await;
+        state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
     let user = match user {
         Some(user) if verified && !user.disabled => user,
         _ => {

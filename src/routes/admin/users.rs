@@ -32,7 +32,7 @@ pub async fn create(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let input = users::parse_input(&json_body(&req, &body)?, true)?;
-    Ok(HttpResponse::Created().json(users::create(&state.db, input).await?))
+    Ok(HttpResponse::Created().json(users::create(&state.db, &state.passwords, input).await?))
 }
 
 /// List users, a page at a time.
@@ -75,7 +75,7 @@ pub async fn replace(
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
     let input = users::parse_input(&json_body(&req, &body)?, false)?;
-    Ok(HttpResponse::Ok().json(users::replace(&state.db, &id, input).await?))
+    Ok(HttpResponse::Ok().json(users::replace(&state.db, &state.passwords, &id, input).await?))
 }
 
 #[utoipa::path(delete, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)),
