@@ -165,6 +165,10 @@ pub struct SettingsArgs {
     /// A login session ends after this long in any case
     #[arg(long, env = "CASTELLAN_SESSION_LIFETIME", default_value = "12h", global = true)]
     session_lifetime: String,
+    /// A rotated refresh token presented again within this window lost a race; later, it
+    /// is reuse and revokes its family
+    #[arg(long, env = "CASTELLAN_REFRESH_REUSE_GRACE", default_value = "2s", global = true)]
+    refresh_reuse_grace: String,
 }
 
 impl SettingsArgs {
@@ -223,6 +227,10 @@ impl SettingsArgs {
                 &self.session_idle_timeout,
             )?,
             session_lifetime: duration("CASTELLAN_SESSION_LIFETIME", &self.session_lifetime)?,
+            refresh_reuse_grace: duration(
+                "CASTELLAN_REFRESH_REUSE_GRACE",
+                &self.refresh_reuse_grace,
+            )?,
         };
         settings.validate()?;
         Ok(settings)

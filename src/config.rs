@@ -39,6 +39,9 @@ pub struct Settings {
     pub session_idle_timeout: Duration,
     /// ...and after this long in any case.
     pub session_lifetime: Duration,
+    /// A rotated refresh token presented again within this window lost a race (no family
+    /// revocation); after it, the presentation is reuse and revokes the family.
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             shutdown_timeout: Duration::from_secs(30),
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 3600),
+            refresh_reuse_grace: Duration::from_secs(2),
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct Model {
     pub scope: String,
     /// `active`, `used` (rotated) or `revoked`.
     pub status: String,
+    /// When it was rotated (status `used`).
+    pub used_at: Option<DateTimeUtc>,
     pub auth_time: DateTimeUtc,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,

@@ -94,6 +94,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(RefreshTokens::UserId, 36))
                     .col(text(RefreshTokens::Scope))
                     .col(string_len(RefreshTokens::Status, 16))
+                    .col(timestamp_with_time_zone_null(RefreshTokens::UsedAt))
                     .col(timestamp_with_time_zone(RefreshTokens::AuthTime))
                     .col(timestamp_with_time_zone(RefreshTokens::CreatedAt))
                     .col(timestamp_with_time_zone(RefreshTokens::ExpiresAt))
@@ -187,6 +188,7 @@ enum RefreshTokens {
     UserId,
     Scope,
     Status,
+    UsedAt,
     AuthTime,
     CreatedAt,
     ExpiresAt,

@@ -37,7 +37,11 @@ impl Metadata {
             jwks_uri: issuer.endpoint("/jwks"),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
-            grant_types_supported: vec!["authorization_code", "client_credentials"],
+            grant_types_supported: vec![
+                "authorization_code",
+                "client_credentials",
+                "refresh_token",
+            ],
             code_challenge_methods_supported: vec!["S256"],
             authorization_response_iss_parameter_supported: true,
             token_endpoint_auth_methods_supported: AuthMethod::ALL

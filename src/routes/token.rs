@@ -8,7 +8,7 @@ use super::form::OAuthForm;
 use crate::error::OAuthError;
 use crate::oauth::client_auth::authenticate;
 use crate::oauth::grant::authorization_code::{self, Issuing};
-use crate::oauth::grant::client_credentials;
+use crate::oauth::grant::{client_credentials, refresh_token};
 use crate::startup::AppState;
 
 pub async fn exchange(
@@ -41,20 +41,22 @@ pub async fn exchange(
             },
         )?,
         Some("authorization_code") => {
-            let issuing = Issuing {
-                db: &state.db,
-                keys: &state.keys,
-                refresh_keys: &state.refresh_keys,
-                issuer: &state.issuer,
-                max_lifetime: state.settings.max_token_lifetime,
-            };
             let request = authorization_code::Request {
                 code: form.get("code")?,
                 redirect_uri: form.get("redirect_uri")?,
                 code_verifier: form.get("code_verifier")?,
                 resources: form.all("resource"),
             };
-            authorization_code::exchange(&issuing, &client, request).await?
+            authorization_code::exchange(&issuing(&state), &client, request).await?
+        }
+        Some("refresh_token") => {
+            let request = refresh_token::Request {
+                refresh_token: form.get("refresh_token")?,
+                scope: form.get("scope")?,
+                resources: form.all("resource"),
+                reuse_grace: state.settings.refresh_reuse_grace,
+            };
+            refresh_token::exchange(&issuing(&state), &client, request).await?
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };
@@ -63,4 +65,14 @@ pub async fn exchange(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(issued))
+}
+
+fn issuing(state: &AppState) -> Issuing<'_> {
+    Issuing {
+        db: &state.db,
+        keys: &state.keys,
+        refresh_keys: &state.refresh_keys,
+        issuer: &state.issuer,
+        max_lifetime: state.settings.max_token_lifetime,
+    }
 }

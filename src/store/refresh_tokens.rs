@@ -1,8 +1,13 @@
-//! Issued refresh tokens by `jti`, with their family, grant and state.
+//! Issued refresh tokens by `jti`, with their family, grant and state; rotation is one
+//! conditional update inside the transaction that stores the successor.
 
 use chrono::{DateTime, Utc};
 use entity::refresh_token;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    TransactionSession, TransactionTrait,
+};
 
 #[derive(Debug, Clone)]
 pub struct RefreshRecord {
@@ -18,6 +23,15 @@ pub struct RefreshRecord {
     pub absolute_expires_at: DateTime<Utc>,
 }
 
+/// A stored token with its state.
+#[derive(Debug, Clone)]
+pub struct StoredRefresh {
+    pub record: RefreshRecord,
+    /// `active`, `used` or `revoked`.
+    pub status: String,
+    pub used_at: Option<DateTime<Utc>>,
+}
+
 pub async fn insert(db: &impl ConnectionTrait, r: &RefreshRecord) -> Result<(), DbErr> {
     refresh_token::Entity::insert(refresh_token::ActiveModel {
         jti: Set(r.jti.clone()),
@@ -27,6 +41,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &RefreshRecord) -> Result<(), 
         user_id: Set(r.user_id.clone()),
         scope: Set(r.scope.clone()),
         status: Set("active".into()),
+        used_at: Set(None),
         auth_time: Set(r.auth_time),
         created_at: Set(r.created_at),
         expires_at: Set(r.expires_at),
@@ -35,4 +50,60 @@ pub async fn insert(db: &impl ConnectionTrait, r: &RefreshRecord) -> Result<(), 
     .exec(db)
     .await?;
     Ok(())
+}
+
+pub async fn find(db: &impl ConnectionTrait, jti: &str) -> Result<Option<StoredRefresh>, DbErr> {
+    Ok(refresh_token::Entity::find_by_id(jti).one(db).await?.map(|m| StoredRefresh {
+        status: m.status,
+        used_at: m.used_at,
+        record: RefreshRecord {
+            jti: m.jti,
+            family_id: m.family_id,
+            grant_id: m.grant_id,
+            client_id: m.client_id,
+            user_id: m.user_id,
+            scope: m.scope,
+            auth_time: m.auth_time,
+            created_at: m.created_at,
+            expires_at: m.expires_at,
+            absolute_expires_at: m.absolute_expires_at,
+        },
+    }))
+}
+
+/// Marks `jti` used if it is still active and unexpired, and stores its successor, in one
+/// transaction; `false` (and nothing stored) when another use got there first.
+pub async fn rotate(
+    db: &impl TransactionTrait,
+    jti: &str,
+    successor: &RefreshRecord,
+    now: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let txn = db.begin().await?;
+    let used = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::Status, Expr::value("used"))
+        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+        .filter(refresh_token::Column::Jti.eq(jti))
+        .filter(refresh_token::Column::Status.eq("active"))
+        .filter(refresh_token::Column::ExpiresAt.gt(now))
+        .exec(&txn)
+        .await?;
+    if used.rows_affected != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    insert(&txn, successor).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Revokes every token of a family (RFC 9700 §4.14.2: reuse of a rotated token).
+pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str) -> Result<u64, DbErr> {
+    let revoked = refresh_token::Entity::update_many()
+        .col_expr(refresh_token::Column::Status, Expr::value("revoked"))
+        .filter(refresh_token::Column::FamilyId.eq(family_id))
+        .filter(refresh_token::Column::Status.ne("revoked"))
+        .exec(db)
+        .await?;
+    Ok(revoked.rows_affected)
 }

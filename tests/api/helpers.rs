@@ -177,9 +177,12 @@ async fn start_with_admin(
 }
 
 impl TestApp {
-    /// Another replica on the same database with the same master key.
+    /// Another replica on the same database with the same master key and issuer (replicas
+    /// behind one load balancer share the issuer).
     pub async fn replica(&self) -> TestApp {
-        start_with_admin(self.db.clone(), self.settings.clone(), Some(self.admin.clone())).await
+        let mut settings = self.settings.clone();
+        settings.issuer = Some(castellan::config::Issuer::parse(&self.issuer).expect("issuer"));
+        start_with_admin(self.db.clone(), settings, Some(self.admin.clone())).await
     }
 
     pub fn url(&self, path: &str) -> String {

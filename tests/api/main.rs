@@ -14,6 +14,7 @@ mod health;
 mod helpers;
 mod jwks;
 mod proxy;
+mod refresh;
 mod rotation;
 mod sessions;
 mod startup;

@@ -1,0 +1,137 @@
+//! `grant_type=refresh_token` (RFC 6749 §6, OAuth 2.1 §4.3, RFC 9700 §4.14): every use rotates
+//! the token; presenting a rotated one again revokes its whole family.
+
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::TokenResponse;
+use super::authorization_code::Issuing;
+use super::client_credentials::audience;
+use crate::error::OAuthError;
+use crate::oauth::access_token::{self, Grant};
+use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
+use crate::oauth::refresh_token::RefreshClaims;
+use crate::oauth::scope::Scopes;
+use crate::store;
+use crate::store::refresh_tokens::RefreshRecord;
+
+const INVALID: OAuthError =
+    OAuthError::InvalidGrant("the refresh token is invalid, expired or already used");
+
+/// The parameters of a refresh_token request.
+pub struct Request<'a> {
+    pub refresh_token: Option<&'a str>,
+    pub scope: Option<&'a str>,
+    pub resources: Vec<&'a str>,
+    /// See `Settings::refresh_reuse_grace`.
+    pub reuse_grace: Duration,
+}
+
+pub async fn exchange(
+    ctx: &Issuing<'_>,
+    client: &Client,
+    request: Request<'_>,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(OAuthError::UnauthorizedClient(
+            "the client is not registered for this grant type",
+        ));
+    }
+    let presented =
+        request.refresh_token.ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
+    let claims = ctx.refresh_keys.verify(ctx.issuer.as_str(), presented).ok_or(INVALID)?;
+    // RFC 6749 §6: bound to the client it was issued to (no revocation: the caller is not it).
+    if claims.client_id != client.client_id {
+        return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
+    }
+    let stored = store::refresh_tokens::find(ctx.db, &claims.jti).await?.ok_or(INVALID)?;
+    let family_scope = Scopes::parse(&stored.record.scope)
+        .map_err(|_| anyhow::anyhow!("a stored refresh token has a malformed scope"))?;
+    // RFC 6749 §6: a narrower scope is fine; the refresh token keeps the family's.
+    let scope = match request.scope {
+        None => family_scope.clone(),
+        Some(value) => {
+            let requested =
+                Scopes::parse(value).map_err(|_| OAuthError::InvalidScope("malformed scope"))?;
+            if !requested.is_subset_of(&family_scope) {
+                return Err(OAuthError::InvalidScope(
+                    "the scope is wider than the refresh token's",
+                ));
+            }
+            requested
+        }
+    };
+    let now = Utc::now();
+    if stored.record.absolute_expires_at <= now {
+        return Err(INVALID);
+    }
+    let user = store::users::find(ctx.db, &stored.record.user_id).await?;
+    let grant = store::grants::find(ctx.db, &stored.record.grant_id).await?;
+    if user.is_none_or(|u| u.disabled) || grant.is_none() {
+        store::refresh_tokens::revoke_family(ctx.db, &stored.record.family_id).await?;
+        return Err(INVALID);
+    }
+    let sliding = i64::from(
+        client.metadata.lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
+    );
+    let successor = RefreshRecord {
+        jti: uuid::Uuid::new_v4().to_string(),
+        expires_at: (now + chrono::Duration::seconds(sliding))
+            .min(stored.record.absolute_expires_at),
+        created_at: now,
+        ..stored.record.clone()
+    };
+    if !store::refresh_tokens::rotate(ctx.db, &claims.jti, &successor, now).await? {
+        return Err(lost(ctx, &claims.jti, request.reuse_grace).await?);
+    }
+    let audience = audience(ctx.issuer, client, &request.resources)?;
+    let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
+    let (access_token, _) = access_token::issue(
+        ctx.keys,
+        Grant {
+            issuer: ctx.issuer.as_str(),
+            client_id: &client.client_id,
+            subject: &successor.user_id,
+            audience,
+            scope: &scope,
+            lifetime,
+            auth_time: Some(successor.auth_time.timestamp()),
+        },
+    )?;
+    let refresh_token = ctx.refresh_keys.sign(&RefreshClaims {
+        iss: ctx.issuer.as_str().to_owned(),
+        sub: successor.user_id.clone(),
+        aud: ctx.issuer.as_str().to_owned(),
+        exp: successor.expires_at.timestamp(),
+        iat: now.timestamp(),
+        jti: successor.jti.clone(),
+        client_id: successor.client_id.clone(),
+        scope: successor.scope.clone(),
+        fid: successor.family_id.clone(),
+        gid: successor.grant_id.clone(),
+        auth_time: successor.auth_time.timestamp(),
+    })?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: lifetime.as_secs(),
+        scope: scope.to_string(),
+        refresh_token: Some(refresh_token),
+        id_token: None,
+    })
+}
+
+/// The rotation found the token no longer active. Rotated moments ago, this use merely lost
+/// a race (the winner's chain lives on); rotated earlier, it is a replay of a stolen or
+/// leaked token, and the whole family goes (RFC 9700 §4.14.2).
+async fn lost(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthError, OAuthError> {
+    let Some(current) = store::refresh_tokens::find(ctx.db, jti).await? else { return Ok(INVALID) };
+    let grace = chrono::Duration::from_std(grace).unwrap_or_default();
+    if current.status == "used" && current.used_at.is_some_and(|at| Utc::now() - at > grace) {
+        let revoked =
+            store::refresh_tokens::revoke_family(ctx.db, &current.record.family_id).await?;
+        tracing::warn!(client_id = %current.record.client_id, family = %current.record.family_id, revoked, "refresh token reuse: family revoked");
+    }
+    Ok(INVALID)
+}
