@@ -191,6 +191,7 @@ async fn housekeeping(db: &Db) -> Result<(), store::StoreError> {
     store::clients::purge_assertions(db, now).await?;
     store::sessions::purge(db, now).await?;
     store::codes::purge(db, now - chrono::Duration::days(1)).await?;
+    store::revocations::purge(db, now).await?;
     Ok(())
 }
 

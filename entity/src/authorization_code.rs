@@ -26,6 +26,9 @@ pub struct Model {
     pub redeemed_at: Option<DateTimeUtc>,
     /// The refresh-token family the redemption started, if any.
     pub family_id: Option<String>,
+    /// The access token the redemption issued, to revoke it if the code is replayed.
+    pub access_jti: Option<String>,
+    pub access_expires_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,4 +1,5 @@
-//! Login sessions, consent grants, authorization codes and refresh tokens (SPEC §3–§5).
+//! Login sessions, consent grants, authorization codes, refresh tokens and revocations
+//! (SPEC §3–§5).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
@@ -80,6 +81,8 @@ impl MigrationTrait for Migration {
                     .col(timestamp_with_time_zone(AuthorizationCodes::ExpiresAt))
                     .col(timestamp_with_time_zone_null(AuthorizationCodes::RedeemedAt))
                     .col(string_len_null(AuthorizationCodes::FamilyId, 36))
+                    .col(string_len_null(AuthorizationCodes::AccessJti, 36))
+                    .col(timestamp_with_time_zone_null(AuthorizationCodes::AccessExpiresAt))
                     .to_owned(),
             )
             .await?;
@@ -102,6 +105,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Revoked access-token ids and token families, kept until what they revoke expires.
+        manager
+            .create_table(
+                Table::create()
+                    .table(Revocations::Table)
+                    .col(string_len(Revocations::Kind, 16))
+                    .col(string_len(Revocations::Value, 64))
+                    .col(timestamp_with_time_zone(Revocations::ExpiresAt))
+                    .primary_key(Index::create().col(Revocations::Kind).col(Revocations::Value))
+                    .to_owned(),
+            )
+            .await?;
         for (name, table, column) in [
             ("refresh_tokens_by_family", RefreshTokens::Table, RefreshTokens::FamilyId),
             ("refresh_tokens_by_grant", RefreshTokens::Table, RefreshTokens::GrantId),
@@ -115,6 +130,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in [
+            Revocations::Table.into_iden(),
             RefreshTokens::Table.into_iden(),
             AuthorizationCodes::Table.into_iden(),
             Grants::Table.into_iden(),
@@ -176,6 +192,16 @@ enum AuthorizationCodes {
     ExpiresAt,
     RedeemedAt,
     FamilyId,
+    AccessJti,
+    AccessExpiresAt,
+}
+
+#[derive(DeriveIden)]
+enum Revocations {
+    Table,
+    Kind,
+    Value,
+    ExpiresAt,
 }
 
 #[derive(DeriveIden)]

@@ -24,6 +24,12 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The grant a user's token was issued under (revoking the grant ends the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<String>,
+    /// The refresh-token family it came from, if any (revoking the family ends the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
 }
 
 /// One audience as a string, several as an array (RFC 7519 §4.1.3).
@@ -56,6 +62,8 @@ pub struct Grant<'a> {
     pub scope: &'a Scopes,
     pub lifetime: Duration,
     pub auth_time: Option<i64>,
+    pub grant_id: Option<&'a str>,
+    pub family_id: Option<&'a str>,
 }
 
 /// Signs a new access token; returns it with its claims.
@@ -72,6 +80,8 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         client_id: grant.client_id.to_owned(),
         scope: grant.scope.to_string(),
         auth_time: grant.auth_time,
+        gid: grant.grant_id.map(str::to_owned),
+        fid: grant.family_id.map(str::to_owned),
     };
     let token = keys.sign(TYP, &claims)?;
     Ok((token, claims))
@@ -99,12 +109,12 @@ impl Rejected {
     }
 }
 
-/// Verifies an access token issued by this server for `audience`: `typ at+jwt`, a `kid`
-/// of the key ring, that key's own algorithm, `iss`, `aud`, `exp` (5 s leeway).
+/// Verifies an access token issued by this server (for `audience`, when given): `typ at+jwt`,
+/// a `kid` of the key ring, that key's own algorithm, `iss`, `aud`, `exp` (5 s leeway).
 pub fn verify(
     keys: &Keys,
     issuer: &str,
-    audience: &str,
+    audience: Option<&str>,
     token: &str,
 ) -> Result<AccessClaims, Rejected> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| Rejected::Malformed)?;
@@ -118,7 +128,11 @@ pub fn verify(
     let mut validation = jsonwebtoken::Validation::new(verifier.alg);
     validation.leeway = LEEWAY.as_secs();
     validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
+    match audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        // Introspection answers for every audience; `aud` must still be present.
+        None => validation.validate_aud = false,
+    }
     validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
     jsonwebtoken::decode::<AccessClaims>(token, &verifier.key, &validation)
         .map(|data| data.claims)

@@ -25,6 +25,10 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
+    pub revocation_endpoint: String,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint: String,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub scopes_supported: Vec<String>,
 }
 
@@ -49,6 +53,18 @@ impl Metadata {
                 .map(|m| m.as_str())
                 .collect(),
             token_endpoint_auth_signing_alg_values_supported: ASSERTION_SIGNING_ALGS.to_vec(),
+            revocation_endpoint: issuer.endpoint("/revoke"),
+            revocation_endpoint_auth_methods_supported: AuthMethod::ALL
+                .iter()
+                .map(|m| m.as_str())
+                .collect(),
+            introspection_endpoint: issuer.endpoint("/introspect"),
+            // Public clients may not introspect (SPEC §9).
+            introspection_endpoint_auth_methods_supported: AuthMethod::ALL
+                .iter()
+                .filter(|m| **m != AuthMethod::None)
+                .map(|m| m.as_str())
+                .collect(),
             scopes_supported: scopes,
         }
     }

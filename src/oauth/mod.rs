@@ -18,6 +18,7 @@ pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh_token;
 pub mod registry;
+pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod session;

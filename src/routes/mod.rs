@@ -8,6 +8,7 @@ mod client_auth;
 mod discovery;
 mod form;
 mod health;
+mod introspect;
 mod jwks;
 mod login;
 mod logout;
@@ -43,6 +44,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready", web::get().to(health::ready)))
         .service(resource("/metrics", web::get().to(metrics::render)))
         .service(resource("/token", web::post().to(token::exchange)))
+        .service(resource("/introspect", web::post().to(introspect::inspect)))
+        .service(resource("/revoke", web::post().to(introspect::revoke)))
         .service(
             resource("/authorize", web::get().to(authorize::by_query))
                 .route(web::post().to(authorize::by_form)),

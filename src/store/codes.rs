@@ -37,6 +37,8 @@ pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), DbE
         expires_at: Set(r.expires_at),
         redeemed_at: Set(None),
         family_id: Set(None),
+        access_jti: Set(None),
+        access_expires_at: Set(None),
     })
     .exec(db)
     .await?;
@@ -79,18 +81,49 @@ pub async fn redeem(
     }))
 }
 
-/// Records the refresh-token family a redemption started.
-pub async fn set_family(
+/// Records what a redemption issued, so a replay of the code can revoke it.
+pub async fn record_issued(
     db: &impl ConnectionTrait,
     code_hash: &[u8],
-    family_id: &str,
+    family_id: Option<&str>,
+    access_jti: &str,
+    access_expires_at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     code::Entity::update_many()
-        .col_expr(code::Column::FamilyId, Expr::value(family_id))
+        .col_expr(code::Column::FamilyId, Expr::value(family_id.map(str::to_owned)))
+        .col_expr(code::Column::AccessJti, Expr::value(access_jti))
+        .col_expr(code::Column::AccessExpiresAt, Expr::value(access_expires_at))
         .filter(code::Column::CodeHash.eq(code_hash.to_vec()))
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// What an already-redeemed code issued: (client, challenge, family, access jti and expiry).
+pub struct Redeemed {
+    pub client_id: String,
+    pub code_challenge: String,
+    pub family_id: Option<String>,
+    pub access_jti: Option<String>,
+    pub access_expires_at: Option<DateTime<Utc>>,
+}
+
+/// The code if it was already redeemed (a replay), whatever its expiry.
+pub async fn find_redeemed(
+    db: &impl ConnectionTrait,
+    code_hash: &[u8],
+) -> Result<Option<Redeemed>, DbErr> {
+    let found = code::Entity::find_by_id(code_hash.to_vec())
+        .filter(code::Column::RedeemedAt.is_not_null())
+        .one(db)
+        .await?;
+    Ok(found.map(|m| Redeemed {
+        client_id: m.client_id,
+        code_challenge: m.code_challenge,
+        family_id: m.family_id,
+        access_jti: m.access_jti,
+        access_expires_at: m.access_expires_at,
+    }))
 }
 
 /// Forgets codes expired for longer than `keep`: by then no replay of them can matter.

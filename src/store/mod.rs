@@ -6,6 +6,7 @@ pub mod codes;
 pub mod grants;
 pub mod keys;
 pub mod refresh_tokens;
+pub mod revocations;
 pub mod scopes;
 pub mod sessions;
 pub mod users;

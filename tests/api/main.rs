@@ -12,6 +12,7 @@ mod discovery;
 mod headless;
 mod health;
 mod helpers;
+mod introspection;
 mod jwks;
 mod proxy;
 mod refresh;

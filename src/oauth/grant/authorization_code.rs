@@ -15,6 +15,7 @@ use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
 use crate::oauth::keyring::Keys;
 use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
+use crate::oauth::revocation;
 use crate::oauth::scope::Scopes;
 use crate::oauth::{pkce, secret};
 use crate::store::codes::CodeRecord;
@@ -92,9 +93,11 @@ pub async fn exchange(
     }
     // Redeemed before it is checked: a failed check burns the code (one statement, so of
     // concurrent redemptions exactly one wins).
-    let record = store::codes::redeem(ctx.db, &code_hash(code), Utc::now())
-        .await?
-        .ok_or(OAuthError::InvalidGrant("the code is invalid, expired or already used"))?;
+    let hash = code_hash(code);
+    let Some(record) = store::codes::redeem(ctx.db, &hash, Utc::now()).await? else {
+        replayed(ctx, client, &hash, request.code_verifier).await?;
+        return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
+    };
     if record.client_id != client.client_id {
         return Err(OAuthError::InvalidGrant("the code was issued to another client"));
     }
@@ -127,7 +130,10 @@ pub async fn exchange(
         .map_err(|_| anyhow::anyhow!("a stored code has a malformed scope"))?;
     let audience = audience(ctx.issuer, client, &request.resources)?;
     let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
-    let (access_token, _) = access_token::issue(
+    let family_id = (scope.contains("offline_access")
+        && client.allows_grant(GrantType::RefreshToken))
+    .then(|| uuid::Uuid::new_v4().to_string());
+    let (access_token, claims) = access_token::issue(
         ctx.keys,
         Grant {
             issuer: ctx.issuer.as_str(),
@@ -137,14 +143,23 @@ pub async fn exchange(
             scope: &scope,
             lifetime,
             auth_time: Some(record.auth_time.timestamp()),
+            grant_id: Some(&record.grant_id),
+            family_id: family_id.as_deref(),
         },
     )?;
-    let refresh_token =
-        if scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken) {
-            Some(start_family(ctx, client, &record, &scope).await?)
-        } else {
-            None
-        };
+    let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
+    store::codes::record_issued(
+        ctx.db,
+        &record.code_hash,
+        family_id.as_deref(),
+        &claims.jti,
+        expires,
+    )
+    .await?;
+    let refresh_token = match family_id {
+        Some(family_id) => Some(start_family(ctx, client, &record, &scope, family_id).await?),
+        None => None,
+    };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -161,6 +176,7 @@ async fn start_family(
     client: &Client,
     code: &CodeRecord,
     scope: &Scopes,
+    family_id: String,
 ) -> Result<String, OAuthError> {
     let now = Utc::now();
     let lifetimes = &client.metadata.lifetimes;
@@ -174,7 +190,7 @@ async fn start_family(
     );
     let record = RefreshRecord {
         jti: uuid::Uuid::new_v4().to_string(),
-        family_id: uuid::Uuid::new_v4().to_string(),
+        family_id,
         grant_id: code.grant_id.clone(),
         client_id: client.client_id.clone(),
         user_id: code.user_id.clone(),
@@ -185,7 +201,6 @@ async fn start_family(
         absolute_expires_at: now + chrono::Duration::seconds(absolute),
     };
     store::refresh_tokens::insert(ctx.db, &record).await?;
-    store::codes::set_family(ctx.db, &code.code_hash, &record.family_id).await?;
     let token = ctx.refresh_keys.sign(&RefreshClaims {
         iss: ctx.issuer.as_str().to_owned(),
         sub: record.user_id.clone(),
@@ -200,4 +215,29 @@ async fn start_family(
         auth_time: record.auth_time.timestamp(),
     })?;
     Ok(token)
+}
+
+/// A code presented again (OAuth 2.1 §4.1.3): if this caller is the code's client and proves
+/// PKCE, the code was stolen or replayed, so everything the first redemption issued is
+/// revoked. A replay that fails either check revokes nothing (it proves nothing).
+async fn replayed(
+    ctx: &Issuing<'_>,
+    client: &Client,
+    hash: &[u8],
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
+    let Some(first) = store::codes::find_redeemed(ctx.db, hash).await? else { return Ok(()) };
+    if first.client_id != client.client_id
+        || !verifier.is_some_and(|v| pkce::verify_s256(v, &first.code_challenge))
+    {
+        return Ok(());
+    }
+    if let Some(family_id) = &first.family_id {
+        revocation::revoke_family(ctx.db, family_id, ctx.max_lifetime).await?;
+    }
+    if let (Some(jti), Some(expires)) = (&first.access_jti, first.access_expires_at) {
+        store::revocations::revoke(ctx.db, store::revocations::JTI, jti, expires).await?;
+    }
+    tracing::warn!(client_id = %client.client_id, "authorization code replayed: what it issued is revoked");
+    Ok(())
 }

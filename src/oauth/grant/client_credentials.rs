@@ -59,6 +59,8 @@ pub fn exchange(
             scope: &scope,
             lifetime,
             auth_time: None,
+            grant_id: None,
+            family_id: None,
         },
     )?;
     tracing::info!(client_id = %client.client_id, jti = %claims.jti, "issued a client_credentials token");

@@ -12,6 +12,7 @@ use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
 use crate::oauth::refresh_token::RefreshClaims;
+use crate::oauth::revocation;
 use crate::oauth::scope::Scopes;
 use crate::store;
 use crate::store::refresh_tokens::RefreshRecord;
@@ -69,7 +70,7 @@ pub async fn exchange(
     let user = store::users::find(ctx.db, &stored.record.user_id).await?;
     let grant = store::grants::find(ctx.db, &stored.record.grant_id).await?;
     if user.is_none_or(|u| u.disabled) || grant.is_none() {
-        store::refresh_tokens::revoke_family(ctx.db, &stored.record.family_id).await?;
+        revocation::revoke_family(ctx.db, &stored.record.family_id, ctx.max_lifetime).await?;
         return Err(INVALID);
     }
     let sliding = i64::from(
@@ -97,6 +98,8 @@ pub async fn exchange(
             scope: &scope,
             lifetime,
             auth_time: Some(successor.auth_time.timestamp()),
+            grant_id: Some(&successor.grant_id),
+            family_id: Some(&successor.family_id),
         },
     )?;
     let refresh_token = ctx.refresh_keys.sign(&RefreshClaims {

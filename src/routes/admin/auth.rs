@@ -30,7 +30,7 @@ impl FromRequest for Admin {
             let token = token?;
             let issuer = state.issuer.as_str();
             // The issuer is the audience of Castellan's own APIs (SPEC §4).
-            let claims = access_token::verify(&state.keys, issuer, issuer, &token)
+            let claims = access_token::verify(&state.keys, issuer, Some(issuer), &token)
                 .map_err(|rejected| BearerError::InvalidToken(rejected.description()))?;
             if !claims.scope.split(' ').any(|s| s == ADMIN_SCOPE) {
                 return Err(BearerError::InsufficientScope(ADMIN_SCOPE));

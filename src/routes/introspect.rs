@@ -1,0 +1,71 @@
+//! `POST /introspect` (RFC 7662) and `POST /revoke` (RFC 7009).
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::client_auth;
+use super::form::OAuthForm;
+use crate::error::OAuthError;
+use crate::oauth::client::Client;
+use crate::oauth::client_auth::authenticate;
+use crate::oauth::revocation::{self, Context};
+use crate::startup::AppState;
+
+fn context(state: &AppState) -> Context<'_> {
+    Context {
+        db: &state.db,
+        keys: &state.keys,
+        refresh_keys: &state.refresh_keys,
+        registry: &state.registry,
+        issuer: state.issuer.as_str(),
+        max_token_lifetime: state.settings.max_token_lifetime,
+    }
+}
+
+/// Authenticates the caller and reads the `token` parameter.
+async fn caller_and_token(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<(std::sync::Arc<Client>, String), OAuthError> {
+    let body = body
+        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
+    let form = OAuthForm::parse(req, &body)?;
+    let presented = client_auth::presented(req, &form)?;
+    let client = authenticate(
+        &state.db,
+        &state.registry,
+        state.issuer.as_str(),
+        &state.issuer.endpoint("/token"),
+        presented,
+    )
+    .await?;
+    let token = form.get("token")?.ok_or(OAuthError::InvalidRequest("token is required"))?;
+    Ok((client, token.to_owned()))
+}
+
+/// RFC 7662 §2: introspection, for confidential clients only.
+pub async fn inspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let (client, token) = caller_and_token(&state, &req, body).await?;
+    // SPEC §9: public clients may not introspect.
+    if client.is_public() {
+        return Err(OAuthError::InvalidClient { basic: false });
+    }
+    let answer = revocation::introspect(&context(&state), &client.client_id, &token).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(answer))
+}
+
+/// RFC 7009 §2: revocation; 200 whether or not there was anything to revoke.
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let (client, token) = caller_and_token(&state, &req, body).await?;
+    revocation::revoke(&context(&state), &client.client_id, &token).await?;
+    Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish())
+}

@@ -1,0 +1,58 @@
+//! Revoked access-token ids and token families, until they expire.
+
+use chrono::{DateTime, Utc};
+use entity::revocation;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+pub const JTI: &str = "jti";
+pub const FAMILY: &str = "family";
+
+/// Records a revocation (idempotent).
+pub async fn revoke(
+    db: &impl ConnectionTrait,
+    kind: &str,
+    value: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = revocation::ActiveModel {
+        kind: Set(kind.to_owned()),
+        value: Set(value.to_owned()),
+        expires_at: Set(expires_at),
+    };
+    revocation::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([revocation::Column::Kind, revocation::Column::Value])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Whether any of `values` of `kind` is revoked.
+pub async fn any_revoked(
+    db: &impl ConnectionTrait,
+    kind: &str,
+    values: &[&str],
+) -> Result<bool, DbErr> {
+    if values.is_empty() {
+        return Ok(false);
+    }
+    let found = revocation::Entity::find()
+        .filter(revocation::Column::Kind.eq(kind))
+        .filter(revocation::Column::Value.is_in(values.iter().map(|v| (*v).to_owned())))
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Forgets revocations of things that have expired anyway.
+pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    Ok(revocation::Entity::delete_many()
+        .filter(revocation::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
