@@ -184,15 +184,18 @@ async fn sync_shared_state(state: web::Data<AppState>) {
     }
 }
 
-/// Deletes what can no longer matter: used assertion ids past their expiry, expired
-/// sessions, and codes a day past theirs (kept that long so a late replay is recognised).
-async fn housekeeping(db: &Db) -> Result<(), store::StoreError> {
+/// Deletes what can no longer matter, in bounded batches so no round holds the database
+/// long: used assertion ids, sessions, revocations and refresh tokens past their expiry, and
+/// codes a day past theirs (kept that long so a late replay is recognised).
+async fn housekeeping(db: &Db) -> Result<u64, store::StoreError> {
+    const BATCH: u64 = 500;
     let now = chrono::Utc::now();
-    store::clients::purge_assertions(db, now).await?;
-    store::sessions::purge(db, now).await?;
-    store::codes::purge(db, now - chrono::Duration::days(1)).await?;
-    store::revocations::purge(db, now).await?;
-    Ok(())
+    let day_ago = now - chrono::Duration::days(1);
+    Ok(store::clients::purge_assertions(db, now, BATCH).await?
+        + store::sessions::purge(db, now, BATCH).await?
+        + store::codes::purge(db, day_ago, BATCH).await?
+        + store::revocations::purge(db, now, BATCH).await?
+        + store::refresh_tokens::purge(db, now, BATCH).await?)
 }
 
 /// The metadata document with the scopes registered now.

@@ -316,11 +316,26 @@ pub async fn record_assertion(
     }
 }
 
-/// Forgets assertion ids whose assertions have expired (they can no longer be replayed).
-pub async fn purge_assertions(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    let purged = used_assertion::Entity::delete_many()
+/// Forgets up to `batch` assertion ids whose assertions have expired (they can no longer be
+/// replayed).
+pub async fn purge_assertions(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let expired: Vec<(String, String)> = used_assertion::Entity::find()
+        .select_only()
+        .column(used_assertion::Column::ClientId)
+        .column(used_assertion::Column::Jti)
         .filter(used_assertion::Column::ExpiresAt.lt(now))
-        .exec(db)
+        .limit(batch)
+        .into_tuple()
+        .all(db)
         .await?;
-    Ok(purged.rows_affected)
+    let mut purged = 0;
+    for (client_id, jti) in expired {
+        purged +=
+            used_assertion::Entity::delete_by_id((client_id, jti)).exec(db).await?.rows_affected;
+    }
+    Ok(purged)
 }

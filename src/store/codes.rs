@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use entity::authorization_code as code;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 
 #[derive(Debug, Clone)]
 pub struct CodeRecord {
@@ -126,10 +128,25 @@ pub async fn find_redeemed(
     }))
 }
 
-/// Forgets codes expired for longer than `keep`: by then no replay of them can matter.
-pub async fn purge(db: &impl ConnectionTrait, before: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(code::Entity::delete_many()
+/// Forgets up to `batch` codes that expired before `before`.
+pub async fn purge(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let expired: Vec<Vec<u8>> = code::Entity::find()
+        .select_only()
+        .column(code::Column::CodeHash)
         .filter(code::Column::ExpiresAt.lt(before))
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    Ok(code::Entity::delete_many()
+        .filter(code::Column::CodeHash.is_in(expired))
         .exec(db)
         .await?
         .rows_affected)

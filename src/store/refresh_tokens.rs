@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entity::refresh_token;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
     TransactionSession, TransactionTrait,
 };
 
@@ -106,4 +106,28 @@ pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str) -> Result
         .exec(db)
         .await?;
     Ok(revoked.rows_affected)
+}
+
+/// Forgets up to `batch` refresh tokens whose family ended (absolute expiry) before `before`.
+pub async fn purge(
+    db: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let expired: Vec<String> = refresh_token::Entity::find()
+        .select_only()
+        .column(refresh_token::Column::Jti)
+        .filter(refresh_token::Column::AbsoluteExpiresAt.lt(before))
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    let purged = refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::Jti.is_in(expired))
+        .exec(db)
+        .await?;
+    Ok(purged.rows_affected)
 }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use entity::revocation;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 
 pub const JTI: &str = "jti";
 pub const FAMILY: &str = "family";
@@ -48,11 +50,33 @@ pub async fn any_revoked(
     Ok(found.is_some())
 }
 
-/// Forgets revocations of things that have expired anyway.
-pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(revocation::Entity::delete_many()
+/// Forgets up to `batch` revocations of things that have expired anyway.
+pub async fn purge(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let expired: Vec<(String, String)> = revocation::Entity::find()
+        .select_only()
+        .column(revocation::Column::Kind)
+        .column(revocation::Column::Value)
         .filter(revocation::Column::ExpiresAt.lt(now))
-        .exec(db)
-        .await?
-        .rows_affected)
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut purged = 0;
+    for kind in [JTI, FAMILY] {
+        let values: Vec<String> =
+            expired.iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect();
+        if !values.is_empty() {
+            purged += revocation::Entity::delete_many()
+                .filter(revocation::Column::Kind.eq(kind))
+                .filter(revocation::Column::Value.is_in(values))
+                .exec(db)
+                .await?
+                .rows_affected;
+        }
+    }
+    Ok(purged)
 }

@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use entity::session;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
@@ -58,10 +60,25 @@ pub async fn delete(db: &impl ConnectionTrait, id_hash: &[u8]) -> Result<(), DbE
     Ok(())
 }
 
-/// Removes sessions past their absolute expiry.
-pub async fn purge(db: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
-    Ok(session::Entity::delete_many()
+/// Removes up to `batch` sessions past their absolute expiry.
+pub async fn purge(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, DbErr> {
+    let expired: Vec<Vec<u8>> = session::Entity::find()
+        .select_only()
+        .column(session::Column::IdHash)
         .filter(session::Column::ExpiresAt.lt(now))
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if expired.is_empty() {
+        return Ok(0);
+    }
+    Ok(session::Entity::delete_many()
+        .filter(session::Column::IdHash.is_in(expired))
         .exec(db)
         .await?
         .rows_affected)

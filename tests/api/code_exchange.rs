@@ -6,7 +6,7 @@ use crate::browser::{
     Browser, REDIRECT, authorize_url, authorize_with_consent, location, params, pkce, redeem, user,
     web_client,
 };
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, join_all, spawn_app};
 
 /// A fresh code for `client`, with its verifier.
 async fn code_for(
@@ -108,8 +108,8 @@ async fn fifty_concurrent_redemptions_yield_exactly_one_token() {
     let browser = Browser::new();
     let (code, verifier) = code_for(&app, &browser, &client, "max").await;
 
-    let attempts = (0..50).map(|_| redeem(&app, &client, &code, &verifier));
-    let responses = futures_join(attempts).await;
+    let attempts = (0..50).map(|_| redeem(&app, &client, &code, &verifier)).collect();
+    let responses = join_all(attempts).await;
 
     let mut wins = 0;
     for response in responses {
@@ -122,29 +122,6 @@ async fn fifty_concurrent_redemptions_yield_exactly_one_token() {
         }
     }
     assert_eq!(wins, 1);
-}
-
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => {
-                        *output = Some(value);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.expect("completed")).collect()
 }
 
 #[tokio::test]

@@ -46,6 +46,17 @@ async fn ready_is_503_while_the_database_is_unavailable_and_recovers_without_res
         assert_eq!(token.status(), 503, "the token endpoint fails closed");
         let body: serde_json::Value = token.json().await.expect("JSON");
         assert_eq!(body["error"], "temporarily_unavailable");
+        for endpoint in ["/introspect", "/revoke"] {
+            let response = app
+                .http
+                .post(app.url(endpoint))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("token", "anything")])
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(response.status(), 503, "{endpoint} never answers 200 without its database");
+        }
         let body: serde_json::Value = app.get("/health/ready").await.json().await.expect("JSON");
         assert_eq!(body["status"], "unavailable");
 

@@ -10,7 +10,7 @@ use crate::browser::{
     Browser, authorize_url, authorize_with_consent, location, params, pkce, redeem, user,
     web_client,
 };
-use crate::helpers::{TestApp, spawn_app_with, verify_with_jwks};
+use crate::helpers::{TestApp, join_all, spawn_app_with, verify_with_jwks};
 
 /// A web client, a user and a first refresh token with `openid profile offline_access`.
 async fn first_refresh_token(app: &TestApp) -> ((String, String), String, String) {
@@ -103,29 +103,6 @@ async fn fifty_concurrent_refreshes_leave_one_winner_and_one_live_chain() {
     }
     let chain = winners[0]["refresh_token"].as_str().expect("winner's token");
     assert_eq!(refresh(&app, &client, chain, None).await.0, 200, "the winner's chain lives on");
-}
-
-async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut slots: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut outputs: Vec<Option<F::Output>> = (0..slots.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (slot, output) in slots.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => {
-                        *output = Some(value);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-    })
-    .await;
-    outputs.into_iter().map(|o| o.expect("completed")).collect()
 }
 
 #[tokio::test]
