@@ -83,6 +83,69 @@ async fn presenting_a_rotated_token_revokes_the_whole_family() {
         (400, Some("invalid_grant")),
         "the family is revoked"
     );
+    let rs = app.service_client("profile", &[]).await;
+    let inspected: Value = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&rs.0, Some(&rs.1))
+        .form(&[("token", body["access_token"].as_str().expect("access"))])
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(inspected, json!({"active": false}), "and the access tokens issued from it");
+}
+
+#[tokio::test]
+async fn refresh_tokens_slide_within_their_absolute_lifetime() {
+    let app = spawn_app_with(grace(300)).await;
+    let client = app
+        .create_client(json!({
+            "redirect_uris": ["https://app.example/cb"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid offline_access",
+            "refresh_token_lifetime": 2,
+            "refresh_token_absolute_lifetime": 4,
+        }))
+        .await;
+    let client = (
+        client["client_id"].as_str().expect("id").to_owned(),
+        client["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    user(&app, "sid").await;
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let back = authorize_with_consent(
+        &browser,
+        &app,
+        &authorize_url(&app, &client.0, &challenge, "openid offline_access", "s"),
+        "sid",
+    )
+    .await;
+    let code = params(&location(&back).expect("code"))["code"].clone();
+    let tokens: Value = redeem(&app, &client, &code, &verifier).await.json().await.expect("JSON");
+    let mut token = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+    let idle = token.clone();
+
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let (status, body) = refresh(&app, &client, &token, None).await;
+        statuses.push(status);
+        if let Some(next) = body["refresh_token"].as_str() {
+            token = next.to_owned();
+        }
+    }
+
+    assert_eq!(
+        &statuses[..3],
+        [200, 200, 200],
+        "used every second, it slides past its 2 s lifetime"
+    );
+    assert_eq!(statuses[4], 400, "but not past its 4 s absolute lifetime: {statuses:?}");
+    assert_eq!(refresh(&app, &client, &idle, None).await.0, 400, "unused for 2 s it expires");
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@ async fn lost(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthErro
     let grace = chrono::Duration::from_std(grace).unwrap_or_default();
     if current.status == "used" && current.used_at.is_some_and(|at| Utc::now() - at > grace) {
         let revoked =
-            store::refresh_tokens::revoke_family(ctx.db, &current.record.family_id).await?;
+            revocation::revoke_family(ctx.db, &current.record.family_id, ctx.max_lifetime).await?;
         tracing::warn!(client_id = %current.record.client_id, family = %current.record.family_id, revoked, "refresh token reuse: family revoked");
     }
     Ok(INVALID)
