@@ -4,8 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::pages::{
-    self, AccountPage, GrantRow, csrf_ok, csrf_token, current_session, error_page, field,
-    form_pairs,
+    self, AccountPage, GrantRow, csrf_token, current_session, error_page, unavailable,
 };
 use crate::startup::AppState;
 use crate::store;
@@ -52,27 +51,10 @@ pub async fn revoke(
     id: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
-        return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
+    let (session, _) = match pages::signed_in_form(&state, &req, body).await {
+        Ok(signed) => signed,
+        Err(page) => return page,
     };
-    let session = match current_session(&state, &req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return error_page(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Your session has ended. Sign in again.",
-            );
-        }
-        Err(e) => return unavailable(&state, e),
-    };
-    if !csrf_ok(&state, &session.id, field(&form, "csrf_token")) {
-        return error_page(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "The form has expired. Reload the page and try again.",
-        );
-    }
     match store::grants::delete(&state.db, &id, Some(&session.user.id)).await {
         Ok(true) => {
             tracing::info!(user = %session.user.id, grant = %id, "grant revoked by its user");
@@ -81,9 +63,4 @@ pub async fn revoke(
         Ok(false) => error_page(&state, StatusCode::NOT_FOUND, "No such grant."),
         Err(e) => unavailable(&state, e),
     }
-}
-
-fn unavailable(state: &AppState, error: crate::store::StoreError) -> HttpResponse {
-    tracing::warn!(error = %error, "account page unavailable");
-    error_page(state, StatusCode::SERVICE_UNAVAILABLE, "The service is temporarily unavailable.")
 }

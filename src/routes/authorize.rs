@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use super::pages::{
-    self, ConsentPage, csrf_ok, csrf_token, current_session, error_page, field, form_pairs,
+    self, ConsentPage, csrf_token, current_session, error_page, field, form_pairs, unavailable,
 };
 use crate::oauth::authorize::{self, AuthorizationRequest, ErrorRedirect, Refusal, redirect_url};
 use crate::oauth::grant::authorization_code;
@@ -118,28 +118,11 @@ pub async fn decide(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
-        return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
+    // Session and CSRF are checked before anything is recorded: a forged consent records nothing.
+    let (session, form) = match pages::signed_in_form(&state, &req, body).await {
+        Ok(signed) => signed,
+        Err(page) => return page,
     };
-    let session = match current_session(&state, &req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return error_page(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "Your session has ended. Start again from the application.",
-            );
-        }
-        Err(e) => return unavailable(&state, e),
-    };
-    // Checked before anything is recorded: a forged consent records nothing.
-    if !csrf_ok(&state, &session.id, field(&form, "csrf_token")) {
-        return error_page(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "The form has expired. Start again from the application.",
-        );
-    }
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(field(&form, "request").unwrap_or_default().as_bytes())
             .into_owned()
@@ -237,15 +220,6 @@ fn refused(state: &AppState, refusal: Refusal) -> HttpResponse {
             pages::see_other(&redirect_url(&e.redirect_uri, &params))
         }
     }
-}
-
-fn unavailable(state: &AppState, error: crate::store::StoreError) -> HttpResponse {
-    tracing::warn!(error = %error, "authorization unavailable");
-    error_page(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The service is temporarily unavailable. Try again shortly.",
-    )
 }
 
 fn encode(params: &[(String, String)]) -> String {

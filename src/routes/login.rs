@@ -61,14 +61,7 @@ pub async fn submit(
     let return_to = safe_return(field(&form, "return_to"));
     let user = match store::users::find_by_username(&state.db, username).await {
         Ok(user) => user,
-        Err(e) => {
-            tracing::warn!(error = %e, "login lookup failed");
-            return error_page(
-                &state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is temporarily unavailable.",
-            );
-        }
+        Err(e) => return pages::unavailable(&state, e),
     };
     // Unknown users are checked against a dummy hash: same answer, about the same time.
     let verified =
@@ -99,13 +92,6 @@ pub async fn submit(
                 response.add_cookie(&pages::cookie(&state, pages::session_cookie_name(&state), id));
             response
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start a session");
-            error_page(
-                &state,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The service is temporarily unavailable.",
-            )
-        }
+        Err(e) => pages::unavailable(&state, e),
     }
 }

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::pages::{
     self, LogoutPage, csrf_ok, csrf_token, current_session, error_page, field, form_pairs,
+    unavailable,
 };
 use crate::oauth::session;
 use crate::startup::AppState;
@@ -56,9 +57,4 @@ pub async fn submit(
     expired.make_removal();
     let _ = response.add_cookie(&expired);
     response
-}
-
-fn unavailable(state: &AppState, error: crate::store::StoreError) -> HttpResponse {
-    tracing::warn!(error = %error, "logout unavailable");
-    error_page(state, StatusCode::SERVICE_UNAVAILABLE, "The service is temporarily unavailable.")
 }

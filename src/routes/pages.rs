@@ -172,3 +172,44 @@ pub fn form_pairs(req: &HttpRequest, body: &[u8]) -> Option<Vec<(String, String)
 pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
+
+/// The page for a database that cannot be reached (503); the cause goes to the log.
+pub fn unavailable(state: &AppState, error: crate::store::StoreError) -> HttpResponse {
+    tracing::warn!(error = %error, "page unavailable: database");
+    error_page(
+        state,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The service is temporarily unavailable. Try again shortly.",
+    )
+}
+
+/// A POSTed form from a signed-in browser with its CSRF token checked first: the session and
+/// the form's fields, or the error page to answer with (nothing has been done yet).
+pub async fn signed_in_form(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<actix_web::web::Bytes, actix_web::Error>,
+) -> Result<(session::Session, Vec<(String, String)>), HttpResponse> {
+    let Some(form) = body.ok().and_then(|b| form_pairs(req, &b)) else {
+        return Err(error_page(state, StatusCode::BAD_REQUEST, "The form could not be read."));
+    };
+    let session = match current_session(state, req).await {
+        Ok(Some(session)) => session,
+        Ok(None) => {
+            return Err(error_page(
+                state,
+                StatusCode::BAD_REQUEST,
+                "Your session has ended. Sign in and try again.",
+            ));
+        }
+        Err(e) => return Err(unavailable(state, e)),
+    };
+    if !csrf_ok(state, &session.id, field(&form, "csrf_token")) {
+        return Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "The form has expired. Reload the page and try again.",
+        ));
+    }
+    Ok((session, form))
+}
