@@ -171,6 +171,9 @@ pub enum BearerError {
     InvalidToken(&'static str),
     #[error("insufficient_scope")]
     InsufficientScope(&'static str),
+    /// A malformed request, e.g. the token outside the Authorization header (§3.1).
+    #[error("invalid_request: {0}")]
+    InvalidRequest(&'static str),
     #[error("storage: {0}")]
     Store(#[from] DbErr),
 }
@@ -180,6 +183,7 @@ impl ResponseError for BearerError {
         match self {
             Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::Store(e) => storage_status(e),
         }
     }
@@ -197,6 +201,13 @@ impl ResponseError for BearerError {
                 *d,
                 format!(
                     r#"Bearer realm="castellan", error="invalid_token", error_description="{d}""#
+                ),
+            ),
+            Self::InvalidRequest(d) => (
+                "invalid_request",
+                *d,
+                format!(
+                    r#"Bearer realm="castellan", error="invalid_request", error_description="{d}""#
                 ),
             ),
             Self::InsufficientScope(scope) => (

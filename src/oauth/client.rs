@@ -144,6 +144,10 @@ impl Client {
         secs(self.metadata.lifetimes.access_token, DEFAULT_ACCESS_TOKEN_LIFETIME)
     }
 
+    pub fn id_token_lifetime(&self) -> Duration {
+        secs(self.metadata.lifetimes.id_token, DEFAULT_ID_TOKEN_LIFETIME)
+    }
+
     /// The JSON an admin sees: RFC 7591 names, effective lifetimes, never a secret hash.
     pub fn view(&self, client_secret: Option<String>) -> ClientView {
         let m = &self.metadata;

@@ -17,6 +17,7 @@ pub struct Metadata {
     pub authorization_endpoint: String,
     pub token_endpoint: String,
     pub jwks_uri: String,
+    pub userinfo_endpoint: String,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
@@ -30,6 +31,12 @@ pub struct Metadata {
     pub introspection_endpoint: String,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub scopes_supported: Vec<String>,
+    pub subject_types_supported: Vec<&'static str>,
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub claims_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
 }
 
 impl Metadata {
@@ -39,6 +46,7 @@ impl Metadata {
             authorization_endpoint: issuer.endpoint("/authorize"),
             token_endpoint: issuer.endpoint("/token"),
             jwks_uri: issuer.endpoint("/jwks"),
+            userinfo_endpoint: issuer.endpoint("/userinfo"),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
             grant_types_supported: vec![
@@ -66,6 +74,26 @@ impl Metadata {
                 .map(|m| m.as_str())
                 .collect(),
             scopes_supported: scopes,
+            subject_types_supported: vec!["public"],
+            id_token_signing_alg_values_supported: vec!["RS256"],
+            claims_supported: vec![
+                "sub",
+                "iss",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "at_hash",
+                "name",
+                "preferred_username",
+                "updated_at",
+                "email",
+                "email_verified",
+            ],
+            claims_parameter_supported: false,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod cursor;
 pub mod discovery;
 pub mod grant;
+pub mod id_token;
 pub mod jwk;
 pub mod jws;
 pub mod keyring;

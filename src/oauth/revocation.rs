@@ -106,7 +106,9 @@ pub async fn introspect(
     })
 }
 
-async fn access_is_live(
+/// Whether a verified access token still stands: its jti and family not revoked, its client
+/// there, and for a user's token its grant standing and its user enabled.
+pub async fn access_is_live(
     ctx: &Context<'_>,
     claims: &super::access_token::AccessClaims,
 ) -> Result<bool, StoreError> {

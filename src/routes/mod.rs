@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod assets;
 mod authorize;
+mod bearer;
 mod client_auth;
 mod discovery;
 mod form;
@@ -15,6 +16,7 @@ mod logout;
 mod metrics;
 mod pages;
 mod token;
+mod userinfo;
 
 use actix_web::{HttpResponse, Route, web};
 
@@ -44,6 +46,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready", web::get().to(health::ready)))
         .service(resource("/metrics", web::get().to(metrics::render)))
         .service(resource("/token", web::post().to(token::exchange)))
+        .service(
+            resource("/userinfo", web::get().to(userinfo::claims))
+                .route(web::post().to(userinfo::claims)),
+        )
         .service(resource("/introspect", web::post().to(introspect::inspect)))
         .service(resource("/revoke", web::post().to(introspect::revoke)))
         .service(

@@ -15,6 +15,7 @@ mod helpers;
 mod housekeeping;
 mod introspection;
 mod jwks;
+mod oidc;
 mod proxy;
 mod refresh;
 mod replicas;

@@ -13,6 +13,7 @@ use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
+use crate::oauth::id_token::{self, IdToken};
 use crate::oauth::keyring::Keys;
 use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
 use crate::oauth::revocation;
@@ -119,10 +120,10 @@ pub async fn exchange(
             "the code_verifier does not match the code_challenge",
         ));
     }
-    let user = store::users::find(ctx.db, &record.user_id).await?;
-    if user.is_none_or(|u| u.disabled) {
-        return Err(OAuthError::InvalidGrant("the user can no longer sign in"));
-    }
+    let user = store::users::find(ctx.db, &record.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(OAuthError::InvalidGrant("the user can no longer sign in"))?;
     if store::grants::find(ctx.db, &record.grant_id).await?.is_none() {
         return Err(OAuthError::InvalidGrant("the grant was revoked"));
     }
@@ -160,13 +161,31 @@ pub async fn exchange(
         Some(family_id) => Some(start_family(ctx, client, &record, &scope, family_id).await?),
         None => None,
     };
+    // OIDC Core §3.1.3.3: an ID token whenever openid was granted.
+    let id_token = if scope.contains("openid") {
+        Some(id_token::issue(
+            ctx.keys,
+            IdToken {
+                issuer: ctx.issuer.as_str(),
+                client_id: &client.client_id,
+                user: &user,
+                scope: &scope,
+                auth_time: record.auth_time.timestamp(),
+                nonce: record.nonce.as_deref(),
+                access_token: &access_token,
+                lifetime: client.id_token_lifetime().min(ctx.max_lifetime),
+            },
+        )?)
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: lifetime.as_secs(),
         scope: scope.to_string(),
         refresh_token,
-        id_token: None,
+        id_token,
     })
 }
 

@@ -11,6 +11,7 @@ use super::client_credentials::audience;
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
+use crate::oauth::id_token::{self, IdToken};
 use crate::oauth::refresh_token::RefreshClaims;
 use crate::oauth::revocation;
 use crate::oauth::scope::Scopes;
@@ -67,12 +68,12 @@ pub async fn exchange(
     if stored.record.absolute_expires_at <= now {
         return Err(INVALID);
     }
-    let user = store::users::find(ctx.db, &stored.record.user_id).await?;
+    let user = store::users::find(ctx.db, &stored.record.user_id).await?.filter(|u| !u.disabled);
     let grant = store::grants::find(ctx.db, &stored.record.grant_id).await?;
-    if user.is_none_or(|u| u.disabled) || grant.is_none() {
+    let (Some(user), Some(_)) = (user, grant) else {
         revocation::revoke_family(ctx.db, &stored.record.family_id, ctx.max_lifetime).await?;
         return Err(INVALID);
-    }
+    };
     let sliding = i64::from(
         client.metadata.lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
     );
@@ -115,13 +116,31 @@ pub async fn exchange(
         gid: successor.grant_id.clone(),
         auth_time: successor.auth_time.timestamp(),
     })?;
+    // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
+    let id_token = if scope.contains("openid") {
+        Some(id_token::issue(
+            ctx.keys,
+            IdToken {
+                issuer: ctx.issuer.as_str(),
+                client_id: &client.client_id,
+                user: &user,
+                scope: &scope,
+                auth_time: successor.auth_time.timestamp(),
+                nonce: None,
+                access_token: &access_token,
+                lifetime: client.id_token_lifetime().min(ctx.max_lifetime),
+            },
+        )?)
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: lifetime.as_secs(),
         scope: scope.to_string(),
         refresh_token: Some(refresh_token),
-        id_token: None,
+        id_token,
     })
 }
 

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::error::BearerError;
@@ -24,7 +23,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
+        let token = super::super::bearer::bearer_token(req);
         Box::pin(async move {
             let state = state.ok_or(BearerError::InvalidToken("the server is misconfigured"))?;
             let token = token?;
@@ -46,23 +45,4 @@ impl FromRequest for Admin {
             Ok(Admin { client_id: claims.client_id })
         })
     }
-}
-
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1); anything else is
-/// treated as no credentials.
-fn bearer_token(req: &HttpRequest) -> Result<String, BearerError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(BearerError::Missing)?;
-    let (scheme, token) = value.split_once(' ').ok_or(BearerError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(BearerError::Missing);
-    }
-    let token = token.trim();
-    if token.is_empty() {
-        return Err(BearerError::InvalidToken("the token is malformed"));
-    }
-    Ok(token.to_owned())
 }

@@ -1,0 +1,195 @@
+//! OpenID Connect with a real relying party: the `openidconnect` crate discovers, logs in with
+//! PKCE and nonce, verifies the ID token with its default strict checks, and calls UserInfo.
+
+use openidconnect::core::{CoreClient, CoreProviderMetadata, CoreResponseType, CoreUserInfoClaims};
+use openidconnect::{
+    AccessTokenHash, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::{Value, json};
+
+use crate::browser::{Browser, REDIRECT, authorize_with_consent, location, params, user};
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn the_openidconnect_crate_logs_in_verifies_the_id_token_and_reads_userinfo() {
+    let app = spawn_app().await;
+    let registered = app
+        .create_client(json!({"client_name": "RP", "redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"], "scope": "openid profile email offline_access"}))
+        .await;
+    let user_id = user(&app, "oscar").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let metadata = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(app.issuer.clone()).expect("issuer"),
+        &http,
+    )
+    .await
+    .expect("discovery");
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(registered["client_id"].as_str().expect("id").to_owned()),
+        Some(ClientSecret::new(registered["client_secret"].as_str().expect("secret").to_owned())),
+    )
+    .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).expect("redirect"));
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state, nonce) = client
+        .authorize_url(
+            AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let back = authorize_with_consent(&Browser::new(), &app, url.as_str(), "oscar").await;
+    let query = params(&location(&back).expect("redirect"));
+    assert_eq!(&query["state"], state.secret());
+
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(query["code"].clone()))
+        .expect("token endpoint")
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+
+    let id_token = tokens.id_token().expect("an ID token for openid");
+    let id_verifier = client.id_token_verifier();
+    let claims = id_token
+        .claims(&id_verifier, &nonce)
+        .expect("the ID token verifies with default strict checks");
+    assert_eq!(claims.subject().as_str(), user_id);
+    assert!(claims.auth_time().is_some());
+    let expected_hash = claims.access_token_hash().expect("at_hash");
+    let actual_hash = AccessTokenHash::from_token(
+        tokens.access_token(),
+        id_token.signing_alg().expect("alg"),
+        id_token.signing_key(&id_verifier).expect("key"),
+    )
+    .expect("hash");
+    assert_eq!(&actual_hash, expected_hash);
+    assert_eq!(claims.email().map(|e| e.as_str()), Some("oscar@example.com"));
+
+    let info: CoreUserInfoClaims = client
+        .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
+        .expect("userinfo endpoint")
+        .request_async(&http)
+        .await
+        .expect("userinfo");
+    assert_eq!(info.subject().as_str(), user_id);
+    assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("oscar"));
+
+    // OIDC Core §12.2: a refresh brings a new ID token with the same iss, sub and aud.
+    let refreshed: Value = app
+        .token_basic(
+            registered["client_id"].as_str().expect("id"),
+            registered["client_secret"].as_str().expect("secret"),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", tokens.refresh_token().expect("refresh").secret()),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let new_id = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(
+        refreshed["id_token"].as_str().expect("id token"),
+    )
+    .expect("claims");
+    let old_id = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&id_token.to_string())
+        .expect("claims");
+    for claim in ["iss", "sub", "aud", "auth_time"] {
+        assert_eq!(new_id[claim], old_id[claim], "{claim}");
+    }
+}
+
+#[tokio::test]
+async fn userinfo_takes_only_an_access_token_in_the_header() {
+    let app = spawn_app().await;
+    let registered = app
+        .create_client(json!({"redirect_uris": [REDIRECT], "grant_types": ["authorization_code", "refresh_token"], "scope": "openid profile offline_access"}))
+        .await;
+    let client = (
+        registered["client_id"].as_str().expect("id").to_owned(),
+        registered["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    user(&app, "uma").await;
+    let (verifier, challenge) = crate::browser::pkce();
+    let url = crate::browser::authorize_url(
+        &app,
+        &client.0,
+        &challenge,
+        "openid profile offline_access",
+        "s",
+    );
+    let back = authorize_with_consent(&Browser::new(), &app, &url, "uma").await;
+    let code = params(&location(&back).expect("code"))["code"].clone();
+    let tokens: Value =
+        crate::browser::redeem(&app, &client, &code, &verifier).await.json().await.expect("JSON");
+    let access = tokens["access_token"].as_str().expect("access");
+    let userinfo = app.url("/userinfo");
+
+    let ok = app.http.get(&userinfo).bearer_auth(access).send().await.expect("GET");
+    let by_post = app.http.post(&userinfo).bearer_auth(access).send().await.expect("POST");
+    let in_query =
+        app.http.get(format!("{userinfo}?access_token={access}")).send().await.expect("GET");
+    let none = app.http.get(&userinfo).send().await.expect("GET");
+    let id_token = app
+        .http
+        .get(&userinfo)
+        .bearer_auth(tokens["id_token"].as_str().expect("id"))
+        .send()
+        .await
+        .expect("GET");
+    let refresh = app
+        .http
+        .get(&userinfo)
+        .bearer_auth(tokens["refresh_token"].as_str().expect("rt"))
+        .send()
+        .await
+        .expect("GET");
+    let (service_id, service_secret) = app.admin.clone();
+    let service = app.client_token(&service_id, &service_secret, None).await["access_token"]
+        .as_str()
+        .expect("t")
+        .to_owned();
+    let not_openid = app.http.get(&userinfo).bearer_auth(service).send().await.expect("GET");
+
+    assert_eq!(ok.status(), 200);
+    assert_eq!(by_post.status(), 200);
+    let challenge_of = |r: &reqwest::Response| {
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(in_query.status(), 400);
+    assert!(challenge_of(&in_query).contains("invalid_request"));
+    assert_eq!(none.status(), 401);
+    assert!(challenge_of(&none).starts_with("Bearer"));
+    for refused in [&id_token, &refresh] {
+        assert_eq!(refused.status(), 401);
+        assert!(challenge_of(refused).contains("invalid_token"));
+    }
+    assert_eq!(not_openid.status(), 403);
+    let body: Value = ok.json().await.expect("JSON");
+    assert_eq!(body["preferred_username"], "uma");
+    assert!(body.get("email").is_none(), "no email scope, no email claim");
+
+    app.http
+        .post(app.url("/revoke"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .expect("revoke");
+    let revoked = app.http.get(&userinfo).bearer_auth(access).send().await.expect("GET");
+    assert_eq!(revoked.status(), 401);
+}
