@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::client::{Client, GrantType, is_client_id};
+use super::keyring::Keys;
 use super::pkce;
 use super::redirect_uri;
 use super::registry::Registry;
@@ -23,6 +24,24 @@ pub struct AuthorizationRequest {
     pub state: Option<String>,
     pub code_challenge: String,
     pub nonce: Option<String>,
+    /// OIDC Core §3.1.2.1 `prompt`.
+    pub prompt: Prompt,
+    /// OIDC Core §3.1.2.1 `max_age`, in seconds.
+    pub max_age: Option<i64>,
+    /// The `sub` of a verified `id_token_hint`, if one was sent.
+    pub hinted_subject: Option<String>,
+    pub login_hint: Option<String>,
+}
+
+/// What `prompt` asks for (OIDC Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    /// No UI at all: fail back to the client rather than show a page.
+    pub none: bool,
+    /// Authenticate again even with a session.
+    pub login: bool,
+    /// Ask for consent even when a grant covers the request.
+    pub consent: bool,
 }
 
 /// Why a request is refused, and how the browser learns of it.
@@ -55,6 +74,8 @@ impl From<StoreError> for Refusal {
 pub async fn validate(
     db: &Db,
     registry: &Registry,
+    keys: &Keys,
+    issuer: &str,
     params: &[(String, String)],
 ) -> Result<AuthorizationRequest, Refusal> {
     let mut seen = HashSet::new();
@@ -137,6 +158,40 @@ pub async fn validate(
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
         return Err(refuse("invalid_request", "nonce is too long"));
     }
+    // OIDC Core §6: request objects are not supported, and must not be silently ignored.
+    if get("request").is_some() {
+        return Err(refuse("request_not_supported", "request objects are not supported"));
+    }
+    if get("request_uri").is_some() {
+        return Err(refuse("request_uri_not_supported", "request_uri is not supported"));
+    }
+    let mut prompt = Prompt::default();
+    for value in get("prompt").unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
+        match value {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            "select_account" => {}
+            _ => return Err(refuse("invalid_request", "prompt has an unknown value")),
+        }
+    }
+    if prompt.none && (prompt.login || prompt.consent) {
+        return Err(refuse("invalid_request", "prompt=none cannot be combined with other values"));
+    }
+    let max_age =
+        match get("max_age") {
+            None => None,
+            Some(v) => Some(v.parse::<i64>().ok().filter(|a| *a >= 0).ok_or_else(|| {
+                refuse("invalid_request", "max_age must be a non-negative integer")
+            })?),
+        };
+    let hinted_subject = match get("id_token_hint") {
+        None => None,
+        Some(hint) => Some(hint_subject(keys, issuer, hint).ok_or_else(|| {
+            refuse("invalid_request", "the id_token_hint is not an ID token issued here")
+        })?),
+    };
+    let login_hint = get("login_hint").map(|h| h.chars().take(64).collect());
     Ok(AuthorizationRequest {
         client,
         redirect_uri,
@@ -145,7 +200,31 @@ pub async fn validate(
         state,
         code_challenge: code_challenge.to_owned(),
         nonce,
+        prompt,
+        max_age,
+        hinted_subject,
+        login_hint,
     })
+}
+
+/// The `sub` of an ID token this server issued (OIDC Core §3.1.2.1 `id_token_hint`): its
+/// signature by one of our published keys with that key's algorithm, and its issuer. It may
+/// have expired; an `alg: none` or foreign token is no hint.
+pub fn hint_subject(keys: &Keys, issuer: &str, hint: &str) -> Option<String> {
+    let header = jsonwebtoken::decode_header(hint).ok()?;
+    let verifier = keys.verifier(header.kid.as_deref()?)?;
+    let mut validation = jsonwebtoken::Validation::new(verifier.alg);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    #[derive(serde::Deserialize)]
+    struct Hint {
+        sub: String,
+    }
+    let claims = jsonwebtoken::decode::<Hint>(hint, &verifier.key, &validation).ok()?.claims;
+    // An access token is no ID token.
+    (header.typ.as_deref() != Some("at+jwt")).then_some(claims.sub)
 }
 
 /// `base` with `params` added to its query (RFC 6749 §4.1.2: keep the existing query).

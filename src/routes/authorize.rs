@@ -37,42 +37,94 @@ pub async fn by_form(
     }
 }
 
+async fn validate(
+    state: &AppState,
+    params: &[(String, String)],
+) -> Result<AuthorizationRequest, Refusal> {
+    authorize::validate(&state.db, &state.registry, &state.keys, state.issuer.as_str(), params)
+        .await
+}
+
 async fn authorize(
     state: &AppState,
     req: &HttpRequest,
     params: Vec<(String, String)>,
 ) -> HttpResponse {
-    let request = match authorize::validate(&state.db, &state.registry, &params).await {
+    let request = match validate(state, &params).await {
         Ok(request) => request,
         Err(refusal) => return refused(state, refusal),
     };
-    let query = encode(&params);
+    let back = |error, description| {
+        let redirect = ErrorRedirect {
+            redirect_uri: request.redirect_uri.clone(),
+            error,
+            description,
+            state: request.state.clone(),
+        };
+        refused(state, Refusal::Redirect(redirect))
+    };
     let session = match current_session(state, req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            let return_to = format!("/authorize?{query}");
-            let login = redirect_url_relative(
-                &format!("{}/login", pages::base(state)),
-                &[("return_to", &return_to)],
-            );
-            return pages::see_other(&login);
-        }
+        Ok(session) => session,
         Err(e) => return unavailable(state, e),
     };
+    let now = Utc::now();
+    let must_log_in = match &session {
+        None => true,
+        // OIDC Core §3.1.2.1: prompt=login, an authentication older than max_age, or a
+        // session of someone other than the id_token_hint's subject means signing in again.
+        Some(s) => {
+            request.prompt.login
+                || request.max_age.is_some_and(|max| (now - s.auth_time).num_seconds() > max)
+                || request.hinted_subject.as_ref().is_some_and(|sub| *sub != s.user.id)
+        }
+    };
+    if must_log_in {
+        if request.prompt.none {
+            return back("login_required", "the user must sign in");
+        }
+        // After this login the request goes on without asking for another one.
+        let return_to = format!("/authorize?{}", encode(&after_login(&params)));
+        let mut login_params = vec![("return_to", return_to.as_str())];
+        if let Some(hint) = request.login_hint.as_deref() {
+            login_params.push(("login_hint", hint));
+        }
+        return pages::see_other(&redirect_url_relative(
+            &format!("{}/login", pages::base(state)),
+            &login_params,
+        ));
+    }
+    let Some(session) = session else { return back("login_required", "the user must sign in") };
     match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await {
-        Ok(Some(grant)) if covers(&grant, &request.scope) => {
+        Ok(Some(grant)) if covers(&grant, &request.scope) && !request.prompt.consent => {
             approve(state, &request, &session, &grant.id).await
         }
-        Ok(_) => pages::see_other(&format!("{}/consent?{query}", pages::base(state))),
+        Ok(_) if request.prompt.none => back("consent_required", "the user has not consented"),
+        Ok(_) => pages::see_other(&format!("{}/consent?{}", pages::base(state), encode(&params))),
         Err(e) => unavailable(state, e),
     }
+}
+
+/// The request to resume after a login: without `prompt=login` or `id_token_hint`, which
+/// that login has answered.
+fn after_login(params: &[(String, String)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .filter(|(k, _)| k != "id_token_hint")
+        .filter_map(|(k, v)| {
+            if k != "prompt" {
+                return Some((k.clone(), v.clone()));
+            }
+            let rest: Vec<&str> = v.split(' ').filter(|p| *p != "login" && !p.is_empty()).collect();
+            (!rest.is_empty()).then(|| (k.clone(), rest.join(" ")))
+        })
+        .collect()
 }
 
 /// `GET /consent?…`: the consent page for a pending request (never records anything).
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-    let request = match authorize::validate(&state.db, &state.registry, &params).await {
+    let request = match validate(&state, &params).await {
         Ok(request) => request,
         Err(refusal) => return refused(&state, refusal),
     };
@@ -127,7 +179,7 @@ pub async fn decide(
         url::form_urlencoded::parse(field(&form, "request").unwrap_or_default().as_bytes())
             .into_owned()
             .collect();
-    let request = match authorize::validate(&state.db, &state.registry, &params).await {
+    let request = match validate(&state, &params).await {
         Ok(request) => request,
         Err(refusal) => return refused(&state, refusal),
     };

@@ -193,3 +193,167 @@ async fn userinfo_takes_only_an_access_token_in_the_header() {
     let revoked = app.http.get(&userinfo).bearer_auth(access).send().await.expect("GET");
     assert_eq!(revoked.status(), 401);
 }
+
+/// A logged-in browser with a grant for `scope`, its client, and the first ID token.
+async fn signed_in(
+    app: &crate::helpers::TestApp,
+    username: &str,
+) -> (Browser, (String, String), Value) {
+    let registered =
+        app.create_client(json!({"redirect_uris": [REDIRECT], "scope": "openid profile"})).await;
+    let client = (
+        registered["client_id"].as_str().expect("id").to_owned(),
+        registered["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    user(app, username).await;
+    let browser = Browser::new();
+    let (verifier, challenge) = crate::browser::pkce();
+    let url = crate::browser::authorize_url(app, &client.0, &challenge, "openid profile", "s");
+    let back = authorize_with_consent(&browser, app, &url, username).await;
+    let code = params(&location(&back).expect("code"))["code"].clone();
+    let tokens: Value =
+        crate::browser::redeem(app, &client, &code, &verifier).await.json().await.expect("JSON");
+    (browser, client, tokens)
+}
+
+fn with(url: &str, extra: &str) -> String {
+    format!("{url}&{extra}")
+}
+
+async fn auth_time_after_login(
+    app: &crate::helpers::TestApp,
+    browser: &Browser,
+    client: &(String, String),
+    url_extra: &str,
+    username: &str,
+) -> i64 {
+    let (verifier, challenge) = crate::browser::pkce();
+    let url = with(
+        &crate::browser::authorize_url(app, &client.0, &challenge, "openid profile", "s"),
+        url_extra,
+    );
+    let login = browser.follow(app, browser.get(&url).await).await;
+    let page = login.text().await.expect("page");
+    assert!(page.contains(r#"name="password""#), "a login page: {page}");
+    let back = browser
+        .follow(
+            app,
+            crate::browser::log_in(browser, app, &page, username, crate::browser::PASSWORD).await,
+        )
+        .await;
+    let code = params(&location(&back).expect("code"))["code"].clone();
+    let tokens: Value =
+        crate::browser::redeem(app, client, &code, &verifier).await.json().await.expect("JSON");
+    let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(
+        tokens["id_token"].as_str().expect("id"),
+    )
+    .expect("claims");
+    claims["auth_time"].as_i64().expect("auth_time")
+}
+
+#[tokio::test]
+async fn prompt_none_fails_without_a_session_and_succeeds_silently_with_one() {
+    let app = spawn_app().await;
+    let (browser, client, tokens) = signed_in(&app, "pia").await;
+    let (_, challenge) = crate::browser::pkce();
+    let url = with(
+        &crate::browser::authorize_url(&app, &client.0, &challenge, "openid profile", "s"),
+        "prompt=none",
+    );
+
+    let anonymous = Browser::new().get(&url).await;
+    let silent = browser.get(&url).await;
+    let hint = with(&url, &format!("id_token_hint={}", tokens["id_token"].as_str().expect("id")));
+    let hinted = browser.get(&hint).await;
+    let forged = with(&url, "id_token_hint=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.");
+    let refused_hint = browser.get(&forged).await;
+
+    let anon = params(&location(&anonymous).expect("redirect"));
+    assert_eq!(anon["error"], "login_required");
+    assert_eq!(anon["state"], "s");
+    assert!(
+        params(&location(&silent).expect("redirect")).contains_key("code"),
+        "no UI with a session"
+    );
+    assert!(
+        params(&location(&hinted).expect("redirect")).contains_key("code"),
+        "the hint names the signed-in user"
+    );
+    assert_eq!(
+        params(&location(&refused_hint).expect("redirect"))["error"],
+        "invalid_request",
+        "alg none is no hint"
+    );
+    let unconsented =
+        app.create_client(json!({"redirect_uris": [REDIRECT], "scope": "openid"})).await;
+    let other = with(
+        &crate::browser::authorize_url(
+            &app,
+            unconsented["client_id"].as_str().expect("id"),
+            &challenge,
+            "openid",
+            "t",
+        ),
+        "prompt=none",
+    );
+    assert_eq!(
+        params(&location(&browser.get(&other).await).expect("redirect"))["error"],
+        "consent_required"
+    );
+}
+
+#[tokio::test]
+async fn prompt_login_and_max_age_force_a_new_login_with_a_later_auth_time() {
+    let app = spawn_app().await;
+    let (browser, client, tokens) = signed_in(&app, "quin").await;
+    let first = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(
+        tokens["id_token"].as_str().expect("id"),
+    )
+    .expect("claims")["auth_time"]
+        .as_i64()
+        .expect("auth_time");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    let after_prompt = auth_time_after_login(&app, &browser, &client, "prompt=login", "quin").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let after_max_age = auth_time_after_login(&app, &browser, &client, "max_age=1", "quin").await;
+
+    assert!(after_prompt > first, "prompt=login: {after_prompt} > {first}");
+    assert!(after_max_age > after_prompt, "max_age=1 after 2 s: {after_max_age} > {after_prompt}");
+    let (_, challenge) = crate::browser::pkce();
+    let long = with(
+        &crate::browser::authorize_url(&app, &client.0, &challenge, "openid profile", "s"),
+        "max_age=10000",
+    );
+    assert!(
+        params(&location(&browser.get(&long).await).expect("redirect")).contains_key("code"),
+        "a large max_age needs no login"
+    );
+}
+
+#[tokio::test]
+async fn prompt_consent_asks_again_and_other_oidc_parameters_are_accepted() {
+    let app = spawn_app().await;
+    let (browser, client, _) = signed_in(&app, "ruth").await;
+    let (_, challenge) = crate::browser::pkce();
+    let base = crate::browser::authorize_url(&app, &client.0, &challenge, "openid profile", "s");
+
+    let consent = browser.get(&with(&base, "prompt=consent")).await;
+    let extras = browser
+        .get(&with(
+            &base,
+            "display=page&ui_locales=fr&claims_locales=fr&acr_values=urn%3Ax&nonce=n1&unknown=1",
+        ))
+        .await;
+    let request_object = browser.get(&with(&base, "request=eyJ.e30.")).await;
+
+    assert!(location(&consent).expect("redirect").contains("/consent"), "asked again");
+    assert!(params(&location(&extras).expect("redirect")).contains_key("code"));
+    assert_eq!(
+        params(&location(&request_object).expect("redirect"))["error"],
+        "request_not_supported"
+    );
+    let hinted =
+        Browser::new().get(&app.url("/login?login_hint=ruth")).await.text().await.expect("page");
+    assert!(hinted.contains(r#"value="ruth""#), "login_hint prefills the username");
+}
