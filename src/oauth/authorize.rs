@@ -187,9 +187,11 @@ pub async fn validate(
         };
     let hinted_subject = match get("id_token_hint") {
         None => None,
-        Some(hint) => Some(hint_subject(keys, issuer, hint).ok_or_else(|| {
-            refuse("invalid_request", "the id_token_hint is not an ID token issued here")
-        })?),
+        Some(hint) => {
+            Some(super::id_token::verify_hint(keys, issuer, hint).map(|h| h.sub).ok_or_else(
+                || refuse("invalid_request", "the id_token_hint is not an ID token issued here"),
+            )?)
+        }
     };
     let login_hint = get("login_hint").map(|h| h.chars().take(64).collect());
     Ok(AuthorizationRequest {
@@ -205,26 +207,6 @@ pub async fn validate(
         hinted_subject,
         login_hint,
     })
-}
-
-/// The `sub` of an ID token this server issued (OIDC Core §3.1.2.1 `id_token_hint`): its
-/// signature by one of our published keys with that key's algorithm, and its issuer. It may
-/// have expired; an `alg: none` or foreign token is no hint.
-pub fn hint_subject(keys: &Keys, issuer: &str, hint: &str) -> Option<String> {
-    let header = jsonwebtoken::decode_header(hint).ok()?;
-    let verifier = keys.verifier(header.kid.as_deref()?)?;
-    let mut validation = jsonwebtoken::Validation::new(verifier.alg);
-    validation.validate_exp = false;
-    validation.validate_aud = false;
-    validation.set_issuer(&[issuer]);
-    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
-    #[derive(serde::Deserialize)]
-    struct Hint {
-        sub: String,
-    }
-    let claims = jsonwebtoken::decode::<Hint>(hint, &verifier.key, &validation).ok()?.claims;
-    // An access token is no ID token.
-    (header.typ.as_deref() != Some("at+jwt")).then_some(claims.sub)
 }
 
 /// `base` with `params` added to its query (RFC 6749 §4.1.2: keep the existing query).

@@ -18,6 +18,7 @@ pub struct Metadata {
     pub token_endpoint: String,
     pub jwks_uri: String,
     pub userinfo_endpoint: String,
+    pub end_session_endpoint: String,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
@@ -47,6 +48,7 @@ impl Metadata {
             token_endpoint: issuer.endpoint("/token"),
             jwks_uri: issuer.endpoint("/jwks"),
             userinfo_endpoint: issuer.endpoint("/userinfo"),
+            end_session_endpoint: issuer.endpoint("/logout"),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
             grant_types_supported: vec![

@@ -92,6 +92,41 @@ pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
     keys.sign("JWT", &claims)
 }
 
+/// What a verified `id_token_hint` says (OIDC Core §3.1.2.1, RP-Initiated Logout §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hint {
+    pub sub: String,
+    /// The client(s) it was issued to.
+    pub aud: Vec<String>,
+}
+
+/// Verifies an ID token this server issued, as a hint: its signature by one of our published
+/// keys with that key's own algorithm, and its issuer. It may have expired. An `alg: none`,
+/// foreign or access token is no hint.
+pub fn verify_hint(keys: &Keys, issuer: &str, hint: &str) -> Option<Hint> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        sub: String,
+        aud: super::access_token::Audience,
+    }
+    let header = jsonwebtoken::decode_header(hint).ok()?;
+    if header.typ.as_deref() == Some(super::access_token::TYP) {
+        return None;
+    }
+    let verifier = keys.verifier(header.kid.as_deref()?)?;
+    let mut validation = jsonwebtoken::Validation::new(verifier.alg);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.set_issuer(&[issuer]);
+    validation.set_required_spec_claims(&["iss", "sub", "aud"]);
+    let claims = jsonwebtoken::decode::<Claims>(hint, &verifier.key, &validation).ok()?.claims;
+    let aud = match claims.aud {
+        super::access_token::Audience::One(a) => vec![a],
+        super::access_token::Audience::Many(a) => a,
+    };
+    Some(Hint { sub: claims.sub, aud })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
-//! `GET`/`POST /logout`: ending the login session (SPEC §3). A GET only asks; the POST, with
-//! its CSRF token, deletes the session row and the cookie.
+//! `GET`/`POST /logout`: RP-Initiated Logout 1.0 at the `end_session_endpoint`, and ending the
+//! login session (SPEC §3). With a valid `id_token_hint` the session ends at once and the
+//! browser goes back to a *registered* `post_logout_redirect_uri` with `state`; without one,
+//! a page asks, and only its POST (with a CSRF token) signs out.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,10 +10,16 @@ use super::pages::{
     self, LogoutPage, csrf_ok, csrf_token, current_session, error_page, field, form_pairs,
     unavailable,
 };
-use crate::oauth::session;
+use crate::oauth::authorize::redirect_url;
+use crate::oauth::{id_token, session};
 use crate::startup::AppState;
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let params: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    if field(&params, "id_token_hint").is_some() {
+        return rp_initiated(&state, &req, &params).await;
+    }
     let session = match current_session(&state, &req).await {
         Ok(session) => session,
         Err(e) => return unavailable(&state, e),
@@ -32,6 +40,9 @@ pub async fn submit(
     let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
         return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
     };
+    if field(&form, "id_token_hint").is_some() {
+        return rp_initiated(&state, &req, &form).await;
+    }
     let session = match current_session(&state, &req).await {
         Ok(session) => session,
         Err(e) => return unavailable(&state, e),
@@ -49,11 +60,65 @@ pub async fn submit(
         }
         tracing::info!(user = %session.user.id, "logged out");
     }
-    let mut response = pages::render(
-        StatusCode::OK,
-        &LogoutPage { base: pages::base(&state), csrf_token: None, username: String::new() },
-    );
-    let mut expired = pages::cookie(&state, pages::session_cookie_name(&state), String::new());
+    signed_out(&state, None)
+}
+
+/// RP-Initiated Logout 1.0 §2–§3: the hint must be an ID token of ours (never `alg: none` or
+/// foreign); the redirect only to a URI registered for the hint's client.
+async fn rp_initiated(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &[(String, String)],
+) -> HttpResponse {
+    let hint = field(params, "id_token_hint").unwrap_or_default();
+    let Some(hint) = id_token::verify_hint(&state.keys, state.issuer.as_str(), hint) else {
+        return error_page(state, StatusCode::BAD_REQUEST, "The logout request is not valid.");
+    };
+    if field(params, "client_id").is_some_and(|c| !hint.aud.iter().any(|a| a == c)) {
+        return error_page(state, StatusCode::BAD_REQUEST, "The logout request is not valid.");
+    }
+    match current_session(state, req).await {
+        // Only the hinted user's session ends: a hint cannot sign someone else out.
+        Ok(Some(session)) if session.user.id == hint.sub => {
+            if let Err(e) = session::end(&state.db, &session.id).await {
+                return unavailable(state, e);
+            }
+            tracing::info!(user = %session.user.id, "logged out by the relying party");
+        }
+        Ok(_) => {}
+        Err(e) => return unavailable(state, e),
+    }
+    let mut target = None;
+    if let Some(uri) = field(params, "post_logout_redirect_uri") {
+        for client_id in &hint.aud {
+            match state.registry.find(&state.db, client_id).await {
+                Ok(Some(client))
+                    if client.metadata.post_logout_redirect_uris.iter().any(|r| r == uri) =>
+                {
+                    target = Some(uri.to_owned());
+                }
+                Ok(_) => {}
+                Err(e) => return unavailable(state, e),
+            }
+        }
+    }
+    let redirect = target.map(|uri| match field(params, "state") {
+        Some(s) => redirect_url(&uri, &[("state", s)]),
+        None => uri,
+    });
+    signed_out(state, redirect)
+}
+
+/// The signed-out answer: back to the relying party, or our page; the cookie goes either way.
+fn signed_out(state: &AppState, redirect: Option<String>) -> HttpResponse {
+    let mut response = match redirect {
+        Some(location) => pages::see_other(&location),
+        None => pages::render(
+            StatusCode::OK,
+            &LogoutPage { base: pages::base(state), csrf_token: None, username: String::new() },
+        ),
+    };
+    let mut expired = pages::cookie(state, pages::session_cookie_name(state), String::new());
     expired.make_removal();
     let _ = response.add_cookie(&expired);
     response

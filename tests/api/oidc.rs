@@ -357,3 +357,70 @@ async fn prompt_consent_asks_again_and_other_oidc_parameters_are_accepted() {
         Browser::new().get(&app.url("/login?login_hint=ruth")).await.text().await.expect("page");
     assert!(hinted.contains(r#"value="ruth""#), "login_hint prefills the username");
 }
+
+#[tokio::test]
+async fn rp_initiated_logout_redirects_only_to_registered_uris_and_ends_the_session() {
+    let app = spawn_app().await;
+    let registered = app
+        .create_client(json!({"redirect_uris": [REDIRECT], "scope": "openid", "post_logout_redirect_uris": ["https://app.example/bye"]}))
+        .await;
+    let client = (
+        registered["client_id"].as_str().expect("id").to_owned(),
+        registered["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    user(&app, "sam").await;
+    let signed_in = |browser: &Browser| {
+        let url = app.url("/account");
+        let get = browser.http.get(url).send();
+        async move { get.await.expect("GET").status() == 200 }
+    };
+    let logout = |hint: &str, uri: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("id_token_hint", hint)
+            .append_pair("post_logout_redirect_uri", uri)
+            .append_pair("state", "bye-state")
+            .finish();
+        app.url(&format!("/logout?{query}"))
+    };
+
+    let browser = Browser::new();
+    let hint = id_token_after_login(&app, &client, &browser).await;
+    let registered_logout = browser.get(&logout(&hint, "https://app.example/bye")).await;
+    assert_eq!(registered_logout.status(), 303);
+    let to = location(&registered_logout).expect("redirect");
+    assert!(to.starts_with("https://app.example/bye"));
+    assert_eq!(params(&to)["state"], "bye-state");
+    assert!(!signed_in(&browser).await, "the session is deleted");
+
+    let browser = Browser::new();
+    let hint = id_token_after_login(&app, &client, &browser).await;
+    let unregistered = browser.get(&logout(&hint, "https://evil.example/bye")).await;
+    assert_eq!(unregistered.status(), 200, "no redirect to an unregistered URI");
+    assert!(location(&unregistered).is_none());
+    assert!(!signed_in(&browser).await);
+
+    let browser = Browser::new();
+    id_token_after_login(&app, &client, &browser).await;
+    let forged = browser
+        .get(&logout("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", "https://app.example/bye"))
+        .await;
+    assert_eq!(forged.status(), 400);
+    assert!(location(&forged).is_none());
+    assert!(signed_in(&browser).await, "a forged hint signs nobody out");
+    let asked = browser.get(&app.url("/logout")).await.text().await.expect("page");
+    assert!(asked.contains("Sign out?"), "without a hint a page asks first");
+}
+
+async fn id_token_after_login(
+    app: &crate::helpers::TestApp,
+    client: &(String, String),
+    browser: &Browser,
+) -> String {
+    let (verifier, challenge) = crate::browser::pkce();
+    let url = crate::browser::authorize_url(app, &client.0, &challenge, "openid", "s");
+    let back = authorize_with_consent(browser, app, &url, "sam").await;
+    let code = params(&location(&back).expect("code"))["code"].clone();
+    let tokens: Value =
+        crate::browser::redeem(app, client, &code, &verifier).await.json().await.expect("JSON");
+    tokens["id_token"].as_str().expect("id token").to_owned()
+}
