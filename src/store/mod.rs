@@ -40,7 +40,21 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbErr> {
     if settings.is_postgres() {
         options.statement_timeout(settings.db_timeout * 2);
     }
-    Database::connect(options).await
+    open(options, Duration::from_secs(30)).await
+}
+
+/// Connects, waiting out a SQLite database that another process holds locked (its connection
+/// pragmas, e.g. switching to WAL, fail at once rather than wait while a replica migrates).
+async fn open(options: ConnectOptions, patience: Duration) -> Result<DatabaseConnection, DbErr> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        match Database::connect(options.clone()).await {
+            Err(e) if is_unavailable(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 fn options(settings: &Settings, busy_timeout: Duration) -> ConnectOptions {
@@ -63,7 +77,7 @@ pub async fn migrate(settings: &Settings) -> Result<(), DbErr> {
     const WAIT: Duration = Duration::from_secs(60);
     let mut options = options(settings, WAIT);
     options.max_connections(1).min_connections(1).acquire_timeout(WAIT);
-    let connection = Database::connect(options).await?;
+    let connection = open(options, WAIT).await?;
     let (lock, unlock, abandon) = if settings.is_postgres() {
         let unlock = format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})");
         (format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"), unlock.clone(), unlock)

@@ -424,3 +424,40 @@ async fn id_token_after_login(
         crate::browser::redeem(app, client, &code, &verifier).await.json().await.expect("JSON");
     tokens["id_token"].as_str().expect("id token").to_owned()
 }
+
+#[tokio::test]
+async fn python_authlib_as_an_independent_relying_party_completes_the_flow() {
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import authlib, requests"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !importable {
+        assert!(std::env::var("CI").is_err(), "CI must install authlib and requests (pip)");
+        eprintln!("skipped: python3 with authlib and requests is not installed here");
+        return;
+    }
+    let app = spawn_app().await;
+    let registered = app.create_client(json!({"client_name": "Python RP", "redirect_uris": [REDIRECT], "scope": "openid profile email"})).await;
+    let user_id = user(&app, "pyla").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/authlib_rp.py");
+    let (issuer, id, secret) = (
+        app.issuer.clone(),
+        registered["client_id"].as_str().expect("id").to_owned(),
+        registered["client_secret"].as_str().expect("secret").to_owned(),
+    );
+
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .args([script, &issuer, &id, &secret, REDIRECT, "pyla", crate::browser::PASSWORD])
+            .output()
+            .expect("python3")
+    })
+    .await
+    .expect("join");
+
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let verified: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+    assert_eq!(verified["sub"], user_id.as_str());
+    assert_eq!(verified["email"], "pyla@example.com");
+    assert!(verified["at_hash"].is_string());
+}
