@@ -7,7 +7,7 @@ use super::client_auth;
 use super::form::OAuthForm;
 use crate::error::OAuthError;
 use crate::oauth::client_auth::authenticate;
-use crate::oauth::grant::authorization_code::{self, Issuing};
+use crate::oauth::grant::{Issuing, authorization_code};
 use crate::oauth::grant::{client_credentials, refresh_token};
 use crate::startup::AppState;
 

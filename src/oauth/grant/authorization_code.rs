@@ -1,36 +1,21 @@
 //! The authorization code grant (RFC 6749 §4.1, OAuth 2.1 §4.1): codes issued after login and
 //! consent, redeemed once for tokens under PKCE.
 
-use std::time::Duration;
-
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::Utc;
 
-use super::TokenResponse;
 use super::client_credentials::audience;
-use crate::config::Issuer;
+use super::{Issuing, TokenResponse};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
-use crate::oauth::id_token::{self, IdToken};
-use crate::oauth::keyring::Keys;
-use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
 use crate::oauth::revocation;
 use crate::oauth::scope::Scopes;
 use crate::oauth::{pkce, secret};
 use crate::store::codes::CodeRecord;
 use crate::store::refresh_tokens::RefreshRecord;
 use crate::store::{self, Db, StoreError};
-
-/// What issuing tokens needs from the server.
-pub struct Issuing<'a> {
-    pub db: &'a Db,
-    pub keys: &'a Keys,
-    pub refresh_keys: &'a RefreshKeys,
-    pub issuer: &'a Issuer,
-    pub max_lifetime: Duration,
-}
 
 fn code_hash(code: &str) -> Vec<u8> {
     digest(&SHA256, code.as_bytes()).as_ref().to_vec()
@@ -161,24 +146,14 @@ pub async fn exchange(
         Some(family_id) => Some(start_family(ctx, client, &record, &scope, family_id).await?),
         None => None,
     };
-    // OIDC Core §3.1.3.3: an ID token whenever openid was granted.
-    let id_token = if scope.contains("openid") {
-        Some(id_token::issue(
-            ctx.keys,
-            IdToken {
-                issuer: ctx.issuer.as_str(),
-                client_id: &client.client_id,
-                user: &user,
-                scope: &scope,
-                auth_time: record.auth_time.timestamp(),
-                nonce: record.nonce.as_deref(),
-                access_token: &access_token,
-                lifetime: client.id_token_lifetime().min(ctx.max_lifetime),
-            },
-        )?)
-    } else {
-        None
-    };
+    let id_token = ctx.id_token(
+        client,
+        &user,
+        &scope,
+        record.auth_time,
+        record.nonce.as_deref(),
+        &access_token,
+    )?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -220,19 +195,7 @@ async fn start_family(
         absolute_expires_at: now + chrono::Duration::seconds(absolute),
     };
     store::refresh_tokens::insert(ctx.db, &record).await?;
-    let token = ctx.refresh_keys.sign(&RefreshClaims {
-        iss: ctx.issuer.as_str().to_owned(),
-        sub: record.user_id.clone(),
-        aud: ctx.issuer.as_str().to_owned(),
-        exp: record.expires_at.timestamp(),
-        iat: now.timestamp(),
-        jti: record.jti.clone(),
-        client_id: record.client_id.clone(),
-        scope: record.scope.clone(),
-        fid: record.family_id.clone(),
-        gid: record.grant_id.clone(),
-        auth_time: record.auth_time.timestamp(),
-    })?;
+    let token = ctx.refresh_token(&record, now)?;
     Ok(token)
 }
 

@@ -5,14 +5,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::Issuing;
 use super::TokenResponse;
-use super::authorization_code::Issuing;
 use super::client_credentials::audience;
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
-use crate::oauth::id_token::{self, IdToken};
-use crate::oauth::refresh_token::RefreshClaims;
 use crate::oauth::revocation;
 use crate::oauth::scope::Scopes;
 use crate::store;
@@ -103,37 +101,9 @@ pub async fn exchange(
             family_id: Some(&successor.family_id),
         },
     )?;
-    let refresh_token = ctx.refresh_keys.sign(&RefreshClaims {
-        iss: ctx.issuer.as_str().to_owned(),
-        sub: successor.user_id.clone(),
-        aud: ctx.issuer.as_str().to_owned(),
-        exp: successor.expires_at.timestamp(),
-        iat: now.timestamp(),
-        jti: successor.jti.clone(),
-        client_id: successor.client_id.clone(),
-        scope: successor.scope.clone(),
-        fid: successor.family_id.clone(),
-        gid: successor.grant_id.clone(),
-        auth_time: successor.auth_time.timestamp(),
-    })?;
+    let refresh_token = ctx.refresh_token(&successor, now)?;
     // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
-    let id_token = if scope.contains("openid") {
-        Some(id_token::issue(
-            ctx.keys,
-            IdToken {
-                issuer: ctx.issuer.as_str(),
-                client_id: &client.client_id,
-                user: &user,
-                scope: &scope,
-                auth_time: successor.auth_time.timestamp(),
-                nonce: None,
-                access_token: &access_token,
-                lifetime: client.id_token_lifetime().min(ctx.max_lifetime),
-            },
-        )?)
-    } else {
-        None
-    };
+    let id_token = ctx.id_token(client, &user, &scope, successor.auth_time, None, &access_token)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
