@@ -343,7 +343,9 @@ async fn keys(action: KeysCommand, settings: Settings) -> anyhow::Result<()> {
                 KeyError::NextTooNew(_) => anyhow::anyhow!("{e} (castellan keys rotate --force)"),
                 other => other.into(),
             })?;
-            println!("{}", keys.active_kid());
+            for alg in crate::oauth::jwk::Algorithm::ALL {
+                println!("{} {}", alg.as_str(), keys.active_kid(alg));
+            }
         }
         KeysCommand::List => {
             let listed = keyring::list_stored(&db, &policy).await?;

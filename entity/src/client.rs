@@ -22,6 +22,7 @@ pub struct Model {
     pub post_logout_redirect_uris: String,
     #[sea_orm(column_type = "Text")]
     pub audience: String,
+    pub access_token_signed_response_alg: String,
     pub access_token_lifetime: Option<i32>,
     pub id_token_lifetime: Option<i32>,
     pub refresh_token_lifetime: Option<i32>,

@@ -6,6 +6,7 @@ mod m20261127_000001_signing_keys;
 mod m20261127_000002_clients_and_scopes;
 mod m20261127_000003_users;
 mod m20261127_000004_sessions_grants_codes;
+mod m20261128_000005_access_token_alg;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_clients_and_scopes::Migration),
             Box::new(m20261127_000003_users::Migration),
             Box::new(m20261127_000004_sessions_grants_codes::Migration),
+            Box::new(m20261128_000005_access_token_alg::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::jwk::Algorithm;
 use super::keyring::{KeyError, Keys, LEEWAY};
 use super::scope::Scopes;
 
@@ -64,6 +65,8 @@ pub struct Grant<'a> {
     pub auth_time: Option<i64>,
     pub grant_id: Option<&'a str>,
     pub family_id: Option<&'a str>,
+    /// The client's `access_token_signed_response_alg`.
+    pub alg: Algorithm,
 }
 
 /// Signs a new access token; returns it with its claims.
@@ -83,7 +86,7 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         gid: grant.grant_id.map(str::to_owned),
         fid: grant.family_id.map(str::to_owned),
     };
-    let token = keys.sign(TYP, &claims)?;
+    let token = keys.sign(grant.alg, TYP, &claims)?;
     Ok((token, claims))
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::jwk::Algorithm;
 use super::scope::Scopes;
 
 /// Default lifetimes (SPEC §4).
@@ -103,6 +104,8 @@ pub struct ClientMetadata {
     pub post_logout_redirect_uris: Vec<String>,
     pub audience: Vec<String>,
     pub lifetimes: Lifetimes,
+    /// How its access tokens are signed (RS256 unless the client asks otherwise).
+    pub access_token_alg: Algorithm,
 }
 
 /// A secret hash and when it stops working.
@@ -166,6 +169,7 @@ impl Client {
             jwks: m.jwks.clone(),
             post_logout_redirect_uris: m.post_logout_redirect_uris.clone(),
             audience: m.audience.clone(),
+            access_token_signed_response_alg: m.access_token_alg.as_str(),
             access_token_lifetime: l.access_token.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
             id_token_lifetime: l.id_token.unwrap_or(DEFAULT_ID_TOKEN_LIFETIME),
             refresh_token_lifetime: l.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
@@ -206,6 +210,8 @@ pub struct ClientView {
     pub jwks: Option<serde_json::Value>,
     pub post_logout_redirect_uris: Vec<String>,
     pub audience: Vec<String>,
+    /// RS256 (the default), ES256 or EdDSA.
+    pub access_token_signed_response_alg: &'static str,
     pub access_token_lifetime: u32,
     pub id_token_lifetime: u32,
     pub refresh_token_lifetime: u32,

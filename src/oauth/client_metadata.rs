@@ -10,6 +10,7 @@ use super::client::{
     AuthMethod, ClientMetadata, DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME,
     DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType, Lifetimes,
 };
+use super::jwk::Algorithm;
 use super::redirect_uri;
 use super::scope::Scopes;
 
@@ -30,7 +31,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 15] = [
+const MEMBERS: [&str; 16] = [
     "client_name",
     "redirect_uris",
     "grant_types",
@@ -46,6 +47,7 @@ const MEMBERS: [&str; 15] = [
     "refresh_token_absolute_lifetime",
     "authorization_code_lifetime",
     "jwks_uri",
+    "access_token_signed_response_alg",
 ];
 
 /// Members the server assigns: a body carrying one is refused, not silently ignored.
@@ -128,6 +130,16 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         return Err(invalid("audience", "audience entries must be absolute URIs without fragment"));
     }
     let lifetimes = lifetimes(map, max_token_lifetime)?;
+    // The JWS algorithm of its access tokens; ID tokens stay RS256.
+    let access_token_alg = match member::<String>(map, "access_token_signed_response_alg")? {
+        None => Algorithm::RS256,
+        Some(alg) => Algorithm::parse(&alg).ok_or_else(|| {
+            invalid(
+                "access_token_signed_response_alg",
+                "access_token_signed_response_alg must be RS256, ES256 or EdDSA",
+            )
+        })?,
+    };
     Ok(ClientMetadata {
         client_name,
         redirect_uris,
@@ -139,6 +151,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         post_logout_redirect_uris,
         audience,
         lifetimes,
+        access_token_alg,
     })
 }
 

@@ -89,7 +89,8 @@ pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
         at_hash: at_hash(token.access_token),
         user: UserClaims::new(token.user, token.scope),
     };
-    keys.sign("JWT", &claims)
+    // RS256 is the ID token algorithm of every client (OIDC Core §15.1 requires it of an OP).
+    keys.sign(super::jwk::Algorithm::RS256, "JWT", &claims)
 }
 
 /// What a verified `id_token_hint` says (OIDC Core §3.1.2.1, RP-Initiated Logout §2).

@@ -1,5 +1,6 @@
 //! The key ring (SPEC §7): keys move next → active → retired; every replica reads the same
-//! rows, signs with the one active key and publishes the same JWKS.
+//! rows, signs with the one active key of each algorithm and publishes the same JWKS. Every
+//! algorithm has its own active and next key, and they rotate together.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::jwk::{self, Algorithm, RsaPublicJwk};
+use super::jwk::{self, Algorithm, PublicJwk};
 use super::jws::Signer;
 use super::master_key::MasterKey;
 use crate::store::{self, Db, StoreError, keys::RotateError, keys::StoredKey};
@@ -74,7 +75,7 @@ pub struct KeyInfo {
     pub published_until: Option<DateTime<Utc>>,
     #[serde(skip)]
     #[schema(ignore)]
-    public: RsaPublicJwk,
+    public: PublicJwk,
 }
 
 /// Everything that can go wrong with the key ring.
@@ -85,8 +86,8 @@ pub enum KeyError {
          file is not the one this database was created with"
     )]
     WrongMasterKey { kid: String },
-    #[error("the key ring has no {0} key")]
-    Missing(&'static str),
+    #[error("the key ring has no {0} key for {1}")]
+    Missing(&'static str, &'static str),
     #[error(
         "the next key has been published for less than the JWKS cache lifetime; \
          rotate again in {0}s (or force it, breaking clients with a cached JWKS)"
@@ -114,7 +115,8 @@ impl From<RotateError> for KeyError {
 /// One consistent view of the ring, swapped whole when the database changes.
 struct Snapshot {
     keys: Vec<KeyInfo>,
-    active: Arc<Signer>,
+    /// The signing key of each algorithm, in `Algorithm::ALL` order.
+    active: [Arc<Signer>; 3],
     /// Parsed private keys of the active and next keys, by kid.
     signers: HashMap<String, Arc<Signer>>,
     /// Verification keys of every published key, by kid.
@@ -145,7 +147,9 @@ impl Keys {
         policy: KeyPolicy,
     ) -> Result<Self, KeyError> {
         let existing = store::keys::list(db).await?;
-        let has = |state: &str| existing.iter().any(|k| k.state == state);
+        let has = |alg: Algorithm, state: &str| {
+            existing.iter().any(|k| k.alg == alg.as_str() && k.state == state)
+        };
         // Check the master key before adding keys sealed under it.
         if let Some(key) = existing.iter().find(|k| k.state != "retired") {
             master
@@ -153,13 +157,16 @@ impl Keys {
                 .map_err(|_| KeyError::WrongMasterKey { kid: key.kid.clone() })?;
         }
         let now = Utc::now();
-        if !has("active") {
-            let key = generate_sealed(&master, KeyState::Active, now).await?;
-            store::keys::insert(db, key).await?;
-        }
-        if !has("next") {
-            let key = generate_sealed(&master, KeyState::Next, now).await?;
-            store::keys::insert(db, key).await?;
+        for alg in Algorithm::ALL {
+            // A replica that loses the race to another's insert finds the key on loading.
+            if !has(alg, "active") {
+                let key = generate_sealed(&master, alg, KeyState::Active, now).await?;
+                store::keys::insert(db, key).await?;
+            }
+            if !has(alg, "next") {
+                let key = generate_sealed(&master, alg, KeyState::Next, now).await?;
+                store::keys::insert(db, key).await?;
+            }
         }
         let snapshot = load(db, &master, &policy, None).await?;
         Ok(Self { snapshot: ArcSwap::from_pointee(snapshot), master, policy })
@@ -173,34 +180,51 @@ impl Keys {
         Ok(())
     }
 
-    /// Activates the published next key, retires the active one and creates a new next key.
-    /// Unless forced, refuses while the next key may still be missing from JWKS caches.
+    /// For every algorithm at once: activates the published next key, retires the active one
+    /// and creates a new next key. Unless forced, refuses while a next key may still be
+    /// missing from JWKS caches.
     pub async fn rotate(&self, db: &Db, force: bool) -> Result<(), KeyError> {
         self.refresh(db).await?;
-        let (active, next) = self.live_keys()?;
-        let published_for = (Utc::now() - next.created_at).to_std().unwrap_or_default();
-        if !force && published_for < self.policy.publish_lead {
-            let remaining = self.policy.publish_lead - published_for;
+        let live = self.live_keys()?;
+        let now = Utc::now();
+        let remaining = live
+            .iter()
+            .map(|(_, next)| {
+                let published_for = (now - next.created_at).to_std().unwrap_or_default();
+                self.policy.publish_lead.saturating_sub(published_for)
+            })
+            .max()
+            .unwrap_or_default();
+        if !force && !remaining.is_zero() {
             return Err(KeyError::NextTooNew(remaining.as_secs() + 1));
         }
-        let mut new_next = generate_sealed(&self.master, KeyState::Next, Utc::now()).await?;
+        let mut rotations = Vec::with_capacity(live.len());
+        for (active, next) in live {
+            let new_next = generate_sealed(&self.master, active.alg, KeyState::Next, now).await?;
+            rotations.push(store::keys::Rotation { active: active.kid, next: next.kid, new_next });
+        }
         // Timestamped after the slow key generation, right before the switch.
         let now = Utc::now();
-        new_next.created_at = now;
-        store::keys::rotate(db, &active.kid, &next.kid, new_next, now).await?;
-        tracing::info!(retired = %active.kid, activated = %next.kid, "rotated the signing key");
+        for rotation in &mut rotations {
+            rotation.new_next.created_at = now;
+        }
+        store::keys::rotate(db, &rotations, now).await?;
+        for r in &rotations {
+            tracing::info!(retired = %r.active, activated = %r.next, "rotated a signing key");
+        }
         self.refresh(db).await
     }
 
     /// Rotates when the active key has signed for a whole rotation period. A rotation
     /// another replica made first counts as done.
     pub async fn rotate_if_due(&self, db: &Db) -> Result<(), KeyError> {
-        let (active, next) = self.live_keys()?;
+        let live = self.live_keys()?;
         let now = Utc::now();
-        let signing_since = active.activated_at.unwrap_or(active.created_at);
-        let due = (now - signing_since).to_std().unwrap_or_default() >= self.policy.rotation_period;
-        let ready =
-            (now - next.created_at).to_std().unwrap_or_default() >= self.policy.publish_lead;
+        let age = |t: DateTime<Utc>| (now - t).to_std().unwrap_or_default();
+        let due = live.iter().any(|(active, _)| {
+            age(active.activated_at.unwrap_or(active.created_at)) >= self.policy.rotation_period
+        });
+        let ready = live.iter().all(|(_, next)| age(next.created_at) >= self.policy.publish_lead);
         if !(due && ready) {
             return Ok(());
         }
@@ -210,13 +234,19 @@ impl Keys {
         }
     }
 
-    /// Signs `claims` with the active key, unless this replica's view of the ring is stale.
-    pub fn sign<C: Serialize>(&self, typ: &str, claims: &C) -> Result<String, KeyError> {
+    /// Signs `claims` with the active key of `alg`, unless this replica's view of the ring
+    /// is stale.
+    pub fn sign<C: Serialize>(
+        &self,
+        alg: Algorithm,
+        typ: &str,
+        claims: &C,
+    ) -> Result<String, KeyError> {
         let snapshot = self.snapshot.load();
         if snapshot.loaded_at.elapsed() > self.policy.stale_after {
             return Err(KeyError::Stale);
         }
-        Ok(snapshot.active.sign(typ, claims)?)
+        Ok(snapshot.active[position(alg)].sign(typ, claims)?)
     }
 
     /// Whether the ring has not been re-read for too long (readiness reports it).
@@ -229,9 +259,9 @@ impl Keys {
         self.snapshot.load().verifiers.get(kid).cloned()
     }
 
-    /// The kid of the key that signs now.
-    pub fn active_kid(&self) -> String {
-        self.snapshot.load().active.kid().to_owned()
+    /// The kid of the key that signs `alg` tokens now.
+    pub fn active_kid(&self, alg: Algorithm) -> String {
+        self.snapshot.load().active[position(alg)].kid().to_owned()
     }
 
     /// The JWK Set as JSON: the published keys' public members only.
@@ -244,12 +274,30 @@ impl Keys {
         self.snapshot.load().keys.clone()
     }
 
-    fn live_keys(&self) -> Result<(KeyInfo, KeyInfo), KeyError> {
+    /// The (active, next) pair of every algorithm.
+    fn live_keys(&self) -> Result<Vec<(KeyInfo, KeyInfo)>, KeyError> {
         let snapshot = self.snapshot.load();
-        let find = |state| snapshot.keys.iter().find(|k| k.state == state).cloned();
-        let active = find(KeyState::Active).ok_or(KeyError::Missing("active"))?;
-        let next = find(KeyState::Next).ok_or(KeyError::Missing("next"))?;
-        Ok((active, next))
+        Algorithm::ALL
+            .into_iter()
+            .map(|alg| {
+                let find = |state| {
+                    snapshot.keys.iter().find(|k| k.alg == alg && k.state == state).cloned()
+                };
+                let active =
+                    find(KeyState::Active).ok_or(KeyError::Missing("active", alg.as_str()))?;
+                let next = find(KeyState::Next).ok_or(KeyError::Missing("next", alg.as_str()))?;
+                Ok((active, next))
+            })
+            .collect()
+    }
+}
+
+/// Where `alg` sits in `Algorithm::ALL` (and in a snapshot's active keys).
+fn position(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::RS256 => 0,
+        Algorithm::ES256 => 1,
+        Algorithm::EdDSA => 2,
     }
 }
 
@@ -261,10 +309,11 @@ pub async fn list_stored(db: &Db, policy: &KeyPolicy) -> Result<Vec<KeyInfo>, Ke
 
 async fn generate_sealed(
     master: &MasterKey,
+    alg: Algorithm,
     state: KeyState,
     now: DateTime<Utc>,
 ) -> Result<StoredKey, KeyError> {
-    let key = tokio::task::spawn_blocking(|| jwk::generate(Algorithm::RS256))
+    let key = tokio::task::spawn_blocking(move || jwk::generate(alg))
         .await
         .map_err(anyhow::Error::from)??;
     let sealed = master.seal(key.kid.as_bytes(), &key.pkcs8)?;
@@ -335,21 +384,24 @@ async fn load(
         };
         (rank, std::cmp::Reverse(k.created_at))
     });
-    let active_kid = &keys
-        .first()
-        .filter(|k| k.state == KeyState::Active)
-        .ok_or(KeyError::Missing("active"))?
-        .kid;
-    let active = signers.get(active_kid).cloned().ok_or(KeyError::Missing("active"))?;
+    let active = Algorithm::ALL.map(|alg| {
+        keys.iter()
+            .find(|k| k.alg == alg && k.state == KeyState::Active)
+            .and_then(|k| signers.get(&k.kid).cloned())
+            .ok_or(KeyError::Missing("active", alg.as_str()))
+    });
+    let [rs256, es256, eddsa] = active;
+    let active = [rs256?, es256?, eddsa?];
     let jwks = jwks_json(&keys)?;
     Ok(Snapshot { keys, active, signers, verifiers, jwks, loaded_at: std::time::Instant::now() })
 }
 
 fn verifier(info: &KeyInfo) -> Result<Verifier, KeyError> {
-    let Algorithm::RS256 = info.alg;
-    let key = jsonwebtoken::DecodingKey::from_rsa_components(&info.public.n, &info.public.e)
+    let key = info
+        .public
+        .decoding_key()
         .map_err(|e| anyhow::anyhow!("the public key of {} does not parse: {e}", info.kid))?;
-    Ok(Verifier { alg: jsonwebtoken::Algorithm::RS256, key })
+    Ok(Verifier { alg: info.alg.verification(), key })
 }
 
 fn open_signer(master: &MasterKey, row: &StoredKey, alg: Algorithm) -> Result<Signer, KeyError> {
@@ -359,29 +411,8 @@ fn open_signer(master: &MasterKey, row: &StoredKey, alg: Algorithm) -> Result<Si
     Ok(Signer::from_pkcs8(row.kid.clone(), alg, &pkcs8)?)
 }
 
-/// One JWK of the published set (RFC 7517 §4): public members only.
-#[derive(Serialize)]
-struct PublishedJwk<'a> {
-    kty: &'static str,
-    #[serde(rename = "use")]
-    use_: &'static str,
-    alg: &'static str,
-    kid: &'a str,
-    n: &'a str,
-    e: &'a str,
-}
-
 fn jwks_json(keys: &[KeyInfo]) -> anyhow::Result<Arc<[u8]>> {
-    let published: Vec<_> = keys
-        .iter()
-        .map(|k| PublishedJwk {
-            kty: "RSA",
-            use_: "sig",
-            alg: k.alg.as_str(),
-            kid: &k.kid,
-            n: &k.public.n,
-            e: &k.public.e,
-        })
-        .collect();
+    // RFC 7517 §4: public members only.
+    let published: Vec<_> = keys.iter().map(|k| k.public.published(&k.kid, k.alg)).collect();
     Ok(serde_json::to_vec(&serde_json::json!({ "keys": published }))?.into())
 }

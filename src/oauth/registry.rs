@@ -10,6 +10,7 @@ use secrecy::SecretString;
 
 use super::client::{AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, SecretHash};
 use super::client_metadata::FieldError;
+use super::jwk::Algorithm;
 use super::scope::Scopes;
 use super::secret;
 use crate::store::clients::{ClientRecord, SecretRecord};
@@ -75,6 +76,7 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         post_logout_redirect_uris: Vec::new(),
         audience: Vec::new(),
         lifetimes: Lifetimes::default(),
+        access_token_alg: Algorithm::RS256,
     }
 }
 
@@ -262,6 +264,7 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         jwks: m.jwks.as_ref().map(serde_json::to_string).transpose()?,
         post_logout_redirect_uris: serde_json::to_string(&m.post_logout_redirect_uris)?,
         audience: serde_json::to_string(&m.audience)?,
+        access_token_alg: m.access_token_alg.as_str().to_owned(),
         lifetimes: [
             lifetime(l.access_token),
             lifetime(l.id_token),
@@ -312,6 +315,8 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
                 refresh_token_absolute: absolute,
                 authorization_code: code,
             },
+            access_token_alg: Algorithm::parse(&r.access_token_alg)
+                .ok_or_else(|| anyhow::anyhow!("unknown access_token_signed_response_alg"))?,
         },
         secrets: r
             .secrets

@@ -22,6 +22,8 @@ pub struct ClientRecord {
     pub jwks: Option<String>,
     pub post_logout_redirect_uris: String,
     pub audience: String,
+    /// `access_token_signed_response_alg`.
+    pub access_token_alg: String,
     pub lifetimes: [Option<i32>; 5],
     pub scopes: Vec<String>,
     pub secrets: Vec<SecretRecord>,
@@ -108,6 +110,7 @@ async fn attach(
             jwks: r.jwks,
             post_logout_redirect_uris: r.post_logout_redirect_uris,
             audience: r.audience,
+            access_token_alg: r.access_token_signed_response_alg,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -126,6 +129,7 @@ fn active_model(record: &ClientRecord) -> client::ActiveModel {
         jwks: Set(record.jwks.clone()),
         post_logout_redirect_uris: Set(record.post_logout_redirect_uris.clone()),
         audience: Set(record.audience.clone()),
+        access_token_signed_response_alg: Set(record.access_token_alg.clone()),
         access_token_lifetime: Set(access),
         id_token_lifetime: Set(id),
         refresh_token_lifetime: Set(refresh),

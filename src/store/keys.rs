@@ -73,38 +73,46 @@ pub enum RotateError {
     Db(#[from] DbErr),
 }
 
-/// Retires `active`, activates `next` and stores `new_next`, in one transaction. Each step
-/// is conditional on the state it expects, so of two concurrent rotations one wins.
+/// One algorithm's step of a rotation: `active` retires, `next` activates, `new_next` is
+/// published.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub active: String,
+    pub next: String,
+    pub new_next: StoredKey,
+}
+
+/// Applies every rotation in one transaction. Each step is conditional on the state it
+/// expects, so of two concurrent rotations one wins and the other changes nothing.
 pub async fn rotate(
     db: &impl TransactionTrait,
-    active: &str,
-    next: &str,
-    new_next: StoredKey,
+    rotations: &[Rotation],
     now: DateTime<Utc>,
 ) -> Result<(), RotateError> {
     let txn = db.begin().await?;
-    // Retire first: the partial unique index allows one `active` key per algorithm.
-    let retired = SigningKeys::update_many()
-        .col_expr(signing_key::Column::State, Expr::value("retired"))
-        .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
-        .filter(signing_key::Column::Kid.eq(active))
-        .filter(signing_key::Column::State.eq("active"))
-        .exec(&txn)
-        .await?;
-    let activated = SigningKeys::update_many()
-        .col_expr(signing_key::Column::State, Expr::value("active"))
-        .col_expr(signing_key::Column::ActivatedAt, Expr::value(now))
-        .filter(signing_key::Column::Kid.eq(next))
-        .filter(signing_key::Column::State.eq("next"))
-        .exec(&txn)
-        .await?;
-    if retired.rows_affected != 1 || activated.rows_affected != 1 {
-        txn.rollback().await?;
-        return Err(RotateError::Raced);
-    }
-    if !insert(&txn, new_next).await? {
-        txn.rollback().await?;
-        return Err(RotateError::Raced);
+    for rotation in rotations {
+        // Retire first: the partial unique index allows one `active` key per algorithm.
+        let retired = SigningKeys::update_many()
+            .col_expr(signing_key::Column::State, Expr::value("retired"))
+            .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
+            .filter(signing_key::Column::Kid.eq(&rotation.active))
+            .filter(signing_key::Column::State.eq("active"))
+            .exec(&txn)
+            .await?;
+        let activated = SigningKeys::update_many()
+            .col_expr(signing_key::Column::State, Expr::value("active"))
+            .col_expr(signing_key::Column::ActivatedAt, Expr::value(now))
+            .filter(signing_key::Column::Kid.eq(&rotation.next))
+            .filter(signing_key::Column::State.eq("next"))
+            .exec(&txn)
+            .await?;
+        if retired.rows_affected != 1
+            || activated.rows_affected != 1
+            || !insert(&txn, rotation.new_next.clone()).await?
+        {
+            txn.rollback().await?;
+            return Err(RotateError::Raced);
+        }
     }
     txn.commit().await?;
     Ok(())

@@ -1,5 +1,6 @@
 //! The admin API's behaviour (SPEC §6): clients, scopes, keys, pagination, validation.
 
+use castellan::oauth::jwk::Algorithm;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -247,7 +248,7 @@ async fn scopes_are_managed_and_protected() {
 #[tokio::test]
 async fn keys_are_listed_and_rotated_through_the_api() {
     let app = spawn_app().await;
-    let before = app.keys.active_kid();
+    let before = app.keys.active_kid(Algorithm::RS256);
 
     let (status, listed) = admin_json(&app, Method::GET, "/admin/keys", None).await;
     assert_eq!(status, 200);
@@ -260,7 +261,7 @@ async fn keys_are_listed_and_rotated_through_the_api() {
     let (status, rotated) = admin_json(&app, Method::POST, "/admin/keys/rotate", None).await;
 
     assert_eq!(status, 200);
-    assert_ne!(app.keys.active_kid(), before);
+    assert_ne!(app.keys.active_kid(Algorithm::RS256), before);
     let retired = rotated["items"]
         .as_array()
         .expect("items")

@@ -2,6 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use castellan::oauth::jwk::Algorithm;
 use jsonwebtoken::{EncodingKey, Header};
 use reqwest::Method;
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -74,7 +75,8 @@ async fn every_admin_route_refuses_a_request_without_a_token() {
 #[tokio::test]
 async fn every_admin_route_refuses_an_expired_token() {
     let app = spawn_app().await;
-    let expired = app.keys.sign("at+jwt", &admin_claims(&app, -30)).expect("sign");
+    let expired =
+        app.keys.sign(Algorithm::RS256, "at+jwt", &admin_claims(&app, -30)).expect("sign");
     assert_every_route_refuses(&app, Some(&expired), 401, "expired").await;
 }
 
@@ -92,7 +94,7 @@ async fn every_admin_route_refuses_a_token_without_the_admin_scope() {
 #[tokio::test]
 async fn every_admin_route_refuses_an_unsigned_alg_none_token() {
     let app = spawn_app().await;
-    let kid = app.keys.active_kid();
+    let kid = app.keys.active_kid(Algorithm::RS256);
     let header =
         URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "at+jwt", "kid": kid}).to_string());
     let payload = URL_SAFE_NO_PAD.encode(admin_claims(&app, 300).to_string());
@@ -108,7 +110,7 @@ async fn every_admin_route_refuses_an_hs256_token_keyed_with_our_rsa_public_key(
         .as_array()
         .expect("keys")
         .iter()
-        .find(|k| k["kid"] == app.keys.active_kid().as_str())
+        .find(|k| k["kid"] == app.keys.active_kid(Algorithm::RS256).as_str())
         .expect("active");
     let n = rsa::BigUint::from_bytes_be(
         &URL_SAFE_NO_PAD.decode(jwk["n"].as_str().expect("n")).expect("b64"),
@@ -119,7 +121,7 @@ async fn every_admin_route_refuses_an_hs256_token_keyed_with_our_rsa_public_key(
     let public_der = rsa::RsaPublicKey::new(n, e).expect("key").to_pkcs1_der().expect("der");
     let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
     header.typ = Some("at+jwt".into());
-    header.kid = Some(app.keys.active_kid());
+    header.kid = Some(app.keys.active_kid(Algorithm::RS256));
     for secret in [public_der.as_bytes().to_vec(), jwk.to_string().into_bytes()] {
         let token = jsonwebtoken::encode(
             &header,
@@ -141,7 +143,7 @@ async fn every_admin_route_refuses_a_token_signed_by_an_unknown_key() {
 
     header.kid = Some("unknown-kid".into());
     let unknown_kid = jsonwebtoken::encode(&header, &admin_claims(&app, 300), &key).expect("sign");
-    header.kid = Some(app.keys.active_kid());
+    header.kid = Some(app.keys.active_kid(Algorithm::RS256));
     let our_kid = jsonwebtoken::encode(&header, &admin_claims(&app, 300), &key).expect("sign");
 
     assert_every_route_refuses(&app, Some(&unknown_kid), 401, "unknown kid").await;
@@ -151,10 +153,11 @@ async fn every_admin_route_refuses_a_token_signed_by_an_unknown_key() {
 #[tokio::test]
 async fn a_token_of_another_type_or_audience_is_refused() {
     let app = spawn_app().await;
-    let id_token_like = app.keys.sign("JWT", &admin_claims(&app, 300)).expect("sign");
+    let id_token_like =
+        app.keys.sign(Algorithm::RS256, "JWT", &admin_claims(&app, 300)).expect("sign");
     let mut other_audience = admin_claims(&app, 300);
     other_audience["aud"] = json!("https://api.example.com");
-    let other_audience = app.keys.sign("at+jwt", &other_audience).expect("sign");
+    let other_audience = app.keys.sign(Algorithm::RS256, "at+jwt", &other_audience).expect("sign");
 
     for token in [id_token_like, other_audience] {
         assert_eq!(call(&app, "GET", "/admin/clients", Some(&token)).await.status(), 401);

@@ -288,7 +288,7 @@ fn form_encode(value: &str) -> String {
 }
 
 /// Verifies `token` against the JWKS alone (an independent path: jsonwebtoken, from the
-/// published `n` and `e`), returning its header and claims.
+/// published JWK, with the algorithm the JWK names), returning its header and claims.
 pub async fn verify_with_jwks(
     app: &TestApp,
     token: &str,
@@ -304,12 +304,11 @@ pub async fn verify_with_jwks(
         .find(|k| k["kid"] == kid.as_str())
         .expect("the signing key is published")
         .clone();
-    let key = jsonwebtoken::DecodingKey::from_rsa_components(
-        jwk["n"].as_str().expect("n"),
-        jwk["e"].as_str().expect("e"),
-    )
-    .expect("JWK");
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    let alg: jsonwebtoken::Algorithm =
+        jwk["alg"].as_str().expect("alg").parse().expect("a JWS algorithm");
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwk).expect("JWK");
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).expect("usable JWK");
+    let mut validation = jsonwebtoken::Validation::new(alg);
     validation.set_issuer(&[&app.issuer]);
     validation.set_audience(&[audience]);
     let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
@@ -317,11 +316,22 @@ pub async fn verify_with_jwks(
     (data.header, data.claims)
 }
 
+/// The kids of the published RS256 keys (every algorithm's keys rotate alike).
 pub fn kids(jwks: &serde_json::Value) -> Vec<String> {
+    kids_of(jwks, Some("RS256"))
+}
+
+/// The kids of every published key, whatever its algorithm.
+pub fn all_kids(jwks: &serde_json::Value) -> Vec<String> {
+    kids_of(jwks, None)
+}
+
+fn kids_of(jwks: &serde_json::Value, alg: Option<&str>) -> Vec<String> {
     jwks["keys"]
         .as_array()
         .expect("keys array")
         .iter()
+        .filter(|k| alg.is_none_or(|alg| k["alg"] == alg))
         .map(|k| k["kid"].as_str().expect("kid").to_owned())
         .collect()
 }

@@ -461,3 +461,38 @@ async fn python_authlib_as_an_independent_relying_party_completes_the_flow() {
     assert_eq!(verified["email"], "pyla@example.com");
     assert!(verified["at_hash"].is_string());
 }
+
+#[tokio::test]
+async fn an_eddsa_client_gets_eddsa_access_tokens_but_rs256_id_tokens() {
+    let app = spawn_app().await;
+    let registered = app
+        .create_client(json!({
+            "redirect_uris": [REDIRECT],
+            "scope": "openid profile",
+            "access_token_signed_response_alg": "EdDSA",
+        }))
+        .await;
+    let client = (
+        registered["client_id"].as_str().expect("id").to_owned(),
+        registered["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    user(&app, "edna").await;
+    let browser = Browser::new();
+    let (verifier, challenge) = crate::browser::pkce();
+    let url = crate::browser::authorize_url(&app, &client.0, &challenge, "openid profile", "s");
+    let back = authorize_with_consent(&browser, &app, &url, "edna").await;
+    let code = params(&location(&back).expect("code"))["code"].clone();
+
+    let tokens: Value =
+        crate::browser::redeem(&app, &client, &code, &verifier).await.json().await.expect("JSON");
+
+    let access = tokens["access_token"].as_str().expect("access token");
+    let (header, _) = crate::helpers::verify_with_jwks(&app, access, &app.issuer).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    let id_token = tokens["id_token"].as_str().expect("id token");
+    let (header, claims) = crate::helpers::verify_with_jwks(&app, id_token, &client.0).await;
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256, "ID tokens stay RS256");
+    assert_eq!(claims["at_hash"].as_str().map(str::len), Some(22));
+    let userinfo = app.http.get(app.url("/userinfo")).bearer_auth(access).send().await;
+    assert_eq!(userinfo.expect("GET").status(), 200, "UserInfo accepts the EdDSA token");
+}

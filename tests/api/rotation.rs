@@ -4,11 +4,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use castellan::oauth::jwk::Algorithm;
 use castellan::oauth::keyring::{self, KeyError, KeyState};
 
 use crate::helpers::{
-    ServerProcess, as_refs, castellan, cli_admin, eventually, kids, process_env, spawn_app,
-    spawn_app_with, token_from,
+    ServerProcess, all_kids, as_refs, castellan, cli_admin, eventually, kids, process_env,
+    spawn_app, spawn_app_with, token_from,
 };
 
 /// Waits until the next key has been published longer than the test JWKS cache (1 s).
@@ -17,43 +18,56 @@ async fn let_next_key_publish() {
 }
 
 #[tokio::test]
-async fn the_next_key_is_published_before_it_signs() {
+async fn the_next_key_of_every_algorithm_is_published_before_it_signs() {
     let app = spawn_app().await;
-    let before = app.jwks_kids().await;
-    let signing = app.keys.active_kid();
-    let next = before.iter().find(|k| **k != signing).expect("a published next key").clone();
+    let before = app.jwks().await;
+    let signing = Algorithm::ALL.map(|alg| app.keys.active_kid(alg));
     let_next_key_publish().await;
 
     app.keys.rotate(&app.store().await, false).await.expect("rotation");
 
-    let token = app.keys.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
-    let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
-    assert_eq!(kid, next, "the key that signs now is the one published before");
-    assert!(before.contains(&kid));
-    let after = app.jwks_kids().await;
-    assert_eq!(after.len(), 3, "active, new next and the retired key");
-    let new_next: Vec<_> = after.iter().filter(|k| !before.contains(k)).collect();
-    assert_eq!(new_next.len(), 1);
-    assert_ne!(*new_next[0], kid, "the new next key does not sign yet");
+    let after = app.jwks().await;
+    assert_eq!(all_kids(&after).len(), 9, "per algorithm: active, new next and the retired key");
+    for (alg, previous) in Algorithm::ALL.into_iter().zip(signing) {
+        let claims = serde_json::json!({"sub": "x"});
+        let token = app.keys.sign(alg, "at+jwt", &claims).expect("sign");
+        let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
+        assert_ne!(kid, previous, "{alg:?} rotated");
+        let published_before = published_with(&before, alg.as_str());
+        assert!(published_before.contains(&kid), "the {alg:?} key that signs now was published");
+        let new_next: Vec<_> = published_with(&after, alg.as_str())
+            .into_iter()
+            .filter(|k| !published_before.contains(k))
+            .collect();
+        assert_eq!(new_next.len(), 1, "{alg:?} has one new next key");
+        assert_ne!(new_next[0], kid, "the new next key does not sign yet");
+        assert!(all_kids(&after).contains(&previous), "the retired {alg:?} key stays published");
+    }
+}
+
+fn published_with(jwks: &serde_json::Value, alg: &str) -> Vec<String> {
+    let keys = jwks["keys"].as_array().expect("keys").iter();
+    keys.filter(|k| k["alg"] == alg).map(|k| k["kid"].as_str().expect("kid").to_owned()).collect()
 }
 
 #[tokio::test]
 async fn rotation_waits_until_the_next_key_has_outlived_jwks_caches() {
     let app = spawn_app_with(|s| s.jwks_max_age = Duration::from_secs(60)).await;
-    let signing = app.keys.active_kid();
+    let signing = app.keys.active_kid(Algorithm::RS256);
 
     let refused = app.keys.rotate(&app.store().await, false).await;
 
     assert!(matches!(refused, Err(KeyError::NextTooNew(_))), "{refused:?}");
-    assert_eq!(app.keys.active_kid(), signing);
+    assert_eq!(app.keys.active_kid(Algorithm::RS256), signing);
 }
 
 #[tokio::test]
 async fn the_retired_key_stays_published_until_every_token_it_signed_has_expired() {
     // Tokens live at most 1 s; with 5 s of verifier leeway the key must stay 6 s.
     let app = spawn_app_with(|s| s.max_token_lifetime = Duration::from_secs(1)).await;
-    let retired = app.keys.active_kid();
-    let token = app.keys.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
+    let retired = app.keys.active_kid(Algorithm::RS256);
+    let token =
+        app.keys.sign(Algorithm::RS256, "at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
     let_next_key_publish().await;
 
     app.keys.rotate(&app.store().await, false).await.expect("rotation");
@@ -90,23 +104,33 @@ async fn a_kid_is_never_reused() {
     };
     let listed = keyring::list_stored(&db, &policy).await.expect("list");
     let unique: HashSet<_> = listed.iter().map(|k| k.kid.clone()).collect();
-    assert_eq!(listed.len(), 5);
-    assert_eq!(unique.len(), 5);
-    assert_eq!(listed.iter().filter(|k| k.state == KeyState::Active).count(), 1);
-    assert_eq!(listed.iter().filter(|k| k.state == KeyState::Next).count(), 1);
+    // Three algorithms, each: the first active and next keys, then a new next per rotation.
+    assert_eq!(listed.len(), 15);
+    assert_eq!(unique.len(), 15);
+    for alg in Algorithm::ALL {
+        let of = |state| listed.iter().filter(|k| k.alg == alg && k.state == state).count();
+        assert_eq!(of(KeyState::Active), 1, "{alg:?}");
+        assert_eq!(of(KeyState::Next), 1, "{alg:?}");
+    }
 }
 
 #[tokio::test]
 async fn keys_rotate_on_schedule() {
     let app = spawn_app_with(|s| s.key_rotation_period = Duration::from_secs(2)).await;
-    let first = app.keys.active_kid();
+    let first = app.keys.active_kid(Algorithm::RS256);
     let next: Vec<_> = app.jwks_kids().await.into_iter().filter(|k| *k != first).collect();
 
-    let rotated =
-        eventually(Duration::from_secs(8), || async { app.keys.active_kid() != first }).await;
+    let rotated = eventually(Duration::from_secs(8), || async {
+        app.keys.active_kid(Algorithm::RS256) != first
+    })
+    .await;
 
     assert!(rotated, "the scheduled rotation happened");
-    assert_eq!(vec![app.keys.active_kid()], next, "the published next key took over");
+    assert_eq!(
+        vec![app.keys.active_kid(Algorithm::RS256)],
+        next,
+        "the published next key took over"
+    );
 }
 
 #[tokio::test]
@@ -119,14 +143,17 @@ async fn two_replicas_sign_with_the_same_kid_after_a_rotation_through_one_of_the
     first.keys.rotate(&first.store().await, false).await.expect("rotation");
 
     let in_step = eventually(Duration::from_secs(5), || async {
-        second.keys.active_kid() == first.keys.active_kid()
+        second.keys.active_kid(Algorithm::RS256) == first.keys.active_kid(Algorithm::RS256)
             && first.jwks().await == second.jwks().await
     })
     .await;
     assert!(in_step, "the second replica signs with the new key and publishes the same set");
-    let token = second.keys.sign("at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
+    let token = second
+        .keys
+        .sign(Algorithm::RS256, "at+jwt", &serde_json::json!({"sub": "x"}))
+        .expect("sign");
     let kid = jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid");
-    assert_eq!(kid, first.keys.active_kid());
+    assert_eq!(kid, first.keys.active_kid(Algorithm::RS256));
 }
 
 #[tokio::test]
@@ -162,7 +189,7 @@ async fn two_server_processes_sign_with_the_same_kid_after_a_rotation_through_on
         .as_array()
         .expect("items")
         .iter()
-        .find(|k| k["state"] == "active")
+        .find(|k| k["state"] == "active" && k["alg"] == "RS256")
         .expect("an active key")["kid"]
         .as_str()
         .expect("kid")
@@ -201,7 +228,14 @@ async fn castellan_keys_rotate_reaches_running_servers() {
         .expect("castellan keys rotate");
 
     assert!(rotate.status.success(), "{}", String::from_utf8_lossy(&rotate.stderr));
-    let active = String::from_utf8(rotate.stdout).expect("utf-8").trim().to_owned();
+    // One line per algorithm: "<alg> <kid of its active key>".
+    let printed = String::from_utf8(rotate.stdout).expect("utf-8");
+    let active = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("RS256 "))
+        .expect("the RS256 active key")
+        .to_owned();
+    assert_eq!(printed.lines().count(), 3, "{printed}");
     assert!(kids(&before).contains(&active));
     let published =
         eventually(Duration::from_secs(5), || async { kids(&jwks().await).len() == 3 }).await;

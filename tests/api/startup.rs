@@ -5,6 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use base64::Engine;
+use castellan::oauth::jwk::Algorithm;
 use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 
 use crate::helpers::{
@@ -170,9 +171,18 @@ async fn keys_list_shows_the_active_and_next_keys() {
 
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let listing = String::from_utf8(output.stdout).expect("utf-8");
-    let active = listing.lines().find(|l| l.contains(" active ")).expect("an active key");
-    assert!(active.starts_with(&app.keys.active_kid()));
-    assert_eq!(listing.lines().filter(|l| l.contains(" next ")).count(), 1);
+    for alg in Algorithm::ALL {
+        let of = |state: &str| {
+            let matches = |l: &str| {
+                l.split_whitespace().skip(1).take(2).eq([alg.as_str(), state].into_iter())
+            };
+            listing.lines().filter(|l| matches(l)).collect::<Vec<_>>()
+        };
+        let active = of("active");
+        assert_eq!(active.len(), 1, "{listing}");
+        assert!(active[0].starts_with(&app.keys.active_kid(alg)));
+        assert_eq!(of("next").len(), 1, "{listing}");
+    }
 }
 
 #[tokio::test]

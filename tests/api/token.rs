@@ -259,3 +259,74 @@ async fn an_oversized_body_is_a_clear_400() {
 
     assert_eq!(error_of(response).await, (400, "invalid_request".into()));
 }
+
+#[tokio::test]
+async fn a_client_may_choose_es256_or_eddsa_access_tokens_that_verify_and_introspect() {
+    let app = spawn_app().await;
+    let (default_id, _) = app.service_client("profile", &[]).await;
+    let response =
+        app.admin(reqwest::Method::GET, &format!("/admin/clients/{default_id}"), None).await;
+    assert_eq!(response.status(), 200);
+    let default: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(default["access_token_signed_response_alg"], "RS256");
+
+    for alg in ["ES256", "EdDSA"] {
+        let client = app
+            .create_client(serde_json::json!({
+                "grant_types": ["client_credentials"],
+                "scope": "profile",
+                "access_token_signed_response_alg": alg,
+            }))
+            .await;
+        assert_eq!(client["access_token_signed_response_alg"], alg);
+        let id = client["client_id"].as_str().expect("id");
+        let secret = client["client_secret"].as_str().expect("secret");
+
+        let body = app.client_token(id, secret, None).await;
+
+        let token = body["access_token"].as_str().expect("token");
+        let (header, claims) = verify_with_jwks(&app, token, &app.issuer).await;
+        assert_eq!(header.alg, alg.parse().expect("alg"), "signed with the client's choice");
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(claims["client_id"], id);
+        let introspected: serde_json::Value = app
+            .http
+            .post(app.url("/introspect"))
+            .basic_auth(id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspect")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(introspected["active"], true, "{alg}: {introspected}");
+        assert_eq!(introspected["client_id"], id);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_or_symmetric_access_token_algorithm_is_refused_at_registration() {
+    let app = spawn_app().await;
+    for alg in [
+        serde_json::json!("none"),
+        serde_json::json!("HS256"),
+        serde_json::json!("rs256"),
+        serde_json::json!(256),
+    ] {
+        let response = app
+            .admin(
+                reqwest::Method::POST,
+                "/admin/clients",
+                Some(serde_json::json!({
+                    "grant_types": ["client_credentials"],
+                    "access_token_signed_response_alg": alg,
+                })),
+            )
+            .await;
+        assert_eq!(response.status(), 400, "{alg}");
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        assert_eq!(body["error"], "invalid_client_metadata");
+        assert_eq!(body["field"], "access_token_signed_response_alg");
+    }
+}

@@ -131,6 +131,7 @@ pub async fn exchange(
             auth_time: Some(record.auth_time.timestamp()),
             grant_id: Some(&record.grant_id),
             family_id: family_id.as_deref(),
+            alg: client.metadata.access_token_alg,
         },
     )?;
     let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);

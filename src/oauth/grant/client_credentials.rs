@@ -61,6 +61,7 @@ pub fn exchange(
             auth_time: None,
             grant_id: None,
             family_id: None,
+            alg: client.metadata.access_token_alg,
         },
     )?;
     tracing::info!(client_id = %client.client_id, jti = %claims.jti, "issued a client_credentials token");

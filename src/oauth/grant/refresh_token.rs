@@ -99,6 +99,7 @@ pub async fn exchange(
             auth_time: Some(successor.auth_time.timestamp()),
             grant_id: Some(&successor.grant_id),
             family_id: Some(&successor.family_id),
+            alg: client.metadata.access_token_alg,
         },
     )?;
     let refresh_token = ctx.refresh_token(&successor, now)?;

@@ -33,7 +33,8 @@ pub async fn rotate(
         KeyError::Store(s) => s.into(),
         other => anyhow::Error::from(other).into(),
     })?;
-    tracing::info!(admin = %admin.client_id, kid = %state.keys.active_kid(), "rotated the signing key");
+    let kid = state.keys.active_kid(crate::oauth::jwk::Algorithm::RS256);
+    tracing::info!(admin = %admin.client_id, rs256_kid = %kid, "rotated the signing keys");
     Ok(HttpResponse::Ok().json(key_page(&state).await?))
 }
 
