@@ -19,6 +19,7 @@ use crate::oauth::master_key::MasterKey;
 use crate::oauth::refresh_token::RefreshKeys;
 use crate::oauth::registry::{Credentials, Registry};
 use crate::oauth::users::Passwords;
+use crate::oauth::verdicts::Verdicts;
 use crate::routes;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
@@ -39,6 +40,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// The metadata document, serialized; refreshed with the registered scopes.
     pub discovery: ArcSwap<Vec<u8>>,
+    /// Recent live verdicts of introspected access tokens (one sync interval).
+    pub verdicts: Verdicts,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
     pub draining: Arc<AtomicBool>,
 }
@@ -81,6 +84,7 @@ impl Application {
             refresh_keys,
             passwords: Passwords::default(),
             discovery,
+            verdicts: Verdicts::new(settings.sync_interval),
             draining: Arc::new(AtomicBool::new(false)),
             settings,
         });

@@ -24,3 +24,4 @@ pub mod scope;
 pub mod secret;
 pub mod session;
 pub mod users;
+pub mod verdicts;

@@ -1,17 +1,21 @@
 //! Revoking tokens (RFC 7009) and deciding whether one is still active (RFC 7662), against
 //! state every replica reads from the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
+use super::access_token::AccessClaims;
 use super::keyring::LEEWAY;
+use super::verdicts::Verdicts;
 use crate::store::{self, Db, StoreError};
 
 /// Revokes a refresh-token family: its refresh tokens, and (for as long as any can live) the
 /// access tokens issued from it.
 pub async fn revoke_family(
     db: &Db,
+    verdicts: &Verdicts,
     family_id: &str,
     max_token_lifetime: Duration,
 ) -> Result<u64, StoreError> {
@@ -19,6 +23,7 @@ pub async fn revoke_family(
     let until =
         Utc::now() + chrono::Duration::from_std(max_token_lifetime + LEEWAY).unwrap_or_default();
     store::revocations::revoke(db, store::revocations::FAMILY, family_id, until).await?;
+    verdicts.forget_all();
     Ok(revoked)
 }
 
@@ -55,6 +60,7 @@ pub struct Context<'a> {
     pub registry: &'a super::registry::Registry,
     pub issuer: &'a str,
     pub max_token_lifetime: Duration,
+    pub verdicts: &'a Verdicts,
 }
 
 /// Whether `token` is active for `caller` (RFC 7662 §2.2). Whatever `token_type_hint` says,
@@ -64,6 +70,9 @@ pub async fn introspect(
     caller: &str,
     token: &str,
 ) -> Result<Introspection, StoreError> {
+    if let Some(claims) = ctx.verdicts.get(token) {
+        return Ok(active_access(&claims));
+    }
     if let Some(claims) = ctx.refresh_keys.verify(ctx.issuer, token) {
         // Refresh tokens are the business of the client they were issued to alone.
         if claims.client_id != caller || !refresh_is_live(ctx, &claims).await? {
@@ -84,26 +93,33 @@ pub async fn introspect(
             }),
         });
     }
+    let generation = ctx.verdicts.generation();
     let Ok(claims) = super::access_token::verify(ctx.keys, ctx.issuer, None, token) else {
         return Ok(Introspection::INACTIVE);
     };
     if !access_is_live(ctx, &claims).await? {
         return Ok(Introspection::INACTIVE);
     }
-    Ok(Introspection {
+    let claims = Arc::new(claims);
+    ctx.verdicts.put(token, claims.clone(), generation);
+    Ok(active_access(&claims))
+}
+
+fn active_access(claims: &AccessClaims) -> Introspection {
+    Introspection {
         active: true,
         facts: Some(TokenFacts {
-            scope: claims.scope,
-            client_id: claims.client_id,
-            sub: claims.sub,
+            scope: claims.scope.clone(),
+            client_id: claims.client_id.clone(),
+            sub: claims.sub.clone(),
             exp: claims.exp,
             iat: claims.iat,
-            iss: claims.iss,
+            iss: claims.iss.clone(),
             aud: serde_json::to_value(&claims.aud).unwrap_or_default(),
-            jti: claims.jti,
+            jti: claims.jti.clone(),
             token_type: "Bearer",
         }),
-    })
+    }
 }
 
 /// Whether a verified access token still stands: its jti and family not revoked, its client
@@ -167,7 +183,7 @@ async fn user_grant_stands(
 pub async fn revoke(ctx: &Context<'_>, caller: &str, token: &str) -> Result<(), StoreError> {
     if let Some(claims) = ctx.refresh_keys.verify(ctx.issuer, token) {
         if claims.client_id == caller {
-            revoke_family(ctx.db, &claims.fid, ctx.max_token_lifetime).await?;
+            revoke_family(ctx.db, ctx.verdicts, &claims.fid, ctx.max_token_lifetime).await?;
         }
         return Ok(());
     }
@@ -177,6 +193,7 @@ pub async fn revoke(ctx: &Context<'_>, caller: &str, token: &str) -> Result<(), 
         let until = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now)
             + chrono::Duration::from_std(LEEWAY).unwrap_or_default();
         store::revocations::revoke(ctx.db, store::revocations::JTI, &claims.jti, until).await?;
+        ctx.verdicts.forget_all();
     }
     Ok(())
 }

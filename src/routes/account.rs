@@ -57,6 +57,7 @@ pub async fn revoke(
     };
     match store::grants::delete(&state.db, &id, Some(&session.user.id)).await {
         Ok(true) => {
+            state.verdicts.forget_all();
             tracing::info!(user = %session.user.id, grant = %id, "grant revoked by its user");
             pages::see_other(&format!("{}/account", pages::base(&state)))
         }

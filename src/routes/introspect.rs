@@ -11,7 +11,8 @@ use crate::oauth::client_auth::authenticate;
 use crate::oauth::revocation::{self, Context};
 use crate::startup::AppState;
 
-fn context(state: &AppState) -> Context<'_> {
+/// What checking and revoking tokens needs from the server.
+pub(super) fn context(state: &AppState) -> Context<'_> {
     Context {
         db: &state.db,
         keys: &state.keys,
@@ -19,6 +20,7 @@ fn context(state: &AppState) -> Context<'_> {
         registry: &state.registry,
         issuer: state.issuer.as_str(),
         max_token_lifetime: state.settings.max_token_lifetime,
+        verdicts: &state.verdicts,
     }
 }
 

@@ -74,5 +74,6 @@ fn issuing(state: &AppState) -> Issuing<'_> {
         refresh_keys: &state.refresh_keys,
         issuer: &state.issuer,
         max_lifetime: state.settings.max_token_lifetime,
+        verdicts: &state.verdicts,
     }
 }

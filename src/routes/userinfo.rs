@@ -29,15 +29,7 @@ pub async fn claims(
     // access token passes (typ at+jwt, our key's algorithm): never an ID or refresh token.
     let claims = access_token::verify(&state.keys, issuer, Some(issuer), &token)
         .map_err(|rejected| BearerError::InvalidToken(rejected.description()))?;
-    let context = revocation::Context {
-        db: &state.db,
-        keys: &state.keys,
-        refresh_keys: &state.refresh_keys,
-        registry: &state.registry,
-        issuer,
-        max_token_lifetime: state.settings.max_token_lifetime,
-    };
-    if !revocation::access_is_live(&context, &claims).await? {
+    if !revocation::access_is_live(&super::introspect::context(&state), &claims).await? {
         return Err(BearerError::InvalidToken("the token has been revoked"));
     }
     let scope = Scopes::parse(&claims.scope)

@@ -223,10 +223,13 @@ async fn a_rotated_refresh_token_is_inactive() {
 
 #[tokio::test]
 async fn revoking_the_grant_disabling_the_user_or_deleting_the_client_ends_their_tokens() {
-    let app = spawn_app_with(quick()).await;
+    // A long sync interval: introspection verdicts outlive the test unless forgotten.
+    let app = spawn_app_with(|s| s.sync_interval = Duration::from_secs(5)).await;
     let rs = app.service_client("profile", &[]).await;
 
     let (client, user_id, access, refresh) = user_tokens(&app, "eve").await;
+    // Each token is introspected first, so a remembered verdict would have to be forgotten.
+    assert_eq!(introspect(&app, &rs, &access).await["active"], true);
     let grants: Value = app
         .admin(Method::GET, &format!("/admin/users/{user_id}/grants"), None)
         .await
@@ -243,6 +246,7 @@ async fn revoking_the_grant_disabling_the_user_or_deleting_the_client_ends_their
     assert_eq!(introspect(&app, &client, &refresh).await, inactive());
 
     let (client2, user2, access2, refresh2) = user_tokens(&app, "fay").await;
+    assert_eq!(introspect(&app, &rs, &access2).await["active"], true);
     app.admin(
         Method::PUT,
         &format!("/admin/users/{user2}"),
@@ -253,6 +257,7 @@ async fn revoking_the_grant_disabling_the_user_or_deleting_the_client_ends_their
     assert_eq!(introspect(&app, &client2, &refresh2).await, inactive());
 
     let (client3, _, access3, _) = user_tokens(&app, "gus").await;
+    assert_eq!(introspect(&app, &rs, &access3).await["active"], true);
     app.admin(Method::DELETE, &format!("/admin/clients/{}", client3.0), None).await;
     assert_eq!(introspect(&app, &rs, &access3).await, inactive(), "client deleted");
 }

@@ -216,7 +216,7 @@ async fn replayed(
         return Ok(());
     }
     if let Some(family_id) = &first.family_id {
-        revocation::revoke_family(ctx.db, family_id, ctx.max_lifetime).await?;
+        revocation::revoke_family(ctx.db, ctx.verdicts, family_id, ctx.max_lifetime).await?;
     }
     if let (Some(jti), Some(expires)) = (&first.access_jti, first.access_expires_at) {
         store::revocations::revoke(ctx.db, store::revocations::JTI, jti, expires).await?;

@@ -27,6 +27,7 @@ pub struct Issuing<'a> {
     pub refresh_keys: &'a RefreshKeys,
     pub issuer: &'a Issuer,
     pub max_lifetime: Duration,
+    pub verdicts: &'a crate::oauth::verdicts::Verdicts,
 }
 
 impl Issuing<'_> {

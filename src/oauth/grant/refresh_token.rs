@@ -69,7 +69,8 @@ pub async fn exchange(
     let user = store::users::find(ctx.db, &stored.record.user_id).await?.filter(|u| !u.disabled);
     let grant = store::grants::find(ctx.db, &stored.record.grant_id).await?;
     let (Some(user), Some(_)) = (user, grant) else {
-        revocation::revoke_family(ctx.db, &stored.record.family_id, ctx.max_lifetime).await?;
+        revocation::revoke_family(ctx.db, ctx.verdicts, &stored.record.family_id, ctx.max_lifetime)
+            .await?;
         return Err(INVALID);
     };
     let sliding = i64::from(
@@ -122,8 +123,13 @@ async fn lost(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthErro
     let Some(current) = store::refresh_tokens::find(ctx.db, jti).await? else { return Ok(INVALID) };
     let grace = chrono::Duration::from_std(grace).unwrap_or_default();
     if current.status == "used" && current.used_at.is_some_and(|at| Utc::now() - at > grace) {
-        let revoked =
-            revocation::revoke_family(ctx.db, &current.record.family_id, ctx.max_lifetime).await?;
+        let revoked = revocation::revoke_family(
+            ctx.db,
+            ctx.verdicts,
+            &current.record.family_id,
+            ctx.max_lifetime,
+        )
+        .await?;
         tracing::warn!(client_id = %current.record.client_id, family = %current.record.family_id, revoked, "refresh token reuse: family revoked");
     }
     Ok(INVALID)

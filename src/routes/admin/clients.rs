@@ -93,6 +93,7 @@ pub async fn replace(
         .replace(&state.db, &client_id, metadata)
         .await?
         .ok_or(AdminError::NotFound)?;
+    state.verdicts.forget_all();
     let secret = registered.secret.map(|s| s.expose_secret().to_owned());
     Ok(no_store(HttpResponse::Ok()).json(registered.client.view(secret)))
 }
@@ -109,6 +110,7 @@ pub async fn delete(
     if !state.registry.delete(&state.db, &client_id).await? {
         return Err(AdminError::NotFound);
     }
+    state.verdicts.forget_all();
     tracing::info!(admin = %admin.client_id, client_id = %client_id, "deleted a client");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -59,6 +59,7 @@ pub async fn revoke(
     if !store::grants::delete(&state.db, &id, None).await? {
         return Err(AdminError::NotFound);
     }
+    state.verdicts.forget_all();
     tracing::info!(admin = %admin.client_id, grant = %id, "grant revoked by an admin");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -75,7 +75,10 @@ pub async fn replace(
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
     let input = users::parse_input(&json_body(&req, &body)?, false)?;
-    Ok(HttpResponse::Ok().json(users::replace(&state.db, &state.passwords, &id, input).await?))
+    let user = users::replace(&state.db, &state.passwords, &id, input).await?;
+    // The user may have been disabled: their tokens must not pass on an old verdict.
+    state.verdicts.forget_all();
+    Ok(HttpResponse::Ok().json(user))
 }
 
 #[utoipa::path(delete, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)),
@@ -89,6 +92,7 @@ pub async fn delete(
     if !store::users::delete(&state.db, &id).await? {
         return Err(AdminError::NotFound);
     }
+    state.verdicts.forget_all();
     tracing::info!(admin = %admin.client_id, user = %id, "deleted a user");
     Ok(HttpResponse::NoContent().finish())
 }
