@@ -169,6 +169,19 @@ pub struct SettingsArgs {
     /// is reuse and revokes its family
     #[arg(long, env = "CASTELLAN_REFRESH_REUSE_GRACE", default_value = "2s", global = true)]
     refresh_reuse_grace: String,
+    /// Failed logins or client authentications of one account, within the failure window,
+    /// after which it is refused with 429
+    #[arg(long, env = "CASTELLAN_ACCOUNT_FAILURE_LIMIT", default_value = "10", global = true)]
+    account_failure_limit: String,
+    /// The same for one source address
+    #[arg(long, env = "CASTELLAN_ADDRESS_FAILURE_LIMIT", default_value = "100", global = true)]
+    address_failure_limit: String,
+    /// The window failures are counted in
+    #[arg(long, env = "CASTELLAN_FAILURE_WINDOW", default_value = "15m", global = true)]
+    failure_window: String,
+    /// Comma-separated proxy addresses whose X-Forwarded-For names the source address
+    #[arg(long, env = "CASTELLAN_TRUSTED_PROXIES", default_value = "", global = true)]
+    trusted_proxies: String,
 }
 
 impl SettingsArgs {
@@ -176,6 +189,9 @@ impl SettingsArgs {
     pub fn into_settings(self) -> Result<Settings, SettingsError> {
         let duration =
             |name, value: &str| parse_duration(value).map_err(|e| SettingsError::new(name, e));
+        let count = |name, value: &str| {
+            value.parse::<u32>().map_err(|_| SettingsError::new(name, "expected a whole number"))
+        };
         let issuer = match self.issuer.as_deref() {
             None | Some("") => None,
             Some(value) => {
@@ -231,6 +247,26 @@ impl SettingsArgs {
                 "CASTELLAN_REFRESH_REUSE_GRACE",
                 &self.refresh_reuse_grace,
             )?,
+            account_failure_limit: count(
+                "CASTELLAN_ACCOUNT_FAILURE_LIMIT",
+                &self.account_failure_limit,
+            )?,
+            address_failure_limit: count(
+                "CASTELLAN_ADDRESS_FAILURE_LIMIT",
+                &self.address_failure_limit,
+            )?,
+            failure_window: duration("CASTELLAN_FAILURE_WINDOW", &self.failure_window)?,
+            trusted_proxies: self
+                .trusted_proxies
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse().map_err(|_| {
+                        SettingsError::new("CASTELLAN_TRUSTED_PROXIES", "expected IP addresses")
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
         settings.validate()?;
         Ok(settings)

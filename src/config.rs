@@ -42,6 +42,14 @@ pub struct Settings {
     /// A rotated refresh token presented again within this window lost a race (no family
     /// revocation); after it, the presentation is reuse and revokes the family.
     pub refresh_reuse_grace: Duration,
+    /// Failed authentications of one account (user or client) within `failure_window`
+    /// after which it is refused with 429 (SPEC §9).
+    pub account_failure_limit: u32,
+    /// The same for one source address.
+    pub address_failure_limit: u32,
+    pub failure_window: Duration,
+    /// Peers whose `X-Forwarded-For` names the real source address (load balancers).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for Settings {
@@ -64,6 +72,10 @@ impl Default for Settings {
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 3600),
             refresh_reuse_grace: Duration::from_secs(2),
+            account_failure_limit: 10,
+            address_failure_limit: 100,
+            failure_window: Duration::from_secs(15 * 60),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -86,6 +98,15 @@ impl Settings {
                 "CASTELLAN_KEY_ROTATION_PERIOD",
                 "must be longer than CASTELLAN_JWKS_MAX_AGE plus CASTELLAN_SYNC_INTERVAL",
             ));
+        }
+        if self.account_failure_limit == 0 || self.address_failure_limit == 0 {
+            return Err(SettingsError::new(
+                "CASTELLAN_ACCOUNT_FAILURE_LIMIT",
+                "failure limits must be at least 1",
+            ));
+        }
+        if self.failure_window.is_zero() {
+            return Err(SettingsError::new("CASTELLAN_FAILURE_WINDOW", "must be positive"));
         }
         if self.max_token_lifetime.is_zero() {
             return Err(SettingsError::new("CASTELLAN_MAX_TOKEN_LIFETIME", "must be positive"));

@@ -95,6 +95,9 @@ pub enum OAuthError {
     Store(#[from] DbErr),
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
+    /// Too many failed authentications of this client or from this address (SPEC §9).
+    #[error("too many failed attempts")]
+    TooManyAttempts(std::time::Duration),
     #[error("internal: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -114,6 +117,7 @@ impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::TooManyAttempts(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Store(e) => storage_status(e),
             Self::Unavailable(reason) => {
                 tracing::warn!(reason, "unavailable");
@@ -139,6 +143,10 @@ impl ResponseError for OAuthError {
             }
             Self::InvalidScope(d) => ("invalid_scope", *d),
             Self::InvalidTarget(d) => ("invalid_target", *d),
+            Self::TooManyAttempts(_) => (
+                "temporarily_unavailable",
+                "too many failed authentications; retry after the time in Retry-After",
+            ),
             Self::Store(_) | Self::Internal(_) | Self::Unavailable(_)
                 if status == StatusCode::SERVICE_UNAVAILABLE =>
             {
@@ -150,6 +158,10 @@ impl ResponseError for OAuthError {
         };
         let mut response = json_error(status, error, description, None);
         response.headers_mut().insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
+        // RFC 6585 §4: a 429 may say when to come back; SPEC §9 says it must.
+        if let Self::TooManyAttempts(after) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, after.as_secs().into());
+        }
         // RFC 7235 §3.1: every 401 carries a challenge; RFC 6749 §5.2 requires it after Basic.
         if let Self::InvalidClient { .. } = self {
             response.headers_mut().insert(

@@ -18,6 +18,7 @@ use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
 use crate::oauth::refresh_token::RefreshKeys;
 use crate::oauth::registry::{Credentials, Registry};
+use crate::oauth::throttle::Throttle;
 use crate::oauth::users::Passwords;
 use crate::oauth::verdicts::Verdicts;
 use crate::routes;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub passwords: Passwords,
     /// The metadata document, serialized; refreshed with the registered scopes.
     pub discovery: ArcSwap<Vec<u8>>,
+    /// Failed-authentication limits (SPEC §9).
+    pub throttle: Throttle,
     /// Recent live verdicts of introspected access tokens (one sync interval).
     pub verdicts: Verdicts,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -85,6 +88,7 @@ impl Application {
             passwords: Passwords::default(),
             discovery,
             verdicts: Verdicts::new(settings.sync_interval),
+            throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),
             settings,
         });
@@ -175,13 +179,16 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         if let Err(e) = state.keys.rotate_if_due(&state.db).await {
             tracing::warn!(error = %e, "scheduled key rotation failed");
         }
+        if let Err(e) = state.throttle.sync(&state.db).await {
+            tracing::warn!(error = %e, "cannot refresh the blocked accounts and addresses");
+        }
         match metadata(&state.db, &state.issuer).await {
             Ok(document) => state.discovery.store(Arc::new(document)),
             Err(e) => tracing::warn!(error = %e, "cannot refresh the metadata document"),
         }
         // Housekeeping needs no haste: about once a minute.
         if round % 30 == 0
-            && let Err(e) = housekeeping(&state.db).await
+            && let Err(e) = housekeeping(&state).await
         {
             tracing::warn!(error = %e, "housekeeping failed");
         }
@@ -190,16 +197,19 @@ async fn sync_shared_state(state: web::Data<AppState>) {
 
 /// Deletes what can no longer matter, in bounded batches so no round holds the database
 /// long: used assertion ids, sessions, revocations and refresh tokens past their expiry, and
-/// codes a day past theirs (kept that long so a late replay is recognised).
-async fn housekeeping(db: &Db) -> Result<u64, store::StoreError> {
+/// codes a day past theirs (kept that long so a late replay is recognised), and attempt
+/// counters whose window has closed.
+async fn housekeeping(state: &AppState) -> Result<u64, store::StoreError> {
     const BATCH: u64 = 500;
+    let db = &state.db;
     let now = chrono::Utc::now();
     let day_ago = now - chrono::Duration::days(1);
     Ok(store::clients::purge_assertions(db, now, BATCH).await?
         + store::sessions::purge(db, now, BATCH).await?
         + store::codes::purge(db, day_ago, BATCH).await?
         + store::revocations::purge(db, now, BATCH).await?
-        + store::refresh_tokens::purge(db, now, BATCH).await?)
+        + store::refresh_tokens::purge(db, now, BATCH).await?
+        + state.throttle.purge(db, BATCH).await?)
 }
 
 /// The metadata document with the scopes registered now.

@@ -1,5 +1,6 @@
 //! SeaORM entities, one module per table; only `castellan::store` uses them.
 
+pub mod attempt_counter;
 pub mod authorization_code;
 pub mod bootstrap_marker;
 pub mod client;

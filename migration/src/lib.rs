@@ -7,6 +7,7 @@ mod m20261127_000002_clients_and_scopes;
 mod m20261127_000003_users;
 mod m20261127_000004_sessions_grants_codes;
 mod m20261128_000005_access_token_alg;
+mod m20261128_000006_attempt_counters;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000003_users::Migration),
             Box::new(m20261127_000004_sessions_grants_codes::Migration),
             Box::new(m20261128_000005_access_token_alg::Migration),
+            Box::new(m20261128_000006_attempt_counters::Migration),
         ]
     }
 }

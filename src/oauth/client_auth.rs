@@ -1,6 +1,7 @@
 //! Client authentication (RFC 6749 §2.3, OAuth 2.1 §2.4, RFC 7523 §3): each client only with
 //! its registered method; any failure is `invalid_client`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -13,6 +14,7 @@ use super::client::{AuthMethod, Client, is_client_id};
 use super::keyring::LEEWAY;
 use super::registry::Registry;
 use super::secret;
+use super::throttle::{Account, Throttle};
 use crate::error::OAuthError;
 use crate::store::{self, Db};
 
@@ -35,9 +37,48 @@ impl Presented {
     }
 }
 
-/// Authenticates the client; `issuer` and `token_endpoint` are the audiences an assertion
-/// may name.
+/// Where and how a client authenticates: the audiences an assertion may name, the
+/// brute-force limits, and the request's source address.
+pub struct Authenticating<'a> {
+    pub db: &'a Db,
+    pub registry: &'a Registry,
+    pub issuer: &'a str,
+    pub token_endpoint: &'a str,
+    pub throttle: &'a Throttle,
+    pub address: IpAddr,
+}
+
+/// Authenticates the client. A client or address over its failure limit is refused with
+/// 429 whatever it presents; each failure counts against both (SPEC §9).
 pub async fn authenticate(
+    ctx: &Authenticating<'_>,
+    presented: Presented,
+) -> Result<Arc<Client>, OAuthError> {
+    let claimed = match &presented {
+        Presented::Basic { client_id, .. }
+        | Presented::Post { client_id, .. }
+        | Presented::Public { client_id } => Some(client_id.clone()),
+        Presented::Assertion { client_id, .. } => client_id.clone(),
+    };
+    let account = match claimed.as_deref() {
+        Some(id) if is_client_id(id) => Account::Client(id),
+        _ => Account::Unnamed,
+    };
+    if let Err(refused) = ctx.throttle.check(account, ctx.address) {
+        return Err(OAuthError::TooManyAttempts(refused.retry_after));
+    }
+    match check(ctx.db, ctx.registry, ctx.issuer, ctx.token_endpoint, presented).await {
+        Err(OAuthError::InvalidClient { basic }) => {
+            match ctx.throttle.failed(ctx.db, account, ctx.address).await? {
+                Some(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
+                None => Err(OAuthError::InvalidClient { basic }),
+            }
+        }
+        other => other,
+    }
+}
+
+async fn check(
     db: &Db,
     registry: &Registry,
     issuer: &str,

@@ -23,5 +23,6 @@ pub mod revocation;
 pub mod scope;
 pub mod secret;
 pub mod session;
+pub mod throttle;
 pub mod users;
 pub mod verdicts;

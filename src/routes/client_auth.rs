@@ -1,5 +1,7 @@
 //! Reads client credentials off a request: HTTP Basic, form fields or a JWT assertion.
 
+use std::sync::Arc;
+
 use actix_web::HttpRequest;
 use actix_web::http::header;
 use base64::Engine;
@@ -8,7 +10,28 @@ use secrecy::SecretString;
 
 use super::form::OAuthForm;
 use crate::error::OAuthError;
-use crate::oauth::client_auth::{ASSERTION_TYPE, Presented};
+use crate::oauth::client::Client;
+use crate::oauth::client_auth::{ASSERTION_TYPE, Authenticating, Presented, authenticate};
+use crate::startup::AppState;
+
+/// Authenticates the client a token-endpoint-family request presents (SPEC §5, §9).
+pub async fn client_of(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &OAuthForm,
+) -> Result<Arc<Client>, OAuthError> {
+    let presented = presented(req, form)?;
+    let token_endpoint = state.issuer.endpoint("/token");
+    let ctx = Authenticating {
+        db: &state.db,
+        registry: &state.registry,
+        issuer: state.issuer.as_str(),
+        token_endpoint: &token_endpoint,
+        throttle: &state.throttle,
+        address: super::address::source(req, &state.settings.trusted_proxies),
+    };
+    authenticate(&ctx, presented).await
+}
 
 /// The one authentication method a request uses (two at once → `invalid_request`).
 pub fn presented(req: &HttpRequest, form: &OAuthForm) -> Result<Presented, OAuthError> {

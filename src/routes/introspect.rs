@@ -7,7 +7,6 @@ use super::client_auth;
 use super::form::OAuthForm;
 use crate::error::OAuthError;
 use crate::oauth::client::Client;
-use crate::oauth::client_auth::authenticate;
 use crate::oauth::revocation::{self, Context};
 use crate::startup::AppState;
 
@@ -33,15 +32,7 @@ async fn caller_and_token(
     let body = body
         .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
     let form = OAuthForm::parse(req, &body)?;
-    let presented = client_auth::presented(req, &form)?;
-    let client = authenticate(
-        &state.db,
-        &state.registry,
-        state.issuer.as_str(),
-        &state.issuer.endpoint("/token"),
-        presented,
-    )
-    .await?;
+    let client = client_auth::client_of(state, req, &form).await?;
     let token = form.get("token")?.ok_or(OAuthError::InvalidRequest("token is required"))?;
     Ok((client, token.to_owned()))
 }

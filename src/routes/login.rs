@@ -8,6 +8,7 @@ use super::pages::{
     self, LoginPage, csrf_ok, csrf_token, error_page, field, form_pairs, pre_session_binding,
 };
 use crate::oauth::session;
+use crate::oauth::throttle::Account;
 use crate::startup::AppState;
 use crate::store;
 
@@ -59,6 +60,34 @@ pub async fn submit(
     let username = field(&form, "username").unwrap_or_default();
     let password = SecretString::from(field(&form, "password").unwrap_or_default().to_owned());
     let return_to = safe_return(field(&form, "return_to"));
+    let retry = |error, status: StatusCode| {
+        let page = LoginPage {
+            base: pages::base(&state),
+            csrf_token: csrf_token(&state, &binding),
+            return_to: return_to.clone(),
+            username: username.chars().take(64).collect(),
+            error: Some(error),
+        };
+        pages::render(status, &page)
+    };
+    // SPEC §9: counted before the password is checked, so concurrency cannot beat the limit;
+    // the same for unknown and known usernames.
+    let address = super::address::source(&req, &state.settings.trusted_proxies);
+    let attempt = match state.throttle.attempt(&state.db, Account::User(username), address).await {
+        Ok(Ok(attempt)) => attempt,
+        Ok(Err(refused)) => {
+            tracing::info!("login refused: too many failed attempts");
+            let mut response = retry(
+                "Too many failed sign-ins. Wait a while, then try again.",
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, refused.retry_after.as_secs().into());
+            return response;
+        }
+        Err(e) => return pages::unavailable(&state, e),
+    };
     let user = match store::users::find_by_username(&state.db, username).await {
         Ok(user) => user,
         Err(e) => return pages::unavailable(&state, e),
@@ -70,16 +99,12 @@ pub async fn submit(
         Some(user) if verified && !user.disabled => user,
         _ => {
             tracing::info!("login refused");
-            let page = LoginPage {
-                base: pages::base(&state),
-                csrf_token: csrf_token(&state, &binding),
-                return_to,
-                username: username.chars().take(64).collect(),
-                error: Some("Wrong username or password."),
-            };
-            return pages::render(StatusCode::UNAUTHORIZED, &page);
+            return retry("Wrong username or password.", StatusCode::UNAUTHORIZED);
         }
     };
+    if let Err(e) = state.throttle.succeeded(&state.db, attempt).await {
+        return pages::unavailable(&state, e);
+    }
     // A new session id at every login (no fixation); the old session ends.
     if let Some(old) = req.cookie(pages::session_cookie_name(&state)) {
         let _ = session::end(&state.db, old.value()).await;

@@ -6,7 +6,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::client_auth;
 use super::form::OAuthForm;
 use crate::error::OAuthError;
-use crate::oauth::client_auth::authenticate;
 use crate::oauth::grant::{Issuing, authorization_code};
 use crate::oauth::grant::{client_credentials, refresh_token};
 use crate::startup::AppState;
@@ -19,15 +18,7 @@ pub async fn exchange(
     let body = body
         .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
     let form = OAuthForm::parse(&req, &body)?;
-    let presented = client_auth::presented(&req, &form)?;
-    let client = authenticate(
-        &state.db,
-        &state.registry,
-        state.issuer.as_str(),
-        &state.issuer.endpoint("/token"),
-        presented,
-    )
-    .await?;
+    let client = client_auth::client_of(&state, &req, &form).await?;
     let issued = match form.get("grant_type")? {
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
         Some("client_credentials") => client_credentials::exchange(

@@ -1,5 +1,6 @@
 //! Storage: the only module that imports `entity`; connects, migrates and checks the database.
 
+pub mod attempts;
 pub mod bootstrap;
 pub mod clients;
 pub mod codes;

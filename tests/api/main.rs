@@ -1,6 +1,7 @@
 //! Black-box tests against a real server and a real database (SQLite, or Postgres when
 //! `TEST_DATABASE_URL` is set).
 
+mod abuse;
 mod admin;
 mod admin_auth;
 mod admin_users;

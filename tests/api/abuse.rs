@@ -1,0 +1,274 @@
+//! Brute-force limits (SPEC §9): failed logins and client authentications per account and
+//! per source address, across replicas, under concurrency, with `Retry-After`.
+
+use std::time::Duration;
+
+use reqwest::Response;
+
+use crate::browser::{Browser, PASSWORD, input, user};
+use crate::helpers::{TestApp, eventually, join_all, spawn_app_with};
+
+/// A browser on the login page: its CSRF token, ready to post the form many times.
+async fn login_form(app: &TestApp) -> (Browser, String) {
+    let browser = Browser::new();
+    let page = browser.get(&app.url("/login")).await.text().await.expect("page");
+    let csrf = input(&page, "csrf_token").expect("csrf_token");
+    (browser, csrf)
+}
+
+async fn log_in(
+    app: &TestApp,
+    (browser, csrf): &(Browser, String),
+    username: &str,
+    password: &str,
+) -> Response {
+    let form = [
+        ("username", username),
+        ("password", password),
+        ("csrf_token", csrf.as_str()),
+        ("return_to", "/account"),
+    ];
+    browser.post(&app.url("/login"), &form).await
+}
+
+fn retry_after(response: &Response) -> u64 {
+    response
+        .headers()
+        .get("retry-after")
+        .expect("a 429 carries Retry-After")
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}
+
+/// The page without what legitimately differs between two answers (the CSRF token).
+async fn page_shape(response: Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    let page = response.text().await.expect("page");
+    let csrf = input(&page, "csrf_token").unwrap_or_default();
+    (status, page.replace(&csrf, "CSRF"))
+}
+
+#[tokio::test]
+async fn ten_failed_logins_lock_the_account_and_other_users_are_unaffected() {
+    let app = spawn_app_with(|_| {}).await;
+    user(&app, "ann").await;
+    user(&app, "bob").await;
+    let form = login_form(&app).await;
+
+    for attempt in 1..=10 {
+        let refused = log_in(&app, &form, "ann", "wrong").await;
+        assert_eq!(refused.status(), 401, "attempt {attempt}");
+    }
+    let locked = log_in(&app, &form, "ann", PASSWORD).await;
+
+    assert_eq!(locked.status(), 429, "even the right password waits for the window");
+    assert!((1..=900).contains(&retry_after(&locked)));
+    assert!(locked.text().await.expect("page").contains("Too many failed sign-ins"));
+    let other = log_in(&app, &form, "bob", PASSWORD).await;
+    assert_eq!(other.status(), 303, "another account signs in");
+}
+
+#[tokio::test]
+async fn an_unknown_user_gets_exactly_the_answers_a_wrong_password_gets() {
+    let app = spawn_app_with(|_| {}).await;
+    user(&app, "cara").await;
+    let form = login_form(&app).await;
+
+    for _ in 0..10 {
+        let wrong = page_shape(log_in(&app, &form, "cara", "wrong").await).await;
+        let unknown = page_shape(log_in(&app, &form, "nobody", "wrong").await).await;
+        assert_eq!(wrong.0, 401);
+        assert_eq!(wrong.1.replace("cara", "USER"), unknown.1.replace("nobody", "USER"));
+    }
+    let wrong = log_in(&app, &form, "cara", "wrong").await;
+    let unknown = log_in(&app, &form, "nobody", "wrong").await;
+    assert_eq!((wrong.status().as_u16(), unknown.status().as_u16()), (429, 429), "both counted");
+}
+
+#[tokio::test]
+async fn fifty_parallel_wrong_passwords_are_checked_at_most_ten_times() {
+    let app = spawn_app_with(|_| {}).await;
+    user(&app, "dan").await;
+    let form = login_form(&app).await;
+
+    let statuses = join_all(
+        (0..50).map(|_| async { log_in(&app, &form, "dan", "wrong").await.status() }).collect(),
+    )
+    .await;
+
+    let checked = statuses.iter().filter(|s| s.as_u16() == 401).count();
+    let refused = statuses.iter().filter(|s| s.as_u16() == 429).count();
+    assert_eq!((checked, refused), (10, 40), "{statuses:?}");
+    assert_eq!(log_in(&app, &form, "dan", PASSWORD).await.status(), 429);
+}
+
+#[tokio::test]
+async fn the_address_limit_refuses_every_account_from_that_address() {
+    let app = spawn_app_with(|s| s.address_failure_limit = 5).await;
+    user(&app, "eli").await;
+    let form = login_form(&app).await;
+
+    for n in 0..5 {
+        let refused = log_in(&app, &form, &format!("guess{n}"), "wrong").await;
+        assert_eq!(refused.status(), 401);
+    }
+
+    let blocked = log_in(&app, &form, "eli", PASSWORD).await;
+    assert_eq!(blocked.status(), 429, "a sixth account from the same address");
+    assert!(retry_after(&blocked) >= 1);
+}
+
+#[tokio::test]
+async fn a_successful_login_resets_the_account_count() {
+    let app = spawn_app_with(|_| {}).await;
+    user(&app, "fia").await;
+    let form = login_form(&app).await;
+
+    for _ in 0..9 {
+        assert_eq!(log_in(&app, &form, "fia", "wrong").await.status(), 401);
+    }
+    assert_eq!(log_in(&app, &form, "fia", PASSWORD).await.status(), 303);
+    for _ in 0..9 {
+        assert_eq!(log_in(&app, &form, "fia", "wrong").await.status(), 401, "a fresh count");
+    }
+}
+
+#[tokio::test]
+async fn the_lock_lifts_when_the_window_closes() {
+    let app = spawn_app_with(|s| {
+        s.account_failure_limit = 2;
+        s.failure_window = Duration::from_secs(2);
+    })
+    .await;
+    user(&app, "gil").await;
+    let form = login_form(&app).await;
+    for _ in 0..2 {
+        log_in(&app, &form, "gil", "wrong").await;
+    }
+    let locked = log_in(&app, &form, "gil", PASSWORD).await;
+    assert_eq!(locked.status(), 429);
+    assert!(retry_after(&locked) <= 3);
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+
+    assert_eq!(log_in(&app, &form, "gil", PASSWORD).await.status(), 303);
+}
+
+async fn token_status(app: &TestApp, id: &str, secret: &str) -> Response {
+    app.token_basic(id, secret, &[("grant_type", "client_credentials")]).await
+}
+
+#[tokio::test]
+async fn ten_failed_client_authentications_refuse_the_client_even_with_its_secret() {
+    let app = spawn_app_with(|_| {}).await;
+    let (id, secret) = app.service_client("profile", &[]).await;
+    let (other, other_secret) = app.service_client("profile", &[]).await;
+
+    for attempt in 1..=10 {
+        assert_eq!(token_status(&app, &id, "wrong").await.status(), 401, "attempt {attempt}");
+    }
+    let locked = token_status(&app, &id, &secret).await;
+
+    assert_eq!(locked.status(), 429);
+    assert!((1..=900).contains(&retry_after(&locked)));
+    let body: serde_json::Value = locked.json().await.expect("JSON");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    assert!(body["error_description"].as_str().is_some_and(|d| d.contains("Retry-After")));
+    let introspect = app
+        .http
+        .post(app.url("/introspect"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", "x")])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(introspect.status(), 429, "every endpoint that authenticates clients");
+    assert_eq!(token_status(&app, &other, &other_secret).await.status(), 200);
+}
+
+#[tokio::test]
+async fn fifty_parallel_wrong_secrets_get_at_most_ten_answers() {
+    let app = spawn_app_with(|_| {}).await;
+    let (id, _) = app.service_client("profile", &[]).await;
+
+    let statuses = join_all(
+        (0..50).map(|_| async { token_status(&app, &id, "wrong").await.status() }).collect(),
+    )
+    .await;
+
+    let answered = statuses.iter().filter(|s| s.as_u16() == 401).count();
+    let refused = statuses.iter().filter(|s| s.as_u16() == 429).count();
+    assert_eq!((answered, refused), (10, 40), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn limits_hold_across_replicas() {
+    let app = spawn_app_with(|_| {}).await;
+    let replica = app.replica().await;
+    user(&app, "hana").await;
+    let (at_a, at_b) = (login_form(&app).await, login_form(&replica).await);
+
+    for _ in 0..5 {
+        assert_eq!(log_in(&app, &at_a, "hana", "wrong").await.status(), 401);
+        assert_eq!(log_in(&replica, &at_b, "hana", "wrong").await.status(), 401);
+    }
+    assert_eq!(log_in(&app, &at_a, "hana", PASSWORD).await.status(), 429);
+    assert_eq!(log_in(&replica, &at_b, "hana", PASSWORD).await.status(), 429);
+
+    let (id, secret) = app.service_client("profile", &[]).await;
+    for _ in 0..10 {
+        assert_eq!(token_status(&app, &id, "wrong").await.status(), 401);
+    }
+    let refused_at_b = eventually(Duration::from_secs(5), || async {
+        token_status(&replica, &id, &secret).await.status() == 429
+    })
+    .await;
+    assert!(refused_at_b, "the other replica refuses the client within 5 s");
+    assert_eq!(token_status(&replica, &id, "wrong").await.status(), 429);
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+    async fn failed_from(app: &TestApp, id: &str, forwarded: &str) -> u16 {
+        let response = app
+            .http
+            .post(app.url("/token"))
+            .basic_auth(id, Some("wrong"))
+            .header("x-forwarded-for", forwarded)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("POST");
+        response.status().as_u16()
+    }
+
+    // Untrusted: X-Forwarded-For is the client's own claim, so varying it evades nothing.
+    let app = spawn_app_with(|s| s.address_failure_limit = 3).await;
+    let statuses: Vec<u16> = join_all(
+        ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"]
+            .iter()
+            .enumerate()
+            .map(|(n, ip)| {
+                let app = &app;
+                async move { failed_from(app, &format!("client-{n}"), ip).await }
+            })
+            .collect(),
+    )
+    .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
+
+    // Behind a trusted proxy, each forwarded address has a count of its own.
+    let proxied = spawn_app_with(|s| {
+        s.address_failure_limit = 3;
+        s.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    for n in 0..3 {
+        let status = failed_from(&proxied, &format!("c{n}"), "1.2.3.4, 203.0.113.7").await;
+        assert_eq!(status, 401);
+    }
+    assert_eq!(failed_from(&proxied, "c9", "203.0.113.7").await, 429);
+    assert_eq!(failed_from(&proxied, "c9", "203.0.113.8").await, 401, "another source");
+}
