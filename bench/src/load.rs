@@ -1,0 +1,258 @@
+//! The load runner: virtual users, each on its own keep-alive connection, run until told to
+//! stop; after a warm-up, a measured window records latencies, errors, the server's CPU time
+//! and its peak memory.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::sync::Barrier;
+
+use crate::database::BenchDatabase;
+use crate::flow::{self, Login};
+use crate::http::{self, Connection, Failure, Target};
+use crate::procfs::{self, RssSampler};
+
+/// How often the server's `VmRSS` is sampled.
+const RSS_EVERY: Duration = Duration::from_millis(20);
+/// A virtual user pauses this long after an error, so a broken scenario does not spin.
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// What one virtual user does over and over.
+pub enum Workload {
+    /// The same request every time: any 2xx answer whose body holds `must_contain`.
+    Fixed { request: Arc<[u8]>, must_contain: Option<&'static [u8]> },
+    /// A refresh token chain: each answer's refresh token is the next request's. The chain
+    /// starts (and restarts after an error) with one whole authorization code flow.
+    Refresh { login: Login, refresh_token: Option<String> },
+    /// The whole browser flow, signing in every time; one flow is one unit.
+    Flow { login: Login },
+}
+
+/// The warm-up and the measured window.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+/// What a scenario measured.
+pub struct Measured {
+    /// Units completed inside the window.
+    pub requests: u64,
+    pub elapsed: Duration,
+    /// Latencies of those units, in microseconds.
+    pub histogram: Histogram<u64>,
+    /// Failures at any time (preparation, warm-up or window).
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub server_cpu_seconds: f64,
+    /// The Postgres backends serving the server (Postgres on this machine only).
+    pub database_cpu_seconds: Option<f64>,
+    pub client_cpu_seconds: f64,
+    pub peak_rss_kib: u64,
+    /// Flows that went through the consent page.
+    pub consents: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    recording: AtomicBool,
+    stop: AtomicBool,
+    errors: AtomicU64,
+    consents: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    fn fail(&self, failure: &Failure) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock()
+            && first.is_none()
+        {
+            *first = Some(failure.to_string());
+        }
+    }
+}
+
+/// Stops every virtual user when the measurement ends, however it ends.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    // 1 µs to 10 min at 3 significant figures.
+    Ok(Histogram::new_with_bounds(1, 600_000_000, 3)?)
+}
+
+struct VirtualUser {
+    workload: Workload,
+    target: Target,
+    connection: Option<Connection>,
+}
+
+impl VirtualUser {
+    /// One step: `Ok(true)` when it completed a unit, `Ok(false)` when it only (re)started a
+    /// refresh chain.
+    async fn step(&mut self, shared: &Shared) -> Result<bool, Failure> {
+        if self.connection.is_none() {
+            self.connection = Some(Connection::open(self.target.addr).await?);
+        }
+        let Some(connection) = self.connection.as_mut() else { return Ok(false) };
+        match &mut self.workload {
+            Workload::Fixed { request, must_contain } => {
+                let response = connection.send(request).await?;
+                if response.close {
+                    self.connection = None;
+                }
+                if !response.is_success() {
+                    return Err(Failure::unexpected("response", &response));
+                }
+                if must_contain.is_some_and(|needle| !response.contains(needle)) {
+                    return Err(Failure::unexpected("response body", &response));
+                }
+                Ok(true)
+            }
+            Workload::Refresh { login, refresh_token } => {
+                let Some(current) = refresh_token.take() else {
+                    let completed = flow::run(connection, &self.target, login).await?;
+                    let next = completed.refresh_token.ok_or_else(|| Failure::Unexpected {
+                        step: "code exchange",
+                        status: 200,
+                        body: "no refresh_token (offline_access not granted?)".into(),
+                    })?;
+                    *refresh_token = Some(next);
+                    return Ok(false);
+                };
+                let form = [("grant_type", "refresh_token"), ("refresh_token", current.as_str())];
+                let request = http::post_form(
+                    &self.target,
+                    "/token",
+                    &[("Authorization", &login.basic)],
+                    &form,
+                );
+                let response = connection.send(&request).await?;
+                let next = response
+                    .json()
+                    .ok()
+                    .filter(|_| response.status == 200)
+                    .and_then(|json| json["refresh_token"].as_str().map(str::to_owned));
+                match next {
+                    Some(next) => {
+                        *refresh_token = Some(next);
+                        Ok(true)
+                    }
+                    None => Err(Failure::unexpected("refresh", &response)),
+                }
+            }
+            Workload::Flow { login } => {
+                let completed = flow::run(connection, &self.target, login).await?;
+                if completed.consented {
+                    shared.consents.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+async fn run_user(
+    mut user: VirtualUser,
+    mut histogram: Histogram<u64>,
+    shared: Arc<Shared>,
+    ready: Arc<Barrier>,
+) -> Histogram<u64> {
+    // A refresh chain gets its first token before the clock starts.
+    if let Workload::Refresh { .. } = user.workload
+        && let Err(failure) = user.step(&shared).await
+    {
+        shared.fail(&failure);
+        user.connection = None;
+    }
+    ready.wait().await;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        match user.step(&shared).await {
+            Ok(true) => {
+                if shared.recording.load(Ordering::Relaxed) {
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    histogram.saturating_record(micros.max(1));
+                }
+            }
+            Ok(false) => {}
+            Err(failure) => {
+                shared.fail(&failure);
+                if let Failure::Io(_) = failure {
+                    user.connection = None;
+                }
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+    histogram
+}
+
+/// Runs `workloads` (one virtual user each) against the server `pid` at `target`.
+pub async fn measure(
+    target: &Target,
+    pid: u32,
+    workloads: Vec<Workload>,
+    window: Window,
+    clock_ticks: f64,
+    database: &BenchDatabase,
+) -> anyhow::Result<Measured> {
+    let shared = Arc::new(Shared::default());
+    let _stop = StopOnDrop(shared.clone());
+    let ready = Arc::new(Barrier::new(workloads.len() + 1));
+    let sampler = RssSampler::start(pid, RSS_EVERY);
+    let mut users = Vec::with_capacity(workloads.len());
+    for workload in workloads {
+        let user = VirtualUser { workload, target: target.clone(), connection: None };
+        let task = run_user(user, new_histogram()?, shared.clone(), ready.clone());
+        users.push(tokio::spawn(task));
+    }
+    ready.wait().await;
+    tokio::time::sleep(window.warmup).await;
+
+    let me = std::process::id();
+    // After the warm-up the server's connection pool is open: these backends serve it.
+    let backends = database.backend_pids();
+    let database_before = procfs::cpu_ticks_of(&backends);
+    let (server_before, client_before) =
+        (procfs::process_cpu_ticks(pid)?, procfs::process_cpu_ticks(me)?);
+    let started = Instant::now();
+    shared.recording.store(true, Ordering::Relaxed);
+    tokio::time::sleep(window.duration).await;
+    shared.recording.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let (server_after, client_after) =
+        (procfs::process_cpu_ticks(pid)?, procfs::process_cpu_ticks(me)?);
+    let database_after = procfs::cpu_ticks_of(&backends);
+
+    shared.stop.store(true, Ordering::Relaxed);
+    let mut histogram = new_histogram()?;
+    for user in users {
+        histogram.add(user.await?)?;
+    }
+    let peak_rss_kib = sampler.finish();
+    let first_error = shared.first_error.lock().ok().and_then(|first| first.clone());
+    let seconds = |ticks: u64| ticks as f64 / clock_ticks;
+    Ok(Measured {
+        requests: histogram.len(),
+        elapsed,
+        histogram,
+        errors: shared.errors.load(Ordering::Relaxed),
+        first_error,
+        server_cpu_seconds: seconds(server_after.saturating_sub(server_before)),
+        database_cpu_seconds: (!database_before.is_empty())
+            .then(|| seconds(procfs::ticks_between(&database_before, &database_after))),
+        client_cpu_seconds: seconds(client_after.saturating_sub(client_before)),
+        peak_rss_kib,
+        consents: shared.consents.load(Ordering::Relaxed),
+    })
+}

@@ -1,0 +1,239 @@
+//! `castellan-bench`: builds the release server, starts it on a fresh database, loads it
+//! scenario by scenario and reports throughput, latency, CPU and memory against the
+//! in-process signing ceiling.
+
+mod database;
+mod flow;
+mod html;
+mod http;
+mod load;
+mod procfs;
+mod report;
+mod scenarios;
+mod server;
+mod setup;
+mod signing;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::database::{Backend, BenchDatabase, WorkDir};
+use crate::report::{Report, ScenarioResult, Status};
+use crate::scenarios::{Prepared, Users};
+use crate::server::{Launch, Server};
+
+/// How long a server may take to become ready, or to stop after SIGTERM.
+const START_LIMIT: Duration = Duration::from_secs(120);
+const STOP_LIMIT: Duration = Duration::from_secs(60);
+
+/// Benchmarks the Castellan server: throughput, latency, CPU and memory per scenario.
+#[derive(Debug, Parser)]
+#[command(name = "castellan-bench")]
+struct Args {
+    /// Database backend.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    db: Backend,
+    /// A Postgres database to connect to for CREATE/DROP DATABASE.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// Use this server binary instead of building target/release/castellan.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Keep-alive connections (virtual users) per scenario.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Connections of the authorization_code scenario (each login costs an Argon2id hash).
+    #[arg(long, default_value_t = 4)]
+    flow_connections: usize,
+    /// Measured time per scenario.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Unmeasured warm-up per scenario.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Time per algorithm of the in-process signing ceiling.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    signing_duration: Duration,
+    /// Scenarios to run, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// Worker threads of the load generator (the server gets the rest of the CPU).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Send prompt=consent so every browser flow shows the consent page.
+    #[arg(long)]
+    prompt_consent: bool,
+    /// The server's log filter (CASTELLAN_LOG); its logs go to a file, not the terminal.
+    #[arg(long, default_value = "info")]
+    server_log: String,
+    /// Where the .md and .json reports go [default: <workspace>/bench-results].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest.parent().map_or_else(|| manifest.clone(), Path::to_path_buf)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(report) if report.has_errors() => {
+            eprintln!("error: a scenario had errors; its figures are not valid");
+            ExitCode::FAILURE
+        }
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<Report> {
+    let selected = scenarios::select(&args.scenarios)?;
+    anyhow::ensure!(args.connections > 0 && args.flow_connections > 0, "connections must be > 0");
+    let workspace = workspace_root();
+    let bin = match &args.server_bin {
+        Some(bin) => bin.clone(),
+        None => server::build(&workspace)?,
+    };
+    anyhow::ensure!(bin.is_file(), "no server binary at {}", bin.display());
+    let machine = procfs::Machine::describe(&workspace);
+    let clock_ticks = procfs::clock_ticks();
+
+    eprintln!(
+        "measuring the in-process signing ceiling ({:?} per algorithm)",
+        args.signing_duration
+    );
+    let (ceilings, unmeasured) = signing::measure_all(args.signing_duration, clock_ticks);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.client_threads.max(1))
+        .enable_all()
+        .build()?;
+    let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    let (startup, mut results, hwm) = runtime.block_on(async {
+        tokio::select! {
+            result = serve_and_load(&args, &bin, &selected, clock_ticks) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        }
+    })?;
+    for result in &mut results {
+        let alg = match result.name {
+            "refresh" => Some("RS256"),
+            name => scenarios::CLIENT_CREDENTIALS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a),
+        };
+        let ceiling = ceilings
+            .iter()
+            .find(|c| Some(c.algorithm.as_str()) == alg && c.implementation == "castellan");
+        if let (Some(ceiling), Status::Ok | Status::Invalid) = (ceiling, &result.status)
+            && ceiling.per_cpu_second > 0.0
+            && result.requests > 0
+        {
+            result.ratio_to_signing_ceiling =
+                Some(result.per_server_cpu_second / ceiling.per_cpu_second);
+        }
+    }
+    let report = Report {
+        timestamp,
+        machine,
+        settings: report::Settings {
+            db: args.db.as_str(),
+            connections: args.connections,
+            flow_connections: args.flow_connections,
+            duration_seconds: args.duration.as_secs_f64(),
+            warmup_seconds: args.warmup.as_secs_f64(),
+            client_threads: args.client_threads.max(1),
+            prompt_consent: args.prompt_consent,
+            server_log: args.server_log.clone(),
+            server_bin: bin.display().to_string(),
+        },
+        startup,
+        signing: ceilings,
+        signing_unmeasured: unmeasured,
+        scenarios: results,
+        server_vm_hwm_kib: hwm,
+    };
+    println!("{}", report.markdown());
+    let out = args.out.clone().unwrap_or_else(|| workspace.join("bench-results"));
+    let (markdown, json) = report.write(&out)?;
+    eprintln!("wrote {} and {}", markdown.display(), json.display());
+    Ok(report)
+}
+
+/// Starts the server twice (empty, then existing database), prepares the fixtures and runs
+/// each scenario; the database and folder go away when this returns, error or not.
+async fn serve_and_load(
+    args: &Args,
+    bin: &Path,
+    selected: &[&'static str],
+    clock_ticks: f64,
+) -> anyhow::Result<(report::Startup, Vec<ScenarioResult>, Option<u64>)> {
+    let dir = WorkDir::create()?;
+    let database = BenchDatabase::create(args.db, &dir, &args.postgres_url)?;
+    let launch = Launch {
+        bin: bin.to_path_buf(),
+        database_url: database.url.clone(),
+        keys_dir: dir.path().join("keys"),
+        port: server::free_port()?,
+        log_filter: args.server_log.clone(),
+        log_file: dir.path().join("server.log"),
+    };
+
+    let mut first = Server::spawn(&launch)?;
+    let fresh = first.wait_ready(START_LIMIT).await?;
+    let admin = first.first_admin(Duration::from_secs(5)).await?;
+    first.stop(STOP_LIMIT).await.context("stopping the first server")?;
+    let mut server = Server::spawn(&launch)?;
+    let existing = server.wait_ready(START_LIMIT).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let startup = report::Startup {
+        fresh_database_ms: fresh.as_secs_f64() * 1000.0,
+        existing_database_ms: existing.as_secs_f64() * 1000.0,
+        idle_rss_kib: procfs::status_kib(server.pid(), "VmRSS")?,
+    };
+    eprintln!(
+        "ready in {:.0} ms (empty database), {:.0} ms (existing); idle RSS {} KiB",
+        startup.fresh_database_ms, startup.existing_database_ms, startup.idle_rss_kib
+    );
+
+    let users = Users {
+        connections: args.connections,
+        flow_connections: args.flow_connections,
+        prompt_consent: args.prompt_consent,
+    };
+    let target = server.target.clone();
+    let prepared = scenarios::prepare(&target, (&admin.0, &admin.1), selected, users)
+        .await
+        .with_context(|| format!("setting up the fixtures; server log:\n{}", server.log_tail()))?;
+    let window = load::Window { warmup: args.warmup, duration: args.duration };
+    let mut results = Vec::new();
+    for (name, prepared) in prepared {
+        let result = match prepared {
+            Prepared::Skipped(reason) => ScenarioResult::not_run(name, Status::Skipped, reason),
+            Prepared::Failed(reason) => ScenarioResult::not_run(name, Status::Invalid, reason),
+            Prepared::Run(workloads) => {
+                let connections = workloads.len();
+                eprintln!("running {name} on {connections} connections");
+                let measured =
+                    load::measure(&target, server.pid(), workloads, window, clock_ticks, &database)
+                        .await?;
+                ScenarioResult::measured(name, connections, &measured)
+            }
+        };
+        if let Some(error) = &result.first_error {
+            eprintln!("{name}: {} errors; the first: {error}", result.errors);
+        }
+        results.push(result);
+    }
+    let hwm = procfs::status_kib(server.pid(), "VmHWM").ok();
+    server.stop(STOP_LIMIT).await.context("stopping the server")?;
+    Ok((startup, results, hwm))
+}

@@ -1,0 +1,247 @@
+//! The scenarios: what each one asks of the server, and the fixtures it needs, made through
+//! the admin API before any clock starts.
+
+use std::sync::Arc;
+
+use anyhow::bail;
+use serde_json::json;
+
+use crate::flow::{self, Login, REDIRECT_URI};
+use crate::http::{self, Connection, Target};
+use crate::load::Workload;
+use crate::setup::{self, Admin, ClientCredentials};
+
+/// Every scenario, in the order they run.
+pub const ALL: [&str; 8] = [
+    "client_credentials_rs256",
+    "client_credentials_es256",
+    "client_credentials_eddsa",
+    "introspection",
+    "jwks",
+    "discovery",
+    "refresh",
+    "authorization_code",
+];
+
+/// The access-token algorithm each client_credentials scenario selects.
+pub const CLIENT_CREDENTIALS: [(&str, &str); 3] = [
+    ("client_credentials_rs256", "RS256"),
+    ("client_credentials_es256", "ES256"),
+    ("client_credentials_eddsa", "EdDSA"),
+];
+
+const SCOPE: &str = "bench";
+const PASSWORD: &str = "a long benchmark passphrase";
+
+/// How many virtual users, and how to sign in.
+#[derive(Debug, Clone, Copy)]
+pub struct Users {
+    pub connections: usize,
+    pub flow_connections: usize,
+    pub prompt_consent: bool,
+}
+
+/// A scenario ready to run, or why it cannot.
+pub enum Prepared {
+    Run(Vec<Workload>),
+    /// The server does not support it (yet): reported, not an error.
+    Skipped(String),
+    /// Its fixtures failed in a way that is the server's fault: an error.
+    Failed(String),
+}
+
+/// Checks a `--scenarios` selection against the catalogue.
+pub fn select(requested: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    if requested.is_empty() {
+        return Ok(ALL.to_vec());
+    }
+    for name in requested {
+        if !ALL.contains(&name.as_str()) {
+            bail!("unknown scenario {name}; the scenarios are {}", ALL.join(", "));
+        }
+    }
+    Ok(ALL.iter().copied().filter(|s| requested.iter().any(|r| r == s)).collect())
+}
+
+/// Makes every fixture the selected scenarios need and returns them ready to run.
+pub async fn prepare(
+    target: &Target,
+    admin: (&str, &str),
+    selected: &[&'static str],
+    users: Users,
+) -> anyhow::Result<Vec<(&'static str, Prepared)>> {
+    let wants = |name: &str| selected.contains(&name);
+    let mut admin = Admin::sign_in(target, admin.0, admin.1).await?;
+    admin.ensure_scope(SCOPE, "Benchmark load").await?;
+
+    let mut prepared = Vec::new();
+    let mut rs256 = None;
+    for (name, alg) in CLIENT_CREDENTIALS {
+        let introspector = alg == "RS256" && wants("introspection");
+        if !wants(name) && !introspector {
+            continue;
+        }
+        let (client, outcome) =
+            client_credentials(&mut admin, target, alg, users.connections).await?;
+        if alg == "RS256" {
+            rs256 = client;
+        }
+        if wants(name) {
+            prepared.push((name, outcome));
+        }
+    }
+
+    let needs_web = ["introspection", "refresh", "authorization_code"].iter().any(|s| wants(s));
+    let web = if needs_web { Some(web_client(&mut admin).await?) } else { None };
+    let login = |web: &ClientCredentials, username: String, scope| Login {
+        client_id: web.client_id.clone(),
+        basic: web.basic.clone(),
+        username,
+        password: PASSWORD.to_owned(),
+        prompt_consent: users.prompt_consent,
+        scope,
+    };
+
+    if wants("introspection") {
+        let outcome = match (&rs256, &web) {
+            (Some(caller), Some(web)) => {
+                admin.create_user("bench-introspect", PASSWORD).await?;
+                introspection(
+                    target,
+                    caller,
+                    &login(web, "bench-introspect".into(), flow::SCOPE),
+                    users,
+                )
+                .await
+            }
+            _ => Prepared::Skipped("no RS256 client_credentials client to introspect with".into()),
+        };
+        prepared.push(("introspection", outcome));
+    }
+    for (name, path) in [("jwks", "/jwks"), ("discovery", "/.well-known/openid-configuration")] {
+        if wants(name) {
+            let request = http::request("GET", target, path, &[], None);
+            prepared.push((name, fixed(request, None, users.connections)));
+        }
+    }
+    if let (true, Some(web)) = (wants("refresh"), &web) {
+        let names = signed_up(&mut admin, "bench-refresh", users.connections).await?;
+        let chains = names
+            .into_iter()
+            .map(|name| Workload::Refresh {
+                login: login(web, name, flow::REFRESH_SCOPE),
+                refresh_token: None,
+            })
+            .collect();
+        prepared.push(("refresh", Prepared::Run(chains)));
+    }
+    if let (true, Some(web)) = (wants("authorization_code"), &web) {
+        let names = signed_up(&mut admin, "bench-flow", users.flow_connections).await?;
+        let flows =
+            names.into_iter().map(|name| Workload::Flow { login: login(web, name, flow::SCOPE) });
+        prepared.push(("authorization_code", Prepared::Run(flows.collect())));
+    }
+    prepared.sort_by_key(|(name, _)| ALL.iter().position(|s| s == name));
+    Ok(prepared)
+}
+
+/// The confidential web client of the browser flow, allowed `openid offline_access`.
+async fn web_client(admin: &mut Admin<'_>) -> anyhow::Result<ClientCredentials> {
+    let metadata = json!({
+        "client_name": "bench web app",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": flow::SCOPE,
+        "token_endpoint_auth_method": "client_secret_basic",
+        // Long enough for the introspected token to outlive any run.
+        "access_token_lifetime": 3600,
+    });
+    match admin.register_client(&metadata).await? {
+        Ok(web) => Ok(web),
+        Err(reason) => bail!("cannot register the web client: {reason}"),
+    }
+}
+
+/// `count` new users named `<prefix>-<i>`, one per virtual user.
+async fn signed_up(
+    admin: &mut Admin<'_>,
+    prefix: &str,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::with_capacity(count);
+    for i in 0..count {
+        let name = format!("{prefix}-{i}");
+        admin.create_user(&name, PASSWORD).await?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// A client_credentials client whose access tokens are signed with `alg`, checked with one
+/// token: (the client, the scenario).
+async fn client_credentials(
+    admin: &mut Admin<'_>,
+    target: &Target,
+    alg: &str,
+    connections: usize,
+) -> anyhow::Result<(Option<ClientCredentials>, Prepared)> {
+    let mut metadata = json!({
+        "client_name": format!("bench {alg}"),
+        "grant_types": ["client_credentials"],
+        "scope": SCOPE,
+    });
+    // RS256 is the default: its client does not depend on the new member.
+    if alg != "RS256" {
+        metadata["access_token_signed_response_alg"] = alg.into();
+    }
+    let client = match admin.register_client(&metadata).await? {
+        Ok(client) => client,
+        Err(reason) => {
+            let reason = format!("access_token_signed_response_alg={alg} unsupported: {reason}");
+            return Ok((None, Prepared::Skipped(reason)));
+        }
+    };
+    let prepared = match setup::client_token(target, &client).await {
+        Err(reason) => Prepared::Failed(format!("probe token: {reason}")),
+        Ok(token) => match setup::jws_alg(&token) {
+            Some(signed) if signed == alg => {
+                fixed(setup::client_credentials_request(target, &client), None, connections)
+            }
+            other => Prepared::Failed(format!(
+                "the client asked for {alg} access tokens but got alg {}",
+                other.unwrap_or_else(|| "(unreadable)".into())
+            )),
+        },
+    };
+    Ok((Some(client), prepared))
+}
+
+/// `count` virtual users, each repeating `request`.
+fn fixed(request: Vec<u8>, must_contain: Option<&'static [u8]>, count: usize) -> Prepared {
+    let request: Arc<[u8]> = request.into();
+    let users =
+        (0..count).map(|_| Workload::Fixed { request: request.clone(), must_contain }).collect();
+    Prepared::Run(users)
+}
+
+/// `POST /introspect` of a user's access token by a confidential client; the answer must
+/// say `"active":true`.
+async fn introspection(
+    target: &Target,
+    caller: &ClientCredentials,
+    login: &Login,
+    users: Users,
+) -> Prepared {
+    let completed = match Connection::open(target.addr).await {
+        Ok(mut connection) => flow::run(&mut connection, target, login).await,
+        Err(e) => Err(e.into()),
+    };
+    let token = match completed {
+        Ok(completed) => completed.access_token,
+        Err(failure) => return Prepared::Failed(format!("the user's access token: {failure}")),
+    };
+    let form = [("token", token.as_str())];
+    let request =
+        http::post_form(target, "/introspect", &[("Authorization", &caller.basic)], &form);
+    fixed(request, Some(br#""active":true"#), users.connections)
+}
