@@ -1,12 +1,12 @@
 //! Issued refresh tokens by `jti`, with their family, grant and state; rotation is one
-//! conditional update inside the transaction that stores the successor.
+//! conditional update that stores the successor atomically (one statement on Postgres).
 
 use chrono::{DateTime, Utc};
 use entity::refresh_token;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-    TransactionSession, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
 };
 
 #[derive(Debug, Clone)]
@@ -54,47 +54,97 @@ pub async fn insert(db: &impl ConnectionTrait, r: &RefreshRecord) -> Result<(), 
 
 pub async fn find(db: &impl ConnectionTrait, jti: &str) -> Result<Option<StoredRefresh>, DbErr> {
     Ok(refresh_token::Entity::find_by_id(jti).one(db).await?.map(|m| StoredRefresh {
-        status: m.status,
+        status: m.status.clone(),
         used_at: m.used_at,
-        record: RefreshRecord {
-            jti: m.jti,
-            family_id: m.family_id,
-            grant_id: m.grant_id,
-            client_id: m.client_id,
-            user_id: m.user_id,
-            scope: m.scope,
-            auth_time: m.auth_time,
-            created_at: m.created_at,
-            expires_at: m.expires_at,
-            absolute_expires_at: m.absolute_expires_at,
-        },
+        record: record(m),
     }))
 }
 
-/// Marks `jti` used if it is still active and unexpired, and stores its successor, in one
-/// transaction; `false` (and nothing stored) when another use got there first.
+/// Marks `jti` used and stores its successor `successor_jti` (created `now`, expiring at
+/// `sliding_expiry` or the family's absolute expiry, whichever is first), atomically, if
+/// the token is still active and unexpired, its grant stands and its user is enabled.
+/// `None` (and nothing changed) otherwise: another use got there first, or the token
+/// expired, or its grant or user went away.
 pub async fn rotate(
-    db: &impl TransactionTrait,
+    db: &DatabaseConnection,
     jti: &str,
-    successor: &RefreshRecord,
+    successor_jti: &str,
     now: DateTime<Utc>,
-) -> Result<bool, DbErr> {
-    let txn = db.begin().await?;
-    let used = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::Status, Expr::value("used"))
-        .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-        .filter(refresh_token::Column::Jti.eq(jti))
-        .filter(refresh_token::Column::Status.eq("active"))
-        .filter(refresh_token::Column::ExpiresAt.gt(now))
-        .exec(&txn)
-        .await?;
-    if used.rows_affected != 1 {
-        txn.rollback().await?;
-        return Ok(false);
+    sliding_expiry: DateTime<Utc>,
+) -> Result<Option<RefreshRecord>, DbErr> {
+    let successor = match db.get_database_backend() {
+        // One statement, so one round trip: the refresh grant's only database cost.
+        DbBackend::Postgres => {
+            let statement = Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                ROTATE_POSTGRES,
+                [now.into(), jti.into(), successor_jti.into(), sliding_expiry.into()],
+            );
+            refresh_token::Entity::find().from_raw_sql(statement).one(db).await?
+        }
+        // SQLite has no data-modifying CTE: the same steps in one (local) transaction.
+        _ => {
+            let txn = db.begin().await?;
+            let mut used = refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::Status, Expr::value("used"))
+                .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
+                .filter(refresh_token::Column::Jti.eq(jti))
+                .filter(refresh_token::Column::Status.eq("active"))
+                .filter(refresh_token::Column::ExpiresAt.gt(now))
+                .filter(refresh_token::Column::AbsoluteExpiresAt.gt(now))
+                .filter(Expr::cust(GRANT_AND_USER_STAND))
+                .exec_with_returning(&txn)
+                .await?;
+            let Some(old) = used.pop() else {
+                txn.rollback().await?;
+                return Ok(None);
+            };
+            let successor = RefreshRecord {
+                jti: successor_jti.to_owned(),
+                expires_at: sliding_expiry.min(old.absolute_expires_at),
+                created_at: now,
+                ..record(old)
+            };
+            insert(&txn, &successor).await?;
+            txn.commit().await?;
+            return Ok(Some(successor));
+        }
+    };
+    Ok(successor.map(record))
+}
+
+/// The rotation's conditions on the grant and the user, for both backends.
+const GRANT_AND_USER_STAND: &str = "EXISTS (SELECT 1 FROM grants WHERE grants.id = \
+     refresh_tokens.grant_id) AND EXISTS (SELECT 1 FROM users WHERE users.id = \
+     refresh_tokens.user_id AND NOT users.disabled)";
+
+/// $1 now, $2 the presented jti, $3 the successor's jti, $4 its sliding expiry.
+const ROTATE_POSTGRES: &str = "WITH used AS ( \
+     UPDATE refresh_tokens SET status = 'used', used_at = $1 \
+     WHERE jti = $2 AND status = 'active' AND expires_at > $1 AND absolute_expires_at > $1 \
+     AND EXISTS (SELECT 1 FROM grants WHERE grants.id = refresh_tokens.grant_id) \
+     AND EXISTS (SELECT 1 FROM users WHERE users.id = refresh_tokens.user_id \
+     AND NOT users.disabled) \
+     RETURNING family_id, grant_id, client_id, user_id, scope, auth_time, absolute_expires_at) \
+     INSERT INTO refresh_tokens (jti, family_id, grant_id, client_id, user_id, scope, status, \
+     used_at, auth_time, created_at, expires_at, absolute_expires_at) \
+     SELECT $3, family_id, grant_id, client_id, user_id, scope, 'active', NULL, auth_time, $1, \
+     LEAST($4, absolute_expires_at), absolute_expires_at FROM used \
+     RETURNING *";
+
+fn record(m: refresh_token::Model) -> RefreshRecord {
+    RefreshRecord {
+        jti: m.jti,
+        family_id: m.family_id,
+        grant_id: m.grant_id,
+        client_id: m.client_id,
+        user_id: m.user_id,
+        scope: m.scope,
+        auth_time: m.auth_time,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        absolute_expires_at: m.absolute_expires_at,
     }
-    insert(&txn, successor).await?;
-    txn.commit().await?;
-    Ok(true)
 }
 
 /// Revokes every token of a family (RFC 9700 §4.14.2: reuse of a rotated token).

@@ -14,7 +14,6 @@ use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
 use crate::oauth::revocation;
 use crate::oauth::scope::Scopes;
 use crate::store;
-use crate::store::refresh_tokens::RefreshRecord;
 
 const INVALID: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or already used");
@@ -45,9 +44,9 @@ pub async fn exchange(
     if claims.client_id != client.client_id {
         return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
     }
-    let stored = store::refresh_tokens::find(ctx.db, &claims.jti).await?.ok_or(INVALID)?;
-    let family_scope = Scopes::parse(&stored.record.scope)
-        .map_err(|_| anyhow::anyhow!("a stored refresh token has a malformed scope"))?;
+    // The token's signed claims carry its family's scope: everything is checked before the
+    // rotation, so a bad request never consumes the token.
+    let family_scope = Scopes::parse(&claims.scope).map_err(|_| INVALID)?;
     // RFC 6749 §6: a narrower scope is fine; the refresh token keeps the family's.
     let scope = match request.scope {
         None => family_scope.clone(),
@@ -62,31 +61,24 @@ pub async fn exchange(
             requested
         }
     };
+    let audience = audience(ctx.issuer, client, &request.resources)?;
     let now = Utc::now();
-    if stored.record.absolute_expires_at <= now {
-        return Err(INVALID);
-    }
-    let user = store::users::find(ctx.db, &stored.record.user_id).await?.filter(|u| !u.disabled);
-    let grant = store::grants::find(ctx.db, &stored.record.grant_id).await?;
-    let (Some(user), Some(_)) = (user, grant) else {
-        revocation::revoke_family(ctx.db, ctx.verdicts, &stored.record.family_id, ctx.max_lifetime)
-            .await?;
-        return Err(INVALID);
-    };
     let sliding = i64::from(
         client.metadata.lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
     );
-    let successor = RefreshRecord {
-        jti: uuid::Uuid::new_v4().to_string(),
-        expires_at: (now + chrono::Duration::seconds(sliding))
-            .min(stored.record.absolute_expires_at),
-        created_at: now,
-        ..stored.record.clone()
+    let successor_jti = uuid::Uuid::new_v4().to_string();
+    // RFC 9700 §4.14.2: rotation; exactly one of concurrent uses wins.
+    let rotated = store::refresh_tokens::rotate(
+        ctx.db,
+        &claims.jti,
+        &successor_jti,
+        now,
+        now + chrono::Duration::seconds(sliding),
+    )
+    .await?;
+    let Some(successor) = rotated else {
+        return Err(refused(ctx, &claims.jti, request.reuse_grace).await?);
     };
-    if !store::refresh_tokens::rotate(ctx.db, &claims.jti, &successor, now).await? {
-        return Err(lost(ctx, &claims.jti, request.reuse_grace).await?);
-    }
-    let audience = audience(ctx.issuer, client, &request.resources)?;
     let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
     let (access_token, _) = access_token::issue(
         ctx.keys,
@@ -105,7 +97,12 @@ pub async fn exchange(
     )?;
     let refresh_token = ctx.refresh_token(&successor, now)?;
     // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
-    let id_token = ctx.id_token(client, &user, &scope, successor.auth_time, None, &access_token)?;
+    let id_token = if scope.contains("openid") {
+        let user = store::users::find(ctx.db, &successor.user_id).await?.ok_or(INVALID)?;
+        ctx.id_token(client, &user, &scope, successor.auth_time, None, &access_token)?
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
@@ -116,21 +113,27 @@ pub async fn exchange(
     })
 }
 
-/// The rotation found the token no longer active. Rotated moments ago, this use merely lost
-/// a race (the winner's chain lives on); rotated earlier, it is a replay of a stolen or
-/// leaked token, and the whole family goes (RFC 9700 §4.14.2).
-async fn lost(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthError, OAuthError> {
+/// The rotation refused the token. Rotated moments ago, this use merely lost a race (the
+/// winner's chain lives on); rotated earlier, it is a replay of a stolen or leaked token, and
+/// the whole family goes (RFC 9700 §4.14.2). Still active, its grant or user went away (or it
+/// expired): the family goes too, so nothing of it outlives what it was granted under.
+async fn refused(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthError, OAuthError> {
     let Some(current) = store::refresh_tokens::find(ctx.db, jti).await? else { return Ok(INVALID) };
+    let family = &current.record.family_id;
     let grace = chrono::Duration::from_std(grace).unwrap_or_default();
-    if current.status == "used" && current.used_at.is_some_and(|at| Utc::now() - at > grace) {
-        let revoked = revocation::revoke_family(
-            ctx.db,
-            ctx.verdicts,
-            &current.record.family_id,
-            ctx.max_lifetime,
-        )
-        .await?;
-        tracing::warn!(client_id = %current.record.client_id, family = %current.record.family_id, revoked, "refresh token reuse: family revoked");
+    let now = Utc::now();
+    let replayed = current.status == "used" && current.used_at.is_some_and(|at| now - at > grace);
+    let orphaned = current.status == "active" && {
+        let user = store::users::find(ctx.db, &current.record.user_id).await?;
+        let grant = store::grants::find(ctx.db, &current.record.grant_id).await?;
+        !(user.is_some_and(|u| !u.disabled) && grant.is_some())
+    };
+    if replayed || orphaned {
+        let revoked =
+            revocation::revoke_family(ctx.db, ctx.verdicts, family, ctx.max_lifetime).await?;
+        if replayed {
+            tracing::warn!(client_id = %current.record.client_id, family = %family, revoked, "refresh token reuse: family revoked");
+        }
     }
     Ok(INVALID)
 }
