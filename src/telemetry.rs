@@ -11,6 +11,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use tracing::Instrument;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, Settings};
@@ -19,18 +20,26 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Installs the global subscriber: human lines or JSON lines, on stderr (stdout is for
 /// command output). A second call is ignored.
-pub fn init(settings: &Settings) {
+///
+/// Lines are written by a thread of their own, buffered while more are queued and flushed
+/// as soon as the queue is empty: a busy server makes one write per batch instead of one
+/// per line, and a quiet one still logs at once. Nothing is dropped (a full queue makes
+/// the logging thread wait). Keep the guard until exit: dropping it flushes.
+pub fn init(settings: &Settings) -> WorkerGuard {
     let filter =
         EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("castellan-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(ansi);
     let _ = match settings.log_format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
         LogFormat::Human => builder.try_init(),
     };
+    guard
 }
 
 /// Checks a `CASTELLAN_LOG` filter without installing it.

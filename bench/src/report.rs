@@ -236,7 +236,7 @@ impl Report {
             );
         }
         out.push_str(
-            "\n| signing ceiling (1 thread) | implementation | signatures / CPU-s |\n|---|---|---:|\n",
+            "\n| signing ceiling (1 thread, before and after the load) | implementation | signatures / CPU-s |\n|---|---|---:|\n",
         );
         for c in &self.signing {
             let _ = writeln!(

@@ -49,6 +49,26 @@ struct AccessClaims<'a> {
     scope: &'a str,
 }
 
+/// Two measurements of the same ceilings as one: signatures and CPU time summed.
+pub fn combine(first: Vec<Ceiling>, second: Vec<Ceiling>) -> Vec<Ceiling> {
+    first
+        .into_iter()
+        .map(|mut c| {
+            let same =
+                |o: &&Ceiling| o.algorithm == c.algorithm && o.implementation == c.implementation;
+            if let Some(o) = second.iter().find(same) {
+                c.signatures += o.signatures;
+                c.cpu_seconds += o.cpu_seconds;
+                c.wall_seconds += o.wall_seconds;
+                if c.cpu_seconds > 0.0 {
+                    c.per_cpu_second = c.signatures as f64 / c.cpu_seconds;
+                }
+            }
+            c
+        })
+        .collect()
+}
+
 /// Measures every algorithm for about `duration` each.
 pub fn measure_all(duration: Duration, clock_ticks: f64) -> (Vec<Ceiling>, Vec<Unmeasured>) {
     let mut ceilings = Vec::new();

@@ -356,7 +356,14 @@ where
 
 fn init_logging() {
     if std::env::var_os("TEST_LOG").is_some() {
-        castellan::telemetry::init(&Settings { log_filter: "debug".into(), ..Settings::default() });
+        static GUARD: std::sync::OnceLock<tracing_appender::non_blocking::WorkerGuard> =
+            std::sync::OnceLock::new();
+        GUARD.get_or_init(|| {
+            castellan::telemetry::init(&Settings {
+                log_filter: "debug".into(),
+                ..Settings::default()
+            })
+        });
     }
 }
 
