@@ -138,7 +138,7 @@ fn run(args: Args) -> anyhow::Result<Report> {
         };
         let ceiling = ceilings
             .iter()
-            .find(|c| Some(c.algorithm.as_str()) == alg && c.implementation == "castellan");
+            .find(|c| Some(c.algorithm.as_str()) == alg && c.implementation == signing::ALL_CORES);
         if let (Some(ceiling), Status::Ok | Status::Invalid) = (ceiling, &result.status)
             && ceiling.per_cpu_second > 0.0
             && result.requests > 0

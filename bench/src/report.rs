@@ -214,7 +214,7 @@ impl Report {
         );
         out.push_str(
             "| scenario | req/s | p50 ms | p90 ms | p99 ms | errors | server CPU-s | \
-             req / server CPU-s | ÷ signing ceiling | DB CPU-s | client CPU-s | peak RSS MiB | \
+             req / server CPU-s | ÷ all-core signing ceiling | DB CPU-s | client CPU-s | peak RSS MiB | \
              status |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         );
         for r in &self.scenarios {
@@ -236,7 +236,7 @@ impl Report {
             );
         }
         out.push_str(
-            "\n| signing ceiling (1 thread, before and after the load) | implementation | signatures / CPU-s |\n|---|---|---:|\n",
+            "\n| signing ceiling (before and after the load) | implementation | signatures / CPU-s |\n|---|---|---:|\n",
         );
         for c in &self.signing {
             let _ = writeln!(

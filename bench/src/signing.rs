@@ -107,9 +107,14 @@ fn measure(alg: Algorithm, duration: Duration, clock_ticks: f64) -> anyhow::Resu
         scope: "bench",
     };
     let name = alg.as_str().to_owned();
-    let mut found = vec![on_one_thread(&name, "castellan", duration, clock_ticks, || {
-        signer.sign("at+jwt", &claims).map(drop)
-    })?];
+    let sign = || signer.sign("at+jwt", &claims).map(drop);
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut found = vec![
+        on_one_thread(&name, "castellan", duration, clock_ticks, sign)?,
+        // Every core signing at once, as a saturated server does: shared caches and
+        // all-core clock speeds make each signature dearer than on one busy core alone.
+        on_threads(cores, &name, ALL_CORES, duration, clock_ticks, sign)?,
+    ];
     if alg.as_str() == "RS256" {
         // jsonwebtoken's RSA signing takes a PKCS#1 key and parses it again for each token.
         let pkcs1 = rsa::RsaPrivateKey::from_pkcs8_der(&key.pkcs8)?.to_pkcs1_der()?;
@@ -124,8 +129,10 @@ fn measure(alg: Algorithm, duration: Duration, clock_ticks: f64) -> anyhow::Resu
     Ok(found)
 }
 
-/// Runs `sign` in a loop on a thread of its own for `duration` and reads that thread's CPU
-/// time before and after.
+/// The implementation label of the all-core measurement of the server's own signer; the
+/// ratios of the report divide by it.
+pub const ALL_CORES: &str = "castellan, all cores at once";
+
 fn on_one_thread(
     algorithm: &str,
     implementation: &'static str,
@@ -133,34 +140,78 @@ fn on_one_thread(
     clock_ticks: f64,
     sign: impl Fn() -> anyhow::Result<()> + Sync,
 ) -> anyhow::Result<Ceiling> {
-    std::thread::scope(|scope| {
-        scope
-            .spawn(|| {
-                sign().context("a first signature")?;
-                let cpu_before = procfs::thread_cpu_ticks()?;
-                let started = Instant::now();
-                let mut signatures = 0u64;
-                while started.elapsed() < duration {
-                    sign()?;
-                    signatures += 1;
-                }
-                let wall_seconds = started.elapsed().as_secs_f64();
-                let cpu_ticks = procfs::thread_cpu_ticks()?.saturating_sub(cpu_before);
-                let cpu_seconds = cpu_ticks as f64 / clock_ticks;
-                Ok(Ceiling {
-                    algorithm: algorithm.to_owned(),
-                    implementation,
-                    signatures,
-                    cpu_seconds,
-                    wall_seconds,
-                    per_cpu_second: if cpu_seconds > 0.0 {
-                        signatures as f64 / cpu_seconds
-                    } else {
-                        0.0
-                    },
+    on_threads(1, algorithm, implementation, duration, clock_ticks, sign)
+}
+
+/// Runs `sign` in a loop on `threads` threads at once for `duration`, reading each thread's
+/// CPU time before and after; the figures are the sums over the threads.
+fn on_threads(
+    threads: usize,
+    algorithm: &str,
+    implementation: &'static str,
+    duration: Duration,
+    clock_ticks: f64,
+    sign: impl Fn() -> anyhow::Result<()> + Sync,
+) -> anyhow::Result<Ceiling> {
+    let sign = &sign;
+    let runs: Vec<anyhow::Result<Ceiling>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(move || {
+                    one_thread(algorithm, implementation, duration, clock_ticks, sign)
                 })
             })
-            .join()
-            .map_err(|_| anyhow::anyhow!("the signing thread panicked"))?
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a signing thread panicked"))?)
+            .collect()
+    });
+    let runs = runs.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(combine_all(runs))
+}
+
+/// The sum of several threads' runs of one ceiling.
+fn combine_all(runs: Vec<Ceiling>) -> Ceiling {
+    let mut runs = runs.into_iter();
+    let mut total = runs.next().expect("at least one thread");
+    for run in runs {
+        total.signatures += run.signatures;
+        total.cpu_seconds += run.cpu_seconds;
+        total.wall_seconds = total.wall_seconds.max(run.wall_seconds);
+    }
+    if total.cpu_seconds > 0.0 {
+        total.per_cpu_second = total.signatures as f64 / total.cpu_seconds;
+    }
+    total
+}
+
+/// Runs `sign` in a loop on the current thread for `duration` and reads that thread's CPU
+/// time before and after.
+fn one_thread(
+    algorithm: &str,
+    implementation: &'static str,
+    duration: Duration,
+    clock_ticks: f64,
+    sign: &(impl Fn() -> anyhow::Result<()> + Sync),
+) -> anyhow::Result<Ceiling> {
+    sign().context("a first signature")?;
+    let cpu_before = procfs::thread_cpu_ticks()?;
+    let started = Instant::now();
+    let mut signatures = 0u64;
+    while started.elapsed() < duration {
+        sign()?;
+        signatures += 1;
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let cpu_ticks = procfs::thread_cpu_ticks()?.saturating_sub(cpu_before);
+    let cpu_seconds = cpu_ticks as f64 / clock_ticks;
+    Ok(Ceiling {
+        algorithm: algorithm.to_owned(),
+        implementation,
+        signatures,
+        cpu_seconds,
+        wall_seconds,
+        per_cpu_second: if cpu_seconds > 0.0 { signatures as f64 / cpu_seconds } else { 0.0 },
     })
 }
