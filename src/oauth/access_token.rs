@@ -130,6 +130,8 @@ pub fn verify(
     let verifier = keys.verifier(kid).ok_or(Rejected::UnknownKey)?;
     let mut validation = jsonwebtoken::Validation::new(verifier.alg);
     validation.leeway = LEEWAY.as_secs();
+    // RFC 7519 §4.1.5: a token is not accepted before its `nbf` (when it has one).
+    validation.validate_nbf = true;
     validation.set_issuer(&[issuer]);
     match audience {
         Some(audience) => validation.set_audience(&[audience]),

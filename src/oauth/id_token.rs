@@ -111,12 +111,16 @@ pub fn verify_hint(keys: &Keys, issuer: &str, hint: &str) -> Option<Hint> {
         aud: super::access_token::Audience,
     }
     let header = jsonwebtoken::decode_header(hint).ok()?;
-    if header.typ.as_deref() == Some(super::access_token::TYP) {
+    // RFC 8725 §3.11: our ID tokens say `typ: JWT`; anything else (an access token's
+    // at+jwt above all) is not one.
+    if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("JWT")) {
         return None;
     }
     let verifier = keys.verifier(header.kid.as_deref()?)?;
     let mut validation = jsonwebtoken::Validation::new(verifier.alg);
     validation.validate_exp = false;
+    validation.validate_nbf = true;
+    validation.leeway = super::keyring::LEEWAY.as_secs();
     validation.validate_aud = false;
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["iss", "sub", "aud"]);

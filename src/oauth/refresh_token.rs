@@ -56,6 +56,7 @@ impl RefreshKeys {
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY.as_secs();
+        validation.validate_nbf = true;
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[issuer]);
         jsonwebtoken::decode::<RefreshClaims>(token, &self.decoding, &validation)

@@ -21,6 +21,7 @@ mod proxy;
 mod refresh;
 mod replicas;
 mod rotation;
+mod security;
 mod sessions;
 mod startup;
 mod telemetry;
