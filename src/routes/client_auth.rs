@@ -76,7 +76,9 @@ pub fn presented(req: &HttpRequest, form: &OAuthForm) -> Result<Presented, OAuth
 }
 
 /// HTTP Basic credentials, whose parts are form-urlencoded first (RFC 6749 §2.3.1).
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, SecretString)>, OAuthError> {
+pub(crate) fn basic_credentials(
+    req: &HttpRequest,
+) -> Result<Option<(String, SecretString)>, OAuthError> {
     let refused = OAuthError::InvalidClient { basic: true };
     let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
     let value = value.to_str().map_err(|_| OAuthError::InvalidClient { basic: true })?;
