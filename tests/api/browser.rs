@@ -229,3 +229,54 @@ pub async fn redeem(
     )
     .await
 }
+
+/// The browser flow against any server address (a `ServerProcess` too): authorize, log in
+/// if asked, consent if asked; returns the code sent to `REDIRECT`.
+pub async fn code_at(
+    browser: &Browser,
+    base: &str,
+    client_id: &str,
+    username: &str,
+    challenge: &str,
+) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid offline_access")
+        .append_pair("state", "st")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    let mut response = browser.get(&format!("{base}/authorize?{query}")).await;
+    for _ in 0..8 {
+        if let Some(to) = location(&response) {
+            if to.starts_with(REDIRECT) {
+                return params(&to)["code"].clone();
+            }
+            let to = if to.starts_with('/') { format!("{base}{to}") } else { to };
+            response = browser.get(&to).await;
+            continue;
+        }
+        let page = response.text().await.expect("page");
+        let csrf = input(&page, "csrf_token").expect("csrf_token");
+        response = match input(&page, "request") {
+            Some(request) => {
+                let form =
+                    [("csrf_token", csrf.as_str()), ("request", &request), ("decision", "allow")];
+                browser.post(&format!("{base}/consent"), &form).await
+            }
+            None => {
+                let return_to = input(&page, "return_to").expect("return_to");
+                let form = [
+                    ("username", username),
+                    ("password", PASSWORD),
+                    ("csrf_token", csrf.as_str()),
+                    ("return_to", return_to.as_str()),
+                ];
+                browser.post(&format!("{base}/login"), &form).await
+            }
+        };
+    }
+    panic!("no code after 8 steps");
+}
