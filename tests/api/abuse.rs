@@ -272,3 +272,53 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
     assert_eq!(failed_from(&proxied, "c9", "203.0.113.7").await, 429);
     assert_eq!(failed_from(&proxied, "c9", "203.0.113.8").await, 401, "another source");
 }
+
+#[tokio::test]
+async fn every_endpoint_refuses_a_body_over_its_limit() {
+    let app = spawn_app_with(|_| {}).await;
+    let admin = app.admin_token().await;
+    let huge_form = format!("grant_type=client_credentials&pad={}", "a".repeat(100 * 1024));
+    let huge_json = format!(r#"{{"client_name":"{}"}}"#, "a".repeat(100 * 1024));
+    let routes = [
+        ("POST", "/token", false),
+        ("POST", "/introspect", false),
+        ("POST", "/revoke", false),
+        ("POST", "/authorize", false),
+        ("POST", "/login", false),
+        ("POST", "/consent", false),
+        ("POST", "/logout", false),
+        ("POST", "/userinfo", false),
+        ("POST", "/account/grants/some-id/revoke", false),
+        ("POST", "/admin/clients", true),
+        ("PUT", "/admin/clients/some-id", true),
+        ("POST", "/admin/clients/some-id/secret", true),
+        ("POST", "/admin/scopes", true),
+        ("PUT", "/admin/scopes/profile", true),
+        ("POST", "/admin/users", true),
+        ("PUT", "/admin/users/some-id", true),
+        ("POST", "/admin/keys/rotate", true),
+    ];
+    for (method, path, json) in routes {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request =
+            app.http.request(method, app.url(path)).basic_auth(&app.admin.0, Some(&app.admin.1));
+        request = if json {
+            request
+                .bearer_auth(&admin)
+                .header("content-type", "application/json")
+                .body(huge_json.clone())
+        } else {
+            request
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(huge_form.clone())
+        };
+        let response = request.send().await.expect("the server answers, not resets");
+        let status = response.status().as_u16();
+        assert!((400..500).contains(&status), "{path}: {status}");
+        if json {
+            let body: serde_json::Value = response.json().await.expect("a JSON error");
+            assert!(body["error"].is_string(), "{path}");
+        }
+    }
+    assert_eq!(app.get("/health/ready").await.status(), 200, "the server is unharmed");
+}
