@@ -159,6 +159,9 @@ pub struct SettingsArgs {
     /// How long SIGTERM waits for in-flight requests
     #[arg(long, env = "CASTELLAN_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
     shutdown_timeout: String,
+    /// After SIGTERM, how long readiness says 503 while requests are still served
+    #[arg(long, env = "CASTELLAN_SHUTDOWN_DELAY", default_value = "0s", global = true)]
+    shutdown_delay: String,
     /// A login session ends after this long unused
     #[arg(long, env = "CASTELLAN_SESSION_IDLE_TIMEOUT", default_value = "30m", global = true)]
     session_idle_timeout: String,
@@ -238,6 +241,7 @@ impl SettingsArgs {
             })?,
             db_timeout: duration("CASTELLAN_DB_TIMEOUT", &self.db_timeout)?,
             shutdown_timeout: duration("CASTELLAN_SHUTDOWN_TIMEOUT", &self.shutdown_timeout)?,
+            shutdown_delay: duration("CASTELLAN_SHUTDOWN_DELAY", &self.shutdown_delay)?,
             session_idle_timeout: duration(
                 "CASTELLAN_SESSION_IDLE_TIMEOUT",
                 &self.session_idle_timeout,

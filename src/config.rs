@@ -35,6 +35,9 @@ pub struct Settings {
     pub db_timeout: Duration,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
+    /// After SIGTERM, how long readiness reports 503 while requests are still accepted,
+    /// so load balancers stop sending traffic before the listener closes.
+    pub shutdown_delay: Duration,
     /// A login session ends after this long without use...
     pub session_idle_timeout: Duration,
     /// ...and after this long in any case.
@@ -69,6 +72,7 @@ impl Default for Settings {
             db_max_connections: 16,
             db_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             session_idle_timeout: Duration::from_secs(30 * 60),
             session_lifetime: Duration::from_secs(12 * 3600),
             refresh_reuse_grace: Duration::from_secs(2),

@@ -141,10 +141,15 @@ impl Application {
         tracing::info!(address = %self.address, issuer = %self.state.issuer, "listening");
         let handle = self.server.handle();
         let draining = self.state.draining.clone();
+        let delay = self.state.settings.shutdown_delay;
         let signals = tokio::spawn(async move {
             wait_for_termination().await;
-            tracing::info!("shutting down: draining in-flight requests");
+            // Readiness turns 503 first; the listener stays open for the delay, so load
+            // balancers see it and stop sending before connections are refused.
             draining.store(true, Ordering::Relaxed);
+            tracing::info!(delay = ?delay, "shutting down: readiness is 503");
+            tokio::time::sleep(delay).await;
+            tracing::info!("shutting down: draining in-flight requests");
             handle.stop(true).await;
         });
         let served = self.server.await;

@@ -558,3 +558,26 @@ async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
         rotated_at.elapsed()
     );
 }
+
+#[tokio::test]
+async fn after_sigterm_readiness_is_503_while_requests_are_still_served() {
+    let db = TestDatabase::create().await;
+    let mut env = process_env(&db);
+    env.push(("CASTELLAN_SHUTDOWN_DELAY", "2s".into()));
+    let mut server = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let admin = cli_admin(&db);
+    let http = reqwest::Client::new();
+    let ready = || http.get(format!("{}/health/ready", server.address)).send();
+    assert_eq!(ready().await.expect("GET").status(), 200);
+
+    server.sigterm();
+
+    let draining = time_until(Duration::from_secs(2), || async {
+        ready().await.is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+    assert!(draining.is_some(), "readiness turns 503 first");
+    let token = admin_token(&http, &server.address, &admin).await;
+    assert!(!token.is_empty(), "requests are still served during the delay");
+    assert_eq!(server.wait(Duration::from_secs(15)).await, Some(0), "then it exits 0");
+}
