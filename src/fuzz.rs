@@ -337,6 +337,9 @@ fn fuzz_jwt_verification() {
         "iss": w.issuer, "sub": "s", "aud": w.issuer, "exp": now + 600, "iat": now,
         "jti": "j", "client_id": "c", "scope": "openid",
     });
+    // The ring refuses to sign once it has not been re-read for a while (other targets may
+    // have run for minutes since the world was made).
+    block_on(w.keys.refresh(&w.db)).expect("refresh the key ring");
     let genuine =
         w.keys.sign(crate::oauth::jwk::Algorithm::RS256, access_token::TYP, &claims).expect("sign");
     let b64 = |v: &serde_json::Value| {
