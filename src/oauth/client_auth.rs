@@ -15,6 +15,7 @@ use super::keyring::LEEWAY;
 use super::registry::Registry;
 use super::secret;
 use super::throttle::{Account, Throttle};
+use crate::config::Issuer;
 use crate::error::OAuthError;
 use crate::store::{self, Db};
 
@@ -37,13 +38,12 @@ impl Presented {
     }
 }
 
-/// Where and how a client authenticates: the audiences an assertion may name, the
-/// brute-force limits, and the request's source address.
+/// Where and how a client authenticates: the issuer (an assertion may name it or its token
+/// endpoint as audience), the brute-force limits, and the request's source address.
 pub struct Authenticating<'a> {
     pub db: &'a Db,
     pub registry: &'a Registry,
-    pub issuer: &'a str,
-    pub token_endpoint: &'a str,
+    pub issuer: &'a Issuer,
     pub throttle: &'a Throttle,
     pub address: IpAddr,
 }
@@ -67,7 +67,7 @@ pub async fn authenticate(
     if let Err(refused) = ctx.throttle.check(account, ctx.address) {
         return Err(OAuthError::TooManyAttempts(refused.retry_after));
     }
-    match check(ctx.db, ctx.registry, ctx.issuer, ctx.token_endpoint, presented).await {
+    match check(ctx.db, ctx.registry, ctx.issuer, presented).await {
         Err(OAuthError::InvalidClient { basic }) => {
             match ctx.throttle.failed(ctx.db, account, ctx.address).await? {
                 Some(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
@@ -81,8 +81,7 @@ pub async fn authenticate(
 async fn check(
     db: &Db,
     registry: &Registry,
-    issuer: &str,
-    token_endpoint: &str,
+    issuer: &Issuer,
     presented: Presented,
 ) -> Result<Arc<Client>, OAuthError> {
     let basic = presented.is_basic();
@@ -110,7 +109,9 @@ async fn check(
             }
         }
         Presented::Assertion { assertion, .. } => {
-            verify_assertion(db, &client, &assertion, issuer, token_endpoint).await?;
+            // Only an assertion names the token endpoint: no string is built for the others.
+            let token_endpoint = issuer.endpoint("/token");
+            verify_assertion(db, &client, &assertion, issuer.as_str(), &token_endpoint).await?;
         }
         Presented::Public { .. } => {}
     }

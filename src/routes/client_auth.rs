@@ -21,12 +21,10 @@ pub async fn client_of(
     form: &OAuthForm,
 ) -> Result<Arc<Client>, OAuthError> {
     let presented = presented(req, form)?;
-    let token_endpoint = state.issuer.endpoint("/token");
     let ctx = Authenticating {
         db: &state.db,
         registry: &state.registry,
-        issuer: state.issuer.as_str(),
-        token_endpoint: &token_endpoint,
+        issuer: &state.issuer,
         throttle: &state.throttle,
         address: super::address::source(req, &state.settings.trusted_proxies),
     };
