@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::browser::{Browser, PASSWORD, REDIRECT, code_at, pkce};
 use crate::helpers::{
     ServerProcess, TestApp, TestDatabase, as_refs, cli_admin, eventually, join_all, process_env,
-    start, test_settings,
+    start, test_settings, token_from,
 };
 use crate::proxy::TcpProxy;
 
@@ -53,19 +53,6 @@ where
     None
 }
 
-/// An admin of a server at `base`: (client_id, secret) and a function for bearer calls.
-async fn admin_token(http: &reqwest::Client, base: &str, admin: &(String, String)) -> String {
-    let response = http
-        .post(format!("{base}/token"))
-        .basic_auth(&admin.0, Some(&admin.1))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .expect("POST");
-    let body: Value = response.json().await.expect("JSON");
-    body["access_token"].as_str().expect("admin token").to_owned()
-}
-
 async fn admin_call(
     http: &reqwest::Client,
     base: &str,
@@ -74,7 +61,7 @@ async fn admin_call(
     path: &str,
     body: Option<Value>,
 ) -> reqwest::Response {
-    let token = admin_token(http, base, admin).await;
+    let token = token_from(base, admin).await;
     let mut request = http.request(method, format!("{base}{path}")).bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
@@ -143,6 +130,22 @@ async fn redeem_at(
         .await
 }
 
+/// A user's tokens: the browser flow at `login_at` (leaving `browser` signed in there), the
+/// code redeemed at `redeem_at_base`.
+async fn user_tokens(
+    http: &reqwest::Client,
+    browser: &Browser,
+    login_at: &str,
+    redeem_at_base: &str,
+    client: &(String, String),
+    username: &str,
+) -> Value {
+    let (verifier, challenge) = pkce();
+    let code = code_at(browser, login_at, &client.0, username, &challenge).await;
+    let response = redeem_at(http, redeem_at_base, client, &code, &verifier).await.expect("POST");
+    response.json().await.expect("JSON")
+}
+
 #[tokio::test]
 async fn a_database_outage_fails_closed_everywhere_and_service_returns_without_restart() {
     let db = Arc::new(TestDatabase::create().await);
@@ -162,14 +165,8 @@ async fn a_database_outage_fails_closed_everywhere_and_service_returns_without_r
     let app: TestApp = start(db.clone(), settings).await;
     let (client, _) = web_client_and_user(&app.http, &app.address, &app.admin, "olga").await;
     let browser = Browser::new();
-    let (verifier, challenge) = pkce();
-    let code = code_at(&browser, &app.address, &client.0, "olga", &challenge).await;
-    let tokens: Value = redeem_at(&app.http, &app.address, &client, &code, &verifier)
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
+    let tokens =
+        user_tokens(&app.http, &browser, &app.address, &app.address, &client, "olga").await;
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
 
@@ -266,15 +263,8 @@ async fn a_slow_database_hits_a_bounded_timeout_instead_of_piling_up() {
     let db = Arc::new(TestDatabase::create().await);
     let app: TestApp = start(db.clone(), test_settings(&db)).await;
     let (client, _) = web_client_and_user(&app.http, &app.address, &app.admin, "sam").await;
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce();
-    let code = code_at(&browser, &app.address, &client.0, "sam", &challenge).await;
-    let tokens: Value = redeem_at(&app.http, &app.address, &client, &code, &verifier)
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
+    let tokens =
+        user_tokens(&app.http, &Browser::new(), &app.address, &app.address, &client, "sam").await;
     let refresh = tokens["refresh_token"].as_str().expect("refresh").to_owned();
 
     // Another connection holds the refresh tokens' table: every rotation must wait on it.
@@ -406,15 +396,7 @@ async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
     let (client, user_id) = web_client_and_user(&http, &a.address, &admin, "uma").await;
 
     // A code from A is redeemed at B; its refresh token rotates at C.
-    let browser = Browser::new();
-    let (verifier, challenge) = pkce();
-    let code = code_at(&browser, &a.address, &client.0, "uma", &challenge).await;
-    let tokens: Value = redeem_at(&http, &b.address, &client, &code, &verifier)
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
+    let tokens = user_tokens(&http, &Browser::new(), &a.address, &b.address, &client, "uma").await;
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let refreshed = http
         .post(format!("{}/token", c.address))
@@ -541,9 +523,9 @@ async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
         .expect("kid")
         .to_owned();
     let kid_at = |base: String| {
-        let (http, admin) = (http.clone(), admin.clone());
+        let admin = admin.clone();
         async move {
-            let token = admin_token(&http, &base, &admin).await;
+            let token = token_from(&base, &admin).await;
             jsonwebtoken::decode_header(&token).expect("header").kid.expect("kid")
         }
     };
@@ -577,7 +559,7 @@ async fn after_sigterm_readiness_is_503_while_requests_are_still_served() {
     })
     .await;
     assert!(draining.is_some(), "readiness turns 503 first");
-    let token = admin_token(&http, &server.address, &admin).await;
+    let token = token_from(&server.address, &admin).await;
     assert!(!token.is_empty(), "requests are still served during the delay");
     assert_eq!(server.wait(Duration::from_secs(15)).await, Some(0), "then it exits 0");
 }
