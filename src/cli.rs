@@ -10,6 +10,7 @@ use crate::oauth::client_metadata;
 use crate::oauth::keyring::{self, KeyError, Keys};
 use crate::oauth::master_key::MasterKey;
 use crate::oauth::registry::{self, Credentials, Registry};
+use crate::oauth::revocation::Revocations;
 use crate::startup::Application;
 use crate::{store, telemetry};
 
@@ -62,6 +63,14 @@ pub enum UsersCommand {
         email_verified: bool,
         #[arg(long)]
         name: Option<String>,
+        /// An administrator: may be granted the `admin` scope (the admin API).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// End every session of a user and cut off every token issued to them so far.
+    EndSessions {
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -108,92 +117,104 @@ pub enum KeysCommand {
     List,
 }
 
-/// The raw settings; [`SettingsArgs::into_settings`] types and validates them.
+/// The raw settings; [`SettingsArgs::into_settings`] types and validates them. Every default
+/// is `Settings::default()`'s, defined once there (docs/REFERENCE.md §2 lists them).
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
     /// Issuer URL [default: http://<bound address>]
     #[arg(long, env = "CASTELLAN_ISSUER", global = true)]
     issuer: Option<String>,
-    /// Listen address (port 0 picks a free port)
-    #[arg(long, env = "CASTELLAN_BIND", default_value = "127.0.0.1:8080", global = true)]
-    bind: String,
-    /// SQLite or Postgres URL
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "sqlite://castellan.db?mode=rwc",
-        hide_env_values = true,
-        global = true
-    )]
-    database_url: String,
-    /// Folder of the master key file
-    #[arg(long, env = "CASTELLAN_KEYS_DIR", default_value = "keys", global = true)]
-    keys_dir: PathBuf,
+    /// Listen address (port 0 picks a free port) [default: 127.0.0.1:8080]
+    #[arg(long, env = "CASTELLAN_BIND", global = true)]
+    bind: Option<String>,
+    /// A second listener for /metrics and health only (metrics then leave the main port)
+    #[arg(long, env = "CASTELLAN_INTERNAL_BIND", global = true)]
+    internal_bind: Option<String>,
+    /// SQLite or Postgres URL [default: sqlite://castellan.db?mode=rwc]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    database_url: Option<String>,
+    /// Folder of the master key file [default: keys]
+    #[arg(long, env = "CASTELLAN_KEYS_DIR", global = true)]
+    keys_dir: Option<PathBuf>,
     /// Master key (base64, 32 bytes); overrides the file. Prefer the variable to the flag.
     #[arg(long, env = "CASTELLAN_MASTER_KEY", hide_env_values = true, global = true)]
     master_key: Option<String>,
-    /// Tracing filter
-    #[arg(long = "log", env = "CASTELLAN_LOG", default_value = "info", global = true)]
-    log: String,
-    /// Log format: human or json
-    #[arg(long, env = "CASTELLAN_LOG_FORMAT", default_value = "human", global = true)]
-    log_format: String,
-    /// How long a signing key signs before the next takes over
-    #[arg(long, env = "CASTELLAN_KEY_ROTATION_PERIOD", default_value = "30d", global = true)]
-    key_rotation_period: String,
-    /// Longest lifetime of any signed token; retired keys stay published this long
-    #[arg(long, env = "CASTELLAN_MAX_TOKEN_LIFETIME", default_value = "1h", global = true)]
-    max_token_lifetime: String,
-    /// Cache-Control max-age of the JWKS (at most 300s)
-    #[arg(long, env = "CASTELLAN_JWKS_MAX_AGE", default_value = "300s", global = true)]
-    jwks_max_age: String,
-    /// How often each replica re-reads shared state (at most 5s)
-    #[arg(long, env = "CASTELLAN_SYNC_INTERVAL", default_value = "2s", global = true)]
-    sync_interval: String,
-    /// Database connection pool size
-    #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", default_value = "16", global = true)]
-    db_max_connections: String,
-    /// Bound on waiting for a database connection or statement
-    #[arg(long, env = "CASTELLAN_DB_TIMEOUT", default_value = "3s", global = true)]
-    db_timeout: String,
-    /// How long SIGTERM waits for in-flight requests
-    #[arg(long, env = "CASTELLAN_SHUTDOWN_TIMEOUT", default_value = "30s", global = true)]
-    shutdown_timeout: String,
-    /// After SIGTERM, how long readiness says 503 while requests are still served
-    #[arg(long, env = "CASTELLAN_SHUTDOWN_DELAY", default_value = "0s", global = true)]
-    shutdown_delay: String,
-    /// A login session ends after this long unused
-    #[arg(long, env = "CASTELLAN_SESSION_IDLE_TIMEOUT", default_value = "30m", global = true)]
-    session_idle_timeout: String,
-    /// A login session ends after this long in any case
-    #[arg(long, env = "CASTELLAN_SESSION_LIFETIME", default_value = "12h", global = true)]
-    session_lifetime: String,
+    /// Tracing filter [default: info]
+    #[arg(long = "log", env = "CASTELLAN_LOG", global = true)]
+    log: Option<String>,
+    /// Log format: human or json [default: human]
+    #[arg(long, env = "CASTELLAN_LOG_FORMAT", global = true)]
+    log_format: Option<String>,
+    /// How long a signing key signs before the next takes over [default: 30d]
+    #[arg(long, env = "CASTELLAN_KEY_ROTATION_PERIOD", global = true)]
+    key_rotation_period: Option<String>,
+    /// Longest lifetime of any signed token; retired keys stay published this long [default: 1h]
+    #[arg(long, env = "CASTELLAN_MAX_TOKEN_LIFETIME", global = true)]
+    max_token_lifetime: Option<String>,
+    /// Cache-Control max-age of the JWKS (at most 300s) [default: 300s]
+    #[arg(long, env = "CASTELLAN_JWKS_MAX_AGE", global = true)]
+    jwks_max_age: Option<String>,
+    /// How often each replica re-reads shared state (at most 5s) [default: 2s]
+    #[arg(long, env = "CASTELLAN_SYNC_INTERVAL", global = true)]
+    sync_interval: Option<String>,
+    /// Database connection pool size [default: 16]
+    #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", global = true)]
+    db_max_connections: Option<String>,
+    /// Bound on waiting for a database connection or statement [default: 3s]
+    #[arg(long, env = "CASTELLAN_DB_TIMEOUT", global = true)]
+    db_timeout: Option<String>,
+    /// How long SIGTERM waits for in-flight requests [default: 30s]
+    #[arg(long, env = "CASTELLAN_SHUTDOWN_TIMEOUT", global = true)]
+    shutdown_timeout: Option<String>,
+    /// After SIGTERM, how long readiness says 503 while requests are still served [default: 0s]
+    #[arg(long, env = "CASTELLAN_SHUTDOWN_DELAY", global = true)]
+    shutdown_delay: Option<String>,
+    /// A login session ends after this long unused [default: 30m]
+    #[arg(long, env = "CASTELLAN_SESSION_IDLE_TIMEOUT", global = true)]
+    session_idle_timeout: Option<String>,
+    /// A login session ends after this long in any case [default: 12h]
+    #[arg(long, env = "CASTELLAN_SESSION_LIFETIME", global = true)]
+    session_lifetime: Option<String>,
     /// A rotated refresh token presented again within this window lost a race; later, it
-    /// is reuse and revokes its family
-    #[arg(long, env = "CASTELLAN_REFRESH_REUSE_GRACE", default_value = "2s", global = true)]
-    refresh_reuse_grace: String,
-    /// Failed logins or client authentications of one account, within the failure window,
-    /// after which it is refused with 429
-    #[arg(long, env = "CASTELLAN_ACCOUNT_FAILURE_LIMIT", default_value = "10", global = true)]
-    account_failure_limit: String,
-    /// The same for one source address
-    #[arg(long, env = "CASTELLAN_ADDRESS_FAILURE_LIMIT", default_value = "100", global = true)]
-    address_failure_limit: String,
-    /// The window failures are counted in
-    #[arg(long, env = "CASTELLAN_FAILURE_WINDOW", default_value = "15m", global = true)]
-    failure_window: String,
+    /// is reuse and revokes its family [default: 2s]
+    #[arg(long, env = "CASTELLAN_REFRESH_REUSE_GRACE", global = true)]
+    refresh_reuse_grace: Option<String>,
+    /// Failed sign-ins of one account from one address (or one known device) within the
+    /// failure window after which that pair is refused with 429; as many failures of the
+    /// account from everywhere put it in soft lockout [default: 10]
+    #[arg(long, env = "CASTELLAN_ACCOUNT_FAILURE_LIMIT", global = true)]
+    account_failure_limit: Option<String>,
+    /// Failed sign-ins and client authentications from one address after which it is
+    /// refused with 429 [default: 100]
+    #[arg(long, env = "CASTELLAN_ADDRESS_FAILURE_LIMIT", global = true)]
+    address_failure_limit: Option<String>,
+    /// The window failures are counted in [default: 15m]
+    #[arg(long, env = "CASTELLAN_FAILURE_WINDOW", global = true)]
+    failure_window: Option<String>,
     /// Comma-separated proxy addresses whose X-Forwarded-For names the source address
-    #[arg(long, env = "CASTELLAN_TRUSTED_PROXIES", default_value = "", global = true)]
-    trusted_proxies: String,
+    #[arg(long, env = "CASTELLAN_TRUSTED_PROXIES", global = true)]
+    trusted_proxies: Option<String>,
 }
 
 impl SettingsArgs {
-    /// Types and validates every setting; an error names the variable at fault.
+    /// Types and validates every setting given, over the defaults; an error names the
+    /// variable at fault.
     pub fn into_settings(self) -> Result<Settings, SettingsError> {
-        let duration =
-            |name, value: &str| parse_duration(value).map_err(|e| SettingsError::new(name, e));
-        let count = |name, value: &str| {
-            value.parse::<u32>().map_err(|_| SettingsError::new(name, "expected a whole number"))
+        let d = Settings::default();
+        let duration = |name, value: Option<String>, default| match value {
+            None => Ok(default),
+            Some(value) => parse_duration(&value).map_err(|e| SettingsError::new(name, e)),
+        };
+        let count = |name, value: Option<String>, default| match value {
+            None => Ok(default),
+            Some(value) => value
+                .parse::<u32>()
+                .map_err(|_| SettingsError::new(name, "expected a whole number")),
+        };
+        let address = |name, value: &str| {
+            value
+                .parse()
+                .map_err(|_| SettingsError::new(name, "expected IP:PORT, e.g. 127.0.0.1:8080"))
         };
         let issuer = match self.issuer.as_deref() {
             None | Some("") => None,
@@ -201,67 +222,40 @@ impl SettingsArgs {
                 Some(Issuer::parse(value).map_err(|e| SettingsError::new("CASTELLAN_ISSUER", e))?)
             }
         };
-        let bind = self.bind.parse().map_err(|_| {
-            SettingsError::new("CASTELLAN_BIND", "expected IP:PORT, e.g. 127.0.0.1:8080")
-        })?;
-        let database_url = self.database_url;
-        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p))
-        {
-            return Err(SettingsError::new(
-                "DATABASE_URL",
-                "expected a sqlite:// or postgres:// URL",
-            ));
-        }
-        telemetry::validate_filter(&self.log)
+        let bind = match self.bind.as_deref() {
+            None => d.bind,
+            Some(value) => address("CASTELLAN_BIND", value)?,
+        };
+        let internal_bind = match self.internal_bind.as_deref() {
+            None | Some("") => d.internal_bind,
+            Some(value) => Some(address("CASTELLAN_INTERNAL_BIND", value)?),
+        };
+        let database_url = match self.database_url {
+            None => d.database_url,
+            Some(url) => {
+                if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| url.starts_with(p)) {
+                    return Err(SettingsError::new(
+                        "DATABASE_URL",
+                        "expected a sqlite:// or postgres:// URL",
+                    ));
+                }
+                SecretString::from(url)
+            }
+        };
+        let log_filter = self.log.unwrap_or(d.log_filter);
+        telemetry::validate_filter(&log_filter)
             .map_err(|e| SettingsError::new("CASTELLAN_LOG", e))?;
-        let log_format = match self.log_format.as_str() {
-            "human" => LogFormat::Human,
-            "json" => LogFormat::Json,
-            _ => {
+        let log_format = match self.log_format.as_deref() {
+            None => d.log_format,
+            Some("human") => LogFormat::Human,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
                 return Err(SettingsError::new("CASTELLAN_LOG_FORMAT", "expected human or json"));
             }
         };
-        let settings = Settings {
-            issuer,
-            bind,
-            database_url: SecretString::from(database_url),
-            keys_dir: self.keys_dir,
-            master_key: self.master_key.map(SecretString::from),
-            log_filter: self.log,
-            log_format,
-            key_rotation_period: duration(
-                "CASTELLAN_KEY_ROTATION_PERIOD",
-                &self.key_rotation_period,
-            )?,
-            max_token_lifetime: duration("CASTELLAN_MAX_TOKEN_LIFETIME", &self.max_token_lifetime)?,
-            jwks_max_age: duration("CASTELLAN_JWKS_MAX_AGE", &self.jwks_max_age)?,
-            sync_interval: duration("CASTELLAN_SYNC_INTERVAL", &self.sync_interval)?,
-            db_max_connections: self.db_max_connections.parse().map_err(|_| {
-                SettingsError::new("CASTELLAN_DB_MAX_CONNECTIONS", "expected a whole number")
-            })?,
-            db_timeout: duration("CASTELLAN_DB_TIMEOUT", &self.db_timeout)?,
-            shutdown_timeout: duration("CASTELLAN_SHUTDOWN_TIMEOUT", &self.shutdown_timeout)?,
-            shutdown_delay: duration("CASTELLAN_SHUTDOWN_DELAY", &self.shutdown_delay)?,
-            session_idle_timeout: duration(
-                "CASTELLAN_SESSION_IDLE_TIMEOUT",
-                &self.session_idle_timeout,
-            )?,
-            session_lifetime: duration("CASTELLAN_SESSION_LIFETIME", &self.session_lifetime)?,
-            refresh_reuse_grace: duration(
-                "CASTELLAN_REFRESH_REUSE_GRACE",
-                &self.refresh_reuse_grace,
-            )?,
-            account_failure_limit: count(
-                "CASTELLAN_ACCOUNT_FAILURE_LIMIT",
-                &self.account_failure_limit,
-            )?,
-            address_failure_limit: count(
-                "CASTELLAN_ADDRESS_FAILURE_LIMIT",
-                &self.address_failure_limit,
-            )?,
-            failure_window: duration("CASTELLAN_FAILURE_WINDOW", &self.failure_window)?,
-            trusted_proxies: self
-                .trusted_proxies
+        let trusted_proxies = match self.trusted_proxies {
+            None => d.trusted_proxies,
+            Some(list) => list
                 .split(',')
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
@@ -271,6 +265,79 @@ impl SettingsArgs {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+        };
+        let settings = Settings {
+            issuer,
+            bind,
+            internal_bind,
+            database_url,
+            keys_dir: self.keys_dir.unwrap_or(d.keys_dir),
+            master_key: self.master_key.map(SecretString::from),
+            log_filter,
+            log_format,
+            key_rotation_period: duration(
+                "CASTELLAN_KEY_ROTATION_PERIOD",
+                self.key_rotation_period,
+                d.key_rotation_period,
+            )?,
+            max_token_lifetime: duration(
+                "CASTELLAN_MAX_TOKEN_LIFETIME",
+                self.max_token_lifetime,
+                d.max_token_lifetime,
+            )?,
+            jwks_max_age: duration("CASTELLAN_JWKS_MAX_AGE", self.jwks_max_age, d.jwks_max_age)?,
+            sync_interval: duration(
+                "CASTELLAN_SYNC_INTERVAL",
+                self.sync_interval,
+                d.sync_interval,
+            )?,
+            db_max_connections: count(
+                "CASTELLAN_DB_MAX_CONNECTIONS",
+                self.db_max_connections,
+                d.db_max_connections,
+            )?,
+            db_timeout: duration("CASTELLAN_DB_TIMEOUT", self.db_timeout, d.db_timeout)?,
+            shutdown_timeout: duration(
+                "CASTELLAN_SHUTDOWN_TIMEOUT",
+                self.shutdown_timeout,
+                d.shutdown_timeout,
+            )?,
+            shutdown_delay: duration(
+                "CASTELLAN_SHUTDOWN_DELAY",
+                self.shutdown_delay,
+                d.shutdown_delay,
+            )?,
+            session_idle_timeout: duration(
+                "CASTELLAN_SESSION_IDLE_TIMEOUT",
+                self.session_idle_timeout,
+                d.session_idle_timeout,
+            )?,
+            session_lifetime: duration(
+                "CASTELLAN_SESSION_LIFETIME",
+                self.session_lifetime,
+                d.session_lifetime,
+            )?,
+            refresh_reuse_grace: duration(
+                "CASTELLAN_REFRESH_REUSE_GRACE",
+                self.refresh_reuse_grace,
+                d.refresh_reuse_grace,
+            )?,
+            account_failure_limit: count(
+                "CASTELLAN_ACCOUNT_FAILURE_LIMIT",
+                self.account_failure_limit,
+                d.account_failure_limit,
+            )?,
+            address_failure_limit: count(
+                "CASTELLAN_ADDRESS_FAILURE_LIMIT",
+                self.address_failure_limit,
+                d.address_failure_limit,
+            )?,
+            failure_window: duration(
+                "CASTELLAN_FAILURE_WINDOW",
+                self.failure_window,
+                d.failure_window,
+            )?,
+            trusted_proxies,
         };
         settings.validate()?;
         Ok(settings)
@@ -294,8 +361,11 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             clients_create(create, settings).await?
         }
         Command::Users {
-            action: UsersCommand::Create { username, email, email_verified, name },
-        } => users_create(settings, username, email, email_verified, name).await?,
+            action: UsersCommand::Create { username, email, email_verified, name, admin },
+        } => users_create(settings, username, email, email_verified, name, admin).await?,
+        Command::Users { action: UsersCommand::EndSessions { id } } => {
+            users_end_sessions(settings, id).await?
+        }
         Command::Migrate => {
             store::migrate(&settings).await?;
             tracing::info!("migrations applied");
@@ -352,13 +422,14 @@ async fn users_create(
     email: Option<String>,
     email_verified: bool,
     name: Option<String>,
+    admin: bool,
 ) -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin().read_line(&mut password)?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     let body = serde_json::json!({
         "username": username, "password": password, "email": email,
-        "email_verified": email_verified, "name": name,
+        "email_verified": email_verified, "name": name, "admin": admin,
     });
     let input = crate::oauth::users::parse_input(&body, true)
         .map_err(|e| anyhow::anyhow!("invalid user ({}): {}", e.field, e.description))?;
@@ -366,6 +437,19 @@ async fn users_create(
     let db = store::connect(&settings).await?;
     let user = crate::oauth::users::create(&db, &Default::default(), input).await?;
     println!("{}", serde_json::to_string(&user)?);
+    db.close().await?;
+    Ok(())
+}
+
+async fn users_end_sessions(settings: Settings, id: String) -> anyhow::Result<()> {
+    store::migrate(&settings).await?;
+    let db = store::connect(&settings).await?;
+    if store::users::find(&db, &id).await?.is_none() {
+        anyhow::bail!("no user with this id");
+    }
+    let revocations = Revocations::load(&db, settings.max_token_lifetime).await?;
+    let ended = revocations.cut_off_user(&db, &id, None).await?;
+    println!("{}", serde_json::json!({ "user": id, "sessions_ended": ended }));
     db.close().await?;
     Ok(())
 }

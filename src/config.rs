@@ -17,6 +17,9 @@ pub struct Settings {
     /// The issuer URL; `None` derives `http://{bound address}` once bound.
     pub issuer: Option<Issuer>,
     pub bind: SocketAddr,
+    /// A second listener for `/metrics` and health only; when set, `/metrics` leaves the
+    /// main listener (keep this one off the public network).
+    pub internal_bind: Option<SocketAddr>,
     pub database_url: SecretString,
     pub keys_dir: PathBuf,
     pub master_key: Option<SecretString>,
@@ -60,6 +63,7 @@ impl Default for Settings {
         Self {
             issuer: None,
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            internal_bind: None,
             database_url: SecretString::from("sqlite://castellan.db?mode=rwc"),
             keys_dir: PathBuf::from("keys"),
             master_key: None,

@@ -3,10 +3,9 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use sea_orm::DbErr;
 use serde::Serialize;
 
-use crate::store;
+use crate::store::StoreError;
 
 /// The JSON error body (RFC 6749 §5.2 shape; SPEC §6 adds `field`).
 #[derive(Debug, Serialize)]
@@ -31,13 +30,16 @@ fn json_error(
 }
 
 /// Logs the cause of a storage failure and says which status it deserves.
-fn storage_status(error: &DbErr) -> StatusCode {
-    if store::is_unavailable(error) {
-        tracing::warn!(error = %error, "database unavailable");
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        tracing::error!(error = %error, "database error");
-        StatusCode::INTERNAL_SERVER_ERROR
+fn storage_status(error: &StoreError) -> StatusCode {
+    match error {
+        StoreError::Unavailable(_) => {
+            tracing::warn!(error = %error, "database unavailable");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => {
+            tracing::error!(error = %error, "database error");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     }
 }
 
@@ -92,7 +94,7 @@ pub enum OAuthError {
     #[error("invalid_target: {0}")]
     InvalidTarget(&'static str),
     #[error("storage: {0}")]
-    Store(#[from] DbErr),
+    Store(#[from] StoreError),
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
     /// Too many failed authentications of this client or from this address (SPEC §9).
@@ -187,7 +189,7 @@ pub enum BearerError {
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
     #[error("storage: {0}")]
-    Store(#[from] DbErr),
+    Store(#[from] StoreError),
 }
 
 impl ResponseError for BearerError {
@@ -262,7 +264,7 @@ pub enum AdminError {
     #[error("conflict: {0}")]
     Conflict(&'static str),
     #[error("storage: {0}")]
-    Store(#[from] DbErr),
+    Store(#[from] StoreError),
     #[error("internal: {0:#}")]
     Internal(#[from] anyhow::Error),
 }

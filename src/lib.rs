@@ -11,3 +11,6 @@ pub mod telemetry;
 
 #[cfg(test)]
 mod fuzz;
+
+#[cfg(test)]
+mod redaction;

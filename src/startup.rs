@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -14,13 +15,15 @@ use tokio::task::JoinHandle;
 use crate::config::{Issuer, Settings};
 use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
+use crate::oauth::gate::Gate;
 use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
 use crate::oauth::refresh_token::RefreshKeys;
 use crate::oauth::registry::{Credentials, Registry};
+use crate::oauth::revocation::Revocations;
 use crate::oauth::throttle::Throttle;
 use crate::oauth::users::Passwords;
-use crate::oauth::verdicts::Verdicts;
+use crate::oauth::verified::Verified;
 use crate::routes;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
@@ -35,6 +38,8 @@ pub struct AppState {
     pub cursors: Cursors,
     /// Binds the HTML forms' CSRF tokens.
     pub csrf_key: aws_lc_rs::hmac::Key,
+    /// MACs the known-device cookies (`oauth::device`).
+    pub device_key: aws_lc_rs::hmac::Key,
     /// Signs and checks refresh tokens (HS256: only this server reads them).
     pub refresh_keys: RefreshKeys,
     /// Argon2id, bounded to one hash per CPU at a time.
@@ -43,15 +48,34 @@ pub struct AppState {
     pub discovery: ArcSwap<Vec<u8>>,
     /// Failed-authentication limits (SPEC §9).
     pub throttle: Throttle,
-    /// Recent live verdicts of introspected access tokens (one sync interval).
-    pub verdicts: Verdicts,
+    /// The revoked state of this replica, and the one hook every revocation goes through.
+    pub revocations: Revocations,
+    /// Access tokens whose signature was verified recently.
+    pub verified: Verified,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
     pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// The one gate presented tokens pass (docs/REFERENCE.md §4).
+    pub fn gate(&self) -> Gate<'_> {
+        Gate {
+            db: &self.db,
+            keys: &self.keys,
+            refresh_keys: &self.refresh_keys,
+            issuer: self.issuer.as_str(),
+            registry: &self.registry,
+            revocations: &self.revocations,
+            verified: &self.verified,
+        }
+    }
 }
 
 /// A bound, ready-to-run server.
 pub struct Application {
     server: Server,
+    /// The listener for metrics and health only, when `internal_bind` is set.
+    internal: Option<(Server, SocketAddr)>,
     address: SocketAddr,
     state: web::Data<AppState>,
     background: JoinHandle<()>,
@@ -64,11 +88,15 @@ impl Application {
         let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
         let cursors = Cursors::new(master.mac_key("cursor v1"));
         let csrf_key = master.mac_key("csrf v1");
+        let device_key = master.mac_key("device v1");
         let refresh_keys = RefreshKeys::new(master.secret("refresh token v1").as_ref());
         store::migrate(&settings).await.context("cannot migrate the database")?;
         let db = store::connect(&settings).await.context("cannot connect to the database")?;
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
         let registry = Registry::new(settings.sync_interval);
+        let revocations = Revocations::load(&db, settings.max_token_lifetime)
+            .await
+            .context("cannot read the revocation log")?;
         let first_admin = registry.register_first_admin(&db).await?;
 
         let listener = TcpListener::bind(settings.bind)
@@ -84,32 +112,75 @@ impl Application {
             registry,
             cursors,
             csrf_key,
+            device_key,
             refresh_keys,
             passwords: Passwords::default(),
             discovery,
-            verdicts: Verdicts::new(settings.sync_interval),
+            revocations,
+            verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),
             settings,
         });
         let metrics = web::Data::new(Metrics::new()?);
         let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
+        let https = state.issuer.is_https();
+        let internal = match state.settings.internal_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .with_context(|| format!("cannot listen on {bind} (internal)"))?,
+            ),
+            None => None,
+        };
+        let public_metrics = internal.is_none();
         let server = {
-            let state = state.clone();
+            let (state, metrics) = (state.clone(), metrics.clone());
             HttpServer::new(move || {
                 App::new()
+                    // RFC 6797: behind an https issuer, browsers are told to use nothing else.
+                    .wrap(middleware::Condition::new(
+                        https,
+                        middleware::DefaultHeaders::new().add((
+                            header::STRICT_TRANSPORT_SECURITY,
+                            "max-age=31536000; includeSubDomains",
+                        )),
+                    ))
                     .wrap(middleware::from_fn(telemetry::observe))
                     .app_data(state.clone())
                     .app_data(metrics.clone())
-                    .configure(routes::configure)
+                    .configure(|cfg| routes::configure(cfg, public_metrics))
             })
             .disable_signals()
             .shutdown_timeout(shutdown_timeout)
             .listen(listener)?
             .run()
         };
+        let internal = match internal {
+            Some(listener) => {
+                let internal_address = listener.local_addr()?;
+                let state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(state.clone())
+                        .app_data(metrics.clone())
+                        .configure(routes::configure_internal)
+                })
+                .workers(1)
+                .disable_signals()
+                .shutdown_timeout(shutdown_timeout)
+                .listen(listener)?
+                .run();
+                Some((server, internal_address))
+            }
+            None => None,
+        };
         let background = tokio::spawn(sync_shared_state(state.clone()));
-        Ok(Self { server, address, state, background, first_admin })
+        Ok(Self { server, internal, address, state, background, first_admin })
+    }
+
+    /// The internal listener's address (metrics and health), when one was asked for.
+    pub fn internal_address(&self) -> Option<SocketAddr> {
+        self.internal.as_ref().map(|(_, address)| *address)
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -140,6 +211,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         tracing::info!(address = %self.address, issuer = %self.state.issuer, "listening");
         let handle = self.server.handle();
+        let internal_handle = self.internal.as_ref().map(|(server, _)| server.handle());
         let draining = self.state.draining.clone();
         let delay = self.state.settings.shutdown_delay;
         let signals = tokio::spawn(async move {
@@ -151,7 +223,13 @@ impl Application {
             tokio::time::sleep(delay).await;
             tracing::info!("shutting down: draining in-flight requests");
             handle.stop(true).await;
+            if let Some(internal) = internal_handle {
+                internal.stop(true).await;
+            }
         });
+        if let Some((internal, _)) = self.internal {
+            tokio::spawn(internal);
+        }
         let served = self.server.await;
         signals.abort();
         self.background.abort();
@@ -171,7 +249,8 @@ pub(crate) fn key_policy(settings: &Settings) -> KeyPolicy {
 }
 
 /// Re-reads the key ring every sync interval (so a rotation made anywhere reaches this
-/// replica in time) and rotates when a key has signed for a whole period.
+/// replica in time) and rotates when a key has signed for a whole period; follows the
+/// revocation log, so a revocation made anywhere holds here within the interval.
 async fn sync_shared_state(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(state.settings.sync_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -183,6 +262,9 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         }
         if let Err(e) = state.keys.rotate_if_due(&state.db).await {
             tracing::warn!(error = %e, "scheduled key rotation failed");
+        }
+        if let Err(e) = state.revocations.follow(&state.db).await {
+            tracing::warn!(error = %e, "cannot follow the revocation log");
         }
         if let Err(e) = state.throttle.sync(&state.db).await {
             tracing::warn!(error = %e, "cannot refresh the blocked accounts and addresses");

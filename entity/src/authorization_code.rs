@@ -29,6 +29,8 @@ pub struct Model {
     /// The access token the redemption issued, to revoke it if the code is replayed.
     pub access_jti: Option<String>,
     pub access_expires_at: Option<DateTimeUtc>,
+    /// When the code was presented again after its redemption.
+    pub replayed_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -23,6 +23,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub audience: String,
     pub access_token_signed_response_alg: String,
+    /// JSON array of the resource identifiers of the APIs this client runs.
+    #[sea_orm(column_type = "Text")]
+    pub served_resources: String,
     pub access_token_lifetime: Option<i32>,
     pub id_token_lifetime: Option<i32>,
     pub refresh_token_lifetime: Option<i32>,

@@ -8,19 +8,12 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub jti: String,
     pub family_id: String,
-    pub grant_id: String,
-    pub client_id: String,
-    pub user_id: String,
-    #[sea_orm(column_type = "Text")]
-    pub scope: String,
-    /// `active`, `used` (rotated) or `revoked`.
+    /// `active` or `used` (rotated); a family's revocation is on the family.
     pub status: String,
     /// When it was rotated (status `used`).
     pub used_at: Option<DateTimeUtc>,
-    pub auth_time: DateTimeUtc,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
-    pub absolute_expires_at: DateTimeUtc,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -17,6 +17,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub name: Option<String>,
     pub disabled: bool,
+    /// May hold the `admin` scope.
+    pub admin: bool,
+    /// Every token of this user issued at or before this instant is dead.
+    pub tokens_not_before: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

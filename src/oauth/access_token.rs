@@ -67,6 +67,8 @@ pub struct Grant<'a> {
     pub family_id: Option<&'a str>,
     /// The client's `access_token_signed_response_alg`.
     pub alg: Algorithm,
+    /// The token's id, chosen by the caller when it must be recorded before the token exists.
+    pub jti: Option<String>,
 }
 
 /// Signs a new access token; returns it with its claims.
@@ -79,7 +81,7 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         aud: Audience::new(grant.audience),
         exp: iat + lifetime,
         iat,
-        jti: uuid::Uuid::new_v4().to_string(),
+        jti: grant.jti.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         client_id: grant.client_id.to_owned(),
         scope: grant.scope.to_string(),
         auth_time: grant.auth_time,

@@ -209,6 +209,18 @@ pub async fn validate(
     })
 }
 
+impl AuthorizationRequest {
+    /// The request as `user` may be granted it: `admin` only for an administrator; for anyone
+    /// else it is left out of what is asked, shown and granted (RFC 6749 §3.3 lets the server
+    /// grant less; the token response's `scope` says what was granted).
+    pub fn for_user(mut self, user: &crate::store::users::UserRecord) -> Self {
+        if !user.admin {
+            self.scope = self.scope.without(super::gate::ADMIN_SCOPE);
+        }
+        self
+    }
+}
+
 /// `base` with `params` added to its query (RFC 6749 §4.1.2: keep the existing query).
 pub fn redirect_url(base: &str, params: &[(&str, &str)]) -> String {
     match url::Url::parse(base) {

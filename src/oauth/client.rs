@@ -103,6 +103,9 @@ pub struct ClientMetadata {
     pub jwks: Option<serde_json::Value>,
     pub post_logout_redirect_uris: Vec<String>,
     pub audience: Vec<String>,
+    /// The resource identifiers of the APIs this client runs: it may introspect tokens
+    /// meant for them (RFC 7662 §4).
+    pub served_resources: Vec<String>,
     pub lifetimes: Lifetimes,
     /// How its access tokens are signed (RS256 unless the client asks otherwise).
     pub access_token_alg: Algorithm,
@@ -169,6 +172,7 @@ impl Client {
             jwks: m.jwks.clone(),
             post_logout_redirect_uris: m.post_logout_redirect_uris.clone(),
             audience: m.audience.clone(),
+            served_resources: m.served_resources.clone(),
             access_token_signed_response_alg: m.access_token_alg.as_str(),
             access_token_lifetime: l.access_token.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
             id_token_lifetime: l.id_token.unwrap_or(DEFAULT_ID_TOKEN_LIFETIME),
@@ -187,8 +191,8 @@ fn secs(value: Option<u32>, default: u32) -> Duration {
     Duration::from_secs(u64::from(value.unwrap_or(default)))
 }
 
-/// A client in the admin API (SPEC §6).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+/// A client in the admin API (docs/REFERENCE.md §6).
+#[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     /// Seconds since the epoch.
@@ -210,6 +214,8 @@ pub struct ClientView {
     pub jwks: Option<serde_json::Value>,
     pub post_logout_redirect_uris: Vec<String>,
     pub audience: Vec<String>,
+    /// The APIs this client runs (it may introspect their tokens).
+    pub served_resources: Vec<String>,
     /// RS256 (the default), ES256 or EdDSA.
     pub access_token_signed_response_alg: &'static str,
     pub access_token_lifetime: u32,
@@ -217,4 +223,16 @@ pub struct ClientView {
     pub refresh_token_lifetime: u32,
     pub refresh_token_absolute_lifetime: u32,
     pub authorization_code_lifetime: u32,
+}
+
+/// Never the secret (shown once, to the admin who made it) in a log.
+impl std::fmt::Debug for ClientView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientView")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "[redacted]"))
+            .field("client_name", &self.client_name)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }

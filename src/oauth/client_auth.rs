@@ -14,7 +14,7 @@ use super::client::{AuthMethod, Client, is_client_id};
 use super::keyring::LEEWAY;
 use super::registry::Registry;
 use super::secret;
-use super::throttle::{Account, Throttle};
+use super::throttle::Throttle;
 use crate::config::Issuer;
 use crate::error::OAuthError;
 use crate::store::{self, Db};
@@ -48,28 +48,20 @@ pub struct Authenticating<'a> {
     pub address: IpAddr,
 }
 
-/// Authenticates the client. A client or address over its failure limit is refused with
-/// 429 whatever it presents; each failure counts against both (SPEC §9).
+/// Authenticates the client. An address over its failure limit is refused with 429; each
+/// failure counts against the address only, never the client (docs/REFERENCE.md §9.6).
 pub async fn authenticate(
     ctx: &Authenticating<'_>,
     presented: Presented,
 ) -> Result<Arc<Client>, OAuthError> {
-    let claimed = match &presented {
-        Presented::Basic { client_id, .. }
-        | Presented::Post { client_id, .. }
-        | Presented::Public { client_id } => Some(client_id.clone()),
-        Presented::Assertion { client_id, .. } => client_id.clone(),
-    };
-    let account = match claimed.as_deref() {
-        Some(id) if is_client_id(id) => Account::Client(id),
-        _ => Account::Unnamed,
-    };
-    if let Err(refused) = ctx.throttle.check(account, ctx.address) {
+    if let Err(refused) = ctx.throttle.check(ctx.address) {
         return Err(OAuthError::TooManyAttempts(refused.retry_after));
     }
+    // A public client presents nothing to guess: its failures are never counted.
+    let counted = !matches!(presented, Presented::Public { .. });
     match check(ctx.db, ctx.registry, ctx.issuer, presented).await {
-        Err(OAuthError::InvalidClient { basic }) => {
-            match ctx.throttle.failed(ctx.db, account, ctx.address).await? {
+        Err(OAuthError::InvalidClient { basic }) if counted => {
+            match ctx.throttle.client_failed(ctx.db, ctx.address).await? {
                 Some(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
                 None => Err(OAuthError::InvalidClient { basic }),
             }
@@ -123,6 +115,7 @@ struct AssertionClaims {
     iss: String,
     sub: String,
     exp: i64,
+    iat: Option<i64>,
     jti: Option<String>,
     #[serde(default)]
     aud: serde_json::Value,
@@ -149,6 +142,11 @@ async fn verify_assertion(
 ) -> Result<(), OAuthError> {
     let refused = || OAuthError::InvalidClient { basic: false };
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused())?;
+    // RFC 7515 §4.1.11: a `crit` header names extensions that must be understood; this
+    // server understands none, so any is refused.
+    if has_crit_header(assertion) {
+        return Err(refused());
+    }
     let jwks: JwkSet = client
         .metadata
         .jwks
@@ -185,6 +183,10 @@ async fn verify_assertion(
     if claims.exp > now + MAX_ASSERTION_LIFETIME_SECS {
         return Err(refused());
     }
+    // An assertion from the future was not made by a client with a sane clock.
+    if claims.iat.is_some_and(|iat| iat > now + LEEWAY.as_secs() as i64) {
+        return Err(refused());
+    }
     let jti = claims
         .jti
         .filter(|j| (1..=256).contains(&j.len()) && j.bytes().all(|b| (0x20..=0x7E).contains(&b)))
@@ -196,6 +198,17 @@ async fn verify_assertion(
         return Err(refused());
     }
     Ok(())
+}
+
+/// Whether the JOSE header of `jwt` has a `crit` member.
+fn has_crit_header(jwt: &str) -> bool {
+    use base64::Engine;
+    let Some(encoded) = jwt.split('.').next() else { return true };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded) else {
+        return true;
+    };
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+        .map_or(true, |header| header.contains_key("crit"))
 }
 
 /// The signing algorithm a client key is for: its `alg`, else the one its type implies.

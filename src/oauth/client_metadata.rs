@@ -31,7 +31,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 16] = [
+const MEMBERS: [&str; 17] = [
     "client_name",
     "redirect_uris",
     "grant_types",
@@ -48,6 +48,7 @@ const MEMBERS: [&str; 16] = [
     "authorization_code_lifetime",
     "jwks_uri",
     "access_token_signed_response_alg",
+    "served_resources",
 ];
 
 /// Members the server assigns: a body carrying one is refused, not silently ignored.
@@ -129,6 +130,13 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     if audience.len() > 20 || !audience.iter().all(|a| is_absolute_uri(a)) {
         return Err(invalid("audience", "audience entries must be absolute URIs without fragment"));
     }
+    let served_resources: Vec<String> = member(map, "served_resources")?.unwrap_or_default();
+    if served_resources.len() > 20 || !served_resources.iter().all(|a| is_absolute_uri(a)) {
+        return Err(invalid(
+            "served_resources",
+            "served_resources entries must be absolute URIs without fragment",
+        ));
+    }
     let lifetimes = lifetimes(map, max_token_lifetime)?;
     // The JWS algorithm of its access tokens; ID tokens stay RS256.
     let access_token_alg = match member::<String>(map, "access_token_signed_response_alg")? {
@@ -150,6 +158,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         jwks,
         post_logout_redirect_uris,
         audience,
+        served_resources,
         lifetimes,
         access_token_alg,
     })
@@ -231,6 +240,9 @@ fn jwks(value: &Value) -> Result<Value, FieldError> {
     Ok(value.clone())
 }
 
+/// The longest refresh-token lifetime a client may have: ten years.
+const MAX_REFRESH_LIFETIME: u32 = 10 * 366 * 24 * 3600;
+
 fn lifetimes(map: &Map<String, Value>, max_token: Duration) -> Result<Lifetimes, FieldError> {
     let max_token = u32::try_from(max_token.as_secs()).unwrap_or(u32::MAX);
     let bounded = |name: &'static str, max: u32| -> Result<Option<u32>, FieldError> {
@@ -243,8 +255,8 @@ fn lifetimes(map: &Map<String, Value>, max_token: Duration) -> Result<Lifetimes,
     let lifetimes = Lifetimes {
         access_token: bounded("access_token_lifetime", max_token)?,
         id_token: bounded("id_token_lifetime", max_token)?,
-        refresh_token: bounded("refresh_token_lifetime", u32::MAX)?,
-        refresh_token_absolute: bounded("refresh_token_absolute_lifetime", u32::MAX)?,
+        refresh_token: bounded("refresh_token_lifetime", MAX_REFRESH_LIFETIME)?,
+        refresh_token_absolute: bounded("refresh_token_absolute_lifetime", MAX_REFRESH_LIFETIME)?,
         authorization_code: bounded("authorization_code_lifetime", 600)?,
     };
     let sliding = lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME);

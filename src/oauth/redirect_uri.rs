@@ -1,5 +1,6 @@
-//! Redirect URIs (SPEC §5, RFC 9700 §4.1.3, RFC 8252 §7.3): absolute, no fragment, https
-//! except loopback IP literals, exact string match (any port for loopback), no wildcards.
+//! Redirect URIs (docs/REFERENCE.md §5.4, RFC 9700 §4.1.3, RFC 8252 §7.3): absolute, no
+//! fragment, https except loopback IP literals, exact string match (any port for loopback),
+//! no wildcards.
 
 const MAX_LEN: usize = 2000;
 
@@ -14,8 +15,8 @@ pub fn validate(uri: &str) -> Result<(), &'static str> {
     if uri.contains('*') {
         return Err("a redirect URI must not contain wildcards");
     }
-    if uri.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err("a redirect URI must not contain spaces or control characters");
+    if has_forbidden_characters(uri) {
+        return Err("a redirect URI must not contain spaces, backslashes or control characters");
     }
     let url = url::Url::parse(uri).map_err(|_| "a redirect URI must be an absolute URI")?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -29,32 +30,37 @@ pub fn validate(uri: &str) -> Result<(), &'static str> {
 }
 
 /// Whether `presented` matches `registered`: exact string comparison, except that a
-/// loopback URI matches on any port (RFC 8252 §7.3).
+/// loopback URI matches on any port (RFC 8252 §7.3). For loopback both are parsed and the
+/// presented URI must be exactly the registered one with only its port changed: every other
+/// component (scheme, host, path, query) equal, no user information or fragment (RFC 9700
+/// §4.1.3). Backslashes, spaces and control characters never match.
 pub fn matches(registered: &str, presented: &str) -> bool {
+    if has_forbidden_characters(presented) || presented.contains('#') {
+        return false;
+    }
     if registered == presented {
         return true;
     }
-    match (url::Url::parse(registered), url::Url::parse(presented)) {
-        (Ok(r), Ok(p)) if r.scheme() == "http" && is_loopback(&r) && is_loopback(&p) => {
-            without_port(registered) == without_port(presented)
-        }
-        _ => false,
+    let (Ok(mut expected), Ok(presented_url)) =
+        (url::Url::parse(registered), url::Url::parse(presented))
+    else {
+        return false;
+    };
+    if expected.scheme() != "http" || !is_loopback(&expected) || !is_loopback(&presented_url) {
+        return false;
     }
+    // The registered URI with the presented port, serialized, must be the presented string
+    // byte for byte: a changed path (even one that normalizes the same), user information or
+    // fragment makes them differ.
+    expected.set_port(presented_url.port()).is_ok() && expected.as_str() == presented
 }
 
 fn is_loopback(url: &url::Url) -> bool {
     matches!(url.host_str(), Some("127.0.0.1") | Some("[::1]"))
 }
 
-/// The URI string with the port removed from its authority, compared byte for byte.
-fn without_port(uri: &str) -> String {
-    let Some(rest) = uri.strip_prefix("http://") else { return uri.to_owned() };
-    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let host = match authority.rfind(':') {
-        Some(i) if !authority[i..].contains(']') => &authority[..i],
-        _ => authority,
-    };
-    format!("http://{host}{path}")
+fn has_forbidden_characters(uri: &str) -> bool {
+    uri.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\')
 }
 
 #[cfg(test)]
@@ -94,5 +100,27 @@ mod tests {
         assert!(matches("http://[::1]:80/cb", "http://[::1]:4000/cb"));
         assert!(!matches("http://127.0.0.1/cb", "http://127.0.0.1:5000/other"));
         assert!(!matches("https://a.example:443/cb", "https://a.example:8443/cb"));
+    }
+
+    #[test]
+    fn a_loopback_uri_changes_nothing_but_its_port() {
+        let registered = "http://127.0.0.1/cb";
+        for evil in [
+            "http://127.0.0.1:5555\\evil\\path/cb",
+            "http://127.0.0.1:80#/cb",
+            "http://127.0.0.1:x@127.0.0.1/cb",
+            "http://127.0.0.1:5555/a/../cb",
+            "http://127.0.0.1:5555/cb#frag",
+            "http://127.0.0.1:5555/cb?x=1",
+            "http://127.0.0.1:5555/cb\n",
+            "http://[::1]:5555/cb",
+            "https://127.0.0.1:5555/cb",
+        ] {
+            assert!(!matches(registered, evil), "{evil:?}");
+        }
+        assert!(matches(registered, "http://127.0.0.1:5555/cb"));
+        assert!(matches("http://127.0.0.1:8080/cb?x=1", "http://127.0.0.1:1234/cb?x=1"));
+        assert!(matches("http://127.0.0.1:8080/cb", "http://127.0.0.1/cb"));
+        assert!(validate("https://a.example/c\\b").is_err());
     }
 }

@@ -13,7 +13,7 @@ use super::client_metadata::FieldError;
 use super::jwk::Algorithm;
 use super::scope::Scopes;
 use super::secret;
-use crate::store::clients::{ClientRecord, SecretRecord};
+use crate::store::clients::{ClientRecord, SecretRecord, StoredLifetimes};
 use crate::store::{self, Db, StoreError};
 
 /// Entries kept before the cache starts over (it is a cache, not a copy of the table).
@@ -75,6 +75,7 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         jwks: None,
         post_logout_redirect_uris: Vec::new(),
         audience: Vec::new(),
+        served_resources: Vec::new(),
         lifetimes: Lifetimes::default(),
         access_token_alg: Algorithm::RS256,
     }
@@ -95,9 +96,10 @@ impl Registry {
             return Ok(client.clone());
         }
         let client = match store::clients::find(db, client_id).await? {
-            Some(record) => Some(Arc::new(from_record(record).map_err(|e| {
-                StoreError::Custom(format!("client {client_id} is stored malformed: {e}"))
-            })?)),
+            Some(record) => Some(Arc::new(
+                from_record(record)
+                    .map_err(|e| StoreError::corrupt(format_args!("client {client_id}: {e}")))?,
+            )),
             None => None,
         };
         if let Ok(mut cache) = self.cache.write() {
@@ -181,8 +183,14 @@ impl Registry {
         Ok(Some(Registered { client, secret }))
     }
 
-    pub async fn delete(&self, db: &Db, client_id: &str) -> Result<bool, StoreError> {
-        let deleted = store::clients::delete(db, client_id).await?;
+    /// Deletes a client through the revocation hook: every token issued to it ends too.
+    pub async fn delete(
+        &self,
+        db: &Db,
+        revocations: &super::revocation::Revocations,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = revocations.revoke_client(db, client_id).await?;
         self.forget(client_id);
         Ok(deleted)
     }
@@ -253,7 +261,8 @@ async fn check_scopes_exist(db: &Db, scopes: &Scopes) -> Result<(), RegistryErro
 fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
     let m = &client.metadata;
     let l = &m.lifetimes;
-    let lifetime = |v: Option<u32>| v.map(|v| i32::try_from(v).unwrap_or(i32::MAX));
+    // Validated metadata never exceeds i32 (docs/REFERENCE.md §5); anything else is a bug.
+    let lifetime = |v: Option<u32>| v.map(i32::try_from).transpose();
     Ok(ClientRecord {
         client_id: client.client_id.clone(),
         client_name: m.client_name.clone(),
@@ -264,14 +273,15 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         jwks: m.jwks.as_ref().map(serde_json::to_string).transpose()?,
         post_logout_redirect_uris: serde_json::to_string(&m.post_logout_redirect_uris)?,
         audience: serde_json::to_string(&m.audience)?,
+        served_resources: serde_json::to_string(&m.served_resources)?,
         access_token_alg: m.access_token_alg.as_str().to_owned(),
-        lifetimes: [
-            lifetime(l.access_token),
-            lifetime(l.id_token),
-            lifetime(l.refresh_token),
-            lifetime(l.refresh_token_absolute),
-            lifetime(l.authorization_code),
-        ],
+        lifetimes: StoredLifetimes {
+            access_token: lifetime(l.access_token)?,
+            id_token: lifetime(l.id_token)?,
+            refresh_token: lifetime(l.refresh_token)?,
+            refresh_token_absolute: lifetime(l.refresh_token_absolute)?,
+            authorization_code: lifetime(l.authorization_code)?,
+        },
         scopes: m.scope.iter().map(str::to_owned).collect(),
         secrets: client
             .secrets
@@ -295,8 +305,8 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
         .collect::<anyhow::Result<_>>()?;
     let method = AuthMethod::parse(&r.token_endpoint_auth_method)
         .ok_or_else(|| anyhow::anyhow!("unknown token_endpoint_auth_method"))?;
-    let [access, id, refresh, absolute, code] =
-        r.lifetimes.map(|v| v.and_then(|v| u32::try_from(v).ok()));
+    let stored = r.lifetimes;
+    let lifetime = |v: Option<i32>| v.and_then(|v| u32::try_from(v).ok());
     Ok(Client {
         metadata: ClientMetadata {
             client_name: r.client_name,
@@ -308,12 +318,13 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
             jwks: r.jwks.as_deref().map(serde_json::from_str).transpose()?,
             post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)?,
             audience: serde_json::from_str(&r.audience)?,
+            served_resources: serde_json::from_str(&r.served_resources)?,
             lifetimes: Lifetimes {
-                access_token: access,
-                id_token: id,
-                refresh_token: refresh,
-                refresh_token_absolute: absolute,
-                authorization_code: code,
+                access_token: lifetime(stored.access_token),
+                id_token: lifetime(stored.id_token),
+                refresh_token: lifetime(stored.refresh_token),
+                refresh_token_absolute: lifetime(stored.refresh_token_absolute),
+                authorization_code: lifetime(stored.authorization_code),
             },
             access_token_alg: Algorithm::parse(&r.access_token_alg)
                 .ok_or_else(|| anyhow::anyhow!("unknown access_token_signed_response_alg"))?,

@@ -1,199 +1,420 @@
-//! Revoking tokens (RFC 7009) and deciding whether one is still active (RFC 7662), against
-//! state every replica reads from the database.
+//! Revocation: the one hook every revoking path goes through, and the revoked state every
+//! replica keeps in memory so that deciding whether a signed token is live reads nothing.
+//!
+//! Each revocation is written to the database (the change it belongs to and its log entry in
+//! one transaction), then applied here at once: it holds at this replica the moment the
+//! call returns. Other replicas follow the log by sequence number every sync interval. A
+//! sequence number skipped by the log may belong to a transaction that commits later, so
+//! skipped numbers are asked for again for a while (`GAP_PATIENCE`).
+//!
+//! Memory is bounded by time: an entry lives until nothing it revokes can still be alive (a
+//! `jti` until its token expires; a family, grant, client or user cut-off for the longest
+//! token lifetime), then it is dropped here and purged from the log.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
 
 use super::access_token::AccessClaims;
 use super::keyring::LEEWAY;
-use super::verdicts::Verdicts;
+use crate::store::revocations::{Entry, Kind};
 use crate::store::{self, Db, StoreError};
 
-/// Revokes a refresh-token family: its refresh tokens, and (for as long as any can live) the
-/// access tokens issued from it.
-pub async fn revoke_family(
-    db: &Db,
-    verdicts: &Verdicts,
-    family_id: &str,
-    max_token_lifetime: Duration,
-) -> Result<u64, StoreError> {
-    let revoked = store::refresh_tokens::revoke_family(db, family_id).await?;
-    let until =
-        Utc::now() + chrono::Duration::from_std(max_token_lifetime + LEEWAY).unwrap_or_default();
-    store::revocations::revoke(db, store::revocations::FAMILY, family_id, until).await?;
-    verdicts.forget_all();
-    Ok(revoked)
+/// How long a skipped sequence number is asked for again before it is taken as rolled back.
+const GAP_PATIENCE: Duration = Duration::from_secs(60);
+/// Log entries read per round trip while following.
+const PAGE: u64 = 5_000;
+/// At most this many numbers skipped by one jump are remembered, and this many in all.
+const MAX_GAP_RUN: i64 = 1_000;
+const MAX_GAPS: usize = 10_000;
+/// On the first read, numbers skipped this close to the end may still be in flight.
+const RECENT: i64 = 256;
+
+/// What a revocation ends.
+#[derive(Debug, Clone, Copy)]
+pub enum Revocation<'a> {
+    /// One access token (RFC 7009), until it expires.
+    AccessToken { jti: &'a str, expires_at: DateTime<Utc> },
+    /// A refresh-token family for good, and every access token issued from it.
+    Family(&'a str),
 }
 
-/// An introspection answer (RFC 7662 §2.2): `{"active": false}` alone, or the token's facts.
-#[derive(Debug, serde::Serialize, PartialEq, Eq)]
-pub struct Introspection {
-    pub active: bool,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub facts: Option<TokenFacts>,
+/// The revoked ids this replica knows, each with the unix second it may be forgotten.
+#[derive(Default)]
+struct Revoked {
+    jtis: HashMap<Box<str>, i64>,
+    families: HashMap<Box<str>, i64>,
+    grants: HashMap<Box<str>, i64>,
+    clients: HashMap<Box<str>, i64>,
+    /// A user's cut-off (unix second: tokens issued at or before it are dead) and expiry.
+    users: HashMap<Box<str>, (i64, i64)>,
 }
 
-#[derive(Debug, serde::Serialize, PartialEq, Eq)]
-pub struct TokenFacts {
-    pub scope: String,
-    pub client_id: String,
-    pub sub: String,
-    pub exp: i64,
-    pub iat: i64,
-    pub iss: String,
-    pub aud: serde_json::Value,
-    pub jti: String,
-    pub token_type: &'static str,
-}
-
-impl Introspection {
-    pub const INACTIVE: Introspection = Introspection { active: false, facts: None };
-}
-
-/// What introspection and revocation need from the server.
-pub struct Context<'a> {
-    pub db: &'a Db,
-    pub keys: &'a super::keyring::Keys,
-    pub refresh_keys: &'a super::refresh_token::RefreshKeys,
-    pub registry: &'a super::registry::Registry,
-    pub issuer: &'a str,
-    pub max_token_lifetime: Duration,
-    pub verdicts: &'a Verdicts,
-}
-
-/// Whether `token` is active for `caller` (RFC 7662 §2.2). Whatever `token_type_hint` says,
-/// both kinds are tried. Any storage failure is an error, never `active: true`.
-pub async fn introspect(
-    ctx: &Context<'_>,
-    caller: &str,
-    token: &str,
-) -> Result<Introspection, StoreError> {
-    if let Some(claims) = ctx.verdicts.get(token) {
-        return Ok(active_access(&claims));
+impl Revoked {
+    fn apply(&mut self, entry: &Entry) {
+        let until = entry.expires_at.timestamp();
+        let value: Box<str> = entry.value.as_str().into();
+        let set = match entry.kind {
+            Kind::AccessToken => &mut self.jtis,
+            Kind::Family => &mut self.families,
+            Kind::Grant => &mut self.grants,
+            Kind::Client => &mut self.clients,
+            Kind::User => {
+                let cut = entry.not_before.map_or(i64::MAX, |t| t.timestamp());
+                let slot = self.users.entry(value).or_insert((cut, until));
+                *slot = (slot.0.max(cut), slot.1.max(until));
+                return;
+            }
+        };
+        let slot = set.entry(value).or_insert(until);
+        *slot = (*slot).max(until);
     }
-    if let Some(claims) = ctx.refresh_keys.verify(ctx.issuer, token) {
-        // Refresh tokens are the business of the client they were issued to alone.
-        if claims.client_id != caller || !refresh_is_live(ctx, &claims).await? {
-            return Ok(Introspection::INACTIVE);
+
+    fn is_live(&self, claims: &AccessClaims) -> bool {
+        let revoked = |set: &HashMap<Box<str>, i64>, id: Option<&str>| {
+            id.is_some_and(|id| set.contains_key(id))
+        };
+        if revoked(&self.jtis, Some(&claims.jti))
+            || revoked(&self.families, claims.fid.as_deref())
+            || revoked(&self.grants, claims.gid.as_deref())
+            || revoked(&self.clients, Some(&claims.client_id))
+        {
+            return false;
         }
-        return Ok(Introspection {
-            active: true,
-            facts: Some(TokenFacts {
-                scope: claims.scope,
-                client_id: claims.client_id,
-                sub: claims.sub,
-                exp: claims.exp,
-                iat: claims.iat,
-                iss: claims.iss,
-                aud: serde_json::Value::String(claims.aud),
-                jti: claims.jti,
-                token_type: "refresh_token",
-            }),
-        });
-    }
-    let generation = ctx.verdicts.generation();
-    let Ok(claims) = super::access_token::verify(ctx.keys, ctx.issuer, None, token) else {
-        return Ok(Introspection::INACTIVE);
-    };
-    if !access_is_live(ctx, &claims).await? {
-        return Ok(Introspection::INACTIVE);
-    }
-    let claims = Arc::new(claims);
-    ctx.verdicts.put(token, claims.clone(), generation);
-    Ok(active_access(&claims))
-}
-
-fn active_access(claims: &AccessClaims) -> Introspection {
-    Introspection {
-        active: true,
-        facts: Some(TokenFacts {
-            scope: claims.scope.clone(),
-            client_id: claims.client_id.clone(),
-            sub: claims.sub.clone(),
-            exp: claims.exp,
-            iat: claims.iat,
-            iss: claims.iss.clone(),
-            aud: serde_json::to_value(&claims.aud).unwrap_or_default(),
-            jti: claims.jti.clone(),
-            token_type: "Bearer",
-        }),
-    }
-}
-
-/// Whether a verified access token still stands: its jti and family not revoked, its client
-/// there, and for a user's token its grant standing and its user enabled.
-pub async fn access_is_live(
-    ctx: &Context<'_>,
-    claims: &super::access_token::AccessClaims,
-) -> Result<bool, StoreError> {
-    if store::revocations::any_revoked(ctx.db, store::revocations::JTI, &[&claims.jti]).await? {
-        return Ok(false);
-    }
-    if let Some(family) = &claims.fid
-        && store::revocations::any_revoked(ctx.db, store::revocations::FAMILY, &[family]).await?
-    {
-        return Ok(false);
-    }
-    if ctx.registry.find(ctx.db, &claims.client_id).await?.is_none() {
-        return Ok(false);
-    }
-    match &claims.gid {
-        // A user's token: its grant must stand and its user be enabled.
-        Some(grant) => user_grant_stands(ctx, grant, &claims.sub).await,
-        None => Ok(true),
-    }
-}
-
-async fn refresh_is_live(
-    ctx: &Context<'_>,
-    claims: &super::refresh_token::RefreshClaims,
-) -> Result<bool, StoreError> {
-    let Some(stored) = store::refresh_tokens::find(ctx.db, &claims.jti).await? else {
-        return Ok(false);
-    };
-    let now = Utc::now();
-    if stored.status != "active"
-        || stored.record.expires_at <= now
-        || stored.record.absolute_expires_at <= now
-    {
-        return Ok(false);
-    }
-    if ctx.registry.find(ctx.db, &claims.client_id).await?.is_none() {
-        return Ok(false);
-    }
-    user_grant_stands(ctx, &stored.record.grant_id, &stored.record.user_id).await
-}
-
-async fn user_grant_stands(
-    ctx: &Context<'_>,
-    grant_id: &str,
-    user_id: &str,
-) -> Result<bool, StoreError> {
-    if store::grants::find(ctx.db, grant_id).await?.is_none() {
-        return Ok(false);
-    }
-    Ok(store::users::find(ctx.db, user_id).await?.is_some_and(|u| !u.disabled))
-}
-
-/// Revokes `token` if it is `caller`'s (RFC 7009 §2.1): a refresh token takes its family with
-/// it; an access token is remembered as revoked until it expires. Anything else (unknown,
-/// malformed, another client's) is left alone; the caller gets 200 all the same.
-pub async fn revoke(ctx: &Context<'_>, caller: &str, token: &str) -> Result<(), StoreError> {
-    if let Some(claims) = ctx.refresh_keys.verify(ctx.issuer, token) {
-        if claims.client_id == caller {
-            revoke_family(ctx.db, ctx.verdicts, &claims.fid, ctx.max_token_lifetime).await?;
+        // Only a user's token (it carries its grant) is subject to the user's cut-off.
+        match (&claims.gid, self.users.get(claims.sub.as_str())) {
+            (Some(_), Some((cut, _))) => claims.iat > *cut,
+            _ => true,
         }
-        return Ok(());
     }
-    if let Ok(claims) = super::access_token::verify(ctx.keys, ctx.issuer, None, token)
-        && claims.client_id == caller
-    {
-        let until = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now)
-            + chrono::Duration::from_std(LEEWAY).unwrap_or_default();
-        store::revocations::revoke(ctx.db, store::revocations::JTI, &claims.jti, until).await?;
-        ctx.verdicts.forget_all();
+
+    fn prune(&mut self, now: i64) {
+        self.jtis.retain(|_, until| *until >= now);
+        self.families.retain(|_, until| *until >= now);
+        self.grants.retain(|_, until| *until >= now);
+        self.clients.retain(|_, until| *until >= now);
+        self.users.retain(|_, (_, until)| *until >= now);
     }
-    Ok(())
+
+    fn len(&self) -> usize {
+        self.jtis.len()
+            + self.families.len()
+            + self.grants.len()
+            + self.clients.len()
+            + self.users.len()
+    }
+}
+
+/// Where this replica stands in the log.
+#[derive(Default)]
+struct Follow {
+    /// The highest sequence number applied.
+    high: i64,
+    /// Numbers below `high` not seen yet, with when they were first missed.
+    gaps: BTreeMap<i64, Instant>,
+}
+
+impl Follow {
+    /// Notes the entries just read, in order, remembering any number they skipped at or
+    /// above `track_from` (below it lies history: purged or expired entries, not
+    /// transactions still in flight).
+    fn advance(&mut self, seqs: impl Iterator<Item = i64>, track_from: i64) {
+        let now = Instant::now();
+        for seq in seqs {
+            if seq > self.high {
+                let from = (self.high + 1).max(track_from).max(seq - MAX_GAP_RUN);
+                for missing in from..seq {
+                    self.gaps.insert(missing, now);
+                }
+                self.high = seq;
+            } else {
+                self.gaps.remove(&seq);
+            }
+        }
+        self.gaps.retain(|_, first| first.elapsed() < GAP_PATIENCE);
+        while self.gaps.len() > MAX_GAPS {
+            self.gaps.pop_first();
+        }
+    }
+}
+
+/// The revoked state of this replica and the operations that revoke.
+pub struct Revocations {
+    revoked: RwLock<Revoked>,
+    follow: Mutex<Follow>,
+    /// How long a family, grant, client or user revocation must be remembered: the longest
+    /// an access token can live, plus the clock leeway.
+    memory: chrono::Duration,
+}
+
+impl Revocations {
+    /// Loads every unexpired revocation from the log.
+    pub async fn load(db: &Db, max_token_lifetime: Duration) -> Result<Self, StoreError> {
+        let memory = chrono::Duration::from_std(max_token_lifetime + LEEWAY)
+            .map_err(|e| StoreError::Other(e.into()))?;
+        let revocations = Self {
+            revoked: RwLock::new(Revoked::default()),
+            follow: Mutex::new(Follow::default()),
+            memory,
+        };
+        revocations.follow(db).await?;
+        Ok(revocations)
+    }
+
+    /// Whether a verified access token is still live: neither it, its family, its grant nor
+    /// its client revoked, and (for a user's token) issued after its user's cut-off.
+    pub fn is_live(&self, claims: &AccessClaims) -> bool {
+        self.revoked.read().is_ok_and(|revoked| revoked.is_live(claims))
+    }
+
+    /// Whether tokens of `user_id` issued at `iat` were cut off (within the memory window;
+    /// older cut-offs are read from the user's row by whoever needs them).
+    pub fn user_cut_off(&self, user_id: &str, iat: i64) -> bool {
+        self.revoked.read().is_ok_and(|r| r.users.get(user_id).is_some_and(|(cut, _)| iat <= *cut))
+    }
+
+    /// How many revoked ids this replica holds (for the metrics).
+    pub fn len(&self) -> usize {
+        self.revoked.read().map_or(0, |r| r.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads what the log gained since the last call, and what it skipped then.
+    pub async fn follow(&self, db: &Db) -> Result<usize, StoreError> {
+        let now = Utc::now();
+        let (high, gaps): (i64, Vec<i64>) = {
+            let follow = self.follow.lock().map_err(poisoned)?;
+            (follow.high, follow.gaps.keys().copied().collect())
+        };
+        let mut entries = store::revocations::among(db, &gaps).await?;
+        let mut after = high;
+        loop {
+            let page = store::revocations::after(db, after, now, PAGE).await?;
+            let full = page.len() as u64 == PAGE;
+            after = page.last().map_or(after, |e| e.seq);
+            entries.extend(page);
+            if !full {
+                break;
+            }
+        }
+        // An empty or purged log says nothing about where it stands: ask for the end.
+        if entries.is_empty() && high == 0 {
+            let last = store::revocations::last_seq(db).await?;
+            self.follow.lock().map_err(poisoned)?.high = last;
+            return Ok(0);
+        }
+        let applied = entries.len();
+        {
+            let mut revoked = self.revoked.write().map_err(poisoned)?;
+            for entry in &entries {
+                revoked.apply(entry);
+            }
+            revoked.prune(now.timestamp());
+        }
+        let mut seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+        seqs.sort_unstable();
+        let track_from = if high == 0 { seqs.last().map_or(0, |last| last - RECENT) } else { 0 };
+        self.follow.lock().map_err(poisoned)?.advance(seqs.into_iter(), track_from);
+        Ok(applied)
+    }
+
+    /// Revokes an access token or a refresh family (the token endpoint's paths: `/revoke`,
+    /// refresh-token reuse, code replay).
+    pub async fn revoke(&self, db: &Db, what: Revocation<'_>) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let entry = match what {
+            Revocation::AccessToken { jti, expires_at } => {
+                let until = expires_at + chrono::Duration::from_std(LEEWAY).unwrap_or_default();
+                self.append(db, Kind::AccessToken, jti, None, until).await?
+            }
+            Revocation::Family(family_id) => {
+                let txn = db.begin().await?;
+                store::refresh_tokens::revoke_family(&txn, family_id, now).await?;
+                let entry =
+                    self.append(&txn, Kind::Family, family_id, None, now + self.memory).await?;
+                txn.commit().await?;
+                entry
+            }
+        };
+        self.apply(&entry);
+        Ok(())
+    }
+
+    /// Deletes a grant (only `owner`'s, when given) and ends every token issued under it.
+    /// `false` if there was no such grant.
+    pub async fn revoke_grant(
+        &self,
+        db: &Db,
+        grant_id: &str,
+        owner: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let txn = db.begin().await?;
+        if !store::grants::delete(&txn, grant_id, owner).await? {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let entry =
+            self.append(&txn, Kind::Grant, grant_id, None, Utc::now() + self.memory).await?;
+        txn.commit().await?;
+        self.apply(&entry);
+        Ok(true)
+    }
+
+    /// Deletes a client and ends every token issued to it. `false` if there was none.
+    pub async fn revoke_client(&self, db: &Db, client_id: &str) -> Result<bool, StoreError> {
+        let txn = db.begin().await?;
+        if !store::clients::delete(&txn, client_id).await? {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let entry =
+            self.append(&txn, Kind::Client, client_id, None, Utc::now() + self.memory).await?;
+        txn.commit().await?;
+        self.apply(&entry);
+        Ok(true)
+    }
+
+    /// Cuts off a user: every token issued to them so far stays dead (refresh families too,
+    /// whatever happens to the user later), and every session but `keep_session` (a hash)
+    /// ends. Used when a user is disabled or deleted, changes password, or an admin ends
+    /// their sessions. Returns how many sessions ended.
+    pub async fn cut_off_user(
+        &self,
+        db: &Db,
+        user_id: &str,
+        keep_session: Option<&[u8]>,
+    ) -> Result<u64, StoreError> {
+        let now = Utc::now();
+        let txn = db.begin().await?;
+        store::users::cut_off(&txn, user_id, now).await?;
+        let ended = store::sessions::delete_for_user(&txn, user_id, keep_session).await?;
+        let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
+        txn.commit().await?;
+        self.apply(&entry);
+        Ok(ended)
+    }
+
+    /// Deletes a user (their sessions and grants go with the row) and cuts off every token
+    /// issued to them. `false` if there was no such user.
+    pub async fn delete_user(&self, db: &Db, user_id: &str) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let txn = db.begin().await?;
+        if !store::users::delete(&txn, user_id).await? {
+            txn.rollback().await?;
+            return Ok(false);
+        }
+        let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
+        txn.commit().await?;
+        self.apply(&entry);
+        Ok(true)
+    }
+
+    async fn append(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        kind: Kind,
+        value: &str,
+        not_before: Option<DateTime<Utc>>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Entry, StoreError> {
+        let seq = store::revocations::append(db, kind, value, not_before, expires_at).await?;
+        Ok(Entry { seq, kind, value: value.to_owned(), not_before, expires_at })
+    }
+
+    /// Applies an entry this replica wrote (its log position is read again with the others).
+    fn apply(&self, entry: &Entry) {
+        if let Ok(mut revoked) = self.revoked.write() {
+            revoked.apply(entry);
+        }
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Other(anyhow::anyhow!("the revocation state lock is poisoned"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oauth::access_token::Audience;
+
+    fn claims(jti: &str, gid: Option<&str>, iat: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "https://issuer.test".into(),
+            sub: "user-1".into(),
+            aud: Audience::One("a".into()),
+            exp: iat + 600,
+            iat,
+            jti: jti.into(),
+            client_id: "client-1".into(),
+            scope: String::new(),
+            auth_time: None,
+            gid: gid.map(str::to_owned),
+            fid: Some("family-1".into()),
+        }
+    }
+
+    fn entry(seq: i64, kind: Kind, value: &str, not_before: Option<i64>) -> Entry {
+        Entry {
+            seq,
+            kind,
+            value: value.into(),
+            not_before: not_before.and_then(|t| DateTime::from_timestamp(t, 0)),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        }
+    }
+
+    #[test]
+    fn each_kind_of_revocation_ends_the_tokens_it_names() {
+        let token = claims("jti-1", Some("grant-1"), 1_000);
+        for (kind, value) in [
+            (Kind::AccessToken, "jti-1"),
+            (Kind::Family, "family-1"),
+            (Kind::Grant, "grant-1"),
+            (Kind::Client, "client-1"),
+        ] {
+            let mut revoked = Revoked::default();
+            assert!(revoked.is_live(&token));
+            revoked.apply(&entry(1, kind, value, None));
+            assert!(!revoked.is_live(&token), "{kind:?}");
+            revoked.apply(&entry(2, kind, "another", None));
+        }
+    }
+
+    #[test]
+    fn a_user_cut_off_ends_tokens_issued_up_to_it_and_never_moves_back() {
+        let mut revoked = Revoked::default();
+        revoked.apply(&entry(1, Kind::User, "user-1", Some(1_000)));
+        revoked.apply(&entry(2, Kind::User, "user-1", Some(900)));
+        assert!(!revoked.is_live(&claims("a", Some("g"), 1_000)));
+        assert!(revoked.is_live(&claims("b", Some("g"), 1_001)));
+        // A client's own token (no grant) is not a user's.
+        assert!(revoked.is_live(&claims("c", None, 10)));
+    }
+
+    #[test]
+    fn skipped_sequence_numbers_are_remembered_until_seen() {
+        let mut follow = Follow::default();
+        follow.advance([1, 2, 5].into_iter(), 0);
+        assert_eq!(follow.gaps.keys().copied().collect::<Vec<_>>(), vec![3, 4]);
+        follow.advance([4].into_iter(), 0);
+        assert_eq!(follow.gaps.keys().copied().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(follow.high, 5);
+    }
+
+    #[test]
+    fn expired_entries_are_forgotten() {
+        let mut revoked = Revoked::default();
+        let mut old = entry(1, Kind::AccessToken, "jti-1", None);
+        old.expires_at = Utc::now() - chrono::Duration::seconds(10);
+        revoked.apply(&old);
+        revoked.prune(Utc::now().timestamp());
+        assert_eq!(revoked.len(), 0);
+    }
 }

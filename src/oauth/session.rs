@@ -16,11 +16,22 @@ use crate::store::{self, Db, StoreError};
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// A logged-in browser: who, since when, and the session's id (to bind CSRF tokens).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Session {
     pub id: String,
     pub user: UserRecord,
     pub auth_time: DateTime<Utc>,
+}
+
+/// Never the raw session id (it is the cookie) in a log.
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &"[redacted]")
+            .field("user", &self.user)
+            .field("auth_time", &self.auth_time)
+            .finish()
+    }
 }
 
 fn hash(id: &str) -> Vec<u8> {
@@ -29,7 +40,7 @@ fn hash(id: &str) -> Vec<u8> {
 
 /// Starts a session for `user_id` (128+ random bits) and returns its id for the cookie.
 pub async fn start(db: &Db, user_id: &str, lifetime: Duration) -> Result<String, StoreError> {
-    let id = secret::random_token(32).map_err(|e| StoreError::Custom(e.to_string()))?;
+    let id = secret::random_token(32)?;
     let now = Utc::now();
     let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12));
     let record = SessionRecord {

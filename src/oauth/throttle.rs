@@ -1,14 +1,23 @@
-//! Brute-force limits (SPEC §9, OWASP ASVS 5.0 V6.3): failed logins and client
-//! authentications are counted per account and per source address, in the database every
-//! replica shares, and an account or address over its limit is refused with 429 until its
-//! window closes.
+//! Brute-force limits (docs/REFERENCE.md §9.6, OWASP ASVS 5.0 V6.3): guessing stays bounded,
+//! and nobody can lock out a client or a user who presents the right credential.
 //!
-//! Logins count the attempt before checking the password, so of any number of concurrent
-//! attempts at most the limit are ever checked. Client authentications stay off the
-//! database when they succeed (the token endpoint's hot path): they consult the accounts
-//! and addresses this replica knows to be blocked, re-read every sync interval, and count
-//! only failures, each with one atomic upsert, so concurrent failures past the limit are
-//! answered 429 rather than 401.
+//! - Per source address: failed sign-ins and failed client authentications together; past
+//!   `address_failure_limit` in the window the address gets 429. This stops guessing from
+//!   one place, whatever it guesses at.
+//! - Clients are never counted per client: a 256-bit server-made secret cannot be guessed,
+//!   so locking a client would only hand its attackers a denial of service. Public clients
+//!   (who present no secret) are never counted at all.
+//! - Sign-ins count per (account, address), or per (account, known device) for a browser
+//!   holding a device cookie of that account (`oauth::device`): past
+//!   `account_failure_limit` that pair gets 429. Across every address the account's
+//!   failures are counted too; past the same limit the account is in soft lockout: an
+//!   address that has already failed for it is refused, while an address that has not
+//!   guessed, and any known device, still signs in with the right password.
+//!
+//! Sign-in attempts are counted before the password is checked, so concurrency cannot beat
+//! a limit. Client authentications stay off the database when they succeed (the token
+//! endpoint's hot path): they consult the addresses this replica knows to be blocked,
+//! re-read every sync interval, and count only failures, each with one atomic upsert.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,29 +27,8 @@ use std::time::Duration;
 use crate::config::Settings;
 use crate::store::{self, Db, StoreError};
 
-/// At most this many blocked keys are loaded per sync.
+/// At most this many blocked addresses are loaded per sync.
 const MAX_BLOCKED: u64 = 10_000;
-
-/// Who an attempt claims to be.
-#[derive(Debug, Clone, Copy)]
-pub enum Account<'a> {
-    User(&'a str),
-    Client(&'a str),
-    /// The attempt named no account (only its address counts).
-    Unnamed,
-}
-
-impl Account<'_> {
-    fn key(self) -> Option<String> {
-        // Bounded so that a huge username cannot make a huge key.
-        let bounded = |v: &str| v.chars().take(64).collect::<String>();
-        match self {
-            Self::User(name) => Some(format!("user:{}", bounded(name))),
-            Self::Client(id) => Some(format!("client:{}", bounded(id))),
-            Self::Unnamed => None,
-        }
-    }
-}
 
 /// An attempt refused for being one too many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,10 +37,11 @@ pub struct Refused {
     pub retry_after: Duration,
 }
 
-/// An attempt that may go on to be checked.
+/// A sign-in attempt that may go on to have its password checked.
 #[derive(Debug)]
 pub struct Attempt {
-    account: Option<String>,
+    account: String,
+    pair: String,
     address: String,
 }
 
@@ -60,7 +49,7 @@ pub struct Throttle {
     account_limit: i32,
     address_limit: i32,
     window_ms: i64,
-    /// Keys over their limit as this replica last saw them, and when their window closes.
+    /// Addresses over their limit as this replica last saw them, and when their window ends.
     blocked: RwLock<HashMap<String, i64>>,
 }
 
@@ -74,92 +63,103 @@ impl Throttle {
         }
     }
 
-    /// Counts a login attempt before its password is checked; refused past either limit.
+    /// Counts a sign-in attempt for `username` before its password is checked; `device` is
+    /// the id of a known-device cookie of that account, if the browser holds one.
     pub async fn attempt(
         &self,
         db: &Db,
-        account: Account<'_>,
+        username: &str,
+        device: Option<&str>,
         address: IpAddr,
     ) -> Result<Result<Attempt, Refused>, StoreError> {
         let now = now_ms();
-        let address = address_key(address);
-        let counted = store::attempts::count(db, &address, now, self.window_ms).await?;
+        let address_key = address_key(address);
+        let counted = store::attempts::count(db, &address_key, now, self.window_ms).await?;
         if counted.attempts > self.address_limit {
-            return Ok(Err(self.block(address, counted.window_start, now)));
+            return Ok(Err(self.block(address_key, counted.window_start, now)));
         }
-        let account = account.key();
-        if let Some(account) = &account {
-            let counted = store::attempts::count(db, account, now, self.window_ms).await?;
-            if counted.attempts > self.account_limit {
-                return Ok(Err(self.block(account.clone(), counted.window_start, now)));
+        // Bounded, so that a huge username cannot make a huge key.
+        let user: String = username.chars().take(64).collect();
+        let pair = match device {
+            Some(device) => format!("device:{device}:{user}"),
+            None => format!("pair:{address_key}:{user}"),
+        };
+        let counted = store::attempts::count(db, &pair, now, self.window_ms).await?;
+        if counted.attempts > self.account_limit {
+            return Ok(Err(refused(counted.window_start + self.window_ms, now)));
+        }
+        let account = format!("user:{user}");
+        // Soft lockout: an account guessed at from everywhere refuses whoever has guessed
+        // wrong at it already (this attempt aside), but not a fresh address or a known device.
+        if device.is_none() && counted.attempts > 1 {
+            let failures = store::attempts::current(db, &account, now, self.window_ms).await?;
+            if let Some(account_count) = failures
+                && account_count.attempts >= self.account_limit
+            {
+                return Ok(Err(refused(account_count.window_start + self.window_ms, now)));
             }
         }
-        Ok(Ok(Attempt { account, address }))
+        Ok(Ok(Attempt { account, pair, address: address_key }))
     }
 
-    /// The attempt succeeded: the account starts afresh and the address gets it back.
+    /// The password was wrong: the account's failures grow (the attempt stays counted).
+    pub async fn failed(&self, db: &Db, attempt: Attempt) -> Result<(), StoreError> {
+        store::attempts::count(db, &attempt.account, now_ms(), self.window_ms).await?;
+        Ok(())
+    }
+
+    /// The attempt succeeded: the pair starts afresh and the address gets its attempt back.
+    /// The account's failures stay: they are other people's guesses.
     pub async fn succeeded(&self, db: &Db, attempt: Attempt) -> Result<(), StoreError> {
-        if let Some(account) = &attempt.account {
-            store::attempts::forget(db, account).await?;
-            if let Ok(mut blocked) = self.blocked.write() {
-                blocked.remove(account);
-            }
-        }
+        store::attempts::forget(db, &attempt.pair).await?;
         store::attempts::redeem(db, &attempt.address).await?;
         Ok(())
     }
 
-    /// Refuses an account or address this replica knows to be over its limit (no I/O).
-    pub fn check(&self, account: Account<'_>, address: IpAddr) -> Result<(), Refused> {
+    /// Refuses an address this replica knows to be over its limit (no I/O): the client
+    /// authentication path.
+    pub fn check(&self, address: IpAddr) -> Result<(), Refused> {
         let Ok(blocked) = self.blocked.read() else { return Ok(()) };
         if blocked.is_empty() {
             return Ok(());
         }
         let now = now_ms();
-        for key in [Some(address_key(address)), account.key()].into_iter().flatten() {
-            if let Some(until) = blocked.get(&key).filter(|until| **until > now) {
-                return Err(refused(*until, now));
-            }
+        match blocked.get(&address_key(address)).filter(|until| **until > now) {
+            Some(until) => Err(refused(*until, now)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Counts a failed authentication; refused when it is past either limit.
-    pub async fn failed(
+    /// Counts a failed client authentication against its source address only; refused when
+    /// the address is past its limit.
+    pub async fn client_failed(
         &self,
         db: &Db,
-        account: Account<'_>,
         address: IpAddr,
     ) -> Result<Option<Refused>, StoreError> {
         let now = now_ms();
-        let mut over = None;
-        let keys =
-            [(Some(address_key(address)), self.address_limit), (account.key(), self.account_limit)];
-        for (key, limit) in keys.into_iter().filter_map(|(k, l)| Some((k?, l))) {
-            let counted = store::attempts::count(db, &key, now, self.window_ms).await?;
-            if counted.attempts >= limit {
-                let blocked = self.block(key, counted.window_start, now);
-                if counted.attempts > limit {
-                    over = Some(blocked);
-                }
-            }
+        let key = address_key(address);
+        let counted = store::attempts::count(db, &key, now, self.window_ms).await?;
+        if counted.attempts < self.address_limit {
+            return Ok(None);
         }
-        Ok(over)
+        let blocked = self.block(key, counted.window_start, now);
+        Ok((counted.attempts > self.address_limit).then_some(blocked))
     }
 
-    /// Re-reads which accounts and addresses are over their limits (every sync interval).
+    /// Re-reads which addresses are over their limit (every sync interval).
     pub async fn sync(&self, db: &Db) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut fresh = HashMap::new();
-        for (prefix, limit) in [
-            ("address:", self.address_limit),
-            ("user:", self.account_limit),
-            ("client:", self.account_limit),
-        ] {
-            let over =
-                store::attempts::over(db, prefix, limit, now, self.window_ms, MAX_BLOCKED).await?;
-            fresh.extend(over.into_iter().map(|(key, start)| (key, start + self.window_ms)));
-        }
+        let over = store::attempts::over(
+            db,
+            "address:",
+            self.address_limit,
+            now,
+            self.window_ms,
+            MAX_BLOCKED,
+        )
+        .await?;
+        let fresh = over.into_iter().map(|(key, start)| (key, start + self.window_ms)).collect();
         if let Ok(mut blocked) = self.blocked.write() {
             *blocked = fresh;
         }

@@ -25,6 +25,8 @@ pub struct User {
     pub email_verified: bool,
     pub name: Option<String>,
     pub disabled: bool,
+    /// An administrator: may hold the `admin` scope.
+    pub admin: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,6 +40,7 @@ impl From<UserRecord> for User {
             email_verified: r.email_verified,
             name: r.name,
             disabled: r.disabled,
+            admin: r.admin,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -52,6 +55,14 @@ pub struct UserInput {
     pub email_verified: bool,
     pub name: Option<String>,
     pub disabled: bool,
+    pub admin: bool,
+}
+
+/// A user just replaced, and whether the change must end what they hold: a new password or
+/// a disabling ends their sessions and tokens (docs/REFERENCE.md §5).
+pub struct Replaced {
+    pub user: User,
+    pub must_cut_off: bool,
 }
 
 /// Why a user change failed.
@@ -176,6 +187,8 @@ pub async fn create(db: &Db, passwords: &Passwords, input: UserInput) -> Result<
         email_verified: input.email_verified,
         name: input.name,
         disabled: input.disabled,
+        admin: input.admin,
+        tokens_not_before: None,
         created_at: now,
         updated_at: now,
     };
@@ -191,8 +204,9 @@ pub async fn replace(
     passwords: &Passwords,
     id: &str,
     input: UserInput,
-) -> Result<User, UserError> {
+) -> Result<Replaced, UserError> {
     let current = store::users::find(db, id).await?.ok_or(UserError::NotFound)?;
+    let must_cut_off = input.password.is_some() || (input.disabled && !current.disabled);
     let password_hash = match input.password {
         Some(password) => passwords.hash(password).await?,
         None => current.password_hash,
@@ -205,17 +219,20 @@ pub async fn replace(
         email_verified: input.email_verified,
         name: input.name,
         disabled: input.disabled,
+        admin: input.admin,
+        tokens_not_before: current.tokens_not_before,
         created_at: current.created_at,
         updated_at: Utc::now(),
     };
     match store::users::replace(db, &record).await? {
-        Written::Done => Ok(record.into()),
+        Written::Done => Ok(Replaced { user: record.into(), must_cut_off }),
         Written::NotFound => Err(UserError::NotFound),
         Written::Conflict => Err(UserError::UsernameTaken),
     }
 }
 
-const MEMBERS: [&str; 6] = ["username", "password", "email", "email_verified", "name", "disabled"];
+const MEMBERS: [&str; 7] =
+    ["username", "password", "email", "email_verified", "name", "disabled", "admin"];
 
 fn invalid(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_request", description, field: field.to_owned() }
@@ -264,6 +281,7 @@ pub fn parse_input(body: &Value, creating: bool) -> Result<UserInput, FieldError
         email_verified: optional_bool(map, "email_verified")?,
         name,
         disabled: optional_bool(map, "disabled")?,
+        admin: optional_bool(map, "admin")?,
     })
 }
 

@@ -55,9 +55,8 @@ pub async fn revoke(
         Ok(signed) => signed,
         Err(page) => return page,
     };
-    match store::grants::delete(&state.db, &id, Some(&session.user.id)).await {
+    match state.revocations.revoke_grant(&state.db, &id, Some(&session.user.id)).await {
         Ok(true) => {
-            state.verdicts.forget_all();
             tracing::info!(user = %session.user.id, grant = %id, "grant revoked by its user");
             pages::see_other(&format!("{}/account", pages::base(&state)))
         }

@@ -1,6 +1,6 @@
 //! The source address of a request, for the brute-force limits (SPEC §9).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use actix_web::HttpRequest;
 
@@ -20,12 +20,38 @@ pub fn source(req: &HttpRequest, trusted: &[IpAddr]) -> IpAddr {
         .map(str::trim)
         .collect::<Vec<_>>();
     for hop in forwarded.iter().rev() {
-        match hop.parse::<IpAddr>() {
-            Ok(address) if trusted.contains(&address) => continue,
-            Ok(address) => return address,
+        match hop_address(hop) {
+            Some(address) if trusted.contains(&address) => continue,
+            Some(address) => return address,
             // A malformed hop: nothing left of it can be trusted.
-            Err(_) => break,
+            None => break,
         }
     }
     peer
+}
+
+/// The address of one `X-Forwarded-For` hop: `ip`, `ip:port`, `[v6]` or `[v6]:port` (proxies
+/// write all four).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hop_may_carry_a_port_or_brackets() {
+        let v4: IpAddr = "203.0.113.7".parse().expect("ip");
+        let v6: IpAddr = "2001:db8::1".parse().expect("ip");
+        assert_eq!(hop_address("203.0.113.7"), Some(v4));
+        assert_eq!(hop_address("203.0.113.7:51234"), Some(v4));
+        assert_eq!(hop_address("2001:db8::1"), Some(v6));
+        assert_eq!(hop_address("[2001:db8::1]"), Some(v6));
+        assert_eq!(hop_address("[2001:db8::1]:443"), Some(v6));
+        assert_eq!(hop_address("unknown"), None);
+    }
 }

@@ -17,8 +17,14 @@ use crate::store::{self, grants::GrantRecord};
 
 /// `GET /authorize?…`
 pub async fn by_query(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let params = url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-    authorize(&state, &req, params).await
+    match super::form::pairs(req.query_string().as_bytes()) {
+        Some(params) => authorize(&state, &req, params).await,
+        None => unreadable(&state),
+    }
+}
+
+fn unreadable(state: &AppState) -> HttpResponse {
+    error_page(state, StatusCode::BAD_REQUEST, "The authorization request could not be read.")
 }
 
 /// `POST /authorize` with the same parameters as a form (OIDC Core §3.1.2.1).
@@ -29,11 +35,7 @@ pub async fn by_form(
 ) -> HttpResponse {
     match body.ok().and_then(|b| form_pairs(&req, &b)) {
         Some(params) => authorize(&state, &req, params).await,
-        None => error_page(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "The authorization request could not be read.",
-        ),
+        None => unreadable(&state),
     }
 }
 
@@ -94,6 +96,7 @@ async fn authorize(
         ));
     }
     let Some(session) = session else { return back("login_required", "the user must sign in") };
+    let request = request.clone().for_user(&session.user);
     match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await {
         Ok(Some(grant)) if covers(&grant, &request.scope) && !request.prompt.consent => {
             approve(state, &request, &session, &grant.id).await
@@ -122,8 +125,9 @@ fn after_login(params: &[(String, String)]) -> Vec<(String, String)> {
 
 /// `GET /consent?…`: the consent page for a pending request (never records anything).
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let Some(params) = super::form::pairs(req.query_string().as_bytes()) else {
+        return unreadable(&state);
+    };
     let request = match validate(&state, &params).await {
         Ok(request) => request,
         Err(refusal) => return refused(&state, refusal),
@@ -139,6 +143,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         }
         Err(e) => return unavailable(&state, e),
     };
+    let request = request.for_user(&session.user);
     let mut scopes = Vec::new();
     for name in request.scope.iter() {
         let description = match store::scopes::find(&state.db, name).await {
@@ -175,10 +180,10 @@ pub async fn decide(
         Ok(signed) => signed,
         Err(page) => return page,
     };
-    let params: Vec<(String, String)> =
-        url::form_urlencoded::parse(field(&form, "request").unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
+    let Some(params) = super::form::pairs(field(&form, "request").unwrap_or_default().as_bytes())
+    else {
+        return unreadable(&state);
+    };
     let request = match validate(&state, &params).await {
         Ok(request) => request,
         Err(refusal) => return refused(&state, refusal),
@@ -198,27 +203,20 @@ pub async fn decide(
         }
         _ => return error_page(&state, StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
     }
-    let existing =
-        match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await
-        {
-            Ok(existing) => existing,
-            Err(e) => return unavailable(&state, e),
-        };
-    let now = Utc::now();
-    let mut names: Vec<String> = existing
-        .as_ref()
-        .map(|g| g.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
-        .unwrap_or_default();
-    names.extend(request.scope.iter().map(str::to_owned));
-    let record = GrantRecord {
-        id: existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |g| g.id.clone()),
-        user_id: session.user.id.clone(),
-        client_id: request.client.client_id.clone(),
-        scope: Scopes::from_names(names).to_string(),
-        created_at: existing.as_ref().map_or(now, |g| g.created_at),
-        updated_at: now,
-    };
-    match store::grants::upsert(&state.db, &record).await {
+    let request = request.for_user(&session.user);
+    // The grant gains the requested scopes, atomically (concurrent consents lose nothing).
+    let consented = store::grants::consent(
+        &state.db,
+        &session.user.id,
+        &request.client.client_id,
+        Utc::now(),
+        |current| {
+            let held = Scopes::parse(current.unwrap_or_default()).unwrap_or_default();
+            held.union(&request.scope).to_string()
+        },
+    )
+    .await;
+    match consented {
         Ok(grant) => {
             tracing::info!(user = %session.user.id, client_id = %request.client.client_id, "consent recorded");
             approve(&state, &request, &session, &grant.id).await

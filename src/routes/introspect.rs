@@ -7,21 +7,7 @@ use super::client_auth;
 use super::form::OAuthForm;
 use crate::error::OAuthError;
 use crate::oauth::client::Client;
-use crate::oauth::revocation::{self, Context};
 use crate::startup::AppState;
-
-/// What checking and revoking tokens needs from the server.
-pub(super) fn context(state: &AppState) -> Context<'_> {
-    Context {
-        db: &state.db,
-        keys: &state.keys,
-        refresh_keys: &state.refresh_keys,
-        registry: &state.registry,
-        issuer: state.issuer.as_str(),
-        max_token_lifetime: state.settings.max_token_lifetime,
-        verdicts: &state.verdicts,
-    }
-}
 
 /// Authenticates the caller and reads the `token` parameter.
 async fn caller_and_token(
@@ -44,11 +30,11 @@ pub async fn inspect(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
     let (client, token) = caller_and_token(&state, &req, body).await?;
-    // SPEC §9: public clients may not introspect.
+    // docs/REFERENCE.md §9: public clients may not introspect.
     if client.is_public() {
         return Err(OAuthError::InvalidClient { basic: false });
     }
-    let answer = revocation::introspect(&context(&state), &client.client_id, &token).await?;
+    let answer = state.gate().introspect(&client, &token).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(answer))
 }
 
@@ -59,6 +45,6 @@ pub async fn revoke(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
     let (client, token) = caller_and_token(&state, &req, body).await?;
-    revocation::revoke(&context(&state), &client.client_id, &token).await?;
+    state.gate().revoke(&client.client_id, &token).await?;
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish())
 }

@@ -1,4 +1,4 @@
-//! `GET`/`POST /login`: the login page and form (SPEC §3).
+//! `GET`/`POST /login`: the login page and form (docs/REFERENCE.md §3.4).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,28 +7,36 @@ use secrecy::SecretString;
 use super::pages::{
     self, LoginPage, csrf_ok, csrf_token, error_page, field, form_pairs, pre_session_binding,
 };
-use crate::oauth::session;
-use crate::oauth::throttle::Account;
+use crate::oauth::{device, session};
 use crate::startup::AppState;
 use crate::store;
 
 /// Where a login may send the browser next: back into an authorization request, or the
-/// account page. Anything else (another site, a protocol-relative URL) is ignored.
-fn safe_return(value: Option<&str>) -> String {
+/// account page. Anything else (another site, a protocol-relative URL) is ignored; a value
+/// with control characters (header splitting) is refused outright.
+fn safe_return(value: Option<&str>) -> Result<String, ()> {
     match value {
-        Some(v) if v.starts_with("/authorize?") || v == "/account" => v.to_owned(),
-        _ => "/account".to_owned(),
+        Some(v) if v.chars().any(char::is_control) => Err(()),
+        Some(v) if v.starts_with("/authorize?") || v == "/account" => Ok(v.to_owned()),
+        _ => Ok("/account".to_owned()),
     }
+}
+
+fn bad_return(state: &AppState) -> HttpResponse {
+    error_page(state, StatusCode::BAD_REQUEST, "The sign-in link is malformed.")
 }
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let Ok(return_to) = safe_return(field(&query, "return_to")) else {
+        return bad_return(&state);
+    };
     let (binding, new_cookie) = pre_session_binding(&state, &req);
     let page = LoginPage {
         base: pages::base(&state),
         csrf_token: csrf_token(&state, &binding),
-        return_to: safe_return(field(&query, "return_to")),
+        return_to,
         username: field(&query, "login_hint").unwrap_or_default().chars().take(64).collect(),
         error: None,
     };
@@ -47,6 +55,10 @@ pub async fn submit(
     let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
         return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
     };
+    // Refused before anything is counted or written.
+    let Ok(return_to) = safe_return(field(&form, "return_to")) else {
+        return bad_return(&state);
+    };
     let (binding, _) = pre_session_binding(&state, &req);
     // Checked before anything else: a forged login creates nothing.
     // (Without the pre-session cookie the binding is new, so no token matches it.)
@@ -59,7 +71,6 @@ pub async fn submit(
     }
     let username = field(&form, "username").unwrap_or_default();
     let password = SecretString::from(field(&form, "password").unwrap_or_default().to_owned());
-    let return_to = safe_return(field(&form, "return_to"));
     let retry = |error, status: StatusCode| {
         let page = LoginPage {
             base: pages::base(&state),
@@ -70,24 +81,30 @@ pub async fn submit(
         };
         pages::render(status, &page)
     };
-    // SPEC §9: counted before the password is checked, so concurrency cannot beat the limit;
-    // the same for unknown and known usernames.
+    // Counted before the password is checked, so concurrency cannot beat the limit; the same
+    // for unknown and known usernames (docs/REFERENCE.md §9.6).
     let address = super::address::source(&req, &state.settings.trusted_proxies);
-    let attempt = match state.throttle.attempt(&state.db, Account::User(username), address).await {
-        Ok(Ok(attempt)) => attempt,
-        Ok(Err(refused)) => {
-            tracing::info!("login refused: too many failed attempts");
-            let mut response = retry(
-                "Too many failed sign-ins. Wait a while, then try again.",
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, refused.retry_after.as_secs().into());
-            return response;
-        }
-        Err(e) => return pages::unavailable(&state, e),
-    };
+    let now = chrono::Utc::now().timestamp();
+    let device = req
+        .cookie(pages::device_cookie_name(&state))
+        .and_then(|c| device::recognise(&state.device_key, c.value(), username, now));
+    let attempt =
+        match state.throttle.attempt(&state.db, username, device.as_deref(), address).await {
+            Ok(Ok(attempt)) => attempt,
+            Ok(Err(refused)) => {
+                tracing::info!("login refused: too many failed attempts");
+                let mut response = retry(
+                    "Too many failed sign-ins. Wait a while, then try again.",
+                    StatusCode::TOO_MANY_REQUESTS,
+                );
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    refused.retry_after.as_secs().into(),
+                );
+                return response;
+            }
+            Err(e) => return pages::unavailable(&state, e),
+        };
     let user = match store::users::find_by_username(&state.db, username).await {
         Ok(user) => user,
         Err(e) => return pages::unavailable(&state, e),
@@ -99,6 +116,9 @@ pub async fn submit(
         Some(user) if verified && !user.disabled => user,
         _ => {
             tracing::info!("login refused");
+            if let Err(e) = state.throttle.failed(&state.db, attempt).await {
+                return pages::unavailable(&state, e);
+            }
             return retry("Wrong username or password.", StatusCode::UNAUTHORIZED);
         }
     };
@@ -115,6 +135,13 @@ pub async fn submit(
             let mut response = pages::see_other(&format!("{}{return_to}", pages::base(&state)));
             let _ =
                 response.add_cookie(&pages::cookie(&state, pages::session_cookie_name(&state), id));
+            // This browser is now a known device of this account (for 90 days).
+            if let Ok(known) = device::issue(&state.device_key, &user.username, now) {
+                let mut cookie = pages::cookie(&state, pages::device_cookie_name(&state), known);
+                cookie
+                    .set_max_age(actix_web::cookie::time::Duration::seconds(device::LIFETIME_SECS));
+                let _ = response.add_cookie(&cookie);
+            }
             response
         }
         Err(e) => pages::unavailable(&state, e),

@@ -23,8 +23,12 @@ use actix_web::{HttpResponse, Route, web};
 
 use crate::error::ApiError;
 
-/// Registers every route. `/authorize`, `/token` and the rest join this table as they land.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route of the main listener; `/metrics` only when no internal listener
+/// serves it (docs/REFERENCE.md §2).
+pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool) {
+    if public_metrics {
+        cfg.service(resource("/metrics", web::get().to(metrics::render)));
+    }
     // Every body is small here: 64 KiB is ample for any form or JSON this server takes.
     cfg.app_data(web::PayloadConfig::new(64 * 1024))
         .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(|_, _| {
@@ -45,7 +49,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/jwks", web::get().to(jwks::publish)))
         .service(resource("/health/live", web::get().to(health::live)))
         .service(resource("/health/ready", web::get().to(health::ready)))
-        .service(resource("/metrics", web::get().to(metrics::render)))
         .service(resource("/token", web::post().to(token::exchange)))
         .service(
             resource("/userinfo", web::get().to(userinfo::claims))
@@ -71,6 +74,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/account/grants/{id}/revoke", web::post().to(account::revoke)))
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .configure(admin::configure)
+        .default_service(web::to(not_found));
+}
+
+/// The internal listener: metrics and health, nothing else.
+pub fn configure_internal(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/metrics", web::get().to(metrics::render)))
+        .service(resource("/health/live", web::get().to(health::live)))
+        .service(resource("/health/ready", web::get().to(health::ready)))
         .default_service(web::to(not_found));
 }
 

@@ -112,6 +112,11 @@ pub fn session_cookie_name(state: &AppState) -> &'static str {
     if state.issuer.is_https() { "__Host-castellan_session" } else { "castellan_session" }
 }
 
+/// The known-device cookie (`oauth::device`).
+pub fn device_cookie_name(state: &AppState) -> &'static str {
+    if state.issuer.is_https() { "__Host-castellan_device" } else { "castellan_device" }
+}
+
 fn csrf_cookie_name(state: &AppState) -> &'static str {
     if state.issuer.is_https() { "__Host-castellan_csrf" } else { "castellan_csrf" }
 }
@@ -157,15 +162,13 @@ pub fn csrf_token(state: &AppState, binding: &str) -> String {
     csrf::token(&state.csrf_key, binding)
 }
 
-/// The pairs of a form body; `None` unless the body is `application/x-www-form-urlencoded`.
+/// The pairs of a form body; `None` unless the body is `application/x-www-form-urlencoded`
+/// and UTF-8 throughout (see `routes::form`).
 pub fn form_pairs(req: &HttpRequest, body: &[u8]) -> Option<Vec<(String, String)>> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-    is_form.then(|| url::form_urlencoded::parse(body).into_owned().collect())
+    if !super::form::is_form(req) {
+        return None;
+    }
+    super::form::pairs(body)
 }
 
 /// The single value of `name` in `pairs`.

@@ -26,17 +26,14 @@ pub async fn exchange(
             &state.issuer,
             state.settings.max_token_lifetime,
             &client,
-            client_credentials::Request {
-                scope: form.get("scope")?,
-                resources: form.all("resource"),
-            },
+            client_credentials::Request { scope: form.get("scope")?, resources: form.resources()? },
         )?,
         Some("authorization_code") => {
             let request = authorization_code::Request {
                 code: form.get("code")?,
                 redirect_uri: form.get("redirect_uri")?,
                 code_verifier: form.get("code_verifier")?,
-                resources: form.all("resource"),
+                resources: form.resources()?,
             };
             authorization_code::exchange(&issuing(&state), &client, request).await?
         }
@@ -44,7 +41,7 @@ pub async fn exchange(
             let request = refresh_token::Request {
                 refresh_token: form.get("refresh_token")?,
                 scope: form.get("scope")?,
-                resources: form.all("resource"),
+                resources: form.resources()?,
                 reuse_grace: state.settings.refresh_reuse_grace,
             };
             refresh_token::exchange(&issuing(&state), &client, request).await?
@@ -65,6 +62,6 @@ fn issuing(state: &AppState) -> Issuing<'_> {
         refresh_keys: &state.refresh_keys,
         issuer: &state.issuer,
         max_lifetime: state.settings.max_token_lifetime,
-        verdicts: &state.verdicts,
+        revocations: &state.revocations,
     }
 }

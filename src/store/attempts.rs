@@ -1,10 +1,11 @@
 //! Attempt counters: one atomic upsert per attempt, so concurrent attempts at any replica
 //! each get their own count and none slips past the limit.
 
+use super::StoreError;
 use entity::attempt_counter::{self, Column, Entity as Counters};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
 };
 
 /// A counter after an attempt: how many attempts its window holds, and when it opened.
@@ -21,7 +22,7 @@ pub async fn count(
     key: &str,
     now_ms: i64,
     window_ms: i64,
-) -> Result<Count, DbErr> {
+) -> Result<Count, StoreError> {
     let expired = Expr::col((Counters, Column::WindowStart)).lte(now_ms - window_ms);
     let row = attempt_counter::ActiveModel {
         key: Set(key.to_owned()),
@@ -42,8 +43,22 @@ pub async fn count(
     Ok(Count { attempts: counted.attempts, window_start: counted.window_start })
 }
 
+/// `key`'s count in a window still open at `now_ms`, without counting anything.
+pub async fn current(
+    db: &impl ConnectionTrait,
+    key: &str,
+    now_ms: i64,
+    window_ms: i64,
+) -> Result<Option<Count>, StoreError> {
+    let found = Counters::find_by_id(key)
+        .filter(Column::WindowStart.gt(now_ms - window_ms))
+        .one(db)
+        .await?;
+    Ok(found.map(|c| Count { attempts: c.attempts, window_start: c.window_start }))
+}
+
 /// Takes back one attempt of `key` (it turned out to be a success).
-pub async fn redeem(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {
+pub async fn redeem(db: &impl ConnectionTrait, key: &str) -> Result<(), StoreError> {
     Counters::update_many()
         .col_expr(Column::Attempts, Expr::col(Column::Attempts).sub(1))
         .filter(Column::Key.eq(key))
@@ -54,7 +69,7 @@ pub async fn redeem(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {
 }
 
 /// Forgets `key`'s attempts (an account's owner proved who they are).
-pub async fn forget(db: &impl ConnectionTrait, key: &str) -> Result<(), DbErr> {
+pub async fn forget(db: &impl ConnectionTrait, key: &str) -> Result<(), StoreError> {
     Counters::delete_many().filter(Column::Key.eq(key)).exec(db).await?;
     Ok(())
 }
@@ -68,8 +83,8 @@ pub async fn over(
     now_ms: i64,
     window_ms: i64,
     max: u64,
-) -> Result<Vec<(String, i64)>, DbErr> {
-    Counters::find()
+) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(Counters::find()
         .select_only()
         .column(Column::Key)
         .column(Column::WindowStart)
@@ -79,7 +94,7 @@ pub async fn over(
         .limit(max)
         .into_tuple()
         .all(db)
-        .await
+        .await?)
 }
 
 /// Deletes up to `batch` counters whose window closed before `now_ms - window_ms`.
@@ -88,18 +103,12 @@ pub async fn purge(
     now_ms: i64,
     window_ms: i64,
     batch: u64,
-) -> Result<u64, DbErr> {
-    let keys: Vec<String> = Counters::find()
-        .select_only()
-        .column(Column::Key)
-        .filter(Column::WindowStart.lte(now_ms - window_ms))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if keys.is_empty() {
-        return Ok(0);
-    }
-    let deleted = Counters::delete_many().filter(Column::Key.is_in(keys)).exec(db).await?;
-    Ok(deleted.rows_affected)
+) -> Result<u64, StoreError> {
+    super::purge_where::<Counters, String>(
+        db,
+        Column::WindowStart.lte(now_ms - window_ms),
+        Column::Key,
+        batch,
+    )
+    .await
 }

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use entity::{client, client_scope, client_secret, used_assertion};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
 };
 
+use super::StoreError;
 use super::is_unique_violation;
 
 /// A client as stored. List members are JSON text.
@@ -22,13 +23,25 @@ pub struct ClientRecord {
     pub jwks: Option<String>,
     pub post_logout_redirect_uris: String,
     pub audience: String,
+    /// JSON list of the resource identifiers of the APIs the client runs.
+    pub served_resources: String,
     /// `access_token_signed_response_alg`.
     pub access_token_alg: String,
-    pub lifetimes: [Option<i32>; 5],
+    pub lifetimes: StoredLifetimes,
     pub scopes: Vec<String>,
     pub secrets: Vec<SecretRecord>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Per-client lifetimes in seconds; `None` takes the server default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoredLifetimes {
+    pub access_token: Option<i32>,
+    pub id_token: Option<i32>,
+    pub refresh_token: Option<i32>,
+    pub refresh_token_absolute: Option<i32>,
+    pub authorization_code: Option<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -41,7 +54,7 @@ pub struct SecretRecord {
 pub async fn find(
     db: &impl ConnectionTrait,
     client_id: &str,
-) -> Result<Option<ClientRecord>, DbErr> {
+) -> Result<Option<ClientRecord>, StoreError> {
     let Some(row) = client::Entity::find_by_id(client_id).one(db).await? else {
         return Ok(None);
     };
@@ -53,7 +66,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<ClientRecord>, DbErr> {
+) -> Result<Vec<ClientRecord>, StoreError> {
     let mut query = client::Entity::find().order_by_asc(client::Column::ClientId).limit(limit);
     if let Some(after) = after {
         query = query.filter(client::Column::ClientId.gt(after));
@@ -65,7 +78,7 @@ pub async fn list(
 async fn attach(
     db: &impl ConnectionTrait,
     rows: Vec<client::Model>,
-) -> Result<Vec<ClientRecord>, DbErr> {
+) -> Result<Vec<ClientRecord>, StoreError> {
     let ids: Vec<String> = rows.iter().map(|r| r.client_id.clone()).collect();
     let scopes = client_scope::Entity::find()
         .filter(client_scope::Column::ClientId.is_in(ids.clone()))
@@ -94,13 +107,13 @@ async fn attach(
                     expires_at: s.expires_at,
                 })
                 .collect(),
-            lifetimes: [
-                r.access_token_lifetime,
-                r.id_token_lifetime,
-                r.refresh_token_lifetime,
-                r.refresh_token_absolute_lifetime,
-                r.authorization_code_lifetime,
-            ],
+            lifetimes: StoredLifetimes {
+                access_token: r.access_token_lifetime,
+                id_token: r.id_token_lifetime,
+                refresh_token: r.refresh_token_lifetime,
+                refresh_token_absolute: r.refresh_token_absolute_lifetime,
+                authorization_code: r.authorization_code_lifetime,
+            },
             client_id: r.client_id,
             client_name: r.client_name,
             redirect_uris: r.redirect_uris,
@@ -110,6 +123,7 @@ async fn attach(
             jwks: r.jwks,
             post_logout_redirect_uris: r.post_logout_redirect_uris,
             audience: r.audience,
+            served_resources: r.served_resources,
             access_token_alg: r.access_token_signed_response_alg,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -118,7 +132,7 @@ async fn attach(
 }
 
 fn active_model(record: &ClientRecord) -> client::ActiveModel {
-    let [access, id, refresh, absolute, code] = record.lifetimes;
+    let lifetimes = record.lifetimes;
     client::ActiveModel {
         client_id: Set(record.client_id.clone()),
         client_name: Set(record.client_name.clone()),
@@ -129,12 +143,13 @@ fn active_model(record: &ClientRecord) -> client::ActiveModel {
         jwks: Set(record.jwks.clone()),
         post_logout_redirect_uris: Set(record.post_logout_redirect_uris.clone()),
         audience: Set(record.audience.clone()),
+        served_resources: Set(record.served_resources.clone()),
         access_token_signed_response_alg: Set(record.access_token_alg.clone()),
-        access_token_lifetime: Set(access),
-        id_token_lifetime: Set(id),
-        refresh_token_lifetime: Set(refresh),
-        refresh_token_absolute_lifetime: Set(absolute),
-        authorization_code_lifetime: Set(code),
+        access_token_lifetime: Set(lifetimes.access_token),
+        id_token_lifetime: Set(lifetimes.id_token),
+        refresh_token_lifetime: Set(lifetimes.refresh_token),
+        refresh_token_absolute_lifetime: Set(lifetimes.refresh_token_absolute),
+        authorization_code_lifetime: Set(lifetimes.authorization_code),
         created_at: Set(record.created_at),
         updated_at: Set(record.updated_at),
     }
@@ -144,7 +159,7 @@ async fn insert_scopes(
     db: &impl ConnectionTrait,
     client_id: &str,
     scopes: &[String],
-) -> Result<(), DbErr> {
+) -> Result<(), StoreError> {
     if scopes.is_empty() {
         return Ok(());
     }
@@ -161,7 +176,7 @@ async fn insert_secret(
     db: &impl ConnectionTrait,
     client_id: &str,
     secret: &SecretRecord,
-) -> Result<(), DbErr> {
+) -> Result<(), StoreError> {
     client_secret::Entity::insert(client_secret::ActiveModel {
         id: Set(uuid::Uuid::new_v4().to_string()),
         client_id: Set(client_id.to_owned()),
@@ -175,10 +190,10 @@ async fn insert_secret(
 }
 
 /// Inserts a client with its scopes and secrets in one transaction.
-pub async fn insert(db: &impl TransactionTrait, record: &ClientRecord) -> Result<(), DbErr> {
+pub async fn insert(db: &impl TransactionTrait, record: &ClientRecord) -> Result<(), StoreError> {
     let txn = db.begin().await?;
     insert_in(&txn, record).await?;
-    txn.commit().await
+    Ok(txn.commit().await?)
 }
 
 /// Inserts a client only if the one-time action `marker` was never taken, in one
@@ -187,7 +202,7 @@ pub async fn insert_once(
     db: &impl TransactionTrait,
     marker: &str,
     record: &ClientRecord,
-) -> Result<bool, DbErr> {
+) -> Result<bool, StoreError> {
     let txn = db.begin().await?;
     if !super::bootstrap::claim(&txn, marker).await? {
         txn.rollback().await?;
@@ -198,7 +213,7 @@ pub async fn insert_once(
     Ok(true)
 }
 
-async fn insert_in(txn: &impl ConnectionTrait, record: &ClientRecord) -> Result<(), DbErr> {
+async fn insert_in(txn: &impl ConnectionTrait, record: &ClientRecord) -> Result<(), StoreError> {
     client::Entity::insert(active_model(record)).exec(txn).await?;
     insert_scopes(txn, &record.client_id, &record.scopes).await?;
     for secret in &record.secrets {
@@ -214,7 +229,7 @@ pub async fn replace(
     db: &impl TransactionTrait,
     record: &ClientRecord,
     end_secrets_at: Option<DateTime<Utc>>,
-) -> Result<bool, DbErr> {
+) -> Result<bool, StoreError> {
     let txn = db.begin().await?;
     let mut model = active_model(record);
     model.created_at = sea_orm::ActiveValue::NotSet;
@@ -244,7 +259,7 @@ async fn end_secrets(
     txn: &impl ConnectionTrait,
     client_id: &str,
     at: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<(), StoreError> {
     client_secret::Entity::update_many()
         .col_expr(client_secret::Column::ExpiresAt, Expr::value(at))
         .filter(client_secret::Column::ClientId.eq(client_id))
@@ -259,19 +274,19 @@ async fn end_secrets(
 }
 
 /// Deletes a client (its scopes and secrets go with it); `false` if it did not exist.
-pub async fn delete(db: &impl TransactionTrait, client_id: &str) -> Result<bool, DbErr> {
-    let txn = db.begin().await?;
+/// Deletes a client with its scopes and secrets (its grants go by cascade). Run it in a
+/// transaction: the revocation hook does, with the log entry that ends its tokens.
+pub async fn delete(db: &impl ConnectionTrait, client_id: &str) -> Result<bool, StoreError> {
     // Children first: SQLite enforces cascades only with foreign keys on, so be explicit.
     client_scope::Entity::delete_many()
         .filter(client_scope::Column::ClientId.eq(client_id))
-        .exec(&txn)
+        .exec(db)
         .await?;
     client_secret::Entity::delete_many()
         .filter(client_secret::Column::ClientId.eq(client_id))
-        .exec(&txn)
+        .exec(db)
         .await?;
-    let deleted = client::Entity::delete_by_id(client_id).exec(&txn).await?;
-    txn.commit().await?;
+    let deleted = client::Entity::delete_by_id(client_id).exec(db).await?;
     Ok(deleted.rows_affected == 1)
 }
 
@@ -282,7 +297,7 @@ pub async fn rotate_secret(
     client_id: &str,
     secret: &SecretRecord,
     old_expire_at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<bool, StoreError> {
     let txn = db.begin().await?;
     // Write first: this locks the client row (Postgres) or the database (SQLite), so two
     // rotations take turns and each sees the other's secret.
@@ -307,7 +322,7 @@ pub async fn record_assertion(
     client_id: &str,
     jti: &str,
     expires_at: DateTime<Utc>,
-) -> Result<bool, DbErr> {
+) -> Result<bool, StoreError> {
     let row = used_assertion::ActiveModel {
         client_id: Set(client_id.to_owned()),
         jti: Set(jti.to_owned()),
@@ -316,7 +331,7 @@ pub async fn record_assertion(
     match used_assertion::Entity::insert(row).exec(db).await {
         Ok(_) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -326,20 +341,12 @@ pub async fn purge_assertions(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     batch: u64,
-) -> Result<u64, DbErr> {
-    let expired: Vec<(String, String)> = used_assertion::Entity::find()
-        .select_only()
-        .column(used_assertion::Column::ClientId)
-        .column(used_assertion::Column::Jti)
-        .filter(used_assertion::Column::ExpiresAt.lt(now))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut purged = 0;
-    for (client_id, jti) in expired {
-        purged +=
-            used_assertion::Entity::delete_by_id((client_id, jti)).exec(db).await?.rows_affected;
-    }
-    Ok(purged)
+) -> Result<u64, StoreError> {
+    super::purge_where::<used_assertion::Entity, String>(
+        db,
+        used_assertion::Column::ExpiresAt.lt(now),
+        used_assertion::Column::Jti,
+        batch,
+    )
+    .await
 }

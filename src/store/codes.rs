@@ -1,11 +1,10 @@
 //! Authorization codes: issued, and redeemed exactly once by one conditional update.
 
+use super::StoreError;
 use chrono::{DateTime, Utc};
 use entity::authorization_code as code;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 #[derive(Debug, Clone)]
 pub struct CodeRecord {
@@ -23,7 +22,7 @@ pub struct CodeRecord {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), StoreError> {
     code::Entity::insert(code::ActiveModel {
         code_hash: Set(r.code_hash.clone()),
         client_id: Set(r.client_id.clone()),
@@ -41,32 +40,41 @@ pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), DbE
         family_id: Set(None),
         access_jti: Set(None),
         access_expires_at: Set(None),
+        replayed_at: Set(None),
     })
     .exec(db)
     .await?;
     Ok(())
 }
 
-/// Marks the code redeemed if it is unredeemed and unexpired, in one statement, and returns
-/// it; of N concurrent redemptions exactly one gets `Some`.
+/// What a redemption will issue, recorded in the same statement that redeems the code, so
+/// that a replay at any moment afterwards finds it.
+pub struct Issuing<'a> {
+    pub access_jti: &'a str,
+    pub access_expires_at: DateTime<Utc>,
+    pub family_id: &'a str,
+}
+
+/// Marks the code redeemed if it is unredeemed and unexpired, recording what the redemption
+/// will issue, in one statement, and returns it; of N concurrent redemptions exactly one
+/// gets `Some`.
 pub async fn redeem(
     db: &impl ConnectionTrait,
     code_hash: &[u8],
     now: DateTime<Utc>,
-) -> Result<Option<CodeRecord>, DbErr> {
-    let updated = code::Entity::update_many()
+    issuing: &Issuing<'_>,
+) -> Result<Option<CodeRecord>, StoreError> {
+    let mut updated = code::Entity::update_many()
         .col_expr(code::Column::RedeemedAt, Expr::value(now))
+        .col_expr(code::Column::AccessJti, Expr::value(issuing.access_jti))
+        .col_expr(code::Column::AccessExpiresAt, Expr::value(issuing.access_expires_at))
+        .col_expr(code::Column::FamilyId, Expr::value(issuing.family_id))
         .filter(code::Column::CodeHash.eq(code_hash.to_vec()))
         .filter(code::Column::RedeemedAt.is_null())
         .filter(code::Column::ExpiresAt.gt(now))
-        .exec(db)
+        .exec_with_returning(db)
         .await?;
-    if updated.rows_affected != 1 {
-        return Ok(None);
-    }
-    let Some(m) = code::Entity::find_by_id(code_hash.to_vec()).one(db).await? else {
-        return Ok(None);
-    };
+    let Some(m) = updated.pop() else { return Ok(None) };
     Ok(Some(CodeRecord {
         code_hash: m.code_hash,
         client_id: m.client_id,
@@ -83,24 +91,6 @@ pub async fn redeem(
     }))
 }
 
-/// Records what a redemption issued, so a replay of the code can revoke it.
-pub async fn record_issued(
-    db: &impl ConnectionTrait,
-    code_hash: &[u8],
-    family_id: Option<&str>,
-    access_jti: &str,
-    access_expires_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    code::Entity::update_many()
-        .col_expr(code::Column::FamilyId, Expr::value(family_id.map(str::to_owned)))
-        .col_expr(code::Column::AccessJti, Expr::value(access_jti))
-        .col_expr(code::Column::AccessExpiresAt, Expr::value(access_expires_at))
-        .filter(code::Column::CodeHash.eq(code_hash.to_vec()))
-        .exec(db)
-        .await?;
-    Ok(())
-}
-
 /// What an already-redeemed code issued: (client, challenge, family, access jti and expiry).
 pub struct Redeemed {
     pub client_id: String,
@@ -114,7 +104,7 @@ pub struct Redeemed {
 pub async fn find_redeemed(
     db: &impl ConnectionTrait,
     code_hash: &[u8],
-) -> Result<Option<Redeemed>, DbErr> {
+) -> Result<Option<Redeemed>, StoreError> {
     let found = code::Entity::find_by_id(code_hash.to_vec())
         .filter(code::Column::RedeemedAt.is_not_null())
         .one(db)
@@ -128,26 +118,34 @@ pub async fn find_redeemed(
     }))
 }
 
+/// Marks a redeemed code replayed, so that a first redemption still issuing starts no
+/// refresh family (see `refresh_tokens::start_family`). Waits for such a redemption's
+/// family to be stored, if it holds the row.
+pub async fn mark_replayed(
+    db: &impl ConnectionTrait,
+    code_hash: &[u8],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    code::Entity::update_many()
+        .col_expr(code::Column::ReplayedAt, Expr::value(now))
+        .filter(code::Column::CodeHash.eq(code_hash.to_vec()))
+        .filter(code::Column::RedeemedAt.is_not_null())
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 /// Forgets up to `batch` codes that expired before `before`.
 pub async fn purge(
     db: &impl ConnectionTrait,
     before: DateTime<Utc>,
     batch: u64,
-) -> Result<u64, DbErr> {
-    let expired: Vec<Vec<u8>> = code::Entity::find()
-        .select_only()
-        .column(code::Column::CodeHash)
-        .filter(code::Column::ExpiresAt.lt(before))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if expired.is_empty() {
-        return Ok(0);
-    }
-    Ok(code::Entity::delete_many()
-        .filter(code::Column::CodeHash.is_in(expired))
-        .exec(db)
-        .await?
-        .rows_affected)
+) -> Result<u64, StoreError> {
+    super::purge_where::<code::Entity, Vec<u8>>(
+        db,
+        code::Column::ExpiresAt.lt(before),
+        code::Column::CodeHash,
+        batch,
+    )
+    .await
 }

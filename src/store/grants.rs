@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use entity::grant;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
+use super::StoreError;
 use super::is_unique_violation;
 
 #[derive(Debug, Clone)]
@@ -32,7 +33,7 @@ impl From<grant::Model> for GrantRecord {
     }
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<GrantRecord>, DbErr> {
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<GrantRecord>, StoreError> {
     Ok(grant::Entity::find_by_id(id).one(db).await?.map(GrantRecord::from))
 }
 
@@ -40,7 +41,7 @@ pub async fn find_for(
     db: &impl ConnectionTrait,
     user_id: &str,
     client_id: &str,
-) -> Result<Option<GrantRecord>, DbErr> {
+) -> Result<Option<GrantRecord>, StoreError> {
     let found = grant::Entity::find()
         .filter(grant::Column::UserId.eq(user_id))
         .filter(grant::Column::ClientId.eq(client_id))
@@ -52,7 +53,7 @@ pub async fn find_for(
 pub async fn list_for_user(
     db: &impl ConnectionTrait,
     user_id: &str,
-) -> Result<Vec<GrantRecord>, DbErr> {
+) -> Result<Vec<GrantRecord>, StoreError> {
     let rows = grant::Entity::find()
         .filter(grant::Column::UserId.eq(user_id))
         .order_by_asc(grant::Column::CreatedAt)
@@ -61,47 +62,57 @@ pub async fn list_for_user(
     Ok(rows.into_iter().map(GrantRecord::from).collect())
 }
 
-/// Records a grant, or replaces the scope of the user's grant to that client. A concurrent
-/// first consent loses the insert race and updates instead.
-pub async fn upsert(db: &impl ConnectionTrait, record: &GrantRecord) -> Result<GrantRecord, DbErr> {
-    if let Some(existing) = find_for(db, &record.user_id, &record.client_id).await? {
-        return update_scope(db, existing, &record.scope, record.updated_at).await;
-    }
-    let row = grant::ActiveModel {
-        id: Set(record.id.clone()),
-        user_id: Set(record.user_id.clone()),
-        client_id: Set(record.client_id.clone()),
-        scope: Set(record.scope.clone()),
-        created_at: Set(record.created_at),
-        updated_at: Set(record.updated_at),
-    };
-    match grant::Entity::insert(row).exec(db).await {
-        Ok(_) => Ok(record.clone()),
-        Err(e) if is_unique_violation(&e) => {
-            let existing = find_for(db, &record.user_id, &record.client_id)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound("grant".into()))?;
-            update_scope(db, existing, &record.scope, record.updated_at).await
-        }
-        Err(e) => Err(e),
-    }
-}
-
-async fn update_scope(
+/// Records a user's consent to a client: creates the grant, or extends its scope with
+/// `merge(current scope)`. Atomic: the scope is replaced only if it is still what was read
+/// (compare-and-set), retried otherwise, so concurrent consents never lose a scope; a
+/// concurrent first consent loses the insert race and extends the winner's grant.
+pub async fn consent(
     db: &impl ConnectionTrait,
-    mut existing: GrantRecord,
-    scope: &str,
+    user_id: &str,
+    client_id: &str,
     now: DateTime<Utc>,
-) -> Result<GrantRecord, DbErr> {
-    grant::Entity::update_many()
-        .col_expr(grant::Column::Scope, Expr::value(scope))
-        .col_expr(grant::Column::UpdatedAt, Expr::value(now))
-        .filter(grant::Column::Id.eq(&existing.id))
-        .exec(db)
-        .await?;
-    existing.scope = scope.to_owned();
-    existing.updated_at = now;
-    Ok(existing)
+    merge: impl Fn(Option<&str>) -> String,
+) -> Result<GrantRecord, StoreError> {
+    const ATTEMPTS: usize = 16;
+    for _ in 0..ATTEMPTS {
+        let Some(mut existing) = find_for(db, user_id, client_id).await? else {
+            let record = GrantRecord {
+                id: uuid::Uuid::new_v4().to_string(),
+                user_id: user_id.to_owned(),
+                client_id: client_id.to_owned(),
+                scope: merge(None),
+                created_at: now,
+                updated_at: now,
+            };
+            let row = grant::ActiveModel {
+                id: Set(record.id.clone()),
+                user_id: Set(record.user_id.clone()),
+                client_id: Set(record.client_id.clone()),
+                scope: Set(record.scope.clone()),
+                created_at: Set(record.created_at),
+                updated_at: Set(record.updated_at),
+            };
+            match grant::Entity::insert(row).exec_without_returning(db).await {
+                Ok(_) => return Ok(record),
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let scope = merge(Some(&existing.scope));
+        let swapped = grant::Entity::update_many()
+            .col_expr(grant::Column::Scope, Expr::value(scope.as_str()))
+            .col_expr(grant::Column::UpdatedAt, Expr::value(now))
+            .filter(grant::Column::Id.eq(&existing.id))
+            .filter(grant::Column::Scope.eq(existing.scope.as_str()))
+            .exec(db)
+            .await?;
+        if swapped.rows_affected == 1 {
+            existing.scope = scope;
+            existing.updated_at = now;
+            return Ok(existing);
+        }
+    }
+    Err(StoreError::Other(anyhow::anyhow!("the grant kept changing under {ATTEMPTS} consents")))
 }
 
 /// Deletes a grant; `false` if it did not exist (or, with `user_id`, is not that user's).
@@ -109,7 +120,7 @@ pub async fn delete(
     db: &impl ConnectionTrait,
     id: &str,
     user_id: Option<&str>,
-) -> Result<bool, DbErr> {
+) -> Result<bool, StoreError> {
     let mut query = grant::Entity::delete_many().filter(grant::Column::Id.eq(id));
     if let Some(user_id) = user_id {
         query = query.filter(grant::Column::UserId.eq(user_id));

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use entity::signing_key::{self, Entity as SigningKeys};
 use sea_orm::sea_query::Expr;
 
+use super::StoreError;
 use super::is_unique_violation;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     TransactionSession, TransactionTrait,
 };
 
@@ -39,14 +40,14 @@ impl From<signing_key::Model> for StoredKey {
 }
 
 /// Every key, oldest first.
-pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<StoredKey>, DbErr> {
+pub async fn list(db: &impl ConnectionTrait) -> Result<Vec<StoredKey>, StoreError> {
     let rows = SigningKeys::find().order_by_asc(signing_key::Column::CreatedAt).all(db).await?;
     Ok(rows.into_iter().map(StoredKey::from).collect())
 }
 
 /// Inserts a key; `Ok(false)` when another writer already holds that state for the
 /// algorithm (the partial unique index refused it).
-pub async fn insert(db: &impl ConnectionTrait, key: StoredKey) -> Result<bool, DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, key: StoredKey) -> Result<bool, StoreError> {
     let row = signing_key::ActiveModel {
         kid: Set(key.kid),
         alg: Set(key.alg),
@@ -60,7 +61,7 @@ pub async fn insert(db: &impl ConnectionTrait, key: StoredKey) -> Result<bool, D
     match SigningKeys::insert(row).exec(db).await {
         Ok(_) => Ok(true),
         Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -70,7 +71,13 @@ pub enum RotateError {
     #[error("the key ring changed under this rotation (another replica rotated)")]
     Raced,
     #[error(transparent)]
-    Db(#[from] DbErr),
+    Db(#[from] StoreError),
+}
+
+impl From<sea_orm::DbErr> for RotateError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Db(e.into())
+    }
 }
 
 /// One algorithm's step of a rotation: `active` retires, `next` activates, `new_next` is

@@ -16,13 +16,52 @@ use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, QuerySelect,
+};
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
 
 pub use sea_orm::DatabaseConnection as Db;
-pub use sea_orm::DbErr as StoreError;
+
+/// Why a storage operation failed, in the terms the surfaces answer in: an unreachable or
+/// busy database (503), a change refused by a constraint (a conflict), or anything else.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(DbErr),
+    #[error("constraint violated: {0}")]
+    Conflict(DbErr),
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(error: DbErr) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else if is_unique_violation(&error) || is_foreign_key_violation(&error) {
+            Self::Conflict(error)
+        } else {
+            Self::Other(error.into())
+        }
+    }
+}
+
+impl StoreError {
+    /// A stored value that cannot be what it claims (a bug or tampering, never user input).
+    pub fn corrupt(what: impl std::fmt::Display) -> Self {
+        Self::Other(anyhow::anyhow!("stored data is malformed: {what}"))
+    }
+}
+
+impl From<anyhow::Error> for StoreError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Other(error)
+    }
+}
 
 /// An arbitrary constant naming the advisory lock that serializes migrations.
 const MIGRATION_LOCK: i64 = 0x4361_7374_656c_6c61;
@@ -118,6 +157,33 @@ pub async fn check_ready(db: &DatabaseConnection, timeout: Duration) -> Result<(
         Ok(())
     };
     tokio::time::timeout(timeout, check).await.map_err(|_| NotReady::TimedOut)?
+}
+
+/// Deletes up to `batch` rows of `E` matching `expired`, found by their `key` column first so
+/// that no statement holds the table long: the one shape of every purge. The delete repeats
+/// the condition, so a key shared with a live row (a composite key's part) spares that row.
+pub(crate) async fn purge_where<E, K>(
+    db: &impl ConnectionTrait,
+    expired: sea_orm::sea_query::SimpleExpr,
+    key: E::Column,
+    batch: u64,
+) -> Result<u64, StoreError>
+where
+    E: EntityTrait,
+    K: sea_orm::TryGetableMany + Into<sea_orm::Value> + Send + Sync + 'static,
+{
+    let keys: Vec<K> = E::find()
+        .select_only()
+        .column(key)
+        .filter(expired.clone())
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    Ok(E::delete_many().filter(key.is_in(keys)).filter(expired).exec(db).await?.rows_affected)
 }
 
 /// Whether the error is a unique-constraint violation, on either backend.

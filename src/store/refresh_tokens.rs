@@ -1,183 +1,407 @@
-//! Issued refresh tokens by `jti`, with their family, grant and state; rotation is one
-//! conditional update that stores the successor atomically (one statement on Postgres).
+//! Refresh-token families and their tokens. A family row holds what every token of one
+//! authorization shares and whether it was revoked; rotation and revocation serialize on it,
+//! so after a revocation no token of the family rotates again, whatever raced it.
 
 use chrono::{DateTime, Utc};
-use entity::refresh_token;
+use entity::{refresh_family as family, refresh_token as token};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, QueryFilter, QuerySelect, Statement, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, QueryFilter, Statement, TransactionTrait,
 };
 
+use super::StoreError;
+
+/// What every token of a family shares.
 #[derive(Debug, Clone)]
-pub struct RefreshRecord {
-    pub jti: String,
-    pub family_id: String,
+pub struct FamilyRecord {
+    pub id: String,
     pub grant_id: String,
     pub client_id: String,
     pub user_id: String,
+    /// The scope granted when the family started.
     pub scope: String,
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
     pub absolute_expires_at: DateTime<Utc>,
 }
 
-/// A stored token with its state.
-#[derive(Debug, Clone)]
-pub struct StoredRefresh {
-    pub record: RefreshRecord,
-    /// `active`, `used` or `revoked`.
-    pub status: String,
-    pub used_at: Option<DateTime<Utc>>,
+/// Where a refresh token stands (RFC 9700 §4.14.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The family's newest token: the one that may be used.
+    Active,
+    /// Rotated: presenting it again is reuse.
+    Used,
 }
 
-pub async fn insert(db: &impl ConnectionTrait, r: &RefreshRecord) -> Result<(), DbErr> {
-    refresh_token::Entity::insert(refresh_token::ActiveModel {
-        jti: Set(r.jti.clone()),
-        family_id: Set(r.family_id.clone()),
-        grant_id: Set(r.grant_id.clone()),
-        client_id: Set(r.client_id.clone()),
-        user_id: Set(r.user_id.clone()),
-        scope: Set(r.scope.clone()),
-        status: Set("active".into()),
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Used => "used",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, StoreError> {
+        match value {
+            "active" => Ok(Self::Active),
+            "used" => Ok(Self::Used),
+            other => Err(StoreError::corrupt(format_args!("refresh token status {other:?}"))),
+        }
+    }
+}
+
+/// A stored token with its family, and the state of what the family stands on.
+#[derive(Debug, Clone)]
+pub struct StoredRefresh {
+    pub jti: String,
+    pub family: FamilyRecord,
+    pub status: Status,
+    pub used_at: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+    pub family_revoked: bool,
+    /// The scope its grant holds now; `None` when the grant was revoked.
+    pub grant_scope: Option<String>,
+    /// Whether its user exists, is enabled and was not cut off since the family began.
+    pub user_stands: bool,
+}
+
+impl StoredRefresh {
+    /// Whether this token may still be used at `now` (what rotation checks, read-only).
+    pub fn stands(&self, now: DateTime<Utc>) -> bool {
+        self.status == Status::Active
+            && !self.family_revoked
+            && self.expires_at > now
+            && self.family.absolute_expires_at > now
+            && self.grant_scope.is_some()
+            && self.user_stands
+    }
+}
+
+/// A rotation that won: the family, the scope its grant holds now, and the successor.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub family: FamilyRecord,
+    pub grant_scope: String,
+    pub successor_jti: String,
+    pub successor_expires_at: DateTime<Utc>,
+}
+
+/// Starts a family with its first token, unless the code it comes from was replayed
+/// meanwhile (then nothing is stored and `false` comes back). The code row is locked while
+/// it is checked, so a replay marks it either before (no family) or after (and then finds the
+/// family to revoke).
+pub async fn start_family(
+    db: &DatabaseConnection,
+    code_hash: &[u8],
+    family: &FamilyRecord,
+    jti: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let backend = db.get_database_backend();
+    let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    let insert_family = format!(
+        "INSERT INTO refresh_families (id, grant_id, client_id, user_id, scope, auth_time, \
+         created_at, absolute_expires_at, revoked_at) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL FROM authorization_codes \
+         WHERE code_hash = $9 AND replayed_at IS NULL{lock}"
+    );
+    let values = [
+        family.id.clone().into(),
+        family.grant_id.clone().into(),
+        family.client_id.clone().into(),
+        family.user_id.clone().into(),
+        family.scope.clone().into(),
+        family.auth_time.into(),
+        family.created_at.into(),
+        family.absolute_expires_at.into(),
+        code_hash.to_vec().into(),
+    ];
+    let txn = db.begin().await?;
+    let inserted = txn
+        .execute_raw(Statement::from_sql_and_values(backend, insert_family, values))
+        .await?
+        .rows_affected();
+    if inserted != 1 {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    insert_token(&txn, jti, &family.id, family.created_at, expires_at).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+async fn insert_token(
+    db: &impl ConnectionTrait,
+    jti: &str,
+    family_id: &str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    token::Entity::insert(token::ActiveModel {
+        jti: Set(jti.to_owned()),
+        family_id: Set(family_id.to_owned()),
+        status: Set(Status::Active.as_str().to_owned()),
         used_at: Set(None),
-        auth_time: Set(r.auth_time),
-        created_at: Set(r.created_at),
-        expires_at: Set(r.expires_at),
-        absolute_expires_at: Set(r.absolute_expires_at),
+        created_at: Set(created_at),
+        expires_at: Set(expires_at),
     })
-    .exec(db)
+    .exec_without_returning(db)
     .await?;
     Ok(())
 }
 
-pub async fn find(db: &impl ConnectionTrait, jti: &str) -> Result<Option<StoredRefresh>, DbErr> {
-    Ok(refresh_token::Entity::find_by_id(jti).one(db).await?.map(|m| StoredRefresh {
-        status: m.status.clone(),
-        used_at: m.used_at,
-        record: record(m),
+/// A token and its family, whatever their state, in one statement.
+pub async fn find(
+    db: &impl ConnectionTrait,
+    jti: &str,
+) -> Result<Option<StoredRefresh>, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT t.jti, t.status, t.used_at, t.expires_at, f.id, f.grant_id, f.client_id, \
+         f.user_id, f.scope, f.auth_time, f.created_at, f.absolute_expires_at, f.revoked_at, \
+         g.scope AS grant_scope, u.disabled AS user_disabled, \
+         u.tokens_not_before AS user_tokens_not_before \
+         FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+         LEFT JOIN grants g ON g.id = f.grant_id LEFT JOIN users u ON u.id = f.user_id \
+         WHERE t.jti = $1",
+        [jti.into()],
+    );
+    let Some(row) = FoundRow::find_by_statement(statement).one(db).await? else {
+        return Ok(None);
+    };
+    let user_stands = row.user_disabled == Some(false)
+        && row.user_tokens_not_before.is_none_or(|cut| cut < row.created_at);
+    Ok(Some(StoredRefresh {
+        status: Status::parse(&row.status)?,
+        jti: row.jti,
+        used_at: row.used_at,
+        expires_at: row.expires_at,
+        family_revoked: row.revoked_at.is_some(),
+        grant_scope: row.grant_scope,
+        user_stands,
+        family: FamilyRecord {
+            id: row.id,
+            grant_id: row.grant_id,
+            client_id: row.client_id,
+            user_id: row.user_id,
+            scope: row.scope,
+            auth_time: row.auth_time,
+            created_at: row.created_at,
+            absolute_expires_at: row.absolute_expires_at,
+        },
     }))
 }
 
-/// Marks `jti` used and stores its successor `successor_jti` (created `now`, expiring at
-/// `sliding_expiry` or the family's absolute expiry, whichever is first), atomically, if
-/// the token is still active and unexpired, its grant stands and its user is enabled.
-/// `None` (and nothing changed) otherwise: another use got there first, or the token
-/// expired, or its grant or user went away.
+#[derive(FromQueryResult)]
+struct FoundRow {
+    jti: String,
+    status: String,
+    used_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+    id: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    auth_time: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    absolute_expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+    grant_scope: Option<String>,
+    user_disabled: Option<bool>,
+    user_tokens_not_before: Option<DateTime<Utc>>,
+}
+
+/// Marks `jti` used and stores its successor, atomically, if the token is active and
+/// unexpired and its family still stands: not revoked, not past its absolute expiry, its
+/// grant there, its user enabled and not cut off since the family began. `None` (nothing
+/// changed) otherwise. On Postgres this is one statement holding a share lock on the
+/// family, grant and user rows, so a concurrent revocation of any of them either happens
+/// first (and this finds nothing) or waits for this to commit (and then sees the successor).
 pub async fn rotate(
     db: &DatabaseConnection,
     jti: &str,
     successor_jti: &str,
     now: DateTime<Utc>,
     sliding_expiry: DateTime<Utc>,
-) -> Result<Option<RefreshRecord>, DbErr> {
-    let successor = match db.get_database_backend() {
-        // One statement, so one round trip: the refresh grant's only database cost.
-        DbBackend::Postgres => {
-            let statement = Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                ROTATE_POSTGRES,
-                [now.into(), jti.into(), successor_jti.into(), sliding_expiry.into()],
-            );
-            refresh_token::Entity::find().from_raw_sql(statement).one(db).await?
-        }
-        // SQLite has no data-modifying CTE: the same steps in one (local) transaction.
-        _ => {
-            let txn = db.begin().await?;
-            let mut used = refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::Status, Expr::value("used"))
-                .col_expr(refresh_token::Column::UsedAt, Expr::value(now))
-                .filter(refresh_token::Column::Jti.eq(jti))
-                .filter(refresh_token::Column::Status.eq("active"))
-                .filter(refresh_token::Column::ExpiresAt.gt(now))
-                .filter(refresh_token::Column::AbsoluteExpiresAt.gt(now))
-                .filter(Expr::cust(GRANT_AND_USER_STAND))
-                .exec_with_returning(&txn)
-                .await?;
-            let Some(old) = used.pop() else {
-                txn.rollback().await?;
-                return Ok(None);
-            };
-            let successor = RefreshRecord {
-                jti: successor_jti.to_owned(),
-                expires_at: sliding_expiry.min(old.absolute_expires_at),
-                created_at: now,
-                ..record(old)
-            };
-            insert(&txn, &successor).await?;
-            txn.commit().await?;
-            return Ok(Some(successor));
-        }
+) -> Result<Option<Rotated>, StoreError> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            ROTATE_POSTGRES,
+            [now.into(), jti.into(), successor_jti.into(), sliding_expiry.into()],
+        );
+        let row = RotatedRow::find_by_statement(statement).one(db).await?;
+        return Ok(row.map(RotatedRow::into_rotated));
+    }
+    // SQLite has one writer at a time: the same steps in one transaction, the write first so
+    // the transaction holds the write lock before it reads.
+    let txn = db.begin().await?;
+    let used = txn
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            USE_SQLITE,
+            [now.into(), jti.into()],
+        ))
+        .await?;
+    if used.rows_affected() != 1 {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        "SELECT f.*, g.scope AS grant_scope FROM refresh_families f \
+         JOIN grants g ON g.id = f.grant_id \
+         WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $1)",
+        [jti.into()],
+    );
+    let Some(found) = FamilyRow::find_by_statement(statement).one(&txn).await? else {
+        txn.rollback().await?;
+        return Ok(None);
     };
-    Ok(successor.map(record))
+    let expires_at = sliding_expiry.min(found.absolute_expires_at);
+    insert_token(&txn, successor_jti, &found.id, now, expires_at).await?;
+    txn.commit().await?;
+    let grant_scope = found.grant_scope.clone();
+    Ok(Some(Rotated {
+        family: found.into_record(),
+        grant_scope,
+        successor_jti: successor_jti.to_owned(),
+        successor_expires_at: expires_at,
+    }))
 }
 
-/// The rotation's conditions on the grant and the user, for both backends.
-const GRANT_AND_USER_STAND: &str = "EXISTS (SELECT 1 FROM grants WHERE grants.id = \
-     refresh_tokens.grant_id) AND EXISTS (SELECT 1 FROM users WHERE users.id = \
-     refresh_tokens.user_id AND NOT users.disabled)";
+/// SQLite: marks the presented token used if it and its family stand ($1 now, $2 the jti).
+const USE_SQLITE: &str = "UPDATE refresh_tokens SET status = 'used', used_at = $1 \
+     WHERE jti = $2 AND status = 'active' AND expires_at > $1 \
+     AND EXISTS (SELECT 1 FROM refresh_families f \
+     JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
+     WHERE f.id = refresh_tokens.family_id AND f.revoked_at IS NULL \
+     AND f.absolute_expires_at > $1 AND NOT u.disabled \
+     AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at))";
 
 /// $1 now, $2 the presented jti, $3 the successor's jti, $4 its sliding expiry.
-const ROTATE_POSTGRES: &str = "WITH used AS ( \
+const ROTATE_POSTGRES: &str = "WITH fam AS ( \
+     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at, \
+     f.absolute_expires_at, g.scope AS grant_scope \
+     FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
+     WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $2) \
+     AND f.revoked_at IS NULL AND f.absolute_expires_at > $1 AND NOT u.disabled \
+     AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at) \
+     FOR SHARE OF f, u, g), \
+     used AS ( \
      UPDATE refresh_tokens SET status = 'used', used_at = $1 \
-     WHERE jti = $2 AND status = 'active' AND expires_at > $1 AND absolute_expires_at > $1 \
-     AND EXISTS (SELECT 1 FROM grants WHERE grants.id = refresh_tokens.grant_id) \
-     AND EXISTS (SELECT 1 FROM users WHERE users.id = refresh_tokens.user_id \
-     AND NOT users.disabled) \
-     RETURNING family_id, grant_id, client_id, user_id, scope, auth_time, absolute_expires_at) \
-     INSERT INTO refresh_tokens (jti, family_id, grant_id, client_id, user_id, scope, status, \
-     used_at, auth_time, created_at, expires_at, absolute_expires_at) \
-     SELECT $3, family_id, grant_id, client_id, user_id, scope, 'active', NULL, auth_time, $1, \
-     LEAST($4, absolute_expires_at), absolute_expires_at FROM used \
-     RETURNING *";
+     WHERE jti = $2 AND status = 'active' AND expires_at > $1 \
+     AND family_id IN (SELECT id FROM fam) RETURNING family_id), \
+     next AS ( \
+     INSERT INTO refresh_tokens (jti, family_id, status, used_at, created_at, expires_at) \
+     SELECT $3, fam.id, 'active', NULL, $1, LEAST($4, fam.absolute_expires_at) \
+     FROM used JOIN fam ON fam.id = used.family_id RETURNING jti, expires_at) \
+     SELECT fam.*, next.jti AS successor_jti, next.expires_at AS successor_expires_at \
+     FROM fam, next";
 
-fn record(m: refresh_token::Model) -> RefreshRecord {
-    RefreshRecord {
-        jti: m.jti,
-        family_id: m.family_id,
-        grant_id: m.grant_id,
-        client_id: m.client_id,
-        user_id: m.user_id,
-        scope: m.scope,
-        auth_time: m.auth_time,
-        created_at: m.created_at,
-        expires_at: m.expires_at,
-        absolute_expires_at: m.absolute_expires_at,
+#[derive(FromQueryResult)]
+struct FamilyRow {
+    id: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    auth_time: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    absolute_expires_at: DateTime<Utc>,
+    grant_scope: String,
+}
+
+impl FamilyRow {
+    fn into_record(self) -> FamilyRecord {
+        FamilyRecord {
+            id: self.id,
+            grant_id: self.grant_id,
+            client_id: self.client_id,
+            user_id: self.user_id,
+            scope: self.scope,
+            auth_time: self.auth_time,
+            created_at: self.created_at,
+            absolute_expires_at: self.absolute_expires_at,
+        }
     }
 }
 
-/// Revokes every token of a family (RFC 9700 §4.14.2: reuse of a rotated token).
-pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str) -> Result<u64, DbErr> {
-    let revoked = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::Status, Expr::value("revoked"))
-        .filter(refresh_token::Column::FamilyId.eq(family_id))
-        .filter(refresh_token::Column::Status.ne("revoked"))
-        .exec(db)
-        .await?;
-    Ok(revoked.rows_affected)
+#[derive(FromQueryResult)]
+struct RotatedRow {
+    id: String,
+    grant_id: String,
+    client_id: String,
+    user_id: String,
+    scope: String,
+    auth_time: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    absolute_expires_at: DateTime<Utc>,
+    grant_scope: String,
+    successor_jti: String,
+    successor_expires_at: DateTime<Utc>,
 }
 
-/// Forgets up to `batch` refresh tokens whose family ended (absolute expiry) before `before`.
+impl RotatedRow {
+    fn into_rotated(self) -> Rotated {
+        Rotated {
+            family: FamilyRecord {
+                id: self.id,
+                grant_id: self.grant_id,
+                client_id: self.client_id,
+                user_id: self.user_id,
+                scope: self.scope,
+                auth_time: self.auth_time,
+                created_at: self.created_at,
+                absolute_expires_at: self.absolute_expires_at,
+            },
+            grant_scope: self.grant_scope,
+            successor_jti: self.successor_jti,
+            successor_expires_at: self.successor_expires_at,
+        }
+    }
+}
+
+/// Revokes a family for good: none of its tokens rotates again. One statement on the row
+/// that rotation locks, so it serializes with every rotation of the family.
+pub async fn revoke_family(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let revoked = family::Entity::update_many()
+        .col_expr(family::Column::RevokedAt, Expr::value(now))
+        .filter(family::Column::Id.eq(family_id))
+        .filter(family::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(revoked.rows_affected == 1)
+}
+
+/// Forgets up to `batch` families past their absolute expiry (their tokens go with them),
+/// then up to `batch` tokens past their own expiry (a used token matters only while its
+/// signature is still unexpired: that is when a replay of it must be recognised).
 pub async fn purge(
     db: &impl ConnectionTrait,
-    before: DateTime<Utc>,
+    now: DateTime<Utc>,
     batch: u64,
-) -> Result<u64, DbErr> {
-    let expired: Vec<String> = refresh_token::Entity::find()
-        .select_only()
-        .column(refresh_token::Column::Jti)
-        .filter(refresh_token::Column::AbsoluteExpiresAt.lt(before))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if expired.is_empty() {
-        return Ok(0);
-    }
-    let purged = refresh_token::Entity::delete_many()
-        .filter(refresh_token::Column::Jti.is_in(expired))
-        .exec(db)
-        .await?;
-    Ok(purged.rows_affected)
+) -> Result<u64, StoreError> {
+    let families = super::purge_where::<family::Entity, String>(
+        db,
+        family::Column::AbsoluteExpiresAt.lt(now),
+        family::Column::Id,
+        batch,
+    )
+    .await?;
+    let tokens = super::purge_where::<token::Entity, String>(
+        db,
+        token::Column::ExpiresAt.lt(now),
+        token::Column::Jti,
+        batch,
+    )
+    .await?;
+    Ok(families + tokens)
 }

@@ -1,53 +1,127 @@
-//! Revoked access-token ids and token families, until they expire.
+//! The revocation log: one row per revocation, numbered by `seq`, kept until nothing it
+//! revokes can still be alive. Replicas read it whole at start and then follow it by `seq`.
 
 use chrono::{DateTime, Utc};
 use entity::revocation;
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-pub const JTI: &str = "jti";
-pub const FAMILY: &str = "family";
+use super::StoreError;
 
-/// Records a revocation (idempotent).
-pub async fn revoke(
-    db: &impl ConnectionTrait,
-    kind: &str,
-    value: &str,
-    expires_at: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let row = revocation::ActiveModel {
-        kind: Set(kind.to_owned()),
-        value: Set(value.to_owned()),
-        expires_at: Set(expires_at),
-    };
-    revocation::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([revocation::Column::Kind, revocation::Column::Value])
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    Ok(())
+/// What a log row revokes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// One access token, by `jti`.
+    AccessToken,
+    /// A refresh-token family and every access token issued from it.
+    Family,
+    /// A grant, and every token issued under it.
+    Grant,
+    /// A client, and every token issued to it.
+    Client,
+    /// A user's tokens issued at or before `not_before`.
+    User,
 }
 
-/// Whether any of `values` of `kind` is revoked.
-pub async fn any_revoked(
-    db: &impl ConnectionTrait,
-    kind: &str,
-    values: &[&str],
-) -> Result<bool, DbErr> {
-    if values.is_empty() {
-        return Ok(false);
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "jti",
+            Self::Family => "family",
+            Self::Grant => "grant",
+            Self::Client => "client",
+            Self::User => "user",
+        }
     }
-    let found = revocation::Entity::find()
-        .filter(revocation::Column::Kind.eq(kind))
-        .filter(revocation::Column::Value.is_in(values.iter().map(|v| (*v).to_owned())))
+
+    fn parse(value: &str) -> Option<Self> {
+        [Self::AccessToken, Self::Family, Self::Grant, Self::Client, Self::User]
+            .into_iter()
+            .find(|k| k.as_str() == value)
+    }
+}
+
+/// One revocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: i64,
+    pub kind: Kind,
+    pub value: String,
+    pub not_before: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Appends a revocation to the log; returns its `seq`.
+pub async fn append(
+    db: &impl ConnectionTrait,
+    kind: Kind,
+    value: &str,
+    not_before: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+) -> Result<i64, StoreError> {
+    let row = revocation::ActiveModel {
+        seq: NotSet,
+        kind: Set(kind.as_str().to_owned()),
+        value: Set(value.to_owned()),
+        not_before: Set(not_before),
+        expires_at: Set(expires_at),
+    };
+    Ok(revocation::Entity::insert(row).exec(db).await?.last_insert_id)
+}
+
+/// Up to `limit` entries after `seq`, in order, unexpired at `now`.
+pub async fn after(
+    db: &impl ConnectionTrait,
+    seq: i64,
+    now: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Entry>, StoreError> {
+    let rows = revocation::Entity::find()
+        .filter(revocation::Column::Seq.gt(seq))
+        .filter(revocation::Column::ExpiresAt.gt(now))
+        .order_by_asc(revocation::Column::Seq)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter_map(entry).collect())
+}
+
+/// The entries among `seqs` (numbers skipped earlier, which a slow transaction may have
+/// committed since).
+pub async fn among(db: &impl ConnectionTrait, seqs: &[i64]) -> Result<Vec<Entry>, StoreError> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = revocation::Entity::find()
+        .filter(revocation::Column::Seq.is_in(seqs.iter().copied()))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().filter_map(entry).collect())
+}
+
+/// The highest `seq` in the log (0 when empty).
+pub async fn last_seq(db: &impl ConnectionTrait) -> Result<i64, StoreError> {
+    let last: Option<i64> = revocation::Entity::find()
+        .select_only()
+        .column(revocation::Column::Seq)
+        .order_by_desc(revocation::Column::Seq)
+        .limit(1)
+        .into_tuple()
         .one(db)
         .await?;
-    Ok(found.is_some())
+    Ok(last.unwrap_or(0))
+}
+
+fn entry(m: revocation::Model) -> Option<Entry> {
+    Some(Entry {
+        seq: m.seq,
+        kind: Kind::parse(&m.kind)?,
+        value: m.value,
+        not_before: m.not_before,
+        expires_at: m.expires_at,
+    })
 }
 
 /// Forgets up to `batch` revocations of things that have expired anyway.
@@ -55,28 +129,12 @@ pub async fn purge(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     batch: u64,
-) -> Result<u64, DbErr> {
-    let expired: Vec<(String, String)> = revocation::Entity::find()
-        .select_only()
-        .column(revocation::Column::Kind)
-        .column(revocation::Column::Value)
-        .filter(revocation::Column::ExpiresAt.lt(now))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    let mut purged = 0;
-    for kind in [JTI, FAMILY] {
-        let values: Vec<String> =
-            expired.iter().filter(|(k, _)| k == kind).map(|(_, v)| v.clone()).collect();
-        if !values.is_empty() {
-            purged += revocation::Entity::delete_many()
-                .filter(revocation::Column::Kind.eq(kind))
-                .filter(revocation::Column::Value.is_in(values))
-                .exec(db)
-                .await?
-                .rows_affected;
-        }
-    }
-    Ok(purged)
+) -> Result<u64, StoreError> {
+    super::purge_where::<revocation::Entity, i64>(
+        db,
+        revocation::Column::ExpiresAt.lt(now),
+        revocation::Column::Seq,
+        batch,
+    )
+    .await
 }

@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use entity::scope;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
+use super::StoreError;
 use super::{is_foreign_key_violation, is_unique_violation};
 
 #[derive(Debug, Clone)]
@@ -32,7 +33,10 @@ pub enum Written {
     Conflict,
 }
 
-pub async fn find(db: &impl ConnectionTrait, name: &str) -> Result<Option<ScopeRecord>, DbErr> {
+pub async fn find(
+    db: &impl ConnectionTrait,
+    name: &str,
+) -> Result<Option<ScopeRecord>, StoreError> {
     Ok(scope::Entity::find_by_id(name).one(db).await?.map(ScopeRecord::from))
 }
 
@@ -40,7 +44,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<ScopeRecord>, DbErr> {
+) -> Result<Vec<ScopeRecord>, StoreError> {
     let mut query = scope::Entity::find().order_by_asc(scope::Column::Name).limit(limit);
     if let Some(after) = after {
         query = query.filter(scope::Column::Name.gt(after));
@@ -49,7 +53,10 @@ pub async fn list(
 }
 
 /// Which of `names` are registered.
-pub async fn existing(db: &impl ConnectionTrait, names: &[String]) -> Result<Vec<String>, DbErr> {
+pub async fn existing(
+    db: &impl ConnectionTrait,
+    names: &[String],
+) -> Result<Vec<String>, StoreError> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -58,7 +65,10 @@ pub async fn existing(db: &impl ConnectionTrait, names: &[String]) -> Result<Vec
     Ok(rows.into_iter().map(|r| r.name).collect())
 }
 
-pub async fn insert(db: &impl ConnectionTrait, record: &ScopeRecord) -> Result<Written, DbErr> {
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    record: &ScopeRecord,
+) -> Result<Written, StoreError> {
     let row = scope::ActiveModel {
         name: Set(record.name.clone()),
         description: Set(record.description.clone()),
@@ -67,7 +77,7 @@ pub async fn insert(db: &impl ConnectionTrait, record: &ScopeRecord) -> Result<W
     match scope::Entity::insert(row).exec(db).await {
         Ok(_) => Ok(Written::Done),
         Err(e) if is_unique_violation(&e) => Ok(Written::Conflict),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -75,7 +85,7 @@ pub async fn update(
     db: &impl ConnectionTrait,
     name: &str,
     description: &str,
-) -> Result<Written, DbErr> {
+) -> Result<Written, StoreError> {
     let updated = scope::Entity::update_many()
         .col_expr(scope::Column::Description, Expr::value(description))
         .filter(scope::Column::Name.eq(name))
@@ -84,11 +94,11 @@ pub async fn update(
     Ok(if updated.rows_affected == 1 { Written::Done } else { Written::NotFound })
 }
 
-pub async fn delete(db: &impl ConnectionTrait, name: &str) -> Result<Written, DbErr> {
+pub async fn delete(db: &impl ConnectionTrait, name: &str) -> Result<Written, StoreError> {
     match scope::Entity::delete_by_id(name).exec(db).await {
         Ok(r) if r.rows_affected == 1 => Ok(Written::Done),
         Ok(_) => Ok(Written::NotFound),
         Err(e) if is_foreign_key_violation(&e) => Ok(Written::Conflict),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,11 +1,10 @@
 //! Login sessions, found by the hash of their id.
 
+use super::StoreError;
 use chrono::{DateTime, Utc};
 use entity::session;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
@@ -16,7 +15,7 @@ pub struct SessionRecord {
     pub expires_at: DateTime<Utc>,
 }
 
-pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), StoreError> {
     session::Entity::insert(session::ActiveModel {
         id_hash: Set(r.id_hash.clone()),
         user_id: Set(r.user_id.clone()),
@@ -32,7 +31,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), 
 pub async fn find(
     db: &impl ConnectionTrait,
     id_hash: &[u8],
-) -> Result<Option<SessionRecord>, DbErr> {
+) -> Result<Option<SessionRecord>, StoreError> {
     Ok(session::Entity::find_by_id(id_hash.to_vec()).one(db).await?.map(|m| SessionRecord {
         id_hash: m.id_hash,
         user_id: m.user_id,
@@ -46,7 +45,7 @@ pub async fn touch(
     db: &impl ConnectionTrait,
     id_hash: &[u8],
     now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+) -> Result<(), StoreError> {
     session::Entity::update_many()
         .col_expr(session::Column::LastSeenAt, Expr::value(now))
         .filter(session::Column::IdHash.eq(id_hash.to_vec()))
@@ -55,7 +54,7 @@ pub async fn touch(
     Ok(())
 }
 
-pub async fn delete(db: &impl ConnectionTrait, id_hash: &[u8]) -> Result<(), DbErr> {
+pub async fn delete(db: &impl ConnectionTrait, id_hash: &[u8]) -> Result<(), StoreError> {
     session::Entity::delete_by_id(id_hash.to_vec()).exec(db).await?;
     Ok(())
 }
@@ -65,21 +64,26 @@ pub async fn purge(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     batch: u64,
-) -> Result<u64, DbErr> {
-    let expired: Vec<Vec<u8>> = session::Entity::find()
-        .select_only()
-        .column(session::Column::IdHash)
-        .filter(session::Column::ExpiresAt.lt(now))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
-        .await?;
-    if expired.is_empty() {
-        return Ok(0);
+) -> Result<u64, StoreError> {
+    super::purge_where::<session::Entity, Vec<u8>>(
+        db,
+        session::Column::ExpiresAt.lt(now),
+        session::Column::IdHash,
+        batch,
+    )
+    .await
+}
+
+/// Ends every session of `user_id` but `keep` (the caller's own, when a user changes their
+/// own password); returns how many ended.
+pub async fn delete_for_user(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    keep: Option<&[u8]>,
+) -> Result<u64, StoreError> {
+    let mut query = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        query = query.filter(session::Column::IdHash.ne(keep.to_vec()));
     }
-    Ok(session::Entity::delete_many()
-        .filter(session::Column::IdHash.is_in(expired))
-        .exec(db)
-        .await?
-        .rows_affected)
+    Ok(query.exec(db).await?.rows_affected)
 }

@@ -3,14 +3,15 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
 
+use super::StoreError;
 use super::is_unique_violation;
 use super::scopes::Written;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserRecord {
     pub id: String,
     pub username: String,
@@ -19,8 +20,25 @@ pub struct UserRecord {
     pub email_verified: bool,
     pub name: Option<String>,
     pub disabled: bool,
+    /// May hold the `admin` scope.
+    pub admin: bool,
+    /// The user's tokens issued at or before this instant are dead (see `cut_off`).
+    pub tokens_not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Never the password hash (an offline guessing target) in a log.
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"[redacted]")
+            .field("disabled", &self.disabled)
+            .field("admin", &self.admin)
+            .finish_non_exhaustive()
+    }
 }
 
 impl From<user::Model> for UserRecord {
@@ -33,6 +51,8 @@ impl From<user::Model> for UserRecord {
             email_verified: m.email_verified,
             name: m.name,
             disabled: m.disabled,
+            admin: m.admin,
+            tokens_not_before: m.tokens_not_before,
             created_at: m.created_at,
             updated_at: m.updated_at,
         }
@@ -48,19 +68,21 @@ fn active_model(r: &UserRecord) -> user::ActiveModel {
         email_verified: Set(r.email_verified),
         name: Set(r.name.clone()),
         disabled: Set(r.disabled),
+        admin: Set(r.admin),
+        tokens_not_before: Set(r.tokens_not_before),
         created_at: Set(r.created_at),
         updated_at: Set(r.updated_at),
     }
 }
 
-pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<UserRecord>, DbErr> {
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<UserRecord>, StoreError> {
     Ok(user::Entity::find_by_id(id).one(db).await?.map(UserRecord::from))
 }
 
 pub async fn find_by_username(
     db: &impl ConnectionTrait,
     username: &str,
-) -> Result<Option<UserRecord>, DbErr> {
+) -> Result<Option<UserRecord>, StoreError> {
     Ok(user::Entity::find()
         .filter(user::Column::Username.eq(username))
         .one(db)
@@ -73,7 +95,7 @@ pub async fn list(
     db: &impl ConnectionTrait,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<UserRecord>, DbErr> {
+) -> Result<Vec<UserRecord>, StoreError> {
     let mut query = user::Entity::find().order_by_asc(user::Column::Id).limit(limit);
     if let Some(after) = after {
         query = query.filter(user::Column::Id.gt(after));
@@ -82,18 +104,23 @@ pub async fn list(
 }
 
 /// Inserts a user; `Conflict` when the username is taken.
-pub async fn insert(db: &impl ConnectionTrait, record: &UserRecord) -> Result<Written, DbErr> {
+pub async fn insert(db: &impl ConnectionTrait, record: &UserRecord) -> Result<Written, StoreError> {
     match user::Entity::insert(active_model(record)).exec(db).await {
         Ok(_) => Ok(Written::Done),
         Err(e) if is_unique_violation(&e) => Ok(Written::Conflict),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Replaces a user's fields (all but `id` and `created_at`).
-pub async fn replace(db: &impl ConnectionTrait, record: &UserRecord) -> Result<Written, DbErr> {
+/// Replaces a user's fields (all but `id`, `created_at` and the cut-off, which only `cut_off`
+/// moves).
+pub async fn replace(
+    db: &impl ConnectionTrait,
+    record: &UserRecord,
+) -> Result<Written, StoreError> {
     let mut model = active_model(record);
     model.created_at = sea_orm::ActiveValue::NotSet;
+    model.tokens_not_before = sea_orm::ActiveValue::NotSet;
     match user::Entity::update_many()
         .set(model)
         .filter(user::Column::Id.eq(&record.id))
@@ -103,10 +130,30 @@ pub async fn replace(db: &impl ConnectionTrait, record: &UserRecord) -> Result<W
         Ok(r) if r.rows_affected == 1 => Ok(Written::Done),
         Ok(_) => Ok(Written::NotFound),
         Err(e) if is_unique_violation(&e) => Ok(Written::Conflict),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
-pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<bool, StoreError> {
     Ok(user::Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
+}
+
+/// Cuts off the user's tokens: those issued at or before `at` stay dead for good. Never
+/// moves the cut-off back.
+pub async fn cut_off(
+    db: &impl ConnectionTrait,
+    id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    user::Entity::update_many()
+        .col_expr(user::Column::TokensNotBefore, sea_orm::sea_query::Expr::value(at))
+        .filter(user::Column::Id.eq(id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(user::Column::TokensNotBefore.is_null())
+                .add(user::Column::TokensNotBefore.lt(at)),
+        )
+        .exec(db)
+        .await?;
+    Ok(())
 }

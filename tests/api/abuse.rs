@@ -1,5 +1,7 @@
-//! Brute-force limits (SPEC §9): failed logins and client authentications per account and
-//! per source address, across replicas, under concurrency, with `Retry-After`.
+//! Brute-force limits (docs/REFERENCE.md §9.6): guessing is stopped per address and per
+//! (account, address), an account guessed at from everywhere goes into soft lockout, and the
+//! owner with the right credential still gets in; across replicas, under concurrency, with
+//! `Retry-After`.
 
 use std::time::Duration;
 
@@ -31,6 +33,31 @@ async fn log_in(
     browser.post(&app.url("/login"), &form).await
 }
 
+/// Signs in as if from `address` (the app trusts its loopback proxy).
+async fn log_in_from(
+    app: &TestApp,
+    (browser, csrf): &(Browser, String),
+    username: &str,
+    password: &str,
+    address: &str,
+) -> u16 {
+    let form = [
+        ("username", username),
+        ("password", password),
+        ("csrf_token", csrf.as_str()),
+        ("return_to", "/account"),
+    ];
+    browser.post_from(&app.url("/login"), &form, address).await.status().as_u16()
+}
+
+/// Settings behind a trusted loopback proxy, with `limit` failures per account.
+fn proxied(limit: u32) -> impl FnOnce(&mut castellan::config::Settings) {
+    move |s| {
+        s.account_failure_limit = limit;
+        s.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    }
+}
+
 fn retry_after(response: &Response) -> u64 {
     response
         .headers()
@@ -51,23 +78,70 @@ async fn page_shape(response: Response) -> (u16, String) {
 }
 
 #[tokio::test]
-async fn ten_failed_logins_lock_the_account_and_other_users_are_unaffected() {
-    let app = spawn_app_with(|_| {}).await;
+async fn ten_failed_logins_from_one_address_stop_it_but_the_owner_gets_in_from_another() {
+    let app = spawn_app_with(proxied(10)).await;
     user(&app, "ann").await;
     user(&app, "bob").await;
-    let form = login_form(&app).await;
+    let attacker = login_form(&app).await;
 
     for attempt in 1..=10 {
-        let refused = log_in(&app, &form, "ann", "wrong").await;
-        assert_eq!(refused.status(), 401, "attempt {attempt}");
+        let status = log_in_from(&app, &attacker, "ann", "wrong", "198.51.100.7").await;
+        assert_eq!(status, 401, "attempt {attempt}");
     }
-    let locked = log_in(&app, &form, "ann", PASSWORD).await;
+    let form = [("username", "ann"), ("password", PASSWORD), ("csrf_token", attacker.1.as_str())];
+    let locked = attacker.0.post_from(&app.url("/login"), &form, "198.51.100.7").await;
 
-    assert_eq!(locked.status(), 429, "even the right password waits for the window");
+    assert_eq!(locked.status(), 429, "the guessing address waits, even with the password");
     assert!((1..=900).contains(&retry_after(&locked)));
     assert!(locked.text().await.expect("page").contains("Too many failed sign-ins"));
-    let other = log_in(&app, &form, "bob", PASSWORD).await;
-    assert_eq!(other.status(), 303, "another account signs in");
+    let owner = login_form(&app).await;
+    assert_eq!(
+        log_in_from(&app, &owner, "ann", PASSWORD, "203.0.113.20").await,
+        303,
+        "the owner signs in from an address that did not guess"
+    );
+    let other = login_form(&app).await;
+    assert_eq!(
+        log_in_from(&app, &other, "bob", PASSWORD, "198.51.100.7").await,
+        303,
+        "another account signs in from the guessing address"
+    );
+}
+
+#[tokio::test]
+async fn an_account_guessed_at_from_everywhere_refuses_the_guessers_but_not_its_owner() {
+    let app = spawn_app_with(proxied(3)).await;
+    user(&app, "ida").await;
+    // The owner's browser signed in before: it holds a known-device cookie for "ida".
+    let owners_device = login_form(&app).await;
+    assert_eq!(log_in_from(&app, &owners_device, "ida", PASSWORD, "192.0.2.1").await, 303);
+
+    // Three addresses guess once each: the account has reached its limit.
+    let attacker = login_form(&app).await;
+    let mut wrong = 0;
+    for n in 1..=3 {
+        assert_eq!(
+            log_in_from(&app, &attacker, "ida", "guess", &format!("198.51.100.{n}")).await,
+            401
+        );
+        wrong += 1;
+    }
+    // Soft lockout: an address that already guessed is refused, whatever it sends...
+    for n in 1..=3 {
+        let again = log_in_from(&app, &attacker, "ida", PASSWORD, &format!("198.51.100.{n}")).await;
+        assert_eq!(again, 429, "a guessing address is refused, even with the password");
+    }
+    // ...a fresh address gets one try before it is a guessing address too...
+    assert_eq!(log_in_from(&app, &attacker, "ida", "guess", "198.51.100.50").await, 401);
+    wrong += 1;
+    assert_eq!(log_in_from(&app, &attacker, "ida", "guess", "198.51.100.50").await, 429);
+
+    // ...and the owner gets in: from a fresh address, and on the known device even from an
+    // address the attacker guessed from.
+    let fresh = login_form(&app).await;
+    assert_eq!(log_in_from(&app, &fresh, "ida", PASSWORD, "203.0.113.9").await, 303);
+    assert_eq!(log_in_from(&app, &owners_device, "ida", PASSWORD, "198.51.100.1").await, 303);
+    assert_eq!(wrong, 4, "four guesses in all: one per address");
 }
 
 #[tokio::test]
@@ -160,37 +234,74 @@ async fn token_status(app: &TestApp, id: &str, secret: &str) -> Response {
     app.token_basic(id, secret, &[("grant_type", "client_credentials")]).await
 }
 
+/// A client_credentials request as if from `address` (the app trusts its loopback proxy).
+async fn token_from_address(app: &TestApp, id: &str, secret: &str, address: &str) -> Response {
+    app.http
+        .post(app.url("/token"))
+        .basic_auth(id, Some(secret))
+        .header("x-forwarded-for", address)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .expect("POST")
+}
+
 #[tokio::test]
-async fn ten_failed_client_authentications_refuse_the_client_even_with_its_secret() {
-    let app = spawn_app_with(|_| {}).await;
+async fn wrong_client_secrets_stop_their_address_but_never_lock_the_client() {
+    let app = spawn_app_with(|s| {
+        s.address_failure_limit = 5;
+        s.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
     let (id, secret) = app.service_client("profile", &[]).await;
-    let (other, other_secret) = app.service_client("profile", &[]).await;
 
-    for attempt in 1..=10 {
-        assert_eq!(token_status(&app, &id, "wrong").await.status(), 401, "attempt {attempt}");
+    for attempt in 1..=5 {
+        let status = token_from_address(&app, &id, "wrong", "198.51.100.7").await.status();
+        assert_eq!(status, 401, "attempt {attempt}");
     }
-    let locked = token_status(&app, &id, &secret).await;
+    let blocked = token_from_address(&app, &id, &secret, "198.51.100.7").await;
 
-    assert_eq!(locked.status(), 429);
-    assert!((1..=900).contains(&retry_after(&locked)));
-    let body: serde_json::Value = locked.json().await.expect("JSON");
+    assert_eq!(blocked.status(), 429, "the guessing address is stopped");
+    assert!((1..=900).contains(&retry_after(&blocked)));
+    let body: serde_json::Value = blocked.json().await.expect("JSON");
     assert_eq!(body["error"], "temporarily_unavailable");
     assert!(body["error_description"].as_str().is_some_and(|d| d.contains("Retry-After")));
+    let elsewhere = token_from_address(&app, &id, &secret, "203.0.113.5").await;
+    assert_eq!(elsewhere.status(), 200, "the client itself is never locked");
     let introspect = app
         .http
         .post(app.url("/introspect"))
         .basic_auth(&id, Some(&secret))
+        .header("x-forwarded-for", "198.51.100.7")
         .form(&[("token", "x")])
         .send()
         .await
         .expect("POST");
     assert_eq!(introspect.status(), 429, "every endpoint that authenticates clients");
-    assert_eq!(token_status(&app, &other, &other_secret).await.status(), 200);
+}
+
+#[tokio::test]
+async fn public_clients_are_never_counted() {
+    let app = spawn_app_with(|s| s.address_failure_limit = 3).await;
+    let (id, secret) = app.service_client("profile", &[]).await;
+
+    for _ in 0..10 {
+        let response = app
+            .http
+            .post(app.url("/token"))
+            .form(&[("grant_type", "authorization_code"), ("client_id", "no-such-public-client")])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 401);
+    }
+
+    assert_eq!(token_status(&app, &id, &secret).await.status(), 200, "the address is not blocked");
 }
 
 #[tokio::test]
 async fn fifty_parallel_wrong_secrets_get_at_most_ten_answers() {
-    let app = spawn_app_with(|_| {}).await;
+    let app = spawn_app_with(|s| s.address_failure_limit = 10).await;
     let (id, _) = app.service_client("profile", &[]).await;
 
     let statuses = join_all(
@@ -205,7 +316,8 @@ async fn fifty_parallel_wrong_secrets_get_at_most_ten_answers() {
 
 #[tokio::test]
 async fn limits_hold_across_replicas() {
-    let app = spawn_app_with(|_| {}).await;
+    // The logins below count 12 attempts against the address; ten wrong secrets reach 22.
+    let app = spawn_app_with(|s| s.address_failure_limit = 22).await;
     let replica = app.replica().await;
     user(&app, "hana").await;
     let (at_a, at_b) = (login_form(&app).await, login_form(&replica).await);
@@ -225,7 +337,7 @@ async fn limits_hold_across_replicas() {
         token_status(&replica, &id, &secret).await.status() == 429
     })
     .await;
-    assert!(refused_at_b, "the other replica refuses the client within 5 s");
+    assert!(refused_at_b, "the other replica refuses the address within 5 s");
     assert_eq!(token_status(&replica, &id, "wrong").await.status(), 429);
 }
 

@@ -34,6 +34,12 @@ impl Browser {
         self.http.post(url).form(form).send().await.expect("POST")
     }
 
+    /// POSTs as if from `address`, through a trusted proxy that says so in X-Forwarded-For.
+    pub async fn post_from(&self, url: &str, form: &[(&str, &str)], address: &str) -> Response {
+        let request = self.http.post(url).header("x-forwarded-for", address).form(form);
+        request.send().await.expect("POST")
+    }
+
     /// Follows redirects that stay on `app`; returns the first response that does not.
     pub async fn follow(&self, app: &TestApp, mut response: Response) -> Response {
         for _ in 0..10 {

@@ -412,6 +412,41 @@ async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
     let refreshed: Value = refreshed.json().await.expect("JSON");
     let refresh = refreshed["refresh_token"].as_str().expect("rt").to_owned();
 
+    // A resource server of the issuer's API: it may introspect the user's tokens.
+    let made: Value = admin_call(
+        &http,
+        &a.address,
+        &admin,
+        reqwest::Method::POST,
+        "/admin/clients",
+        Some(json!({"grant_types": ["client_credentials"], "scope": "profile",
+            "served_resources": ["https://login.castellan.test"]})),
+    )
+    .await
+    .json()
+    .await
+    .expect("JSON");
+    let rs = (
+        made["client_id"].as_str().expect("id").to_owned(),
+        made["client_secret"].as_str().expect("secret").to_owned(),
+    );
+
+    let active_at = |base: String| {
+        let (http, rs, access) = (http.clone(), rs.clone(), access.clone());
+        async move {
+            let answer: Value = http
+                .post(format!("{base}/introspect"))
+                .basic_auth(&rs.0, Some(&rs.1))
+                .form(&[("token", access.as_str())])
+                .send()
+                .await
+                .expect("POST")
+                .json()
+                .await
+                .expect("JSON");
+            answer["active"] == true
+        }
+    };
     // The grant revoked at A: the access token is inactive at B and C, the refresh token dead.
     let grants: Value = admin_call(
         &http,
@@ -426,6 +461,7 @@ async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
     .await
     .expect("JSON");
     let grant = grants["items"][0]["id"].as_str().expect("grant").to_owned();
+    assert!(active_at(b.address.clone()).await, "control: the access token is active at B");
     let revoked = admin_call(
         &http,
         &a.address,
@@ -437,24 +473,8 @@ async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
     .await;
     assert_eq!(revoked.status(), 204);
     let revoked_at = Instant::now();
-    let inactive = |base: String| {
-        let (http, admin, access) = (http.clone(), admin.clone(), access.clone());
-        async move {
-            let answer: Value = http
-                .post(format!("{base}/introspect"))
-                .basic_auth(&admin.0, Some(&admin.1))
-                .form(&[("token", access.as_str())])
-                .send()
-                .await
-                .expect("POST")
-                .json()
-                .await
-                .expect("JSON");
-            answer == json!({"active": false})
-        }
-    };
     let seen = eventually(Duration::from_secs(5), || async {
-        inactive(b.address.clone()).await && inactive(c.address.clone()).await
+        !active_at(b.address.clone()).await && !active_at(c.address.clone()).await
     })
     .await;
     assert!(seen, "the grant's access token is inactive at B and C within 5 s");

@@ -264,6 +264,23 @@ impl TestApp {
         )
     }
 
+    /// A confidential client that runs the API every token without an `audience` is meant
+    /// for (the issuer's): it may introspect those tokens (RFC 7662 §4).
+    pub async fn resource_server(&self) -> (String, String) {
+        let client = self
+            .create_client(serde_json::json!({
+                "client_name": "resource server",
+                "grant_types": ["client_credentials"],
+                "scope": "profile",
+                "served_resources": [self.issuer],
+            }))
+            .await;
+        (
+            client["client_id"].as_str().expect("id").to_owned(),
+            client["client_secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(format!("{}{path}", self.address)).send().await.expect("request")
     }

@@ -1,7 +1,9 @@
 //! Expired state is purged in bounded batches; live state stays.
 
-use castellan::store::{self, refresh_tokens::RefreshRecord, sessions::SessionRecord};
+use castellan::store::{self, revocations::Kind, sessions::SessionRecord};
 use chrono::{Duration, Utc};
+use entity::{refresh_family, refresh_token};
+use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::browser::user;
 use crate::helpers::spawn_app;
@@ -23,20 +25,28 @@ async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches()
             expires_at,
         };
         store::sessions::insert(&db, &session).await.expect("session");
-        let refresh = RefreshRecord {
-            jti: format!("jti-{i}"),
-            family_id: "f".into(),
-            grant_id: "g".into(),
-            client_id: "c".into(),
-            user_id: user_id.clone(),
-            scope: "openid".into(),
-            auth_time: now,
-            created_at: now,
-            expires_at,
-            absolute_expires_at: expires_at,
+        let family = refresh_family::ActiveModel {
+            id: Set(format!("family-{i}")),
+            grant_id: Set("g".into()),
+            client_id: Set("c".into()),
+            user_id: Set(user_id.clone()),
+            scope: Set("openid".into()),
+            auth_time: Set(now),
+            created_at: Set(now),
+            absolute_expires_at: Set(expires_at),
+            revoked_at: Set(None),
         };
-        store::refresh_tokens::insert(&db, &refresh).await.expect("refresh");
-        store::revocations::revoke(&db, store::revocations::JTI, &format!("r-{i}"), expires_at)
+        refresh_family::Entity::insert(family).exec(&db).await.expect("family");
+        let token = refresh_token::ActiveModel {
+            jti: Set(format!("jti-{i}")),
+            family_id: Set(format!("family-{i}")),
+            status: Set("active".into()),
+            used_at: Set(None),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+        };
+        refresh_token::Entity::insert(token).exec(&db).await.expect("refresh");
+        store::revocations::append(&db, Kind::AccessToken, &format!("r-{i}"), None, expires_at)
             .await
             .expect("revocation");
     }
@@ -52,13 +62,12 @@ async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches()
         store::revocations::purge(&db, now, 2).await.expect("purge"),
     );
 
-    assert_eq!(first, (2, 2, 2), "a batch is bounded");
+    // Refresh: two families (their tokens go with them), then the third's expired token.
+    assert_eq!(first, (2, 3, 2), "a batch is bounded");
     assert_eq!(second, (1, 1, 1), "the rest goes next round; live rows stay");
     assert!(store::sessions::find(&db, &[3u8; 32]).await.expect("find").is_some());
     assert!(store::refresh_tokens::find(&db, "jti-3").await.expect("find").is_some());
-    assert!(
-        store::revocations::any_revoked(&db, store::revocations::JTI, &["r-3"])
-            .await
-            .expect("find")
-    );
+    assert!(store::refresh_tokens::find(&db, "jti-2").await.expect("find").is_none());
+    let left = store::revocations::after(&db, 0, now - Duration::hours(2), 10).await.expect("log");
+    assert_eq!(left.iter().map(|e| e.value.as_str()).collect::<Vec<_>>(), vec!["r-3"]);
 }

@@ -73,7 +73,7 @@ fn quick() -> impl FnOnce(&mut castellan::config::Settings) {
 async fn active_tokens_are_described_and_anything_else_is_just_inactive() {
     let app = spawn_app_with(quick()).await;
     let (client, user_id, access, refresh) = user_tokens(&app, "amy").await;
-    let resource_server = app.service_client("profile", &[]).await;
+    let resource_server = app.resource_server().await;
     let service_token =
         app.client_token(&resource_server.0, &resource_server.1, None).await["access_token"]
             .as_str()
@@ -136,7 +136,7 @@ async fn public_clients_may_not_introspect() {
 async fn revoking_a_refresh_token_ends_its_family_and_their_access_tokens() {
     let app = spawn_app_with(quick()).await;
     let (client, _, access, refresh) = user_tokens(&app, "ben").await;
-    let rs = app.service_client("profile", &[]).await;
+    let rs = app.resource_server().await;
 
     assert_eq!(
         revoke(&app, &client, &refresh, Some("access_token")).await,
@@ -163,7 +163,7 @@ async fn revoking_a_refresh_token_ends_its_family_and_their_access_tokens() {
 async fn revoking_an_access_token_makes_it_inactive_and_other_clients_cannot_revoke() {
     let app = spawn_app_with(quick()).await;
     let (client, _, access, refresh) = user_tokens(&app, "cleo").await;
-    let other = app.service_client("profile", &[]).await;
+    let other = app.resource_server().await;
 
     assert_eq!(revoke(&app, &other, &access, None).await, 200, "another client: 200, nothing done");
     assert_eq!(revoke(&app, &other, &refresh, None).await, 200);
@@ -187,7 +187,7 @@ async fn revoking_an_access_token_makes_it_inactive_and_other_clients_cannot_rev
 #[tokio::test]
 async fn a_client_credentials_token_can_be_revoked_by_its_client() {
     let app = spawn_app_with(quick()).await;
-    let service = app.service_client("profile", &[]).await;
+    let service = app.resource_server().await;
     let token = app.client_token(&service.0, &service.1, None).await["access_token"]
         .as_str()
         .expect("token")
@@ -225,7 +225,7 @@ async fn a_rotated_refresh_token_is_inactive() {
 async fn revoking_the_grant_disabling_the_user_or_deleting_the_client_ends_their_tokens() {
     // A long sync interval: introspection verdicts outlive the test unless forgotten.
     let app = spawn_app_with(|s| s.sync_interval = Duration::from_secs(5)).await;
-    let rs = app.service_client("profile", &[]).await;
+    let rs = app.resource_server().await;
 
     let (client, user_id, access, refresh) = user_tokens(&app, "eve").await;
     // Each token is introspected first, so a remembered verdict would have to be forgotten.
@@ -267,7 +267,7 @@ async fn a_replayed_code_revokes_what_its_first_redemption_issued() {
     let app = spawn_app_with(quick()).await;
     let client = web_client(&app, "Replay", "openid offline_access").await;
     user(&app, "hal").await;
-    let rs = app.service_client("profile", &[]).await;
+    let rs = app.resource_server().await;
     let browser = Browser::new();
     let (verifier, challenge) = pkce();
     let back = authorize_with_consent(
@@ -305,7 +305,7 @@ async fn a_revocation_at_one_replica_holds_at_another_within_5_seconds() {
     let app = spawn_app_with(quick()).await;
     let other = app.replica().await;
     let (client, _, access, _) = user_tokens(&app, "ida").await;
-    let rs = app.service_client("profile", &[]).await;
+    let rs = app.resource_server().await;
     assert_eq!(introspect(&other, &rs, &access).await["active"], true);
 
     assert_eq!(revoke(&app, &client, &access, None).await, 200);

@@ -83,7 +83,7 @@ async fn presenting_a_rotated_token_revokes_the_whole_family() {
         (400, Some("invalid_grant")),
         "the family is revoked"
     );
-    let rs = app.service_client("profile", &[]).await;
+    let rs = app.resource_server().await;
     let inspected: Value = app
         .http
         .post(app.url("/introspect"))

@@ -283,7 +283,7 @@ async fn forged_jwts_are_refused_at_userinfo_and_introspection() {
     let (_, tokens) = user_tokens(&app, "mallory").await;
     let access = tokens["access_token"].as_str().expect("access");
     let claims = decode(&parts(access).1);
-    let resource_server = app.service_client("profile", &[]).await;
+    let resource_server = app.resource_server().await;
     assert_eq!(userinfo_status(&app, access).await, 200, "control");
     assert_eq!(introspect(&app, &resource_server, access).await["active"], true, "control");
 
@@ -307,7 +307,7 @@ async fn forged_jwts_are_refused_at_userinfo_and_introspection() {
 async fn tokens_of_one_type_never_pass_as_another() {
     let app = spawn_app().await;
     let (client, tokens) = user_tokens(&app, "trudy").await;
-    let resource_server = app.service_client("profile", &[]).await;
+    let resource_server = app.resource_server().await;
     let id_token = tokens["id_token"].as_str().expect("id");
     let refresh = tokens["refresh_token"].as_str().expect("refresh");
     let access = tokens["access_token"].as_str().expect("access");

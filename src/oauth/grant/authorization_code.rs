@@ -4,17 +4,17 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::Utc;
 
-use super::client_credentials::audience;
+use super::client_credentials::user_audience;
 use super::{Issuing, TokenResponse};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
-use crate::oauth::revocation;
+use crate::oauth::revocation::Revocation;
 use crate::oauth::scope::Scopes;
 use crate::oauth::{pkce, secret};
 use crate::store::codes::CodeRecord;
-use crate::store::refresh_tokens::RefreshRecord;
+use crate::store::refresh_tokens::FamilyRecord;
 use crate::store::{self, Db, StoreError};
 
 fn code_hash(code: &str) -> Vec<u8> {
@@ -29,7 +29,7 @@ pub async fn issue_code(
     grant_id: &str,
     auth_time: chrono::DateTime<Utc>,
 ) -> Result<String, StoreError> {
-    let code = secret::random_token(32).map_err(|e| StoreError::Custom(e.to_string()))?;
+    let code = secret::random_token(32)?;
     let now = Utc::now();
     let lifetime = request
         .client
@@ -77,10 +77,24 @@ pub async fn exchange(
     if code.len() > 256 {
         return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
     }
+    let now = Utc::now();
+    let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
+    let access_jti = uuid::Uuid::new_v4().to_string();
+    let family_id = uuid::Uuid::new_v4().to_string();
+    // What this redemption will issue is recorded by the statement that redeems the code, so a
+    // replay arriving at any moment after it finds what to revoke (OAuth 2.1 §4.1.3).
+    let issuing = store::codes::Issuing {
+        access_jti: &access_jti,
+        // A second of margin: the token's own `exp` is computed a moment later.
+        access_expires_at: now
+            + chrono::Duration::from_std(lifetime).unwrap_or_default()
+            + chrono::Duration::seconds(1),
+        family_id: &family_id,
+    };
     // Redeemed before it is checked: a failed check burns the code (one statement, so of
     // concurrent redemptions exactly one wins).
     let hash = code_hash(code);
-    let Some(record) = store::codes::redeem(ctx.db, &hash, Utc::now()).await? else {
+    let Some(record) = store::codes::redeem(ctx.db, &hash, now, &issuing).await? else {
         replayed(ctx, client, &hash, request.code_verifier).await?;
         return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
     };
@@ -105,21 +119,20 @@ pub async fn exchange(
             "the code_verifier does not match the code_challenge",
         ));
     }
+    // The user must still sign in, and not have been cut off since the code was issued.
     let user = store::users::find(ctx.db, &record.user_id)
         .await?
-        .filter(|u| !u.disabled)
+        .filter(|u| !u.disabled && u.tokens_not_before.is_none_or(|cut| cut < record.created_at))
         .ok_or(OAuthError::InvalidGrant("the user can no longer sign in"))?;
     if store::grants::find(ctx.db, &record.grant_id).await?.is_none() {
         return Err(OAuthError::InvalidGrant("the grant was revoked"));
     }
-    let scope = Scopes::parse(&record.scope)
+    let requested = Scopes::parse(&record.scope)
         .map_err(|_| anyhow::anyhow!("a stored code has a malformed scope"))?;
-    let audience = audience(ctx.issuer, client, &request.resources)?;
-    let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
-    let family_id = (scope.contains("offline_access")
-        && client.allows_grant(GrantType::RefreshToken))
-    .then(|| uuid::Uuid::new_v4().to_string());
-    let (access_token, claims) = access_token::issue(
+    let scope = Issuing::user_scope(&requested, client, &user);
+    let audience = user_audience(ctx.issuer, client, &request.resources, &scope)?;
+    let offline = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
+    let (access_token, _) = access_token::issue(
         ctx.keys,
         Grant {
             issuer: ctx.issuer.as_str(),
@@ -130,22 +143,15 @@ pub async fn exchange(
             lifetime,
             auth_time: Some(record.auth_time.timestamp()),
             grant_id: Some(&record.grant_id),
-            family_id: family_id.as_deref(),
+            family_id: offline.then_some(family_id.as_str()),
             alg: client.metadata.access_token_alg,
+            jti: Some(access_jti),
         },
     )?;
-    let expires = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
-    store::codes::record_issued(
-        ctx.db,
-        &record.code_hash,
-        family_id.as_deref(),
-        &claims.jti,
-        expires,
-    )
-    .await?;
-    let refresh_token = match family_id {
-        Some(family_id) => Some(start_family(ctx, client, &record, &scope, family_id).await?),
-        None => None,
+    let refresh_token = if offline {
+        Some(start_family(ctx, client, &record, &scope, family_id).await?)
+    } else {
+        None
     };
     let id_token = ctx.id_token(
         client,
@@ -165,7 +171,8 @@ pub async fn exchange(
     })
 }
 
-/// Issues the first refresh token of a new family, bound to client, user and grant.
+/// Issues the first refresh token of a new family, bound to client, user and grant, unless
+/// the code was replayed meanwhile.
 async fn start_family(
     ctx: &Issuing<'_>,
     client: &Client,
@@ -183,21 +190,25 @@ async fn start_family(
             .refresh_token_absolute
             .unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME),
     );
-    let record = RefreshRecord {
-        jti: uuid::Uuid::new_v4().to_string(),
-        family_id,
+    let family = FamilyRecord {
+        id: family_id,
         grant_id: code.grant_id.clone(),
         client_id: client.client_id.clone(),
         user_id: code.user_id.clone(),
         scope: scope.to_string(),
         auth_time: code.auth_time,
         created_at: now,
-        expires_at: now + chrono::Duration::seconds(sliding.min(absolute)),
         absolute_expires_at: now + chrono::Duration::seconds(absolute),
     };
-    store::refresh_tokens::insert(ctx.db, &record).await?;
-    let token = ctx.refresh_token(&record, now)?;
-    Ok(token)
+    let jti = uuid::Uuid::new_v4().to_string();
+    let expires_at = now + chrono::Duration::seconds(sliding.min(absolute));
+    if !store::refresh_tokens::start_family(ctx.db, &code.code_hash, &family, &jti, expires_at)
+        .await?
+    {
+        // A replay of the code got there first: what this redemption issued is revoked.
+        return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
+    }
+    ctx.refresh_token(&family, &jti, expires_at, now)
 }
 
 /// A code presented again (OAuth 2.1 §4.1.3): if this caller is the code's client and proves
@@ -215,11 +226,14 @@ async fn replayed(
     {
         return Ok(());
     }
+    // Marked first: a first redemption still issuing then starts no family, or (holding the
+    // code row) finishes starting it before this goes on, and the family is revoked below.
+    store::codes::mark_replayed(ctx.db, hash, Utc::now()).await?;
     if let Some(family_id) = &first.family_id {
-        revocation::revoke_family(ctx.db, ctx.verdicts, family_id, ctx.max_lifetime).await?;
+        ctx.revocations.revoke(ctx.db, Revocation::Family(family_id)).await?;
     }
-    if let (Some(jti), Some(expires)) = (&first.access_jti, first.access_expires_at) {
-        store::revocations::revoke(ctx.db, store::revocations::JTI, jti, expires).await?;
+    if let (Some(jti), Some(expires_at)) = (&first.access_jti, first.access_expires_at) {
+        ctx.revocations.revoke(ctx.db, Revocation::AccessToken { jti, expires_at }).await?;
     }
     tracing::warn!(client_id = %client.client_id, "authorization code replayed: what it issued is revoked");
     Ok(())

@@ -62,6 +62,7 @@ pub fn exchange(
             grant_id: None,
             family_id: None,
             alg: client.metadata.access_token_alg,
+            jti: None,
         },
     )?;
     tracing::info!(client_id = %client.client_id, jti = %claims.jti, "issued a client_credentials token");
@@ -75,8 +76,8 @@ pub fn exchange(
     })
 }
 
-/// The token's audience (SPEC §4, RFC 8707 §2): the requested resources, each one the client
-/// may address; else its first allowed audience; else the issuer.
+/// The token's audience (docs/REFERENCE.md §4, RFC 8707 §2): the requested resources, each
+/// one the client may address; else its first allowed audience; else the issuer.
 pub fn audience(
     issuer: &Issuer,
     client: &Client,
@@ -101,6 +102,21 @@ pub fn audience(
         if !audience.iter().any(|a| a == resource) {
             audience.push((*resource).to_owned());
         }
+    }
+    Ok(audience)
+}
+
+/// A user's token's audience: as `audience`, plus the issuer when it carries `openid`, so
+/// that it opens UserInfo whatever API it is meant for (docs/REFERENCE.md §4).
+pub fn user_audience(
+    issuer: &Issuer,
+    client: &Client,
+    resources: &[&str],
+    scope: &Scopes,
+) -> Result<Vec<String>, OAuthError> {
+    let mut audience = audience(issuer, client, resources)?;
+    if scope.contains("openid") && !audience.iter().any(|a| a == issuer.as_str()) {
+        audience.push(issuer.as_str().to_owned());
     }
     Ok(audience)
 }

@@ -17,7 +17,7 @@ use crate::oauth::keyring::Keys;
 use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
 use crate::oauth::scope::Scopes;
 use crate::store::Db;
-use crate::store::refresh_tokens::RefreshRecord;
+use crate::store::refresh_tokens::FamilyRecord;
 use crate::store::users::UserRecord;
 
 /// What issuing user tokens needs from the server.
@@ -27,29 +27,38 @@ pub struct Issuing<'a> {
     pub refresh_keys: &'a RefreshKeys,
     pub issuer: &'a Issuer,
     pub max_lifetime: Duration,
-    pub verdicts: &'a crate::oauth::verdicts::Verdicts,
+    pub revocations: &'a crate::oauth::revocation::Revocations,
 }
 
 impl Issuing<'_> {
-    /// The refresh token (JWT) for a stored refresh-token row.
+    /// The refresh token (JWT) `jti` of `family`, expiring at `expires_at`.
     pub fn refresh_token(
         &self,
-        record: &RefreshRecord,
+        family: &FamilyRecord,
+        jti: &str,
+        expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<String, OAuthError> {
         Ok(self.refresh_keys.sign(&RefreshClaims {
             iss: self.issuer.as_str().to_owned(),
-            sub: record.user_id.clone(),
+            sub: family.user_id.clone(),
             aud: self.issuer.as_str().to_owned(),
-            exp: record.expires_at.timestamp(),
+            exp: expires_at.timestamp(),
             iat: now.timestamp(),
-            jti: record.jti.clone(),
-            client_id: record.client_id.clone(),
-            scope: record.scope.clone(),
-            fid: record.family_id.clone(),
-            gid: record.grant_id.clone(),
-            auth_time: record.auth_time.timestamp(),
+            jti: jti.to_owned(),
+            client_id: family.client_id.clone(),
+            scope: family.scope.clone(),
+            fid: family.id.clone(),
+            gid: family.grant_id.clone(),
+            auth_time: family.auth_time.timestamp(),
         })?)
+    }
+
+    /// What of `requested` a user's token may carry now: only what the client is allowed
+    /// now, and `admin` only for an administrator (docs/REFERENCE.md §5).
+    pub fn user_scope(requested: &Scopes, client: &Client, user: &UserRecord) -> Scopes {
+        let scope = requested.intersection(&client.metadata.scope);
+        if user.admin { scope } else { scope.without(crate::oauth::gate::ADMIN_SCOPE) }
     }
 
     /// An ID token when `openid` was granted (OIDC Core §3.1.3.3, §12.2), else none.
@@ -83,7 +92,7 @@ impl Issuing<'_> {
 }
 
 /// A successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -93,4 +102,19 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+}
+
+/// Never a token in a log: only what kind of response it was.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |present: bool| if present { Some("[redacted]") } else { None };
+        f.debug_struct("TokenResponse")
+            .field("access_token", &"[redacted]")
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .field("refresh_token", &redacted(self.refresh_token.is_some()))
+            .field("id_token", &redacted(self.id_token.is_some()))
+            .finish()
+    }
 }

@@ -7,13 +7,15 @@ use chrono::Utc;
 
 use super::Issuing;
 use super::TokenResponse;
-use super::client_credentials::audience;
+use super::client_credentials::user_audience;
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
-use crate::oauth::revocation;
+use crate::oauth::gate::ADMIN_SCOPE;
+use crate::oauth::revocation::Revocation;
 use crate::oauth::scope::Scopes;
 use crate::store;
+use crate::store::refresh_tokens::Status;
 
 const INVALID: OAuthError =
     OAuthError::InvalidGrant("the refresh token is invalid, expired or already used");
@@ -44,11 +46,15 @@ pub async fn exchange(
     if claims.client_id != client.client_id {
         return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
     }
+    // A client no longer allowed offline access holds no refresh token that works.
+    if !client.metadata.scope.contains("offline_access") {
+        return Err(INVALID);
+    }
     // The token's signed claims carry its family's scope: everything is checked before the
     // rotation, so a bad request never consumes the token.
     let family_scope = Scopes::parse(&claims.scope).map_err(|_| INVALID)?;
     // RFC 6749 §6: a narrower scope is fine; the refresh token keeps the family's.
-    let scope = match request.scope {
+    let requested = match request.scope {
         None => family_scope.clone(),
         Some(value) => {
             let requested =
@@ -61,7 +67,6 @@ pub async fn exchange(
             requested
         }
     };
-    let audience = audience(ctx.issuer, client, &request.resources)?;
     let now = Utc::now();
     let sliding = i64::from(
         client.metadata.lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
@@ -76,32 +81,47 @@ pub async fn exchange(
         now + chrono::Duration::seconds(sliding),
     )
     .await?;
-    let Some(successor) = rotated else {
+    let Some(rotated) = rotated else {
         return Err(refused(ctx, &claims.jti, request.reuse_grace).await?);
     };
+    let family = &rotated.family;
+    // What the token may carry now: the family's scope as far as the grant still holds it
+    // and the client is still allowed it (a narrowed client narrows what it holds).
+    let grant_scope = Scopes::parse(&rotated.grant_scope).map_err(|_| INVALID)?;
+    let held = requested.intersection(&grant_scope).intersection(&client.metadata.scope);
+    let user = if held.contains("openid") || held.contains(ADMIN_SCOPE) {
+        Some(store::users::find(ctx.db, &family.user_id).await?.ok_or(INVALID)?)
+    } else {
+        None
+    };
+    let scope = match &user {
+        Some(user) => Issuing::user_scope(&held, client, user),
+        None => held,
+    };
+    let audience = user_audience(ctx.issuer, client, &request.resources, &scope)?;
     let lifetime = client.access_token_lifetime().min(ctx.max_lifetime);
     let (access_token, _) = access_token::issue(
         ctx.keys,
         Grant {
             issuer: ctx.issuer.as_str(),
             client_id: &client.client_id,
-            subject: &successor.user_id,
+            subject: &family.user_id,
             audience,
             scope: &scope,
             lifetime,
-            auth_time: Some(successor.auth_time.timestamp()),
-            grant_id: Some(&successor.grant_id),
-            family_id: Some(&successor.family_id),
+            auth_time: Some(family.auth_time.timestamp()),
+            grant_id: Some(&family.grant_id),
+            family_id: Some(&family.id),
             alg: client.metadata.access_token_alg,
+            jti: None,
         },
     )?;
-    let refresh_token = ctx.refresh_token(&successor, now)?;
+    let refresh_token =
+        ctx.refresh_token(family, &rotated.successor_jti, rotated.successor_expires_at, now)?;
     // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
-    let id_token = if scope.contains("openid") {
-        let user = store::users::find(ctx.db, &successor.user_id).await?.ok_or(INVALID)?;
-        ctx.id_token(client, &user, &scope, successor.auth_time, None, &access_token)?
-    } else {
-        None
+    let id_token = match &user {
+        Some(user) => ctx.id_token(client, user, &scope, family.auth_time, None, &access_token)?,
+        None => None,
     };
     Ok(TokenResponse {
         access_token,
@@ -119,20 +139,19 @@ pub async fn exchange(
 /// expired): the family goes too, so nothing of it outlives what it was granted under.
 async fn refused(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthError, OAuthError> {
     let Some(current) = store::refresh_tokens::find(ctx.db, jti).await? else { return Ok(INVALID) };
-    let family = &current.record.family_id;
+    if current.family_revoked {
+        return Ok(INVALID);
+    }
     let grace = chrono::Duration::from_std(grace).unwrap_or_default();
     let now = Utc::now();
-    let replayed = current.status == "used" && current.used_at.is_some_and(|at| now - at > grace);
-    let orphaned = current.status == "active" && {
-        let user = store::users::find(ctx.db, &current.record.user_id).await?;
-        let grant = store::grants::find(ctx.db, &current.record.grant_id).await?;
-        !(user.is_some_and(|u| !u.disabled) && grant.is_some())
-    };
+    let replayed =
+        current.status == Status::Used && current.used_at.is_some_and(|at| now - at > grace);
+    let orphaned = current.status == Status::Active && !current.stands(now);
     if replayed || orphaned {
-        let revoked =
-            revocation::revoke_family(ctx.db, ctx.verdicts, family, ctx.max_lifetime).await?;
+        let family = &current.family.id;
+        ctx.revocations.revoke(ctx.db, Revocation::Family(family)).await?;
         if replayed {
-            tracing::warn!(client_id = %current.record.client_id, family = %family, revoked, "refresh token reuse: family revoked");
+            tracing::warn!(client_id = %current.family.client_id, family = %family, "refresh token reuse: family revoked");
         }
     }
     Ok(INVALID)

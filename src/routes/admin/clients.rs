@@ -93,7 +93,6 @@ pub async fn replace(
         .replace(&state.db, &client_id, metadata)
         .await?
         .ok_or(AdminError::NotFound)?;
-    state.verdicts.forget_all();
     let secret = registered.secret.map(|s| s.expose_secret().to_owned());
     Ok(no_store(HttpResponse::Ok()).json(registered.client.view(secret)))
 }
@@ -107,11 +106,10 @@ pub async fn delete(
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&client_id)?;
-    if !state.registry.delete(&state.db, &client_id).await? {
+    if !state.registry.delete(&state.db, &state.revocations, &client_id).await? {
         return Err(AdminError::NotFound);
     }
-    state.verdicts.forget_all();
-    tracing::info!(admin = %admin.client_id, client_id = %client_id, "deleted a client");
+    tracing::info!(admin = %admin.actor(), client_id = %client_id, "deleted a client");
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -144,7 +142,7 @@ pub async fn rotate_secret(
         .rotate_secret(&state.db, &client_id, Duration::from_secs(overlap))
         .await?
         .ok_or(AdminError::NotFound)?;
-    tracing::info!(admin = %admin.client_id, client_id = %client_id, overlap, "rotated a client secret");
+    tracing::info!(admin = %admin.actor(), client_id = %client_id, overlap, "rotated a client secret");
     Ok(no_store(HttpResponse::Ok()).json(client.view(Some(secret.expose_secret().to_owned()))))
 }
 

@@ -56,10 +56,9 @@ pub async fn revoke(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
-    if !store::grants::delete(&state.db, &id, None).await? {
+    if !state.revocations.revoke_grant(&state.db, &id, None).await? {
         return Err(AdminError::NotFound);
     }
-    state.verdicts.forget_all();
-    tracing::info!(admin = %admin.client_id, grant = %id, "grant revoked by an admin");
+    tracing::info!(admin = %admin.actor(), grant = %id, "grant revoked by an admin");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -34,7 +34,7 @@ pub async fn rotate(
         other => anyhow::Error::from(other).into(),
     })?;
     let kid = state.keys.active_kid(crate::oauth::jwk::Algorithm::RS256);
-    tracing::info!(admin = %admin.client_id, rs256_kid = %kid, "rotated the signing keys");
+    tracing::info!(admin = %admin.actor(), rs256_kid = %kid, "rotated the signing keys");
     Ok(HttpResponse::Ok().json(key_page(&state).await?))
 }
 

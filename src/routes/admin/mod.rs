@@ -3,6 +3,7 @@
 mod auth;
 mod clients;
 mod grants;
+mod json;
 mod keys;
 mod openapi;
 mod scopes;
@@ -49,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::delete().to(users::delete)),
     )
     .service(resource("/admin/users/{id}/grants", web::get().to(grants::for_user)))
+    .service(resource("/admin/users/{id}/sessions", web::delete().to(users::end_sessions)))
     .service(resource("/admin/grants/{id}", web::delete().to(grants::revoke)))
     .service(resource("/admin/keys", web::get().to(keys::list)))
     .service(resource("/admin/keys/rotate", web::post().to(keys::rotate)))
@@ -85,8 +87,9 @@ fn json_body(
     let body = body
         .as_ref()
         .map_err(|_| AdminError::invalid_request("the body is too large or unreadable", "body"))?;
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| AdminError::invalid_request("the body is not valid JSON", "body"))?;
+    let value: Value = json::parse_unique(body).map_err(|_| {
+        AdminError::invalid_request("the body is not valid JSON, or names a member twice", "body")
+    })?;
     if !value.is_object() {
         return Err(AdminError::invalid_request("the body must be a JSON object", "body"));
     }

@@ -14,7 +14,7 @@ use crate::startup::AppState;
     paths(
         clients::create, clients::list, clients::read, clients::replace, clients::delete,
         clients::rotate_secret, scopes::create, scopes::list, scopes::read, scopes::replace,
-        scopes::delete, users::create, users::list, users::read, users::replace, users::delete,
+        scopes::delete, users::create, users::list, users::read, users::replace, users::delete, users::end_sessions,
         grants::for_user, grants::revoke, keys::list, keys::rotate, document
     ),
     modifiers(&BearerAuth),

@@ -68,17 +68,21 @@ pub async fn read(
     responses((status = 200, body = User), (status = 400), (status = 404), (status = 409)))]
 pub async fn replace(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<String>,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
     let input = users::parse_input(&json_body(&req, &body)?, false)?;
-    let user = users::replace(&state.db, &state.passwords, &id, input).await?;
-    // The user may have been disabled: their tokens must not pass on an old verdict.
-    state.verdicts.forget_all();
-    Ok(HttpResponse::Ok().json(user))
+    let replaced = users::replace(&state.db, &state.passwords, &id, input).await?;
+    // A new password or a disabling ends the user's sessions and tokens; re-enabling later
+    // does not bring them back.
+    if replaced.must_cut_off {
+        state.revocations.cut_off_user(&state.db, &id, None).await?;
+        tracing::info!(admin = %admin.actor(), user = %id, "user cut off: sessions and tokens ended");
+    }
+    Ok(HttpResponse::Ok().json(replaced.user))
 }
 
 #[utoipa::path(delete, path = "/admin/users/{id}", tag = "users", params(("id" = String, Path)),
@@ -89,10 +93,26 @@ pub async fn delete(
     id: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
-    if !store::users::delete(&state.db, &id).await? {
+    if !state.revocations.delete_user(&state.db, &id).await? {
         return Err(AdminError::NotFound);
     }
-    state.verdicts.forget_all();
-    tracing::info!(admin = %admin.client_id, user = %id, "deleted a user");
+    tracing::info!(admin = %admin.actor(), user = %id, "deleted a user");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// End every session of a user and cut off every token issued to them so far.
+#[utoipa::path(delete, path = "/admin/users/{id}/sessions", tag = "users",
+    params(("id" = String, Path)), responses((status = 204), (status = 404)))]
+pub async fn end_sessions(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    well_formed(&id)?;
+    if store::users::find(&state.db, &id).await?.is_none() {
+        return Err(AdminError::NotFound);
+    }
+    let ended = state.revocations.cut_off_user(&state.db, &id, None).await?;
+    tracing::info!(admin = %admin.actor(), user = %id, sessions = ended, "ended a user's sessions");
     Ok(HttpResponse::NoContent().finish())
 }
