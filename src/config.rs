@@ -1,4 +1,4 @@
-//! Typed, validated settings read from environment variables and CLI flags (SPEC §2).
+//! Typed, validated settings read from environment variables and CLI flags (docs/REFERENCE.md §2).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
-/// Longest `Cache-Control: max-age` the JWKS may carry (SPEC §7).
+/// Longest `Cache-Control: max-age` the JWKS may carry (docs/REFERENCE.md §7).
 pub const JWKS_MAX_AGE_LIMIT: Duration = Duration::from_secs(300);
-/// Longest time any replica may serve stale shared state (SPEC §8).
+/// Longest time any replica may serve stale shared state (docs/REFERENCE.md §8).
 pub const SYNC_INTERVAL_LIMIT: Duration = Duration::from_secs(5);
 
 /// Everything the server and the CLI need to run, already validated.
@@ -49,7 +49,7 @@ pub struct Settings {
     /// revocation); after it, the presentation is reuse and revokes the family.
     pub refresh_reuse_grace: Duration,
     /// Failed authentications of one account (user or client) within `failure_window`
-    /// after which it is refused with 429 (SPEC §9).
+    /// after which it is refused with 429 (docs/REFERENCE.md §9).
     pub account_failure_limit: u32,
     /// The same for one source address.
     pub address_failure_limit: u32,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::store::StoreError;
 
-/// The JSON error body (RFC 6749 §5.2 shape; SPEC §6 adds `field`).
+/// The JSON error body (RFC 6749 §5.2 shape; docs/REFERENCE.md §6 adds `field`).
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
     pub error: &'a str,
@@ -97,7 +97,7 @@ pub enum OAuthError {
     Store(#[from] StoreError),
     #[error("unavailable: {0}")]
     Unavailable(&'static str),
-    /// Too many failed authentications of this client or from this address (SPEC §9).
+    /// Too many failed authentications of this client or from this address (docs/REFERENCE.md §9).
     #[error("too many failed attempts")]
     TooManyAttempts(std::time::Duration),
     #[error("internal: {0:#}")]
@@ -160,7 +160,7 @@ impl ResponseError for OAuthError {
         };
         let mut response = json_error(status, error, description, None);
         response.headers_mut().insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
-        // RFC 6585 §4: a 429 may say when to come back; SPEC §9 says it must.
+        // RFC 6585 §4: a 429 may say when to come back; docs/REFERENCE.md §9 says it must.
         if let Self::TooManyAttempts(after) = self {
             response.headers_mut().insert(header::RETRY_AFTER, after.as_secs().into());
         }
@@ -254,7 +254,7 @@ impl ResponseError for BearerError {
     }
 }
 
-/// Errors of the admin API (SPEC §6): `{"error", "error_description", "field"}`.
+/// Errors of the admin API (docs/REFERENCE.md §6): `{"error", "error_description", "field"}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("{error} ({field}): {description}")]

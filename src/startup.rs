@@ -46,7 +46,7 @@ pub struct AppState {
     pub passwords: Passwords,
     /// The metadata document, serialized; refreshed with the registered scopes.
     pub discovery: ArcSwap<Vec<u8>>,
-    /// Failed-authentication limits (SPEC §9).
+    /// Failed-authentication limits (docs/REFERENCE.md §9).
     pub throttle: Throttle,
     /// The revoked state of this replica, and the one hook every revocation goes through.
     pub revocations: Revocations,

@@ -82,7 +82,7 @@ pub async fn prepare(
             continue;
         }
         let (client, outcome) =
-            client_credentials(&mut admin, target, alg, users.connections).await?;
+            client_credentials(&mut admin, target, alg, introspector, users.connections).await?;
         if alg == "RS256" {
             rs256 = client;
         }
@@ -178,11 +178,13 @@ async fn signed_up(
 }
 
 /// A client_credentials client whose access tokens are signed with `alg`, checked with one
-/// token: (the client, the scenario).
+/// token: (the client, the scenario). An `introspector` also serves the issuer's audience, which
+/// entitles it to introspect the users' tokens (docs/REFERENCE.md §9.5).
 async fn client_credentials(
     admin: &mut Admin<'_>,
     target: &Target,
     alg: &str,
+    introspector: bool,
     connections: usize,
 ) -> anyhow::Result<(Option<ClientCredentials>, Prepared)> {
     let mut metadata = json!({
@@ -190,6 +192,9 @@ async fn client_credentials(
         "grant_types": ["client_credentials"],
         "scope": SCOPE,
     });
+    if introspector {
+        metadata["served_resources"] = json!([format!("http://{}", target.host)]);
+    }
     // RS256 is the default: its client does not depend on the new member.
     if alg != "RS256" {
         metadata["access_token_signed_response_alg"] = alg.into();

@@ -1,4 +1,4 @@
-//! Fixtures through the admin API (SPEC §6), as an admin would make them: an admin token from
+//! Fixtures through the admin API (docs/REFERENCE.md §6), as an admin would make them: an admin token from
 //! client_credentials, then scopes, clients and users.
 
 use anyhow::{Context, bail};

@@ -1,5 +1,5 @@
 //! `attempt_counters`: authentication attempts not yet redeemed by a success, per account or
-//! source address, in a fixed window (SPEC §9).
+//! source address, in a fixed window (docs/REFERENCE.md §9).
 
 use sea_orm::entity::prelude::*;
 

@@ -1,4 +1,4 @@
-//! `grants`: a user's recorded consent to a client's scopes (SPEC §5).
+//! `grants`: a user's recorded consent to a client's scopes (docs/REFERENCE.md §5).
 
 use sea_orm::entity::prelude::*;
 

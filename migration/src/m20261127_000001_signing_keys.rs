@@ -1,4 +1,4 @@
-//! The key ring table: signing keys with their life-cycle state (SPEC §7).
+//! The key ring table: signing keys with their life-cycle state (docs/REFERENCE.md §7).
 
 use sea_orm_migration::{prelude::*, schema::*};
 

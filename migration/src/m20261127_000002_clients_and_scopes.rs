@@ -1,12 +1,12 @@
 //! Scopes, clients (RFC 7591 metadata), their secrets and allowed scopes, and the replay
-//! guard for client assertions (SPEC §5).
+//! guard for client assertions (docs/REFERENCE.md §5).
 
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// The scopes that exist from the start (SPEC §5).
+/// The scopes that exist from the start (docs/REFERENCE.md §5).
 const SEEDED_SCOPES: [(&str, &str); 5] = [
     ("openid", "Sign you in and share your user identifier"),
     ("profile", "Your name and basic profile information"),

@@ -1,5 +1,5 @@
 //! Login sessions, consent grants, authorization codes, refresh tokens and revocations
-//! (SPEC §3–§5).
+//! (docs/REFERENCE.md §3–§5).
 
 use sea_orm_migration::{prelude::*, schema::*};
 

@@ -1,4 +1,4 @@
-//! Counters of failed authentication attempts, shared by every replica (SPEC §9).
+//! Counters of failed authentication attempts, shared by every replica (docs/REFERENCE.md §9).
 
 use sea_orm_migration::{prelude::*, schema::*};
 

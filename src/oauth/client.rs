@@ -1,4 +1,4 @@
-//! Registered clients (SPEC §5): their validated metadata, authentication method, grant
+//! Registered clients (docs/REFERENCE.md §5): their validated metadata, authentication method, grant
 //! types, lifetimes, and the JSON form admins see.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::jwk::Algorithm;
 use super::scope::Scopes;
 
-/// Default lifetimes (SPEC §4).
+/// Default lifetimes (docs/REFERENCE.md §4).
 pub const DEFAULT_ACCESS_TOKEN_LIFETIME: u32 = 600;
 pub const DEFAULT_ID_TOKEN_LIFETIME: u32 = 600;
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME: u32 = 14 * 24 * 3600;

@@ -90,7 +90,7 @@ async fn check(
         return Err(refused);
     }
     let Some(client) = registry.find(db, &client_id).await? else { return Err(refused) };
-    // SPEC §5: a client authenticates only with its registered method.
+    // docs/REFERENCE.md §5: a client authenticates only with its registered method.
     if client.metadata.token_endpoint_auth_method != method {
         return Err(refused);
     }

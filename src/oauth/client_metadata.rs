@@ -1,4 +1,4 @@
-//! Turns an admin's JSON body into validated `ClientMetadata` (RFC 7591 §2, SPEC §5–§6):
+//! Turns an admin's JSON body into validated `ClientMetadata` (RFC 7591 §2, docs/REFERENCE.md §5–§6):
 //! member by member, so each error names its member and never echoes the input.
 
 use std::time::Duration;
@@ -14,7 +14,7 @@ use super::jwk::Algorithm;
 use super::redirect_uri;
 use super::scope::Scopes;
 
-/// A rejected body: an error code of SPEC §6, a fixed description, the member at fault.
+/// A rejected body: an error code of docs/REFERENCE.md §6, a fixed description, the member at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{error} ({field}): {description}")]
 pub struct FieldError {

@@ -1,4 +1,4 @@
-//! Opaque, tamper-proof pagination cursors (SPEC §6): the last key seen, with a MAC.
+//! Opaque, tamper-proof pagination cursors (docs/REFERENCE.md §6): the last key seen, with a MAC.
 
 use aws_lc_rs::hmac;
 use base64::Engine;

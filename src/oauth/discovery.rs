@@ -69,7 +69,7 @@ impl Metadata {
                 .map(|m| m.as_str())
                 .collect(),
             introspection_endpoint: issuer.endpoint("/introspect"),
-            // Public clients may not introspect (SPEC §9).
+            // Public clients may not introspect (docs/REFERENCE.md §9).
             introspection_endpoint_auth_methods_supported: AuthMethod::ALL
                 .iter()
                 .filter(|m| **m != AuthMethod::None)

@@ -13,7 +13,7 @@ use rsa::traits::PublicKeyParts;
 use secrecy::zeroize::Zeroizing;
 use serde::{Deserialize, Serialize};
 
-/// Modulus size of every RSA key the ring generates (SPEC §7: at least 2048).
+/// Modulus size of every RSA key the ring generates (docs/REFERENCE.md §7: at least 2048).
 pub const RSA_BITS: usize = 2048;
 
 /// The JWS algorithms the key ring signs with (RFC 7518 §3.1, RFC 8037 §3.1).

@@ -1,4 +1,4 @@
-//! The key ring (SPEC §7): keys move next → active → retired; every replica reads the same
+//! The key ring (docs/REFERENCE.md §7): keys move next → active → retired; every replica reads the same
 //! rows, signs with the one active key of each algorithm and publishes the same JWKS. Every
 //! algorithm has its own active and next key, and they rotate together.
 
@@ -15,7 +15,7 @@ use super::jws::Signer;
 use super::master_key::MasterKey;
 use crate::store::{self, Db, StoreError, keys::RotateError, keys::StoredKey};
 
-/// Clock leeway any verifier may allow past `exp` (SPEC §4: at most 5 s).
+/// Clock leeway any verifier may allow past `exp` (docs/REFERENCE.md §4: at most 5 s).
 pub const LEEWAY: Duration = Duration::from_secs(5);
 
 /// When keys rotate and how long they stay published.
@@ -30,7 +30,7 @@ pub struct KeyPolicy {
     /// has loaded it and every JWKS cache has expired.
     pub publish_lead: Duration,
     /// A replica that could not re-read the ring for this long stops signing: it might
-    /// sign with a key the others retired long ago (SPEC §8).
+    /// sign with a key the others retired long ago (docs/REFERENCE.md §8).
     pub stale_after: Duration,
 }
 

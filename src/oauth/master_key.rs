@@ -1,4 +1,4 @@
-//! The master key: loads or creates it, and seals private keys at rest with AES-256-GCM (SPEC §7).
+//! The master key: loads or creates it, and seals private keys at rest with AES-256-GCM (docs/REFERENCE.md §7).
 
 use std::fs;
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! The client registry: registering, replacing, deleting clients and rotating secrets, and
-//! a per-replica lookup cache whose entries live at most one sync interval (SPEC §8).
+//! a per-replica lookup cache whose entries live at most one sync interval (docs/REFERENCE.md §8).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

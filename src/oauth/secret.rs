@@ -1,5 +1,5 @@
 //! Server-made secrets: 256 random bits, shown once, stored as a SHA-256 hash and compared
-//! in constant time (SPEC §5). A hash suits high-entropy secrets; passwords use Argon2id.
+//! in constant time (docs/REFERENCE.md §5). A hash suits high-entropy secrets; passwords use Argon2id.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};

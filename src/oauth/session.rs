@@ -1,4 +1,4 @@
-//! Login sessions (SPEC §3): an opaque random id in a cookie, a row keyed by its SHA-256,
+//! Login sessions (docs/REFERENCE.md §3): an opaque random id in a cookie, a row keyed by its SHA-256,
 //! idle and absolute lifetimes, a new id at every login.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The source address of a request, for the brute-force limits (SPEC §9).
+//! The source address of a request, for the brute-force limits (docs/REFERENCE.md §9).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

@@ -14,7 +14,7 @@ use crate::oauth::client::Client;
 use crate::oauth::client_auth::{ASSERTION_TYPE, Authenticating, Presented, authenticate};
 use crate::startup::AppState;
 
-/// Authenticates the client a token-endpoint-family request presents (SPEC §5, §9).
+/// Authenticates the client a token-endpoint-family request presents (docs/REFERENCE.md §5, §9).
 pub async fn client_of(
     state: &AppState,
     req: &HttpRequest,

@@ -1,5 +1,5 @@
 //! `GET`/`POST /logout`: RP-Initiated Logout 1.0 at the `end_session_endpoint`, and ending the
-//! login session (SPEC §3). With a valid `id_token_hint` the session ends at once and the
+//! login session (docs/REFERENCE.md §3). With a valid `id_token_hint` the session ends at once and the
 //! browser goes back to a *registered* `post_logout_redirect_uri` with `state`; without one,
 //! a page asks, and only its POST (with a CSRF token) signs out.
 

@@ -9,7 +9,7 @@ use askama::Template;
 use crate::oauth::{csrf, secret, session};
 use crate::startup::AppState;
 
-/// SPEC §3: no framing, no referrer, only our own stylesheet, nothing else loads.
+/// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
@@ -73,7 +73,7 @@ pub fn base(state: &AppState) -> &str {
     issuer[after_scheme..].find('/').map_or("", |i| &issuer[after_scheme + i..])
 }
 
-/// Renders a page with the security headers of SPEC §3.
+/// Renders a page with the security headers of docs/REFERENCE.md §3.
 pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
     match page.render() {
         Ok(body) => {

@@ -1,4 +1,4 @@
-//! The admin API's behaviour (SPEC §6): clients, scopes, keys, pagination, validation.
+//! The admin API's behaviour (docs/REFERENCE.md §6): clients, scopes, keys, pagination, validation.
 
 use castellan::oauth::jwk::Algorithm;
 use reqwest::Method;

@@ -1,4 +1,4 @@
-//! Every admin route refuses callers without a valid `admin` access token (SPEC §6).
+//! Every admin route refuses callers without a valid `admin` access token (docs/REFERENCE.md §6).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, spawn_app};
 
-/// Every admin route of SPEC §6 that exists so far, with a method.
+/// Every admin route of docs/REFERENCE.md §6 that exists so far, with a method.
 const ROUTES: [(&str, &str); 19] = [
     ("POST", "/admin/clients"),
     ("GET", "/admin/clients"),

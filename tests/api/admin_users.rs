@@ -1,4 +1,4 @@
-//! `/admin/users` and `castellan users create` (SPEC §6).
+//! `/admin/users` and `castellan users create` (docs/REFERENCE.md §6).
 
 use std::io::Write;
 use std::process::Stdio;

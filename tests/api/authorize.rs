@@ -1,4 +1,4 @@
-//! The authorization code flow with PKCE, login sessions and consent (SPEC §3–§5,
+//! The authorization code flow with PKCE, login sessions and consent (docs/REFERENCE.md §3–§5,
 //! RFC 6749 §4.1, OAuth 2.1 §4.1, RFC 7636, RFC 9207), driven as a browser would.
 
 use reqwest::StatusCode;

@@ -286,3 +286,43 @@ pub async fn code_at(
     }
     panic!("no code after 8 steps");
 }
+
+/// A web client allowed `scope` (and `extra` metadata), for the code flow.
+pub async fn web_client_with(app: &TestApp, scope: &str, extra: Value) -> (String, String) {
+    let mut metadata = json!({
+        "client_name": "Web app",
+        "redirect_uris": [REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": scope,
+    });
+    if let (Some(base), Some(extra)) = (metadata.as_object_mut(), extra.as_object()) {
+        base.extend(extra.clone());
+    }
+    let client = app.create_client(metadata).await;
+    (
+        client["client_id"].as_str().expect("id").to_owned(),
+        client["client_secret"].as_str().expect("secret").to_owned(),
+    )
+}
+
+/// The whole code flow for `username` in a fresh browser, asking `scope`: the token response.
+pub async fn tokens_for(
+    app: &TestApp,
+    client: &(String, String),
+    username: &str,
+    scope: &str,
+) -> Value {
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let back = authorize_with_consent(
+        &browser,
+        app,
+        &authorize_url(app, &client.0, &challenge, scope, "s"),
+        username,
+    )
+    .await;
+    let code = params(&location(&back).expect("a redirect to the client"))["code"].clone();
+    let response = redeem(app, client, &code, &verifier).await;
+    assert_eq!(response.status(), 200, "code exchange");
+    response.json().await.expect("JSON")
+}

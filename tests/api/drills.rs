@@ -1,4 +1,4 @@
-//! Failure drills (SPEC §8, §9): a database that goes away or slows down, SIGTERM under
+//! Failure drills (docs/REFERENCE.md §8, §9): a database that goes away or slows down, SIGTERM under
 //! load, and several server processes on one database. Recovery and propagation times are
 //! printed (run with `--nocapture`); the assertions are on behaviour, with generous bounds.
 
@@ -378,7 +378,7 @@ async fn sigterm_under_load_completes_what_it_accepted_and_never_loses_a_code() 
 }
 
 /// Three server processes on one database; each change at one is seen at the others
-/// within 5 s (SPEC §8).
+/// within 5 s (docs/REFERENCE.md §8).
 #[tokio::test]
 async fn three_processes_share_codes_tokens_revocations_deletions_and_keys() {
     let db = TestDatabase::create().await;

@@ -11,6 +11,7 @@ mod client_auth;
 mod code_exchange;
 mod discovery;
 mod drills;
+mod gate;
 mod headless;
 mod health;
 mod helpers;

@@ -1,5 +1,5 @@
 //! Two server processes on one database: tokens, refresh races and revocations cross between
-//! them (SPEC §8).
+//! them (docs/REFERENCE.md §8).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Key rotation (SPEC §7): published before signing, retired keys kept until their tokens
+//! Key rotation (docs/REFERENCE.md §7): published before signing, retired keys kept until their tokens
 //! expire, kids never reused, and every replica in step.
 
 use std::collections::HashSet;

@@ -213,7 +213,7 @@ async fn forgeries(
     cases
 }
 
-/// The same claims, in time within the 5 s leeway: these must pass (SPEC §4).
+/// The same claims, in time within the 5 s leeway: these must pass (docs/REFERENCE.md §4).
 fn within_leeway(app: &TestApp, claims: &Value, typ: &str) -> Vec<(&'static str, String)> {
     let now = chrono::Utc::now().timestamp();
     let mut expired = claims.clone();
@@ -431,7 +431,7 @@ async fn forged_id_token_hints_never_log_anyone_out_or_redirect() {
     println!("logout: {refused} forged hints refused");
 }
 
-/// Redirect URIs are compared as exact strings (SPEC §5, RFC 9700 §4.1.3): every variant of
+/// Redirect URIs are compared as exact strings (docs/REFERENCE.md §5, RFC 9700 §4.1.3): every variant of
 /// a registered URI is refused with an error page, never a redirect.
 #[tokio::test]
 async fn every_variant_of_a_registered_redirect_uri_is_refused_without_redirecting() {

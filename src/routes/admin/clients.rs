@@ -30,7 +30,7 @@ impl From<RegistryError> for AdminError {
 
 /// Register a client (RFC 7591 metadata); the answer carries its secret, once.
 #[utoipa::path(post, path = "/admin/clients", tag = "clients",
-    request_body(content = Object, description = "RFC 7591 client metadata (SPEC §5)"),
+    request_body(content = Object, description = "RFC 7591 client metadata (docs/REFERENCE.md §5)"),
     responses((status = 201, body = ClientView), (status = 400), (status = 401), (status = 403)))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -76,7 +76,7 @@ pub async fn read(
 /// Replace a client's metadata; its id and secrets stay.
 #[utoipa::path(put, path = "/admin/clients/{client_id}", tag = "clients",
     params(("client_id" = String, Path)),
-    request_body(content = Object, description = "RFC 7591 client metadata (SPEC §5)"),
+    request_body(content = Object, description = "RFC 7591 client metadata (docs/REFERENCE.md §5)"),
     responses((status = 200, body = ClientView), (status = 400), (status = 404)))]
 pub async fn replace(
     state: web::Data<AppState>,

@@ -1,4 +1,4 @@
-//! `/admin/keys`: the signing keys and on-demand rotation (SPEC §6–§7).
+//! `/admin/keys`: the signing keys and on-demand rotation (docs/REFERENCE.md §6–§7).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 

@@ -1,4 +1,4 @@
-//! The admin REST API (SPEC §6): JSON under `/admin`, every route behind an `admin` token.
+//! The admin REST API (docs/REFERENCE.md §6): JSON under `/admin`, every route behind an `admin` token.
 
 mod auth;
 mod clients;
@@ -63,7 +63,7 @@ fn well_formed(id: &str) -> Result<&str, AdminError> {
     if crate::oauth::client::is_client_id(id) { Ok(id) } else { Err(AdminError::NotFound) }
 }
 
-/// A page of a list (SPEC §6).
+/// A page of a list (docs/REFERENCE.md §6).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,

@@ -10,7 +10,7 @@ use crate::startup::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Castellan admin API", description = "Clients, scopes, users, grants and signing keys (SPEC §6)."),
+    info(title = "Castellan admin API", description = "Clients, scopes, users, grants and signing keys (docs/REFERENCE.md §6)."),
     paths(
         clients::create, clients::list, clients::read, clients::replace, clients::delete,
         clients::rotate_secret, scopes::create, scopes::list, scopes::read, scopes::replace,

@@ -1,4 +1,4 @@
-//! `/admin/users`: create, list, read, replace and delete users (SPEC §6).
+//! `/admin/users`: create, list, read, replace and delete users (docs/REFERENCE.md §6).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
