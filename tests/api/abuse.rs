@@ -377,8 +377,9 @@ async fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
         s.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
     })
     .await;
-    for n in 0..3 {
-        let status = failed_from(&proxied, &format!("c{n}"), "1.2.3.4, 203.0.113.7").await;
+    // A proxy may append `ip:port` (or `[v6]:port`): the port is not part of the address.
+    for (n, hop) in ["203.0.113.7", "203.0.113.7:4711", "203.0.113.7:5000"].iter().enumerate() {
+        let status = failed_from(&proxied, &format!("c{n}"), &format!("1.2.3.4, {hop}")).await;
         assert_eq!(status, 401);
     }
     assert_eq!(failed_from(&proxied, "c9", "203.0.113.7").await, 429);

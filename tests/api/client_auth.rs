@@ -194,6 +194,48 @@ async fn assertions_with_a_wrong_audience_a_long_life_or_a_foreign_key_are_refus
     }
 }
 
+/// An assertion with a hand-made protected header and claims, signed with the client's key.
+fn raw_assertion(
+    client: &KeyClient,
+    header: serde_json::Value,
+    claims: serde_json::Value,
+) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &client.key,
+        jsonwebtoken::Algorithm::ES256,
+    )
+    .expect("signature");
+    format!("{signing_input}.{signature}")
+}
+
+#[tokio::test]
+async fn assertions_with_an_unknown_critical_header_or_a_future_iat_are_refused() {
+    let app = spawn_app().await;
+    let client = key_client(&app).await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |jti: &str, iat: i64| json!({"iss": client.id, "sub": client.id, "aud": app.issuer, "iat": iat, "exp": now + 60, "jti": jti});
+    let header = json!({"alg": "ES256", "kid": "k1"});
+    let critical = json!({"alg": "ES256", "kid": "k1", "crit": ["exp-policy"], "exp-policy": 1});
+
+    // RFC 7515 §4.1.11: a `crit` extension the recipient does not understand makes the JWS
+    // invalid; an `iat` from the future is not an assertion made now.
+    for (what, bad) in [
+        ("crit", raw_assertion(&client, critical, claims("d1", now))),
+        ("iat an hour ahead", raw_assertion(&client, header.clone(), claims("d2", now + 3600))),
+    ] {
+        let (status, error, _) = status_and_error(with_assertion(&app, &bad).await).await;
+        assert_eq!((status, error.as_str()), (401, "invalid_client"), "{what}");
+    }
+    let fine = raw_assertion(&client, header, claims("d3", now));
+    assert_eq!(with_assertion(&app, &fine).await.status(), 200, "the same, well made");
+}
+
 #[tokio::test]
 async fn a_rotated_secret_overlaps_its_successor_then_stops() {
     let app = spawn_app().await;

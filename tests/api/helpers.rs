@@ -133,6 +133,8 @@ pub struct TestApp {
     pub db: Arc<TestDatabase>,
     /// The admin client made on first start: (client_id, client_secret).
     pub admin: (String, String),
+    /// The internal listener (metrics and health), when the settings ask for one.
+    pub internal: Option<String>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -161,6 +163,7 @@ async fn start_with_admin(
     let address = format!("http://{}", app.address());
     let issuer = app.issuer().as_str().to_owned();
     let keys = app.keys();
+    let internal = app.internal_address().map(|a| format!("http://{a}"));
     let admin = admin
         .or_else(|| {
             app.first_admin().map(|c| {
@@ -173,7 +176,7 @@ async fn start_with_admin(
         })
         .expect("a fresh database gets a first admin client");
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, issuer, keys, settings, http: reqwest::Client::new(), db, admin }
+    TestApp { address, issuer, keys, settings, http: reqwest::Client::new(), db, admin, internal }
 }
 
 impl TestApp {

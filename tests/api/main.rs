@@ -5,6 +5,7 @@ mod abuse;
 mod admin;
 mod admin_auth;
 mod admin_users;
+mod attacks;
 mod authorize;
 mod browser;
 mod client_auth;
