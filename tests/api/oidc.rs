@@ -425,41 +425,141 @@ async fn id_token_after_login(
     tokens["id_token"].as_str().expect("id token").to_owned()
 }
 
-#[tokio::test]
-async fn python_authlib_as_an_independent_relying_party_completes_the_flow() {
+/// The API a web client also calls: registered as its `audience`, so its user's access tokens
+/// name it, and the issuer too when they carry `openid` (UserInfo still takes them).
+const API: &str = "https://api.example.com";
+
+/// Whether an independent relying party can run here; CI installs them (`.ci/run`: pip from
+/// tests/interop/requirements.lock, `npm ci --prefix tests/interop`) and so must run them.
+fn relying_party_installed(installed: bool, what: &str) -> bool {
+    if !installed {
+        assert!(std::env::var("CI").is_err(), "CI must install {what}");
+        eprintln!("skipped: {what} is not installed here");
+    }
+    installed
+}
+
+/// Runs a relying party script of tests/interop (`program script ISSUER CLIENT_ID
+/// CLIENT_SECRET REDIRECT_URI USERNAME PASSWORD [SCOPE]`) for `registered`, as `username`;
+/// asserts it succeeded and returns the one JSON line it printed.
+async fn run_relying_party(
+    app: &crate::helpers::TestApp,
+    registered: &Value,
+    program: &'static str,
+    script: &'static str,
+    username: &str,
+    scope: Option<&str>,
+) -> Value {
+    let mut args = vec![
+        script.to_owned(),
+        app.issuer.clone(),
+        registered["client_id"].as_str().expect("id").to_owned(),
+        registered["client_secret"].as_str().expect("secret").to_owned(),
+        REDIRECT.to_owned(),
+        username.to_owned(),
+        crate::browser::PASSWORD.to_owned(),
+    ];
+    args.extend(scope.map(str::to_owned));
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(program).args(&args).output().expect(program)
+    })
+    .await
+    .expect("join");
+    assert!(output.status.success(), "{program}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("one JSON line")
+}
+
+/// The access token the relying party used at UserInfo is for the API and for the issuer.
+async fn assert_names_the_api_and_the_issuer(app: &crate::helpers::TestApp, verified: &Value) {
+    let access = verified["access_token"].as_str().expect("the access token it used");
+    let (_, claims) = crate::helpers::verify_with_jwks(app, access, API).await;
+    let audiences = claims["aud"].as_array().expect("several audiences");
+    assert!(audiences.contains(&json!(API)), "{audiences:?}");
+    assert!(audiences.contains(&json!(app.issuer)), "{audiences:?}");
+    assert_eq!(audiences.len(), 2, "{audiences:?}");
+}
+
+fn authlib_installed() -> bool {
     let importable = std::process::Command::new("python3")
         .args(["-c", "import authlib, requests"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !importable {
-        assert!(std::env::var("CI").is_err(), "CI must install authlib and requests (pip)");
-        eprintln!("skipped: python3 with authlib and requests is not installed here");
+    relying_party_installed(importable, "python3 with authlib and requests (pip)")
+}
+
+const AUTHLIB_RP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/authlib_rp.py");
+
+#[tokio::test]
+async fn python_authlib_as_an_independent_relying_party_completes_the_flow() {
+    if !authlib_installed() {
         return;
     }
     let app = spawn_app().await;
     let registered = app.create_client(json!({"client_name": "Python RP", "redirect_uris": [REDIRECT], "scope": "openid profile email"})).await;
     let user_id = user(&app, "pyla").await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/authlib_rp.py");
-    let (issuer, id, secret) = (
-        app.issuer.clone(),
-        registered["client_id"].as_str().expect("id").to_owned(),
-        registered["client_secret"].as_str().expect("secret").to_owned(),
-    );
 
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .args([script, &issuer, &id, &secret, REDIRECT, "pyla", crate::browser::PASSWORD])
-            .output()
-            .expect("python3")
-    })
-    .await
-    .expect("join");
+    let verified = run_relying_party(&app, &registered, "python3", AUTHLIB_RP, "pyla", None).await;
 
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let verified: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
     assert_eq!(verified["sub"], user_id.as_str());
     assert_eq!(verified["email"], "pyla@example.com");
     assert!(verified["at_hash"].is_string());
+}
+
+#[tokio::test]
+async fn python_authlib_as_an_independent_relying_party_with_an_api_audience() {
+    if !authlib_installed() {
+        return;
+    }
+    let app = spawn_app().await;
+    let registered = app.create_client(json!({"client_name": "Python RP", "redirect_uris": [REDIRECT], "scope": "openid profile email", "audience": [API]})).await;
+    let user_id = user(&app, "pyaud").await;
+
+    let verified = run_relying_party(
+        &app,
+        &registered,
+        "python3",
+        AUTHLIB_RP,
+        "pyaud",
+        Some("openid profile"),
+    )
+    .await;
+
+    assert_eq!(verified["sub"], user_id.as_str());
+    assert_eq!(verified["claims"]["aud"], registered["client_id"], "the ID token is the client's");
+    assert_eq!(verified["userinfo"]["preferred_username"], "pyaud", "UserInfo took the token");
+    assert_eq!(verified["email"], Value::Null, "no `email` scope, no email");
+    assert!(verified["at_hash"].is_string());
+    assert_names_the_api_and_the_issuer(&app, &verified).await;
+}
+
+#[tokio::test]
+async fn node_openid_client_as_an_independent_relying_party_with_an_api_audience() {
+    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let installed =
+        node && std::path::Path::new(interop).join("node_modules/openid-client").is_dir();
+    if !relying_party_installed(installed, "node with tests/interop/node_modules (npm ci)") {
+        return;
+    }
+    let app = spawn_app().await;
+    let registered = app.create_client(json!({"client_name": "Node RP", "redirect_uris": [REDIRECT], "scope": "openid profile email", "audience": [API]})).await;
+    let user_id = user(&app, "noda").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/openid_client_rp.mjs");
+
+    let verified =
+        run_relying_party(&app, &registered, "node", script, "noda", Some("openid profile")).await;
+
+    assert_eq!(verified["sub"], user_id.as_str());
+    assert_eq!(verified["claims"]["iss"], app.issuer.as_str());
+    assert_eq!(verified["claims"]["aud"], registered["client_id"], "the ID token is the client's");
+    assert_eq!(verified["userinfo"]["sub"], user_id.as_str());
+    assert_eq!(verified["userinfo"]["preferred_username"], "noda", "UserInfo took the token");
+    assert_eq!(verified["email"], Value::Null, "no `email` scope, no email");
+    assert!(verified["at_hash"].is_string());
+    assert_names_the_api_and_the_issuer(&app, &verified).await;
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 """An independent relying party in Python (authlib): discovery, authorization code flow with
 PKCE and nonce, ID token verification against the JWKS, UserInfo.
 
-usage: authlib_rp.py ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI USERNAME PASSWORD
+usage: authlib_rp.py ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI USERNAME PASSWORD [SCOPE]
+(SCOPE defaults to "openid profile email").
 Prints one JSON line with what it verified; exits non-zero on any failure.
 """
 import html
@@ -16,7 +17,10 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.jose import JsonWebKey, jwt
 from authlib.oidc.core import CodeIDToken
 
+if len(sys.argv) not in (7, 8):
+    sys.exit(__doc__)
 issuer, client_id, client_secret, redirect_uri, username, password = sys.argv[1:7]
+scope = sys.argv[7] if len(sys.argv) > 7 else "openid profile email"
 
 metadata = requests.get(issuer + "/.well-known/openid-configuration", timeout=10).json()
 assert metadata["issuer"] == issuer, metadata["issuer"]
@@ -25,7 +29,7 @@ keys = JsonWebKey.import_key_set(requests.get(metadata["jwks_uri"], timeout=10).
 session = OAuth2Session(
     client_id,
     client_secret,
-    scope="openid profile email",
+    scope=scope,
     redirect_uri=redirect_uri,
     code_challenge_method="S256",
     token_endpoint_auth_method="client_secret_basic",
@@ -95,6 +99,20 @@ claims = jwt.decode(
 )
 claims.validate(leeway=5)  # exp, iat, nonce, aud, at_hash
 
-userinfo = session.get(metadata["userinfo_endpoint"]).json()
+response = session.get(metadata["userinfo_endpoint"], timeout=10)
+response.raise_for_status()
+userinfo = response.json()
 assert userinfo["sub"] == claims["sub"], (userinfo, claims)
-print(json.dumps({"sub": claims["sub"], "email": userinfo.get("email"), "at_hash": claims.get("at_hash")}))
+print(
+    json.dumps(
+        {
+            "sub": claims["sub"],
+            "email": userinfo.get("email"),
+            "at_hash": claims.get("at_hash"),
+            "scope": token.get("scope"),
+            "access_token": token["access_token"],
+            "claims": dict(claims),
+            "userinfo": userinfo,
+        }
+    )
+)
