@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use super::pages::{
-    self, ConsentPage, csrf_token, current_session, error_page, field, form_pairs, unavailable,
+    self, ConsentPage, PageError, PageResult, csrf_token, current_session, field, form_pairs,
 };
 use crate::oauth::authorize::{self, AuthorizationRequest, ErrorRedirect, Refusal, redirect_url};
 use crate::oauth::grant::authorization_code;
@@ -17,14 +17,15 @@ use crate::store::{self, grants::GrantRecord};
 
 /// `GET /authorize?…`
 pub async fn by_query(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    match super::form::pairs(req.query_string().as_bytes()) {
+    let outcome = match super::form::pairs(req.query_string().as_bytes()) {
         Some(params) => authorize(&state, &req, params).await,
-        None => unreadable(&state),
-    }
+        None => Err(unreadable()),
+    };
+    pages::answer(&state, outcome)
 }
 
-fn unreadable(state: &AppState) -> HttpResponse {
-    error_page(state, StatusCode::BAD_REQUEST, "The authorization request could not be read.")
+fn unreadable() -> PageError {
+    PageError::bad_request("The authorization request could not be read.")
 }
 
 /// `POST /authorize` with the same parameters as a form (OIDC Core §3.1.2.1).
@@ -33,10 +34,11 @@ pub async fn by_form(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    match body.ok().and_then(|b| form_pairs(&req, &b)) {
+    let outcome = match body.ok().and_then(|b| form_pairs(&req, &b)) {
         Some(params) => authorize(&state, &req, params).await,
-        None => unreadable(&state),
-    }
+        None => Err(unreadable()),
+    };
+    pages::answer(&state, outcome)
 }
 
 async fn validate(
@@ -51,24 +53,17 @@ async fn authorize(
     state: &AppState,
     req: &HttpRequest,
     params: Vec<(String, String)>,
-) -> HttpResponse {
-    let request = match validate(state, &params).await {
-        Ok(request) => request,
-        Err(refusal) => return refused(state, refusal),
-    };
+) -> PageResult {
+    let request = validate(state, &params).await?;
     let back = |error, description| {
-        let redirect = ErrorRedirect {
+        Err(PageError::Redirect(ErrorRedirect {
             redirect_uri: request.redirect_uri.clone(),
             error,
             description,
             state: request.state.clone(),
-        };
-        refused(state, Refusal::Redirect(redirect))
+        }))
     };
-    let session = match current_session(state, req).await {
-        Ok(session) => session,
-        Err(e) => return unavailable(state, e),
-    };
+    let session = current_session(state, req).await?;
     let now = Utc::now();
     let must_log_in = match &session {
         None => true,
@@ -90,20 +85,19 @@ async fn authorize(
         if let Some(hint) = request.login_hint.as_deref() {
             login_params.push(("login_hint", hint));
         }
-        return pages::see_other(&redirect_url_relative(
+        return Ok(pages::see_other(&redirect_url_relative(
             &format!("{}/login", pages::base(state)),
             &login_params,
-        ));
+        )));
     }
     let Some(session) = session else { return back("login_required", "the user must sign in") };
     let request = request.clone().for_user(&session.user);
-    match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await {
-        Ok(Some(grant)) if covers(&grant, &request.scope) && !request.prompt.consent => {
+    match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await? {
+        Some(grant) if covers(&grant, &request.scope) && !request.prompt.consent => {
             approve(state, &request, &session, &grant.id).await
         }
-        Ok(_) if request.prompt.none => back("consent_required", "the user has not consented"),
-        Ok(_) => pages::see_other(&format!("{}/consent?{}", pages::base(state), encode(&params))),
-        Err(e) => unavailable(state, e),
+        _ if request.prompt.none => back("consent_required", "the user has not consented"),
+        _ => Ok(pages::see_other(&format!("{}/consent?{}", pages::base(state), encode(&params)))),
     }
 }
 
@@ -125,37 +119,30 @@ fn after_login(params: &[(String, String)]) -> Vec<(String, String)> {
 
 /// `GET /consent?…`: the consent page for a pending request (never records anything).
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(params) = super::form::pairs(req.query_string().as_bytes()) else {
-        return unreadable(&state);
-    };
-    let request = match validate(&state, &params).await {
-        Ok(request) => request,
-        Err(refusal) => return refused(&state, refusal),
-    };
-    let session = match current_session(&state, &req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return pages::see_other(&format!(
-                "{}/authorize?{}",
-                pages::base(&state),
-                encode(&params)
-            ));
-        }
-        Err(e) => return unavailable(&state, e),
+    let outcome = consent_page(&state, &req).await;
+    pages::answer(&state, outcome)
+}
+
+async fn consent_page(state: &AppState, req: &HttpRequest) -> PageResult {
+    let params = super::form::pairs(req.query_string().as_bytes()).ok_or_else(unreadable)?;
+    let request = validate(state, &params).await?;
+    let Some(session) = current_session(state, req).await? else {
+        return Ok(pages::see_other(&format!(
+            "{}/authorize?{}",
+            pages::base(state),
+            encode(&params)
+        )));
     };
     let request = request.for_user(&session.user);
     let mut scopes = Vec::new();
     for name in request.scope.iter() {
-        let description = match store::scopes::find(&state.db, name).await {
-            Ok(found) => found.map(|s| s.description).unwrap_or_default(),
-            Err(e) => return unavailable(&state, e),
-        };
-        scopes.push((name.to_owned(), description));
+        let description = store::scopes::find(&state.db, name).await?;
+        scopes.push((name.to_owned(), description.map(|s| s.description).unwrap_or_default()));
     }
     let client = &request.client;
     let consent = ConsentPage {
-        base: pages::base(&state),
-        csrf_token: csrf_token(&state, &session.id),
+        base: pages::base(state),
+        csrf_token: csrf_token(state, &session.id),
         request: encode(&params),
         client_name: if client.metadata.client_name.is_empty() {
             client.client_id.clone()
@@ -165,7 +152,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         username: session.user.username.clone(),
         scopes,
     };
-    pages::render(StatusCode::OK, &consent)
+    Ok(pages::render(StatusCode::OK, &consent))
 }
 
 /// `POST /consent`: `allow` records or extends the grant and continues; `deny` tells the
@@ -175,37 +162,35 @@ pub async fn decide(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
+    let outcome = record_decision(&state, &req, body).await;
+    pages::answer(&state, outcome)
+}
+
+async fn record_decision(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
     // Session and CSRF are checked before anything is recorded: a forged consent records nothing.
-    let (session, form) = match pages::signed_in_form(&state, &req, body).await {
-        Ok(signed) => signed,
-        Err(page) => return page,
-    };
-    let Some(params) = super::form::pairs(field(&form, "request").unwrap_or_default().as_bytes())
-    else {
-        return unreadable(&state);
-    };
-    let request = match validate(&state, &params).await {
-        Ok(request) => request,
-        Err(refusal) => return refused(&state, refusal),
-    };
+    let (session, form) = pages::signed_in_form(state, req, body).await?;
+    let params = super::form::pairs(field(&form, "request").unwrap_or_default().as_bytes())
+        .ok_or_else(unreadable)?;
+    let request = validate(state, &params).await?;
     match field(&form, "decision") {
         Some("allow") => {}
         Some("deny") => {
-            return refused(
-                &state,
-                Refusal::Redirect(ErrorRedirect {
-                    redirect_uri: request.redirect_uri.clone(),
-                    error: "access_denied",
-                    description: "the user denied the request",
-                    state: request.state.clone(),
-                }),
-            );
+            return Err(PageError::Redirect(ErrorRedirect {
+                redirect_uri: request.redirect_uri.clone(),
+                error: "access_denied",
+                description: "the user denied the request",
+                state: request.state.clone(),
+            }));
         }
-        _ => return error_page(&state, StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+        _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     }
     let request = request.for_user(&session.user);
     // The grant gains the requested scopes, atomically (concurrent consents lose nothing).
-    let consented = store::grants::consent(
+    let grant = store::grants::consent(
         &state.db,
         &session.user.id,
         &request.client.client_id,
@@ -215,14 +200,9 @@ pub async fn decide(
             held.union(&request.scope).to_string()
         },
     )
-    .await;
-    match consented {
-        Ok(grant) => {
-            tracing::info!(user = %session.user.id, client_id = %request.client.client_id, "consent recorded");
-            approve(&state, &request, &session, &grant.id).await
-        }
-        Err(e) => unavailable(&state, e),
-    }
+    .await?;
+    tracing::info!(user = %session.user.id, client_id = %request.client.client_id, "consent recorded");
+    approve(state, &request, &session, &grant.id).await
 }
 
 /// Issues a code and sends the browser back to the client with it (RFC 6749 §4.1.2, RFC 9207).
@@ -231,45 +211,25 @@ async fn approve(
     request: &AuthorizationRequest,
     session: &Session,
     grant_id: &str,
-) -> HttpResponse {
-    match authorization_code::issue_code(
+) -> PageResult {
+    let code = authorization_code::issue_code(
         &state.db,
         request,
         &session.user.id,
         grant_id,
         session.auth_time,
     )
-    .await
-    {
-        Ok(code) => {
-            let mut params = vec![("code", code.as_str())];
-            if let Some(s) = request.state.as_deref() {
-                params.push(("state", s));
-            }
-            params.push(("iss", state.issuer.as_str()));
-            pages::see_other(&redirect_url(&request.redirect_uri, &params))
-        }
-        Err(e) => unavailable(state, e),
+    .await?;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = request.state.as_deref() {
+        params.push(("state", s));
     }
+    params.push(("iss", state.issuer.as_str()));
+    Ok(pages::see_other(&redirect_url(&request.redirect_uri, &params)))
 }
 
 fn covers(grant: &GrantRecord, requested: &Scopes) -> bool {
     Scopes::parse(&grant.scope).is_ok_and(|granted| requested.is_subset_of(&granted))
-}
-
-fn refused(state: &AppState, refusal: Refusal) -> HttpResponse {
-    match refusal {
-        Refusal::Page(message) => error_page(state, StatusCode::BAD_REQUEST, message),
-        Refusal::Store(e) => unavailable(state, e),
-        Refusal::Redirect(e) => {
-            let mut params = vec![("error", e.error), ("error_description", e.description)];
-            if let Some(s) = e.state.as_deref() {
-                params.push(("state", s));
-            }
-            params.push(("iss", state.issuer.as_str()));
-            pages::see_other(&redirect_url(&e.redirect_uri, &params))
-        }
-    }
 }
 
 fn encode(params: &[(String, String)]) -> String {

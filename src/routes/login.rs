@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 
 use super::pages::{
-    self, LoginPage, csrf_ok, csrf_token, error_page, field, form_pairs, pre_session_binding,
+    self, LoginPage, PageError, PageResult, csrf_ok, csrf_token, field, pre_session_binding,
 };
 use crate::oauth::{device, session};
 use crate::startup::AppState;
@@ -14,23 +14,22 @@ use crate::store;
 /// Where a login may send the browser next: back into an authorization request, or the
 /// account page. Anything else (another site, a protocol-relative URL) is ignored; a value
 /// with control characters (header splitting) is refused outright.
-fn safe_return(value: Option<&str>) -> Result<String, ()> {
+fn safe_return(value: Option<&str>) -> Result<String, PageError> {
     match value {
-        Some(v) if v.chars().any(char::is_control) => Err(()),
+        Some(v) if v.chars().any(char::is_control) => {
+            Err(PageError::bad_request("The sign-in link is malformed."))
+        }
         Some(v) if v.starts_with("/authorize?") || v == "/account" => Ok(v.to_owned()),
         _ => Ok("/account".to_owned()),
     }
 }
 
-fn bad_return(state: &AppState) -> HttpResponse {
-    error_page(state, StatusCode::BAD_REQUEST, "The sign-in link is malformed.")
-}
-
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-    let Ok(return_to) = safe_return(field(&query, "return_to")) else {
-        return bad_return(&state);
+    let return_to = match safe_return(field(&query, "return_to")) {
+        Ok(return_to) => return_to,
+        Err(refused) => return pages::answer(&state, Err(refused)),
     };
     let (binding, new_cookie) = pre_session_binding(&state, &req);
     let page = LoginPage {
@@ -52,29 +51,32 @@ pub async fn submit(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
-        return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
-    };
+    let outcome = sign_in(&state, &req, body).await;
+    pages::answer(&state, outcome)
+}
+
+async fn sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
+    let form = pages::read_form(req, body)?;
     // Refused before anything is counted or written.
-    let Ok(return_to) = safe_return(field(&form, "return_to")) else {
-        return bad_return(&state);
-    };
-    let (binding, _) = pre_session_binding(&state, &req);
+    let return_to = safe_return(field(&form, "return_to"))?;
+    let (binding, _) = pre_session_binding(state, req);
     // Checked before anything else: a forged login creates nothing.
     // (Without the pre-session cookie the binding is new, so no token matches it.)
-    if !csrf_ok(&state, &binding, field(&form, "csrf_token")) {
-        return error_page(
-            &state,
-            StatusCode::BAD_REQUEST,
+    if !csrf_ok(state, &binding, field(&form, "csrf_token")) {
+        return Err(PageError::bad_request(
             "The form has expired. Go back, reload the page and try again.",
-        );
+        ));
     }
     let username = field(&form, "username").unwrap_or_default();
     let password = SecretString::from(field(&form, "password").unwrap_or_default().to_owned());
     let retry = |error, status: StatusCode| {
         let page = LoginPage {
-            base: pages::base(&state),
-            csrf_token: csrf_token(&state, &binding),
+            base: pages::base(state),
+            csrf_token: csrf_token(state, &binding),
             return_to: return_to.clone(),
             username: username.chars().take(64).collect(),
             error: Some(error),
@@ -83,15 +85,15 @@ pub async fn submit(
     };
     // Counted before the password is checked, so concurrency cannot beat the limit; the same
     // for unknown and known usernames (docs/REFERENCE.md §9.6).
-    let address = super::address::source(&req, &state.settings.trusted_proxies);
+    let address = super::address::source(req, &state.settings.trusted_proxies);
     let now = chrono::Utc::now().timestamp();
     let device = req
-        .cookie(pages::device_cookie_name(&state))
+        .cookie(pages::device_cookie_name(state))
         .and_then(|c| device::recognise(&state.device_key, c.value(), username, now));
     let attempt =
-        match state.throttle.attempt(&state.db, username, device.as_deref(), address).await {
-            Ok(Ok(attempt)) => attempt,
-            Ok(Err(refused)) => {
+        match state.throttle.attempt(&state.db, username, device.as_deref(), address).await? {
+            Ok(attempt) => attempt,
+            Err(refused) => {
                 tracing::info!("login refused: too many failed attempts");
                 let mut response = retry(
                     "Too many failed sign-ins. Wait a while, then try again.",
@@ -101,14 +103,10 @@ pub async fn submit(
                     actix_web::http::header::RETRY_AFTER,
                     refused.retry_after.as_secs().into(),
                 );
-                return response;
+                return Ok(response);
             }
-            Err(e) => return pages::unavailable(&state, e),
         };
-    let user = match store::users::find_by_username(&state.db, username).await {
-        Ok(user) => user,
-        Err(e) => return pages::unavailable(&state, e),
-    };
+    let user = store::users::find_by_username(&state.db, username).await?;
     // Unknown users are checked against a dummy hash: same answer, about the same time.
     let verified =
         state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
@@ -116,34 +114,24 @@ pub async fn submit(
         Some(user) if verified && !user.disabled => user,
         _ => {
             tracing::info!("login refused");
-            if let Err(e) = state.throttle.failed(&state.db, attempt).await {
-                return pages::unavailable(&state, e);
-            }
-            return retry("Wrong username or password.", StatusCode::UNAUTHORIZED);
+            state.throttle.failed(&state.db, attempt).await?;
+            return Ok(retry("Wrong username or password.", StatusCode::UNAUTHORIZED));
         }
     };
-    if let Err(e) = state.throttle.succeeded(&state.db, attempt).await {
-        return pages::unavailable(&state, e);
-    }
+    state.throttle.succeeded(&state.db, attempt).await?;
     // A new session id at every login (no fixation); the old session ends.
-    if let Some(old) = req.cookie(pages::session_cookie_name(&state)) {
+    if let Some(old) = req.cookie(pages::session_cookie_name(state)) {
         let _ = session::end(&state.db, old.value()).await;
     }
-    match session::start(&state.db, &user.id, state.settings.session_lifetime).await {
-        Ok(id) => {
-            tracing::info!(user = %user.id, "logged in");
-            let mut response = pages::see_other(&format!("{}{return_to}", pages::base(&state)));
-            let _ =
-                response.add_cookie(&pages::cookie(&state, pages::session_cookie_name(&state), id));
-            // This browser is now a known device of this account (for 90 days).
-            if let Ok(known) = device::issue(&state.device_key, &user.username, now) {
-                let mut cookie = pages::cookie(&state, pages::device_cookie_name(&state), known);
-                cookie
-                    .set_max_age(actix_web::cookie::time::Duration::seconds(device::LIFETIME_SECS));
-                let _ = response.add_cookie(&cookie);
-            }
-            response
-        }
-        Err(e) => pages::unavailable(&state, e),
+    let id = session::start(&state.db, &user.id, state.settings.session_lifetime).await?;
+    tracing::info!(user = %user.id, "logged in");
+    let mut response = pages::see_other(&format!("{}{return_to}", pages::base(state)));
+    let _ = response.add_cookie(&pages::cookie(state, pages::session_cookie_name(state), id));
+    // This browser is now a known device of this account (for 90 days).
+    if let Ok(known) = device::issue(&state.device_key, &user.username, now) {
+        let mut cookie = pages::cookie(state, pages::device_cookie_name(state), known);
+        cookie.set_max_age(actix_web::cookie::time::Duration::seconds(device::LIFETIME_SECS));
+        let _ = response.add_cookie(&cookie);
     }
+    Ok(response)
 }

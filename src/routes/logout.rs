@@ -7,29 +7,31 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::pages::{
-    self, LogoutPage, csrf_ok, csrf_token, current_session, error_page, field, form_pairs,
-    unavailable,
+    self, EXPIRED_FORM, LogoutPage, PageError, PageResult, csrf_ok, csrf_token, current_session,
+    field,
 };
 use crate::oauth::authorize::redirect_url;
 use crate::oauth::{id_token, session};
 use crate::startup::AppState;
 
 pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let outcome = ask(&state, &req).await;
+    pages::answer(&state, outcome)
+}
+
+async fn ask(state: &AppState, req: &HttpRequest) -> PageResult {
     let params: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     if field(&params, "id_token_hint").is_some() {
-        return rp_initiated(&state, &req, &params).await;
+        return rp_initiated(state, req, &params).await;
     }
-    let session = match current_session(&state, &req).await {
-        Ok(session) => session,
-        Err(e) => return unavailable(&state, e),
-    };
+    let session = current_session(state, req).await?;
     let page = LogoutPage {
-        base: pages::base(&state),
-        csrf_token: session.as_ref().map(|s| csrf_token(&state, &s.id)),
+        base: pages::base(state),
+        csrf_token: session.as_ref().map(|s| csrf_token(state, &s.id)),
         username: session.map(|s| s.user.username).unwrap_or_default(),
     };
-    pages::render(StatusCode::OK, &page)
+    Ok(pages::render(StatusCode::OK, &page))
 }
 
 pub async fn submit(
@@ -37,30 +39,27 @@ pub async fn submit(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let Some(form) = body.ok().and_then(|b| form_pairs(&req, &b)) else {
-        return error_page(&state, StatusCode::BAD_REQUEST, "The form could not be read.");
-    };
+    let outcome = sign_out(&state, &req, body).await;
+    pages::answer(&state, outcome)
+}
+
+async fn sign_out(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
+    let form = pages::read_form(req, body)?;
     if field(&form, "id_token_hint").is_some() {
-        return rp_initiated(&state, &req, &form).await;
+        return rp_initiated(state, req, &form).await;
     }
-    let session = match current_session(&state, &req).await {
-        Ok(session) => session,
-        Err(e) => return unavailable(&state, e),
-    };
-    if let Some(session) = &session {
-        if !csrf_ok(&state, &session.id, field(&form, "csrf_token")) {
-            return error_page(
-                &state,
-                StatusCode::BAD_REQUEST,
-                "The form has expired. Reload the page and try again.",
-            );
+    if let Some(session) = current_session(state, req).await? {
+        if !csrf_ok(state, &session.id, field(&form, "csrf_token")) {
+            return Err(PageError::bad_request(EXPIRED_FORM));
         }
-        if let Err(e) = session::end(&state.db, &session.id).await {
-            return unavailable(&state, e);
-        }
+        session::end(&state.db, &session.id).await?;
         tracing::info!(user = %session.user.id, "logged out");
     }
-    signed_out(&state, None)
+    Ok(signed_out(state, None))
 }
 
 /// RP-Initiated Logout 1.0 §2–§3: the hint must be an ID token of ours (never `alg: none` or
@@ -69,36 +68,28 @@ async fn rp_initiated(
     state: &AppState,
     req: &HttpRequest,
     params: &[(String, String)],
-) -> HttpResponse {
+) -> PageResult {
+    const INVALID: &str = "The logout request is not valid.";
     let hint = field(params, "id_token_hint").unwrap_or_default();
-    let Some(hint) = id_token::verify_hint(&state.keys, state.issuer.as_str(), hint) else {
-        return error_page(state, StatusCode::BAD_REQUEST, "The logout request is not valid.");
-    };
+    let hint = id_token::verify_hint(&state.keys, state.issuer.as_str(), hint)
+        .ok_or(PageError::bad_request(INVALID))?;
     if field(params, "client_id").is_some_and(|c| !hint.aud.iter().any(|a| a == c)) {
-        return error_page(state, StatusCode::BAD_REQUEST, "The logout request is not valid.");
+        return Err(PageError::bad_request(INVALID));
     }
-    match current_session(state, req).await {
-        // Only the hinted user's session ends: a hint cannot sign someone else out.
-        Ok(Some(session)) if session.user.id == hint.sub => {
-            if let Err(e) = session::end(&state.db, &session.id).await {
-                return unavailable(state, e);
-            }
-            tracing::info!(user = %session.user.id, "logged out by the relying party");
-        }
-        Ok(_) => {}
-        Err(e) => return unavailable(state, e),
+    // Only the hinted user's session ends: a hint cannot sign someone else out.
+    if let Some(session) = current_session(state, req).await?
+        && session.user.id == hint.sub
+    {
+        session::end(&state.db, &session.id).await?;
+        tracing::info!(user = %session.user.id, "logged out by the relying party");
     }
     let mut target = None;
     if let Some(uri) = field(params, "post_logout_redirect_uri") {
         for client_id in &hint.aud {
-            match state.registry.find(&state.db, client_id).await {
-                Ok(Some(client))
-                    if client.metadata.post_logout_redirect_uris.iter().any(|r| r == uri) =>
-                {
-                    target = Some(uri.to_owned());
-                }
-                Ok(_) => {}
-                Err(e) => return unavailable(state, e),
+            if let Some(client) = state.registry.find(&state.db, client_id).await?
+                && client.metadata.post_logout_redirect_uris.iter().any(|r| r == uri)
+            {
+                target = Some(uri.to_owned());
             }
         }
     }
@@ -106,7 +97,7 @@ async fn rp_initiated(
         Some(s) => redirect_url(&uri, &[("state", s)]),
         None => uri,
     });
-    signed_out(state, redirect)
+    Ok(signed_out(state, redirect))
 }
 
 /// The signed-out answer: back to the relying party, or our page; the cookie goes either way.

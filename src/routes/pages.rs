@@ -6,8 +6,10 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 
+use crate::oauth::authorize::{ErrorRedirect, Refusal, redirect_url};
 use crate::oauth::{csrf, secret, session};
 use crate::startup::AppState;
+use crate::store::StoreError;
 
 /// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
@@ -134,7 +136,7 @@ pub fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'st
 pub async fn current_session(
     state: &AppState,
     req: &HttpRequest,
-) -> Result<Option<session::Session>, crate::store::StoreError> {
+) -> Result<Option<session::Session>, StoreError> {
     let Some(cookie) = req.cookie(session_cookie_name(state)) else { return Ok(None) };
     session::find(&state.db, cookie.value(), state.settings.session_idle_timeout).await
 }
@@ -176,15 +178,79 @@ pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-/// The page for a database that cannot be reached (503); the cause goes to the log.
-pub fn unavailable(state: &AppState, error: crate::store::StoreError) -> HttpResponse {
-    tracing::warn!(error = %error, "page unavailable: database");
-    error_page(
-        state,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "The service is temporarily unavailable. Try again shortly.",
-    )
+/// Why a browser gets something other than the page it asked for: the one error type of the
+/// HTML surface, turned into a response in one place (`answer`).
+#[derive(Debug)]
+pub enum PageError {
+    /// Castellan's error page, with this status and message.
+    Shown(StatusCode, &'static str),
+    /// The database could not answer: a 503 page; the cause goes to the log.
+    Store(StoreError),
+    /// Back to the client's redirect URI with an error (RFC 6749 §4.1.2.1).
+    Redirect(ErrorRedirect),
 }
+
+impl PageError {
+    pub fn bad_request(message: &'static str) -> Self {
+        Self::Shown(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<Refusal> for PageError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Page(message) => Self::bad_request(message),
+            Refusal::Store(error) => Self::Store(error),
+            Refusal::Redirect(redirect) => Self::Redirect(redirect),
+        }
+    }
+}
+
+/// What a page handler ends with.
+pub type PageResult = Result<HttpResponse, PageError>;
+
+/// The response for a page handler's outcome.
+pub fn answer(state: &AppState, outcome: PageResult) -> HttpResponse {
+    match outcome {
+        Ok(response) => response,
+        Err(PageError::Shown(status, message)) => error_page(state, status, message),
+        Err(PageError::Store(error)) => {
+            tracing::warn!(error = %error, "page unavailable: database");
+            error_page(
+                state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable. Try again shortly.",
+            )
+        }
+        Err(PageError::Redirect(e)) => {
+            let mut params = vec![("error", e.error), ("error_description", e.description)];
+            if let Some(s) = e.state.as_deref() {
+                params.push(("state", s));
+            }
+            params.push(("iss", state.issuer.as_str()));
+            see_other(&redirect_url(&e.redirect_uri, &params))
+        }
+    }
+}
+
+/// A form body's pairs, or the page saying it could not be read.
+pub fn read_form(
+    req: &HttpRequest,
+    body: Result<actix_web::web::Bytes, actix_web::Error>,
+) -> Result<Vec<(String, String)>, PageError> {
+    body.ok()
+        .and_then(|b| form_pairs(req, &b))
+        .ok_or(PageError::bad_request("The form could not be read."))
+}
+
+/// The answer to a form whose CSRF token does not match.
+pub const EXPIRED_FORM: &str = "The form has expired. Reload the page and try again.";
 
 /// A POSTed form from a signed-in browser with its CSRF token checked first: the session and
 /// the form's fields, or the error page to answer with (nothing has been done yet).
@@ -192,27 +258,13 @@ pub async fn signed_in_form(
     state: &AppState,
     req: &HttpRequest,
     body: Result<actix_web::web::Bytes, actix_web::Error>,
-) -> Result<(session::Session, Vec<(String, String)>), HttpResponse> {
-    let Some(form) = body.ok().and_then(|b| form_pairs(req, &b)) else {
-        return Err(error_page(state, StatusCode::BAD_REQUEST, "The form could not be read."));
-    };
-    let session = match current_session(state, req).await {
-        Ok(Some(session)) => session,
-        Ok(None) => {
-            return Err(error_page(
-                state,
-                StatusCode::BAD_REQUEST,
-                "Your session has ended. Sign in and try again.",
-            ));
-        }
-        Err(e) => return Err(unavailable(state, e)),
+) -> Result<(session::Session, Vec<(String, String)>), PageError> {
+    let form = read_form(req, body)?;
+    let Some(session) = current_session(state, req).await? else {
+        return Err(PageError::bad_request("Your session has ended. Sign in and try again."));
     };
     if !csrf_ok(state, &session.id, field(&form, "csrf_token")) {
-        return Err(error_page(
-            state,
-            StatusCode::BAD_REQUEST,
-            "The form has expired. Reload the page and try again.",
-        ));
+        return Err(PageError::bad_request(EXPIRED_FORM));
     }
     Ok((session, form))
 }
