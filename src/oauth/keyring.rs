@@ -34,33 +34,7 @@ pub struct KeyPolicy {
     pub stale_after: Duration,
 }
 
-/// A key's place in its life cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyState {
-    Next,
-    Active,
-    Retired,
-}
-
-impl KeyState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Next => "next",
-            Self::Active => "active",
-            Self::Retired => "retired",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        match value {
-            "next" => Some(Self::Next),
-            "active" => Some(Self::Active),
-            "retired" => Some(Self::Retired),
-            _ => None,
-        }
-    }
-}
+pub use crate::store::keys::KeyState;
 
 /// What an admin sees of a key: never its private part.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -147,11 +121,11 @@ impl Keys {
         policy: KeyPolicy,
     ) -> Result<Self, KeyError> {
         let existing = store::keys::list(db).await?;
-        let has = |alg: Algorithm, state: &str| {
+        let has = |alg: Algorithm, state: KeyState| {
             existing.iter().any(|k| k.alg == alg.as_str() && k.state == state)
         };
         // Check the master key before adding keys sealed under it.
-        if let Some(key) = existing.iter().find(|k| k.state != "retired") {
+        if let Some(key) = existing.iter().find(|k| k.state != KeyState::Retired) {
             master
                 .open(key.kid.as_bytes(), &key.sealed_private_key)
                 .map_err(|_| KeyError::WrongMasterKey { kid: key.kid.clone() })?;
@@ -159,11 +133,11 @@ impl Keys {
         let now = Utc::now();
         for alg in Algorithm::ALL {
             // A replica that loses the race to another's insert finds the key on loading.
-            if !has(alg, "active") {
+            if !has(alg, KeyState::Active) {
                 let key = generate_sealed(&master, alg, KeyState::Active, now).await?;
                 store::keys::insert(db, key).await?;
             }
-            if !has(alg, "next") {
+            if !has(alg, KeyState::Next) {
                 let key = generate_sealed(&master, alg, KeyState::Next, now).await?;
                 store::keys::insert(db, key).await?;
             }
@@ -283,9 +257,10 @@ impl Keys {
                 let find = |state| {
                     snapshot.keys.iter().find(|k| k.alg == alg && k.state == state).cloned()
                 };
-                let active =
-                    find(KeyState::Active).ok_or(KeyError::Missing("active", alg.as_str()))?;
-                let next = find(KeyState::Next).ok_or(KeyError::Missing("next", alg.as_str()))?;
+                let active = find(KeyState::Active)
+                    .ok_or(KeyError::Missing(KeyState::Active.as_str(), alg.as_str()))?;
+                let next = find(KeyState::Next)
+                    .ok_or(KeyError::Missing(KeyState::Next.as_str(), alg.as_str()))?;
                 Ok((active, next))
             })
             .collect()
@@ -320,7 +295,7 @@ async fn generate_sealed(
     Ok(StoredKey {
         kid: key.kid,
         alg: key.alg.as_str().to_owned(),
-        state: state.as_str().to_owned(),
+        state,
         public_jwk: serde_json::to_string(&key.public).map_err(anyhow::Error::from)?,
         sealed_private_key: sealed,
         created_at: now,
@@ -335,7 +310,7 @@ fn key_info(row: &StoredKey, policy: &KeyPolicy) -> Result<KeyInfo, KeyError> {
     Ok(KeyInfo {
         kid: row.kid.clone(),
         alg: Algorithm::parse(&row.alg).ok_or_else(|| corrupt("alg"))?,
-        state: KeyState::parse(&row.state).ok_or_else(|| corrupt("state"))?,
+        state: row.state,
         created_at: row.created_at,
         activated_at: row.activated_at,
         retired_at: row.retired_at,
@@ -388,7 +363,7 @@ async fn load(
         keys.iter()
             .find(|k| k.alg == alg && k.state == KeyState::Active)
             .and_then(|k| signers.get(&k.kid).cloned())
-            .ok_or(KeyError::Missing("active", alg.as_str()))
+            .ok_or(KeyError::Missing(KeyState::Active.as_str(), alg.as_str()))
     });
     let [rs256, es256, eddsa] = active;
     let active = [rs256?, es256?, eddsa?];
