@@ -160,7 +160,8 @@ pub struct SettingsArgs {
     /// Database connection pool size [default: 16]
     #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", global = true)]
     db_max_connections: Option<String>,
-    /// Bound on waiting for a database connection or statement [default: 3s]
+    /// Bound on getting a database connection and on readiness checks (Postgres statements:
+    /// twice this) [default: 3s]
     #[arg(long, env = "CASTELLAN_DB_TIMEOUT", global = true)]
     db_timeout: Option<String>,
     /// How long SIGTERM waits for in-flight requests [default: 30s]
@@ -496,4 +497,56 @@ async fn keys(action: KeysCommand, settings: Settings) -> anyhow::Result<()> {
     }
     db.close().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// The settings a command line (and no environment: every `env` is dropped) gives.
+    fn settings_of(args: &[&str]) -> Settings {
+        let command = Cli::command().mut_args(|arg| arg.env(None));
+        let matches = command.try_get_matches_from(args).expect("arguments parse");
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).expect("matches");
+        cli.settings.into_settings().expect("settings")
+    }
+
+    /// Settings hold a `SecretString`, so they are compared through their (redacted) `Debug`
+    /// plus the database URL itself.
+    fn same(a: &Settings, b: &Settings) -> bool {
+        use secrecy::ExposeSecret;
+        format!("{a:?}") == format!("{b:?}")
+            && a.database_url.expose_secret() == b.database_url.expose_secret()
+    }
+
+    #[test]
+    fn no_flag_means_the_one_set_of_defaults() {
+        assert!(same(&settings_of(&["castellan"]), &Settings::default()));
+    }
+
+    /// Every `[default: X]` the help shows, given as the flag's value, changes nothing: the
+    /// help cannot drift from `Settings::default()`.
+    #[test]
+    fn every_default_the_help_shows_is_the_real_default() {
+        let defaults = Settings::default();
+        let mut checked = 0;
+        for arg in Cli::command().get_arguments() {
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let Some((_, shown)) = help.split_once("[default: ") else { continue };
+            let shown = shown.trim_end_matches(']');
+            let long = arg.get_long().expect("settings are long flags");
+            if long == "issuer" {
+                // Derived from the bound address, not a fixed value.
+                assert_eq!(shown, "http://<bound address>");
+                continue;
+            }
+            let flag = format!("--{long}");
+            let given = settings_of(&["castellan", &flag, shown]);
+            assert!(same(&given, &defaults), "--{long}: the help says {shown}");
+            checked += 1;
+        }
+        assert!(checked >= 18, "only {checked} defaults found in the help");
+    }
 }

@@ -31,10 +31,12 @@ pub struct Settings {
     pub max_token_lifetime: Duration,
     /// `Cache-Control: max-age` of the JWKS.
     pub jwks_max_age: Duration,
-    /// How often a replica re-reads shared state (the key ring) from the database.
+    /// How often a replica re-reads shared state from the database: the key ring, the
+    /// revocation log, blocked addresses.
     pub sync_interval: Duration,
     pub db_max_connections: u32,
-    /// Bound on acquiring a connection and on each statement.
+    /// Bound on connecting, on acquiring a pooled connection, on SQLite's lock wait and on
+    /// readiness checks; Postgres statements get twice this.
     pub db_timeout: Duration,
     /// How long SIGTERM waits for in-flight requests.
     pub shutdown_timeout: Duration,
@@ -107,11 +109,13 @@ impl Settings {
                 "must be longer than CASTELLAN_JWKS_MAX_AGE plus CASTELLAN_SYNC_INTERVAL",
             ));
         }
-        if self.account_failure_limit == 0 || self.address_failure_limit == 0 {
-            return Err(SettingsError::new(
-                "CASTELLAN_ACCOUNT_FAILURE_LIMIT",
-                "failure limits must be at least 1",
-            ));
+        for (name, limit) in [
+            ("CASTELLAN_ACCOUNT_FAILURE_LIMIT", self.account_failure_limit),
+            ("CASTELLAN_ADDRESS_FAILURE_LIMIT", self.address_failure_limit),
+        ] {
+            if limit == 0 {
+                return Err(SettingsError::new(name, "must be at least 1"));
+            }
         }
         if self.failure_window.is_zero() {
             return Err(SettingsError::new("CASTELLAN_FAILURE_WINDOW", "must be positive"));

@@ -21,7 +21,8 @@ impl From<UserError> for AdminError {
     }
 }
 
-/// Create a user: `{"username", "password", "email", "email_verified", "name", "disabled"}`.
+/// Create a user: `{"username", "password", "email", "email_verified", "name", "disabled",
+/// "admin"}`.
 #[utoipa::path(post, path = "/admin/users", tag = "users",
     request_body(content = Object, description = "username and password required; password is write-only"),
     responses((status = 201, body = User), (status = 400), (status = 409)))]
