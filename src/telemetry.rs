@@ -8,7 +8,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 use tracing::Instrument;
 use tracing_appender::non_blocking::WorkerGuard;
@@ -53,6 +53,7 @@ pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    revocations: IntGauge,
 }
 
 impl Metrics {
@@ -69,9 +70,14 @@ impl Metrics {
                 ]),
             &["route"],
         )?;
+        let revocations = IntGauge::new(
+            "castellan_revocations_held",
+            "Revoked ids, families, grants, clients and user cut-offs this replica holds in memory",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(Self { registry, requests, latency })
+        registry.register(Box::new(revocations.clone()))?;
+        Ok(Self { registry, requests, latency, revocations })
     }
 
     fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
@@ -80,8 +86,9 @@ impl Metrics {
         self.latency.with_label_values(&[route]).observe(seconds);
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> anyhow::Result<Vec<u8>> {
+    /// The Prometheus text exposition of every metric, with `revocations_held` read now.
+    pub fn render(&self, revocations_held: usize) -> anyhow::Result<Vec<u8>> {
+        self.revocations.set(i64::try_from(revocations_held).unwrap_or(i64::MAX));
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(out)

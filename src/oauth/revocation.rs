@@ -176,7 +176,7 @@ impl Revocations {
         self.revoked.read().is_ok_and(|r| r.users.get(user_id).is_some_and(|(cut, _)| iat <= *cut))
     }
 
-    /// How many revoked ids this replica holds (for the metrics).
+    /// How many revoked ids this replica holds (`castellan_revocations_held` in the metrics).
     pub fn len(&self) -> usize {
         self.revoked.read().map_or(0, |r| r.len())
     }

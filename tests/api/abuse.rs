@@ -195,7 +195,7 @@ async fn the_address_limit_refuses_every_account_from_that_address() {
 }
 
 #[tokio::test]
-async fn a_successful_login_resets_the_account_count() {
+async fn a_successful_login_resets_the_count_of_its_account_and_address() {
     let app = spawn_app_with(|_| {}).await;
     user(&app, "fia").await;
     let form = login_form(&app).await;

@@ -55,6 +55,20 @@ async fn metrics_count_requests_by_route_and_status_with_a_latency_histogram() {
     assert!(body.contains(r#"method="other""#));
     assert!(body.contains(r#"castellan_http_request_duration_seconds_bucket{route="/jwks",le="#));
     assert!(body.contains(r#"castellan_http_request_duration_seconds_count{route="/jwks"} 2"#));
+    assert!(body.contains("castellan_revocations_held 0"), "{body}");
+
+    let token = app.admin_token().await;
+    let revoked = app
+        .http
+        .post(app.url("/revoke"))
+        .basic_auth(&app.admin.0, Some(&app.admin.1))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(revoked.status(), 200);
+    let body = app.get("/metrics").await.text().await.expect("text");
+    assert!(body.contains("castellan_revocations_held 1"), "the revoked jti is held: {body}");
 }
 
 #[tokio::test]
