@@ -91,7 +91,9 @@ impl Application {
         let device_key = master.mac_key("device v1");
         let refresh_keys = RefreshKeys::new(master.secret("refresh token v1").as_ref());
         store::migrate(&settings).await.context("cannot migrate the database")?;
-        let db = store::connect(&settings).await.context("cannot connect to the database")?;
+        let metrics = web::Data::new(Metrics::new()?);
+        let mut db = store::connect(&settings).await.context("cannot connect to the database")?;
+        metrics.count_statements(&mut db);
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
         let registry = Registry::new(settings.sync_interval);
         let revocations = Revocations::load(&db, settings.max_token_lifetime)
@@ -122,7 +124,6 @@ impl Application {
             draining: Arc::new(AtomicBool::new(false)),
             settings,
         });
-        let metrics = web::Data::new(Metrics::new()?);
         let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
         let https = state.issuer.is_https();
         let internal = match state.settings.internal_bind {
@@ -174,7 +175,12 @@ impl Application {
             }
             None => None,
         };
-        let background = tokio::spawn(sync_shared_state(state.clone()));
+        let background = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                tokio::join!(sync_shared_state(state.clone()), listen_for_changes(state));
+            })
+        };
         Ok(Self { server, internal, address, state, background, first_admin })
     }
 
@@ -263,7 +269,7 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         if let Err(e) = state.keys.rotate_if_due(&state.db).await {
             tracing::warn!(error = %e, "scheduled key rotation failed");
         }
-        if let Err(e) = state.revocations.follow(&state.db).await {
+        if let Err(e) = follow_changes(&state).await {
             tracing::warn!(error = %e, "cannot follow the revocation log");
         }
         if let Err(e) = state.throttle.sync(&state.db).await {
@@ -280,6 +286,45 @@ async fn sync_shared_state(state: web::Data<AppState>) {
             tracing::warn!(error = %e, "housekeeping failed");
         }
     }
+}
+
+/// Postgres: applies each change another replica or the CLI commits as soon as its
+/// notification arrives (a trigger sends `castellan_changes`, see the migrations), so a
+/// revocation holds everywhere within milliseconds. The periodic sync stays the fallback;
+/// after a lost connection the log is read again before listening on.
+async fn listen_for_changes(state: web::Data<AppState>) {
+    if state.db.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return;
+    }
+    loop {
+        if let Err(e) = listen(&state).await {
+            tracing::warn!(error = %e, "change notifications interrupted; the sync interval covers");
+        }
+        tokio::time::sleep(state.settings.sync_interval).await;
+    }
+}
+
+async fn listen(state: &AppState) -> anyhow::Result<()> {
+    let pool = state.db.get_postgres_connection_pool();
+    let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
+    listener.listen("castellan_changes").await?;
+    follow_changes(state).await?;
+    loop {
+        match listener.try_recv().await? {
+            Some(note) if note.payload() == "signing_keys" => state.keys.refresh(&state.db).await?,
+            // A change to the log; or `None`: the connection was lost and is being re-made,
+            // so whatever was committed meanwhile is read first.
+            _ => follow_changes(state).await?,
+        }
+    }
+}
+
+/// Applies what the revocation log gained: revocations, and clients whose cached copies go.
+async fn follow_changes(state: &AppState) -> Result<(), store::StoreError> {
+    for client_id in state.revocations.follow(&state.db).await? {
+        state.registry.forget(&client_id);
+    }
+    Ok(())
 }
 
 /// Deletes what can no longer matter, in bounded batches so no round holds the database

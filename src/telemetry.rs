@@ -1,5 +1,6 @@
 //! Logs, request ids and Prometheus metrics: the one place that observes every request.
 
+use std::cell::Cell;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -54,6 +55,12 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     revocations: IntGauge,
+    statements: IntCounterVec,
+}
+
+tokio::task_local! {
+    /// Database statements run so far for the request this task serves.
+    static STATEMENTS: Cell<u64>;
 }
 
 impl Metrics {
@@ -74,16 +81,47 @@ impl Metrics {
             "castellan_revocations_held",
             "Revoked ids, families, grants, clients and user cut-offs this replica holds in memory",
         )?;
+        let statements = IntCounterVec::new(
+            Opts::new(
+                "castellan_db_statements_total",
+                "Database statements by the route they served (`background` for sync and housekeeping)",
+            ),
+            &["route"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
-        Ok(Self { registry, requests, latency, revocations })
+        registry.register(Box::new(statements.clone()))?;
+        Ok(Self { registry, requests, latency, revocations, statements })
     }
 
-    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+    /// Counts every statement `db` runs: for the request being served (see `observe`), or as
+    /// background work. Deterministic per operation, so tests can assert them.
+    pub fn count_statements(&self, db: &mut sea_orm::DatabaseConnection) {
+        let background = self.statements.with_label_values(&["background"]);
+        db.set_metric_callback(move |info| {
+            // The SQL text only: values (hashes, ids) stay out of the logs.
+            tracing::trace!(target: "castellan::sql", sql = %info.statement.sql);
+            if STATEMENTS.try_with(|n| n.set(n.get() + 1)).is_err() {
+                background.inc();
+            }
+        });
+    }
+
+    fn record(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        seconds: f64,
+        statements: u64,
+    ) {
         let mut buffer = itoa::Buffer::new();
         self.requests.with_label_values(&[route, method, buffer.format(status)]).inc();
         self.latency.with_label_values(&[route]).observe(seconds);
+        if statements > 0 {
+            self.statements.with_label_values(&[route]).inc_by(statements);
+        }
     }
 
     /// The Prometheus text exposition of every metric, with `revocations_held` read now.
@@ -109,7 +147,12 @@ pub async fn observe(
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
 
-    let mut response = next.call(req).instrument(span.clone()).await?;
+    let counted = STATEMENTS.scope(Cell::new(0), async {
+        let response = next.call(req).instrument(span.clone()).await;
+        (response, STATEMENTS.with(Cell::get))
+    });
+    let (response, statements) = counted.await;
+    let mut response = response?;
 
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
@@ -117,7 +160,7 @@ pub async fn observe(
         response.headers_mut().insert(REQUEST_ID, value);
     }
     if let Some(metrics) = metrics {
-        metrics.record(&route, method, status, elapsed.as_secs_f64());
+        metrics.record(&route, method, status, elapsed.as_secs_f64(), statements);
     }
     span.in_scope(|| {
         let latency_ms = elapsed.as_secs_f64() * 1000.0;

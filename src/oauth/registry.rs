@@ -1,7 +1,10 @@
 //! The client registry: registering, replacing, deleting clients and rotating secrets, and
-//! a per-replica lookup cache whose entries live at most one sync interval (docs/REFERENCE.md §8).
+//! a per-replica lookup cache. A cached client stays until the revocation log says it changed
+//! (every change writes an entry there, in the change's own transaction); an id found to be
+//! unknown is remembered for at most one sync interval (docs/REFERENCE.md §8).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -11,10 +14,12 @@ use secrecy::SecretString;
 use super::client::{AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, SecretHash};
 use super::client_metadata::FieldError;
 use super::jwk::Algorithm;
+use super::revocation::Revocations;
 use super::scope::Scopes;
 use super::secret;
 use crate::store::clients::{ClientRecord, SecretRecord, StoredLifetimes};
 use crate::store::{self, Db, StoreError};
+use sea_orm::TransactionTrait;
 
 /// Entries kept before the cache starts over (it is a cache, not a copy of the table).
 const CACHE_CAPACITY: usize = 10_000;
@@ -25,7 +30,11 @@ type Cached = (Instant, Option<Arc<Client>>);
 /// Client lookups for this replica.
 pub struct Registry {
     cache: RwLock<HashMap<String, Cached>>,
-    ttl: Duration,
+    /// How long "no such client" is remembered (a client registered meanwhile writes nothing
+    /// to the log).
+    unknown_ttl: Duration,
+    /// Bumped by every `forget`: a lookup that raced a change is not cached.
+    epoch: AtomicU64,
 }
 
 /// Why a registry change failed.
@@ -82,19 +91,20 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
 }
 
 impl Registry {
-    pub fn new(ttl: Duration) -> Self {
-        Self { cache: RwLock::new(HashMap::new()), ttl }
+    pub fn new(unknown_ttl: Duration) -> Self {
+        Self { cache: RwLock::new(HashMap::new()), unknown_ttl, epoch: AtomicU64::new(0) }
     }
 
-    /// The client `client_id`, from the cache when fresh. Unknown ids are cached too, so
-    /// a flood of bad ids costs one query per id per interval.
+    /// The client `client_id`, from the cache while no change to it was seen. Unknown ids are
+    /// cached for `unknown_ttl`, so a flood of bad ids costs one query per id per interval.
     pub async fn find(&self, db: &Db, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         if let Ok(cache) = self.cache.read()
             && let Some((at, client)) = cache.get(client_id)
-            && at.elapsed() < self.ttl
+            && (client.is_some() || at.elapsed() < self.unknown_ttl)
         {
             return Ok(client.clone());
         }
+        let epoch = self.epoch.load(Ordering::Acquire);
         let client = match store::clients::find(db, client_id).await? {
             Some(record) => Some(Arc::new(
                 from_record(record)
@@ -102,7 +112,9 @@ impl Registry {
             )),
             None => None,
         };
-        if let Ok(mut cache) = self.cache.write() {
+        if let Ok(mut cache) = self.cache.write()
+            && self.epoch.load(Ordering::Acquire) == epoch
+        {
             if cache.len() >= CACHE_CAPACITY {
                 cache.clear();
             }
@@ -116,9 +128,11 @@ impl Registry {
         Ok(store::clients::find(db, client_id).await?.map(from_record).transpose()?)
     }
 
-    /// Drops a client from this replica's cache after a change made here.
+    /// Drops a client from this replica's cache: after a change made here, or one read from
+    /// the log.
     pub fn forget(&self, client_id: &str) {
         if let Ok(mut cache) = self.cache.write() {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
             cache.remove(client_id);
         }
     }
@@ -156,6 +170,7 @@ impl Registry {
     pub async fn replace(
         &self,
         db: &Db,
+        revocations: &Revocations,
         client_id: &str,
         metadata: ClientMetadata,
     ) -> Result<Option<Registered>, RegistryError> {
@@ -167,19 +182,23 @@ impl Registry {
         client.updated_at = now;
         let uses_secret = client.metadata.token_endpoint_auth_method.uses_secret();
         let end_secrets = (!uses_secret).then_some(now);
-        if !store::clients::replace(db, &to_record(&client)?, end_secrets).await? {
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        if !store::clients::replace(&txn, &to_record(&client)?, end_secrets).await? {
+            txn.rollback().await.map_err(StoreError::from)?;
             return Ok(None);
         }
+        revocations.client_changed(&txn, client_id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        self.forget(client_id);
         let mut secret = None;
         if uses_secret && client.live_secret_hashes(now).next().is_none() {
             let (rotated, new_secret) =
-                self.rotate_secret(db, client_id, Duration::ZERO).await?.ok_or_else(|| {
-                    anyhow::anyhow!("client {client_id} vanished while being replaced")
-                })?;
+                self.rotate_secret(db, revocations, client_id, Duration::ZERO).await?.ok_or_else(
+                    || anyhow::anyhow!("client {client_id} vanished while being replaced"),
+                )?;
             client = rotated;
             secret = Some(new_secret);
         }
-        self.forget(client_id);
         Ok(Some(Registered { client, secret }))
     }
 
@@ -187,7 +206,7 @@ impl Registry {
     pub async fn delete(
         &self,
         db: &Db,
-        revocations: &super::revocation::Revocations,
+        revocations: &Revocations,
         client_id: &str,
     ) -> Result<bool, StoreError> {
         let deleted = revocations.revoke_client(db, client_id).await?;
@@ -199,6 +218,7 @@ impl Registry {
     pub async fn rotate_secret(
         &self,
         db: &Db,
+        revocations: &Revocations,
         client_id: &str,
         overlap: Duration,
     ) -> Result<Option<(Client, SecretString)>, RegistryError> {
@@ -207,9 +227,13 @@ impl Registry {
         let record =
             SecretRecord { hash: secret::hash(&new_secret), created_at: now, expires_at: None };
         let overlap = chrono::Duration::from_std(overlap).map_err(anyhow::Error::from)?;
-        if !store::clients::rotate_secret(db, client_id, &record, now + overlap).await? {
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        if !store::clients::rotate_secret(&txn, client_id, &record, now + overlap).await? {
+            txn.rollback().await.map_err(StoreError::from)?;
             return Ok(None);
         }
+        revocations.client_changed(&txn, client_id).await?;
+        txn.commit().await.map_err(StoreError::from)?;
         self.forget(client_id);
         let Some(stored) = store::clients::find(db, client_id).await? else { return Ok(None) };
         Ok(Some((from_record(stored)?, new_secret)))

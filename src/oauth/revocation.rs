@@ -68,6 +68,7 @@ impl Revoked {
                 *slot = (slot.0.max(cut), slot.1.max(until));
                 return;
             }
+            Kind::ClientChanged => return,
         };
         let slot = set.entry(value).or_insert(until);
         *slot = (*slot).max(until);
@@ -145,6 +146,8 @@ impl Follow {
 pub struct Revocations {
     revoked: RwLock<Revoked>,
     follow: Mutex<Follow>,
+    /// One reader of the log at a time (the sync tick and change notifications both read).
+    following: tokio::sync::Mutex<()>,
     /// How long a family, grant, client or user revocation must be remembered: the longest
     /// an access token can live, plus the clock leeway.
     memory: chrono::Duration,
@@ -158,6 +161,7 @@ impl Revocations {
         let revocations = Self {
             revoked: RwLock::new(Revoked::default()),
             follow: Mutex::new(Follow::default()),
+            following: tokio::sync::Mutex::new(()),
             memory,
         };
         revocations.follow(db).await?;
@@ -185,8 +189,10 @@ impl Revocations {
         self.len() == 0
     }
 
-    /// Reads what the log gained since the last call, and what it skipped then.
-    pub async fn follow(&self, db: &Db) -> Result<usize, StoreError> {
+    /// Reads what the log gained since the last call, and what it skipped then. Returns the
+    /// clients changed or deleted meanwhile, whose cached copies must go.
+    pub async fn follow(&self, db: &Db) -> Result<Vec<String>, StoreError> {
+        let _turn = self.following.lock().await;
         let now = Utc::now();
         let (high, gaps): (i64, Vec<i64>) = {
             let follow = self.follow.lock().map_err(poisoned)?;
@@ -207,9 +213,13 @@ impl Revocations {
         if entries.is_empty() && high == 0 {
             let last = store::revocations::last_seq(db).await?;
             self.follow.lock().map_err(poisoned)?.high = last;
-            return Ok(0);
+            return Ok(Vec::new());
         }
-        let applied = entries.len();
+        let clients = entries
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::Client | Kind::ClientChanged))
+            .map(|e| e.value.clone())
+            .collect();
         {
             let mut revoked = self.revoked.write().map_err(poisoned)?;
             for entry in &entries {
@@ -221,7 +231,18 @@ impl Revocations {
         seqs.sort_unstable();
         let track_from = if high == 0 { seqs.last().map_or(0, |last| last - RECENT) } else { 0 };
         self.follow.lock().map_err(poisoned)?.advance(seqs.into_iter(), track_from);
-        Ok(applied)
+        Ok(clients)
+    }
+
+    /// Records in `txn`, with the change itself, that a client's metadata or secrets changed:
+    /// every replica drops its cached copy when it reads the entry.
+    pub async fn client_changed(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        client_id: &str,
+    ) -> Result<(), StoreError> {
+        let until = Utc::now() + self.memory;
+        self.append(txn, Kind::ClientChanged, client_id, None, until).await.map(|_| ())
     }
 
     /// Revokes an access token or a refresh family (the token endpoint's paths: `/revoke`,

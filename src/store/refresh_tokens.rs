@@ -11,6 +11,17 @@ use sea_orm::{
 };
 
 use super::StoreError;
+use super::users::UserRecord;
+
+/// The user's columns a rotation returns, so that the ID token needs no other read.
+macro_rules! user_columns {
+    () => {
+        "u.username AS u_username, u.password_hash AS u_password_hash, u.email AS u_email, \
+         u.email_verified AS u_email_verified, u.name AS u_name, u.disabled AS u_disabled, \
+         u.admin AS u_admin, u.tokens_not_before AS u_tokens_not_before, \
+         u.created_at AS u_created_at, u.updated_at AS u_updated_at"
+    };
+}
 
 /// What every token of a family shares.
 #[derive(Debug, Clone)]
@@ -83,6 +94,8 @@ impl StoredRefresh {
 #[derive(Debug, Clone)]
 pub struct Rotated {
     pub family: FamilyRecord,
+    /// The family's user as the rotation found it (enabled, not cut off).
+    pub user: UserRecord,
     pub grant_scope: String,
     pub successor_jti: String,
     pub successor_expires_at: DateTime<Utc>,
@@ -252,9 +265,13 @@ pub async fn rotate(
     }
     let statement = Statement::from_sql_and_values(
         DbBackend::Sqlite,
-        "SELECT f.*, g.scope AS grant_scope FROM refresh_families f \
-         JOIN grants g ON g.id = f.grant_id \
-         WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $1)",
+        concat!(
+            "SELECT f.*, g.scope AS grant_scope, ",
+            user_columns!(),
+            " FROM refresh_families f JOIN grants g ON g.id = f.grant_id \
+             JOIN users u ON u.id = f.user_id \
+             WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $1)"
+        ),
         [jti.into()],
     );
     let Some(found) = FamilyRow::find_by_statement(statement).one(&txn).await? else {
@@ -264,13 +281,7 @@ pub async fn rotate(
     let expires_at = sliding_expiry.min(found.absolute_expires_at);
     insert_token(&txn, successor_jti, &found.id, now, expires_at).await?;
     txn.commit().await?;
-    let grant_scope = found.grant_scope.clone();
-    Ok(Some(Rotated {
-        family: found.into_record(),
-        grant_scope,
-        successor_jti: successor_jti.to_owned(),
-        successor_expires_at: expires_at,
-    }))
+    Ok(Some(found.into_rotated(successor_jti.to_owned(), expires_at)))
 }
 
 /// SQLite: marks the presented token used if it and its family stand ($1 now, $2 the jti).
@@ -283,10 +294,12 @@ const USE_SQLITE: &str = "UPDATE refresh_tokens SET status = 'used', used_at = $
      AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at))";
 
 /// $1 now, $2 the presented jti, $3 the successor's jti, $4 its sliding expiry.
-const ROTATE_POSTGRES: &str = "WITH fam AS ( \
+const ROTATE_POSTGRES: &str = concat!(
+    "WITH fam AS ( \
      SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at, \
-     f.absolute_expires_at, g.scope AS grant_scope \
-     FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
+     f.absolute_expires_at, g.scope AS grant_scope, ",
+    user_columns!(),
+    " FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
      WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $2) \
      AND f.revoked_at IS NULL AND f.absolute_expires_at > $1 AND NOT u.disabled \
      AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at) \
@@ -300,7 +313,8 @@ const ROTATE_POSTGRES: &str = "WITH fam AS ( \
      SELECT $3, fam.id, 'active', NULL, $1, LEAST($4, fam.absolute_expires_at) \
      FROM used JOIN fam ON fam.id = used.family_id RETURNING jti, expires_at) \
      SELECT fam.*, next.jti AS successor_jti, next.expires_at AS successor_expires_at \
-     FROM fam, next";
+     FROM fam, next"
+);
 
 #[derive(FromQueryResult)]
 struct FamilyRow {
@@ -313,41 +327,34 @@ struct FamilyRow {
     created_at: DateTime<Utc>,
     absolute_expires_at: DateTime<Utc>,
     grant_scope: String,
+    u_username: String,
+    u_password_hash: String,
+    u_email: Option<String>,
+    u_email_verified: bool,
+    u_name: Option<String>,
+    u_disabled: bool,
+    u_admin: bool,
+    u_tokens_not_before: Option<DateTime<Utc>>,
+    u_created_at: DateTime<Utc>,
+    u_updated_at: DateTime<Utc>,
 }
 
 impl FamilyRow {
-    fn into_record(self) -> FamilyRecord {
-        FamilyRecord {
-            id: self.id,
-            grant_id: self.grant_id,
-            client_id: self.client_id,
-            user_id: self.user_id,
-            scope: self.scope,
-            auth_time: self.auth_time,
-            created_at: self.created_at,
-            absolute_expires_at: self.absolute_expires_at,
-        }
-    }
-}
-
-#[derive(FromQueryResult)]
-struct RotatedRow {
-    id: String,
-    grant_id: String,
-    client_id: String,
-    user_id: String,
-    scope: String,
-    auth_time: DateTime<Utc>,
-    created_at: DateTime<Utc>,
-    absolute_expires_at: DateTime<Utc>,
-    grant_scope: String,
-    successor_jti: String,
-    successor_expires_at: DateTime<Utc>,
-}
-
-impl RotatedRow {
-    fn into_rotated(self) -> Rotated {
+    fn into_rotated(self, successor_jti: String, successor_expires_at: DateTime<Utc>) -> Rotated {
         Rotated {
+            user: UserRecord {
+                id: self.user_id.clone(),
+                username: self.u_username,
+                password_hash: self.u_password_hash,
+                email: self.u_email,
+                email_verified: self.u_email_verified,
+                name: self.u_name,
+                disabled: self.u_disabled,
+                admin: self.u_admin,
+                tokens_not_before: self.u_tokens_not_before,
+                created_at: self.u_created_at,
+                updated_at: self.u_updated_at,
+            },
             family: FamilyRecord {
                 id: self.id,
                 grant_id: self.grant_id,
@@ -359,9 +366,25 @@ impl RotatedRow {
                 absolute_expires_at: self.absolute_expires_at,
             },
             grant_scope: self.grant_scope,
-            successor_jti: self.successor_jti,
-            successor_expires_at: self.successor_expires_at,
+            successor_jti,
+            successor_expires_at,
         }
+    }
+}
+
+/// What the Postgres rotation statement returns: the family (with its grant's scope and its
+/// user) and the successor.
+#[derive(FromQueryResult)]
+struct RotatedRow {
+    #[sea_orm(nested)]
+    family: FamilyRow,
+    successor_jti: String,
+    successor_expires_at: DateTime<Utc>,
+}
+
+impl RotatedRow {
+    fn into_rotated(self) -> Rotated {
+        self.family.into_rotated(self.successor_jti, self.successor_expires_at)
     }
 }
 

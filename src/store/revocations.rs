@@ -1,5 +1,6 @@
-//! The revocation log: one row per revocation, numbered by `seq`, kept until nothing it
-//! revokes can still be alive. Replicas read it whole at start and then follow it by `seq`.
+//! The revocation log: one row per revocation (and per client change, so that replicas drop
+//! their cached copy), numbered by `seq`, kept until nothing it revokes can still be alive.
+//! Replicas read it whole at start and then follow it by `seq`.
 
 use chrono::{DateTime, Utc};
 use entity::revocation;
@@ -23,6 +24,8 @@ pub enum Kind {
     Client,
     /// A user's tokens issued at or before `not_before`.
     User,
+    /// Not a revocation: a client's metadata or secrets changed, so cached copies must go.
+    ClientChanged,
 }
 
 impl Kind {
@@ -33,13 +36,21 @@ impl Kind {
             Self::Grant => "grant",
             Self::Client => "client",
             Self::User => "user",
+            Self::ClientChanged => "client-changed",
         }
     }
 
     fn parse(value: &str) -> Option<Self> {
-        [Self::AccessToken, Self::Family, Self::Grant, Self::Client, Self::User]
-            .into_iter()
-            .find(|k| k.as_str() == value)
+        [
+            Self::AccessToken,
+            Self::Family,
+            Self::Grant,
+            Self::Client,
+            Self::User,
+            Self::ClientChanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == value)
     }
 }
 

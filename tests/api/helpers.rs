@@ -380,7 +380,7 @@ fn init_logging() {
             std::sync::OnceLock::new();
         GUARD.get_or_init(|| {
             castellan::telemetry::init(&Settings {
-                log_filter: "debug".into(),
+                log_filter: std::env::var("TEST_LOG_FILTER").unwrap_or_else(|_| "debug".into()),
                 ..Settings::default()
             })
         });

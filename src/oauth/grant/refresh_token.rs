@@ -89,11 +89,8 @@ pub async fn exchange(
     // and the client is still allowed it (a narrowed client narrows what it holds).
     let grant_scope = Scopes::parse(&rotated.grant_scope).map_err(|_| INVALID)?;
     let held = requested.intersection(&grant_scope).intersection(&client.metadata.scope);
-    let user = if held.contains("openid") || held.contains(ADMIN_SCOPE) {
-        Some(store::users::find(ctx.db, &family.user_id).await?.ok_or(INVALID)?)
-    } else {
-        None
-    };
+    // The rotation returned the user with the family: no other read.
+    let user = (held.contains("openid") || held.contains(ADMIN_SCOPE)).then_some(&rotated.user);
     let scope = match &user {
         Some(user) => Issuing::user_scope(&held, client, user),
         None => held,

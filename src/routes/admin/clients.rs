@@ -90,7 +90,7 @@ pub async fn replace(
         client_metadata::parse(&json_body(&req, &body)?, state.settings.max_token_lifetime)?;
     let registered = state
         .registry
-        .replace(&state.db, &client_id, metadata)
+        .replace(&state.db, &state.revocations, &client_id, metadata)
         .await?
         .ok_or(AdminError::NotFound)?;
     let secret = registered.secret.map(|s| s.expose_secret().to_owned());
@@ -139,7 +139,7 @@ pub async fn rotate_secret(
     }
     let (client, secret) = state
         .registry
-        .rotate_secret(&state.db, &client_id, Duration::from_secs(overlap))
+        .rotate_secret(&state.db, &state.revocations, &client_id, Duration::from_secs(overlap))
         .await?
         .ok_or(AdminError::NotFound)?;
     tracing::info!(admin = %admin.actor(), client_id = %client_id, overlap, "rotated a client secret");

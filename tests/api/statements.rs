@@ -1,0 +1,167 @@
+//! Database statements per operation, counted by the server itself
+//! (`castellan_db_statements_total{route}`): deterministic, unlike timings, so a change that
+//! adds a query to a hot path fails here (docs/SCALING.md).
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use crate::browser::{
+    Browser, PASSWORD, authorize_url, input, location, params, pkce, redeem, user, web_client_with,
+};
+use crate::helpers::{TestApp, spawn_app};
+
+/// Statements so far, by route.
+async fn statements(app: &TestApp) -> HashMap<String, u64> {
+    let text = app.get("/metrics").await.text().await.expect("metrics");
+    text.lines()
+        .filter_map(|line| line.strip_prefix("castellan_db_statements_total{route=\""))
+        .filter_map(|rest| {
+            let (route, count) = rest.split_once("\"} ")?;
+            Some((route.to_owned(), count.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Statements `route` ran during `work`.
+async fn counted<F: std::future::Future>(app: &TestApp, route: &str, work: F) -> u64 {
+    let before = statements(app).await.get(route).copied().unwrap_or(0);
+    work.await;
+    statements(app).await.get(route).copied().unwrap_or(0) - before
+}
+
+#[tokio::test]
+async fn issuing_introspecting_and_checking_a_signed_token_read_nothing() {
+    let app = spawn_app().await;
+    let (id, secret) = app.service_client("profile", &[]).await;
+    app.client_token(&id, &secret, None).await; // the client is now in this replica's cache
+
+    let issuing = counted(&app, "/token", async {
+        for _ in 0..5 {
+            assert!(app.client_token(&id, &secret, None).await["access_token"].is_string());
+        }
+    })
+    .await;
+    assert_eq!(issuing, 0, "client_credentials: signature only");
+
+    user(&app, "stan").await;
+    let client = web_client_with(&app, "openid profile", json!({})).await;
+    let tokens = crate::browser::tokens_for(&app, &client, "stan", "openid profile").await;
+    let access = tokens["access_token"].as_str().expect("access").to_owned();
+    let rs = app.resource_server().await;
+    let introspect = || async {
+        let answer: Value = app
+            .http
+            .post(app.url("/introspect"))
+            .basic_auth(&rs.0, Some(&rs.1))
+            .form(&[("token", access.as_str())])
+            .send()
+            .await
+            .expect("POST")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(answer["active"], true);
+    };
+    introspect().await;
+    let introspection = counted(&app, "/introspect", async {
+        for _ in 0..5 {
+            introspect().await;
+        }
+    })
+    .await;
+    assert_eq!(introspection, 0, "introspection of a signed token: liveness is in memory");
+
+    let userinfo = counted(&app, "/userinfo", async {
+        for _ in 0..5 {
+            let response =
+                app.http.get(app.url("/userinfo")).bearer_auth(&access).send().await.expect("GET");
+            assert_eq!(response.status(), 200);
+        }
+    })
+    .await;
+    assert_eq!(userinfo, 5, "UserInfo: the user's claims, one row; the gate reads nothing");
+
+    let admin = app.admin_token().await;
+    let reads = counted(&app, "/admin/scopes", async {
+        for _ in 0..5 {
+            let response = app
+                .http
+                .get(app.url("/admin/scopes"))
+                .bearer_auth(&admin)
+                .send()
+                .await
+                .expect("GET");
+            assert_eq!(response.status(), 200);
+        }
+    })
+    .await;
+    assert_eq!(reads, 5, "the admin gate reads nothing; the list is one statement");
+}
+
+#[tokio::test]
+async fn refresh_login_consent_and_code_exchange_run_their_minimum() {
+    let app = spawn_app().await;
+    user(&app, "rosa").await;
+    let scope = "openid offline_access";
+    let client = web_client_with(&app, scope, json!({})).await;
+    let browser = Browser::new();
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(&app, &client.0, &challenge, scope, "s");
+    let login_page =
+        browser.follow(&app, browser.get(&url).await).await.text().await.expect("page");
+
+    let mut consent_page = String::new();
+    let login = counted(&app, "/login", async {
+        let response = crate::browser::log_in(&browser, &app, &login_page, "rosa", PASSWORD).await;
+        consent_page = browser.follow(&app, response).await.text().await.expect("the consent page");
+    })
+    .await;
+    let mut back = None;
+    let consent = counted(&app, "/consent", async {
+        let form = [
+            ("csrf_token", input(&consent_page, "csrf_token").expect("csrf")),
+            ("request", input(&consent_page, "request").expect("request")),
+            ("decision", "allow".to_owned()),
+        ];
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        back = location(&browser.post(&app.url("/consent"), &form).await);
+    })
+    .await;
+    let code = params(&back.expect("back to the client"))["code"].clone();
+    let mut tokens = Value::Null;
+    let exchange = counted(&app, "/token", async {
+        tokens = redeem(&app, &client, &code, &verifier).await.json().await.expect("JSON");
+    })
+    .await;
+    let mut refresh_token = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+    let refresh = counted(&app, "/token", async {
+        for _ in 0..5 {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+            let body: Value =
+                app.token_basic(&client.0, &client.1, &form).await.json().await.expect("JSON");
+            refresh_token = body["refresh_token"].as_str().expect("rotated").to_owned();
+        }
+    })
+    .await;
+    eprintln!(
+        "statements: login {login}, consent {consent}, code exchange {exchange}, 5 refreshes {refresh}"
+    );
+    // One round trip per rotation on Postgres (one statement marks the token used, checks its
+    // family, grant and user, and stores the successor); SQLite has no data-modifying CTEs,
+    // so an UPDATE … RETURNING, a SELECT and an INSERT in one transaction.
+    let per_refresh = if app.db.is_postgres() { 1 } else { 3 };
+    assert_eq!(refresh, 5 * per_refresh);
+    assert_eq!(exchange, EXCHANGE, "code exchange");
+    assert_eq!(login, LOGIN, "login");
+    assert_eq!(consent, CONSENT, "consent");
+}
+
+/// Redeem the code (recording what it issues), read the user, check the grant, start the
+/// refresh family with its first token.
+const EXCHANGE: u64 = 5;
+/// Count the attempt per (account, address) and per account before the password is checked,
+/// read the user, clear both counts, store the session.
+const LOGIN: u64 = 6;
+/// Read the session and its user, merge the grant (read, then write), store the code.
+const CONSENT: u64 = 5;
