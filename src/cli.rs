@@ -448,7 +448,8 @@ async fn users_end_sessions(settings: Settings, id: String) -> anyhow::Result<()
     if store::users::find(&db, &id).await?.is_none() {
         anyhow::bail!("no user with this id");
     }
-    let revocations = Revocations::load(&db, settings.max_token_lifetime).await?;
+    let stale_after = crate::startup::key_policy(&settings).stale_after;
+    let revocations = Revocations::load(&db, settings.max_token_lifetime, stale_after).await?;
     let ended = revocations.cut_off_user(&db, &id, None).await?;
     println!("{}", serde_json::json!({ "user": id, "sessions_ended": ended }));
     db.close().await?;

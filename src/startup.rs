@@ -96,9 +96,10 @@ impl Application {
         metrics.count_statements(&mut db);
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
         let registry = Registry::new(settings.sync_interval);
-        let revocations = Revocations::load(&db, settings.max_token_lifetime)
-            .await
-            .context("cannot read the revocation log")?;
+        let revocations =
+            Revocations::load(&db, settings.max_token_lifetime, key_policy(&settings).stale_after)
+                .await
+                .context("cannot read the revocation log")?;
         let first_admin = registry.register_first_admin(&db).await?;
 
         let listener = TcpListener::bind(settings.bind)

@@ -109,6 +109,12 @@ impl Gate<'_> {
         if !audience_ok {
             return Err(Refused::Invalid("the token is not meant for this resource"));
         }
+        // A replica that could not read the log for too long answers 503, never a verdict
+        // from old state (a revocation made elsewhere may be missing).
+        if self.revocations.is_stale() {
+            let stale = sea_orm::DbErr::Custom("the revocation log is stale here".into());
+            return Err(Refused::Store(StoreError::Unavailable(stale)));
+        }
         if !self.revocations.is_live(&claims) {
             return Err(Refused::Revoked);
         }

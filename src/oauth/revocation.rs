@@ -148,20 +148,31 @@ pub struct Revocations {
     follow: Mutex<Follow>,
     /// One reader of the log at a time (the sync tick and change notifications both read).
     following: tokio::sync::Mutex<()>,
+    /// When the log was last read through, and how old that may get before this replica's
+    /// view counts as stale (then the gate answers 503, never a verdict from old state).
+    followed_at: Mutex<Instant>,
+    stale_after: Duration,
     /// How long a family, grant, client or user revocation must be remembered: the longest
     /// an access token can live, plus the clock leeway.
     memory: chrono::Duration,
 }
 
 impl Revocations {
-    /// Loads every unexpired revocation from the log.
-    pub async fn load(db: &Db, max_token_lifetime: Duration) -> Result<Self, StoreError> {
+    /// Loads every unexpired revocation from the log. `stale_after` is the key ring's bound:
+    /// one notion of a replica too long out of touch with the database.
+    pub async fn load(
+        db: &Db,
+        max_token_lifetime: Duration,
+        stale_after: Duration,
+    ) -> Result<Self, StoreError> {
         let memory = chrono::Duration::from_std(max_token_lifetime + LEEWAY)
             .map_err(|e| StoreError::Other(e.into()))?;
         let revocations = Self {
             revoked: RwLock::new(Revoked::default()),
             follow: Mutex::new(Follow::default()),
             following: tokio::sync::Mutex::new(()),
+            followed_at: Mutex::new(Instant::now()),
+            stale_after,
             memory,
         };
         revocations.follow(db).await?;
@@ -178,6 +189,11 @@ impl Revocations {
     /// older cut-offs are read from the user's row by whoever needs them).
     pub fn user_cut_off(&self, user_id: &str, iat: i64) -> bool {
         self.revoked.read().is_ok_and(|r| r.users.get(user_id).is_some_and(|(cut, _)| iat <= *cut))
+    }
+
+    /// Whether the log has not been read through for longer than the staleness bound.
+    pub fn is_stale(&self) -> bool {
+        self.followed_at.lock().map_or(true, |at| at.elapsed() > self.stale_after)
     }
 
     /// How many revoked ids this replica holds (`castellan_revocations_held` in the metrics).
@@ -213,6 +229,7 @@ impl Revocations {
         if entries.is_empty() && high == 0 {
             let last = store::revocations::last_seq(db).await?;
             self.follow.lock().map_err(poisoned)?.high = last;
+            *self.followed_at.lock().map_err(poisoned)? = Instant::now();
             return Ok(Vec::new());
         }
         let clients = entries
@@ -231,6 +248,7 @@ impl Revocations {
         seqs.sort_unstable();
         let track_from = if high == 0 { seqs.last().map_or(0, |last| last - RECENT) } else { 0 };
         self.follow.lock().map_err(poisoned)?.advance(seqs.into_iter(), track_from);
+        *self.followed_at.lock().map_err(poisoned)? = Instant::now();
         Ok(clients)
     }
 

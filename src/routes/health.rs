@@ -23,6 +23,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         Some("draining")
     } else if state.keys.is_stale() {
         Some("key ring stale")
+    } else if state.revocations.is_stale() {
+        Some("revocation log stale")
     } else {
         match store::check_ready(&state.db, state.settings.db_timeout).await {
             Ok(()) => None,

@@ -177,8 +177,16 @@ async fn a_database_outage_fails_closed_everywhere_and_service_returns_without_r
     .await
     .expect("readiness turns 503");
 
-    // Past the sync interval no cache answers for the database any more.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Issuing and checking signed tokens reads nothing from the database, so for a moment
+    // they go on from memory; past the staleness bound (5 s + the sync interval) without the
+    // log and the key ring, no replica answers from memory any more.
+    let closed = time_until(Duration::from_secs(15), || async {
+        let (id, secret) = app.admin.clone();
+        app.token_basic(&id, &secret, &[("grant_type", "client_credentials")]).await.status() == 503
+    })
+    .await
+    .expect("token issuance fails closed");
+    eprintln!("issuance stopped {closed:?} after readiness turned 503");
     // OAuth endpoints: 503 temporarily_unavailable JSON; introspection never says active.
     let (id, secret) = app.admin.clone();
     let oauth = [
@@ -196,9 +204,10 @@ async fn a_database_outage_fails_closed_everywhere_and_service_returns_without_r
             .send()
             .await
             .expect("POST"),
+        // By the token's own client: a revocation that cannot be recorded is never a 200.
         app.http
             .post(app.url("/revoke"))
-            .basic_auth(&id, Some(&secret))
+            .basic_auth(&client.0, Some(&client.1))
             .form(&[("token", &access)])
             .send()
             .await
@@ -223,8 +232,15 @@ async fn a_database_outage_fails_closed_everywhere_and_service_returns_without_r
     }
     // Browser routes: an HTML error page.
     let pages = [
-        Browser::new()
-            .get(&app.url(&format!("/authorize?response_type=code&client_id={}", client.0)))
+        // A complete request from a signed-in browser: its session is a row.
+        browser
+            .get(&crate::browser::authorize_url(
+                &app,
+                &client.0,
+                &crate::browser::pkce().1,
+                "openid",
+                "s",
+            ))
             .await,
         browser.get(&app.url("/account")).await,
     ];
