@@ -23,6 +23,9 @@ const ERROR_PAUSE: Duration = Duration::from_millis(10);
 pub enum Workload {
     /// The same request every time: any 2xx answer whose body holds `must_contain`.
     Fixed { request: Arc<[u8]>, must_contain: Option<&'static [u8]> },
+    /// A shared pool of requests, each user cycling through it from its own offset: no
+    /// request repeats before the whole pool has been sent (defeats per-request caches).
+    Cycle { pool: Arc<[Arc<[u8]>]>, next: usize, must_contain: &'static [u8] },
     /// A refresh token chain: each answer's refresh token is the next request's. The chain
     /// starts (and restarts after an error) with one whole authorization code flow.
     Refresh { login: Login, refresh_token: Option<String> },
@@ -114,6 +117,18 @@ impl VirtualUser {
                     return Err(Failure::unexpected("response", &response));
                 }
                 if must_contain.is_some_and(|needle| !response.contains(needle)) {
+                    return Err(Failure::unexpected("response body", &response));
+                }
+                Ok(true)
+            }
+            Workload::Cycle { pool, next, must_contain } => {
+                let request = pool[*next % pool.len()].clone();
+                *next = next.wrapping_add(1);
+                let response = connection.send(&request).await?;
+                if response.close {
+                    self.connection = None;
+                }
+                if !response.is_success() || !response.contains(must_contain) {
                     return Err(Failure::unexpected("response body", &response));
                 }
                 Ok(true)

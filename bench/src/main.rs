@@ -64,6 +64,10 @@ struct Args {
     /// Worker threads of the load generator (the server gets the rest of the CPU).
     #[arg(long, default_value_t = 1)]
     client_threads: usize,
+    /// Distinct access tokens the `introspection_distinct` scenario cycles through (more than
+    /// the server's verified-signature cache holds, 16,384, so none is remembered).
+    #[arg(long, default_value_t = 20_000)]
+    distinct_tokens: usize,
     /// Send prompt=consent so every browser flow shows the consent page.
     #[arg(long)]
     prompt_consent: bool,
@@ -214,6 +218,7 @@ async fn serve_and_load(
         connections: args.connections,
         flow_connections: args.flow_connections,
         prompt_consent: args.prompt_consent,
+        distinct_tokens: args.distinct_tokens,
     };
     let target = server.target.clone();
     let prepared = scenarios::prepare(&target, (&admin.0, &admin.1), selected, users)

@@ -12,11 +12,12 @@ use crate::load::Workload;
 use crate::setup::{self, Admin, ClientCredentials};
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     "client_credentials_rs256",
     "client_credentials_es256",
     "client_credentials_eddsa",
     "introspection",
+    "introspection_distinct",
     "jwks",
     "discovery",
     "refresh",
@@ -39,6 +40,8 @@ pub struct Users {
     pub connections: usize,
     pub flow_connections: usize,
     pub prompt_consent: bool,
+    /// Tokens in the pool of `introspection_distinct`.
+    pub distinct_tokens: usize,
 }
 
 /// A scenario ready to run, or why it cannot.
@@ -77,7 +80,8 @@ pub async fn prepare(
     let mut prepared = Vec::new();
     let mut rs256 = None;
     for (name, alg) in CLIENT_CREDENTIALS {
-        let introspector = alg == "RS256" && wants("introspection");
+        let introspector =
+            alg == "RS256" && (wants("introspection") || wants("introspection_distinct"));
         if !wants(name) && !introspector {
             continue;
         }
@@ -117,6 +121,15 @@ pub async fn prepare(
             _ => Prepared::Skipped("no RS256 client_credentials client to introspect with".into()),
         };
         prepared.push(("introspection", outcome));
+    }
+    if wants("introspection_distinct") {
+        let outcome = match &rs256 {
+            Some(caller) => introspection_distinct(target, caller, users).await,
+            None => {
+                Prepared::Skipped("no RS256 client_credentials client to introspect with".into())
+            }
+        };
+        prepared.push(("introspection_distinct", outcome));
     }
     for (name, path) in [("jwks", "/jwks"), ("discovery", "/.well-known/openid-configuration")] {
         if wants(name) {
@@ -227,6 +240,85 @@ fn fixed(request: Vec<u8>, must_contain: Option<&'static [u8]>, count: usize) ->
     let users =
         (0..count).map(|_| Workload::Fixed { request: request.clone(), must_contain }).collect();
     Prepared::Run(users)
+}
+
+/// `POST /introspect` of many distinct access tokens (the RS256 client's own, so it may see
+/// them), each user cycling through the pool from its own offset: every request is a token
+/// this replica may not have seen recently, so no per-token cache helps. The tokens are made
+/// over `connections` connections at once before the clock starts.
+async fn introspection_distinct(
+    target: &Target,
+    caller: &ClientCredentials,
+    users: Users,
+) -> Prepared {
+    let wanted = users.distinct_tokens.max(1);
+    let lanes = users.connections.clamp(1, wanted);
+    let mut lanes_done = Vec::with_capacity(lanes);
+    for lane in 0..lanes {
+        let count = wanted / lanes + usize::from(lane < wanted % lanes);
+        let target = target.clone();
+        let request: Arc<[u8]> = setup::client_credentials_request(&target, caller).into();
+        lanes_done.push(tokio::spawn(async move {
+            let mut connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
+            let mut tokens = Vec::with_capacity(count);
+            while tokens.len() < count {
+                // A keep-alive connection the server closed between two requests is re-made.
+                let response = match connection.send(&request).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        connection =
+                            Connection::open(target.addr).await.map_err(|e| e.to_string())?;
+                        connection.send(&request).await.map_err(|e| e.to_string())?
+                    }
+                };
+                let token = response
+                    .json()
+                    .ok()
+                    .and_then(|json| json["access_token"].as_str().map(str::to_owned));
+                match token {
+                    Some(token) if response.status == 200 => tokens.push(token),
+                    _ => {
+                        return Err(format!(
+                            "POST /token: HTTP {}: {}",
+                            response.status,
+                            response.text()
+                        ));
+                    }
+                }
+                if response.close {
+                    connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
+                }
+            }
+            Ok::<_, String>(tokens)
+        }));
+    }
+    let mut pool: Vec<Arc<[u8]>> = Vec::with_capacity(wanted);
+    for lane in lanes_done {
+        match lane.await {
+            Ok(Ok(tokens)) => pool.extend(tokens.iter().map(|token| {
+                let form = [("token", token.as_str())];
+                let request = http::post_form(
+                    target,
+                    "/introspect",
+                    &[("Authorization", &caller.basic)],
+                    &form,
+                );
+                Arc::<[u8]>::from(request)
+            })),
+            Ok(Err(reason)) => return Prepared::Failed(format!("the token pool: {reason}")),
+            Err(e) => return Prepared::Failed(format!("the token pool: {e}")),
+        }
+    }
+    let pool: Arc<[Arc<[u8]>]> = pool.into();
+    let step = pool.len() / users.connections.max(1);
+    let workloads = (0..users.connections)
+        .map(|user| Workload::Cycle {
+            pool: pool.clone(),
+            next: user * step,
+            must_contain: br#""active":true"#,
+        })
+        .collect();
+    Prepared::Run(workloads)
 }
 
 /// `POST /introspect` of a user's access token by a confidential client; the answer must

@@ -18,6 +18,9 @@ pub struct ClientCredentials {
 /// An admin session on one connection.
 pub struct Admin<'a> {
     connection: Connection,
+    /// When the connection last carried a request: one idle past the server's keep-alive
+    /// (5 s) is made afresh rather than found closed.
+    used_at: std::time::Instant,
     target: &'a Target,
     bearer: String,
 }
@@ -38,7 +41,8 @@ impl<'a> Admin<'a> {
             .as_str()
             .context("no access_token in the admin token response")?
             .to_owned();
-        Ok(Self { connection, target, bearer: format!("Bearer {token}") })
+        let used_at = std::time::Instant::now();
+        Ok(Self { connection, used_at, target, bearer: format!("Bearer {token}") })
     }
 
     async fn post(&mut self, path: &str, body: &Value) -> anyhow::Result<Response> {
@@ -50,7 +54,12 @@ impl<'a> Admin<'a> {
             &[("Authorization", &self.bearer)],
             Some(("application/json", &body)),
         );
-        Ok(self.connection.send(&request).await?)
+        if self.used_at.elapsed() > std::time::Duration::from_secs(2) {
+            self.connection = Connection::open(self.target.addr).await?;
+        }
+        let response = self.connection.send(&request).await?;
+        self.used_at = std::time::Instant::now();
+        Ok(response)
     }
 
     /// Registers a scope; one that exists already is fine.
