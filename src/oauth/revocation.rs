@@ -20,6 +20,7 @@ use sea_orm::TransactionTrait;
 
 use super::access_token::AccessClaims;
 use super::keyring::LEEWAY;
+use crate::store::refresh_tokens::FamilyOwner;
 use crate::store::revocations::{Entry, Kind};
 use crate::store::{self, Db, StoreError};
 
@@ -298,6 +299,8 @@ impl Revocations {
             txn.rollback().await?;
             return Ok(false);
         }
+        store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::Grant(grant_id), Utc::now())
+            .await?;
         let entry =
             self.append(&txn, Kind::Grant, grant_id, None, Utc::now() + self.memory).await?;
         txn.commit().await?;
@@ -312,6 +315,8 @@ impl Revocations {
             txn.rollback().await?;
             return Ok(false);
         }
+        store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::Client(client_id), Utc::now())
+            .await?;
         let entry =
             self.append(&txn, Kind::Client, client_id, None, Utc::now() + self.memory).await?;
         txn.commit().await?;
@@ -332,6 +337,7 @@ impl Revocations {
         let now = Utc::now();
         let txn = db.begin().await?;
         store::users::cut_off(&txn, user_id, now).await?;
+        store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::User(user_id), now).await?;
         let ended = store::sessions::delete_for_user(&txn, user_id, keep_session).await?;
         let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
         txn.commit().await?;
@@ -348,6 +354,7 @@ impl Revocations {
             txn.rollback().await?;
             return Ok(false);
         }
+        store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::User(user_id), now).await?;
         let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
         txn.commit().await?;
         self.apply(&entry);

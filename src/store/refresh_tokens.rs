@@ -303,7 +303,7 @@ const ROTATE_POSTGRES: &str = concat!(
      WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $2) \
      AND f.revoked_at IS NULL AND f.absolute_expires_at > $1 AND NOT u.disabled \
      AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at) \
-     FOR SHARE OF f, u, g), \
+     FOR SHARE OF f), \
      used AS ( \
      UPDATE refresh_tokens SET status = 'used', used_at = $1 \
      WHERE jti = $2 AND status = 'active' AND expires_at > $1 \
@@ -402,6 +402,37 @@ pub async fn revoke_family(
         .exec(db)
         .await?;
     Ok(revoked.rows_affected == 1)
+}
+
+/// Whose families `revoke_families_of` revokes.
+#[derive(Debug, Clone, Copy)]
+pub enum FamilyOwner<'a> {
+    Grant(&'a str),
+    User(&'a str),
+    Client(&'a str),
+}
+
+/// Revokes every live family of a grant, user or client. Rotation holds the family row it
+/// rotates (`FOR SHARE`), so this waits for a rotation in flight and then takes its successor
+/// too, or goes first and the rotation finds the family revoked: either way nothing of those
+/// families rotates after this commits.
+pub async fn revoke_families_of(
+    db: &impl ConnectionTrait,
+    owner: FamilyOwner<'_>,
+    now: DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    let owned = match owner {
+        FamilyOwner::Grant(id) => family::Column::GrantId.eq(id),
+        FamilyOwner::User(id) => family::Column::UserId.eq(id),
+        FamilyOwner::Client(id) => family::Column::ClientId.eq(id),
+    };
+    let revoked = family::Entity::update_many()
+        .col_expr(family::Column::RevokedAt, Expr::value(now))
+        .filter(owned)
+        .filter(family::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(revoked.rows_affected)
 }
 
 /// Forgets up to `batch` families past their absolute expiry (their tokens go with them),

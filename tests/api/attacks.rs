@@ -130,6 +130,46 @@ async fn a_family_revoked_while_it_rotates_stays_revoked() {
     eprintln!("the rotation answered first in {refreshed_first} of 24 trials");
 }
 
+/// Item 1, for the other ways a family ends: revoking the grant or cutting off the user while
+/// one of its tokens rotates leaves no successor that works.
+#[tokio::test]
+async fn a_grant_revoked_or_a_user_cut_off_while_a_token_rotates_leaves_nothing() {
+    let app = spawn_app().await;
+    let user_id = user(&app, "gwen").await;
+    let client = web_client_with(&app, "openid offline_access", json!({})).await;
+    let admin = app.admin_token().await;
+    for trial in 0..12 {
+        // A second apart, so each trial's new sign-in comes after the last cut-off.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let browser = Browser::new();
+        let tokens = flow(&app, &browser, &client, "gwen", "openid offline_access").await;
+        let first = text(&tokens, "refresh_token");
+        let end = async {
+            let response = if trial % 2 == 0 {
+                let grants: Value = app
+                    .admin(Method::GET, &format!("/admin/users/{user_id}/grants"), None)
+                    .await
+                    .json()
+                    .await
+                    .expect("JSON");
+                let grant = text(&grants["items"][0], "id").to_owned();
+                app.http.delete(app.url(&format!("/admin/grants/{grant}")))
+            } else {
+                app.http.delete(app.url(&format!("/admin/users/{user_id}/sessions")))
+            };
+            response.bearer_auth(&admin).send().await.expect("DELETE").status()
+        };
+
+        let (rotation, ended) = tokio::join!(refresh(&app, &client, first), end);
+
+        assert_eq!(ended, StatusCode::NO_CONTENT, "trial {trial}");
+        if rotation.0 == 200 {
+            let second = text(&rotation.1, "refresh_token");
+            assert_eq!(refresh(&app, &client, second).await.0, 400, "trial {trial}: successor");
+        }
+    }
+}
+
 /// Item 2: four simultaneous redemptions of one code: at most one gets tokens, and the
 /// replays revoke them (RFC 9700 §4.5.3.1) however the race goes.
 #[tokio::test]
