@@ -67,14 +67,16 @@ pub async fn find(
         return Ok(None);
     }
     let id_hash = hash(cookie);
-    let Some(record) = store::sessions::find(db, &id_hash).await? else { return Ok(None) };
+    let Some((record, user)) = store::sessions::find_with_user(db, &id_hash).await? else {
+        return Ok(None);
+    };
     let now = Utc::now();
     let idle = chrono::Duration::from_std(idle_timeout).unwrap_or(chrono::Duration::minutes(30));
     if record.expires_at <= now || record.last_seen_at + idle <= now {
         store::sessions::delete(db, &id_hash).await?;
         return Ok(None);
     }
-    let Some(user) = store::users::find(db, &record.user_id).await? else { return Ok(None) };
+    let Some(user) = user else { return Ok(None) };
     if user.disabled {
         store::sessions::delete(db, &id_hash).await?;
         return Ok(None);

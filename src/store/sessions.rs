@@ -28,16 +28,25 @@ pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), 
     Ok(())
 }
 
-pub async fn find(
+/// The session `id_hash` names, with its user (one statement: every page with a session
+/// reads both).
+pub async fn find_with_user(
     db: &impl ConnectionTrait,
     id_hash: &[u8],
-) -> Result<Option<SessionRecord>, StoreError> {
-    Ok(session::Entity::find_by_id(id_hash.to_vec()).one(db).await?.map(|m| SessionRecord {
-        id_hash: m.id_hash,
-        user_id: m.user_id,
-        auth_time: m.auth_time,
-        last_seen_at: m.last_seen_at,
-        expires_at: m.expires_at,
+) -> Result<Option<(SessionRecord, Option<super::users::UserRecord>)>, StoreError> {
+    let found = session::Entity::find_by_id(id_hash.to_vec())
+        .find_also_related(entity::user::Entity)
+        .one(db)
+        .await?;
+    Ok(found.map(|(m, user)| {
+        let record = SessionRecord {
+            id_hash: m.id_hash,
+            user_id: m.user_id,
+            auth_time: m.auth_time,
+            last_seen_at: m.last_seen_at,
+            expires_at: m.expires_at,
+        };
+        (record, user.map(super::users::UserRecord::from))
     }))
 }
 

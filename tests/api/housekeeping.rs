@@ -65,7 +65,7 @@ async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches()
     // Refresh: two families (their tokens go with them), then the third's expired token.
     assert_eq!(first, (2, 3, 2), "a batch is bounded");
     assert_eq!(second, (1, 1, 1), "the rest goes next round; live rows stay");
-    assert!(store::sessions::find(&db, &[3u8; 32]).await.expect("find").is_some());
+    assert!(store::sessions::find_with_user(&db, &[3u8; 32]).await.expect("find").is_some());
     assert!(store::refresh_tokens::find(&db, "jti-3").await.expect("find").is_some());
     assert!(store::refresh_tokens::find(&db, "jti-2").await.expect("find").is_none());
     let left = store::revocations::after(&db, 0, now - Duration::hours(2), 10).await.expect("log");

@@ -163,5 +163,5 @@ const EXCHANGE: u64 = 5;
 /// Count the attempt per (account, address) and per account before the password is checked,
 /// read the user, clear both counts, store the session.
 const LOGIN: u64 = 6;
-/// Read the session and its user, merge the grant (read, then write), store the code.
-const CONSENT: u64 = 5;
+/// Read the session with its user, merge the grant (read, then write), store the code.
+const CONSENT: u64 = 4;
