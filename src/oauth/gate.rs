@@ -112,8 +112,7 @@ impl Gate<'_> {
         // A replica that could not read the log for too long answers 503, never a verdict
         // from old state (a revocation made elsewhere may be missing).
         if self.revocations.is_stale() {
-            let stale = sea_orm::DbErr::Custom("the revocation log is stale here".into());
-            return Err(Refused::Store(StoreError::Unavailable(stale)));
+            return Err(Refused::Store(StoreError::stale("the revocation log")));
         }
         if !self.revocations.is_live(&claims) {
             return Err(Refused::Revoked);

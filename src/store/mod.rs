@@ -52,6 +52,12 @@ impl From<DbErr> for StoreError {
 
 impl StoreError {
     /// A stored value that cannot be what it claims (a bug or tampering, never user input).
+    /// Shared state this replica could not read for too long: treated as the database being
+    /// unavailable (503), never as an answer.
+    pub fn stale(what: &str) -> Self {
+        Self::Unavailable(DbErr::Custom(format!("{what} is stale here")))
+    }
+
     pub fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Other(anyhow::anyhow!("stored data is malformed: {what}"))
     }

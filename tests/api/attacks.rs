@@ -15,16 +15,8 @@ use crate::browser::{
 };
 use crate::helpers::{
     ServerProcess, TestApp, TestDatabase, as_refs, castellan, cli_admin, eventually, join_all,
-    process_env, spawn_app, spawn_app_with, token_from,
+    jwt_claims, process_env, spawn_app, spawn_app_with, token_from,
 };
-
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
-}
 
 /// The code flow in `browser` (signed in after the first time): the token response.
 async fn flow(
@@ -50,34 +42,15 @@ async fn refresh(app: &TestApp, client: &(String, String), token: &str) -> (u16,
 }
 
 async fn revoke(app: &TestApp, client: &(String, String), token: &str) -> u16 {
-    let response = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&client.0, Some(&client.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("POST");
-    response.status().as_u16()
+    app.revoke(client, token, None).await
 }
 
 async fn active(app: &TestApp, caller: &(String, String), token: &str) -> bool {
-    let answer: Value = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(&caller.0, Some(&caller.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("POST")
-        .json()
-        .await
-        .expect("JSON");
-    answer["active"] == true
+    app.introspect(caller, token).await["active"] == true
 }
 
 async fn userinfo(app: &TestApp, token: &str) -> reqwest::Response {
-    app.http.get(app.url("/userinfo")).bearer_auth(token).send().await.expect("GET")
+    app.userinfo(token).await
 }
 
 fn text<'a>(value: &'a Value, member: &str) -> &'a str {
@@ -333,8 +306,11 @@ async fn narrowing_a_client_narrows_what_it_already_holds() {
     let (status, refreshed) = refresh(&app, &client, text(&tokens, "refresh_token")).await;
     assert_eq!(status, 200, "{refreshed}");
     assert_eq!(refreshed["scope"], "openid profile offline_access");
-    assert_eq!(claims(text(&refreshed, "access_token"))["scope"], "openid profile offline_access");
-    let id_token = claims(text(&refreshed, "id_token"));
+    assert_eq!(
+        jwt_claims(text(&refreshed, "access_token"))["scope"],
+        "openid profile offline_access"
+    );
+    let id_token = jwt_claims(text(&refreshed, "id_token"));
     assert!(id_token.get("email").is_none(), "{id_token}");
     assert_eq!(id_token["preferred_username"], "nina");
     let info: Value =
@@ -499,7 +475,7 @@ async fn only_a_tokens_client_or_the_servers_of_its_audiences_may_introspect_it(
 
     let api_only = tokens_for(&app, &client, "ines", "profile").await;
     let access = text(&api_only, "access_token");
-    assert_eq!(claims(access)["aud"], api);
+    assert_eq!(jwt_claims(access)["aud"], api);
     assert!(active(&app, &api_server, access).await);
     assert!(!active(&app, &issuer_server, access).await, "not meant for the issuer");
     assert!(!active(&app, &stranger, access).await);

@@ -9,24 +9,16 @@ use serde_json::{Value, json};
 use crate::browser::{
     Browser, PASSWORD, authorize_url, input, location, tokens_for, user, web_client_with,
 };
-use crate::helpers::{TestApp, eventually, join_all, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, eventually, join_all, jwt_claims, spawn_app, spawn_app_with};
 
 async fn userinfo(app: &TestApp, token: &str) -> reqwest::Response {
-    app.http.get(app.url("/userinfo")).bearer_auth(token).send().await.expect("GET")
+    app.userinfo(token).await
 }
 
 async fn admin_with(app: &TestApp, token: &str) -> StatusCode {
     let response =
         app.http.get(app.url("/admin/clients")).bearer_auth(token).send().await.expect("GET");
     response.status()
-}
-
-fn claims(token: &str) -> Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
-    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 async fn an_admin_user(app: &TestApp, username: &str) -> String {
@@ -53,7 +45,7 @@ async fn userinfo_takes_a_user_token_meant_for_an_api_but_the_admin_api_does_not
     let tokens = tokens_for(&app, &client, "ava", "openid profile").await;
     let access = tokens["access_token"].as_str().expect("access");
 
-    assert_eq!(claims(access)["aud"], json!([api, app.issuer]), "the API, then the issuer");
+    assert_eq!(jwt_claims(access)["aud"], json!([api, app.issuer]), "the API, then the issuer");
     let info = userinfo(&app, access).await;
     assert_eq!(info.status(), 200);
     assert_eq!(info.json::<Value>().await.expect("JSON")["preferred_username"], "ava");
@@ -68,15 +60,7 @@ async fn a_revoked_admin_token_stops_at_once_here_and_within_the_interval_elsewh
     assert_eq!(admin_with(&app, &token).await, StatusCode::OK);
     assert_eq!(admin_with(&replica, &token).await, StatusCode::OK);
 
-    let revoked = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&app.admin.0, Some(&app.admin.1))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(revoked.status(), 200);
+    assert_eq!(app.revoke(&app.admin, &token, None).await, 200);
 
     assert_eq!(admin_with(&app, &token).await, StatusCode::UNAUTHORIZED, "at once, here");
     let seen = eventually(Duration::from_secs(2), || async {
@@ -159,20 +143,7 @@ async fn a_replayed_code_ends_a_token_that_introspection_just_found_live() {
     let tokens: Value =
         crate::browser::redeem(&app, &client, &code, &verifier).await.json().await.expect("JSON");
     let access = tokens["access_token"].as_str().expect("access");
-    let introspect = || async {
-        let answer: Value = app
-            .http
-            .post(app.url("/introspect"))
-            .basic_auth(&rs.0, Some(&rs.1))
-            .form(&[("token", access)])
-            .send()
-            .await
-            .expect("POST")
-            .json()
-            .await
-            .expect("JSON");
-        answer["active"] == true
-    };
+    let introspect = || async { app.introspect(&rs, access).await["active"] == true };
     assert!(introspect().await, "live, and remembered as verified");
 
     let replay = crate::browser::redeem(&app, &client, &code, &verifier).await;

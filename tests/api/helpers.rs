@@ -288,6 +288,43 @@ impl TestApp {
         self.http.get(format!("{}{path}", self.address)).send().await.expect("request")
     }
 
+    /// `POST /introspect` of `token` by `caller`: the JSON answer (always 200, `no-store`).
+    pub async fn introspect(&self, caller: &(String, String), token: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .post(self.url("/introspect"))
+            .basic_auth(&caller.0, Some(&caller.1))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        response.json().await.expect("JSON")
+    }
+
+    /// `POST /revoke` of `token` by `caller`, with an optional `token_type_hint`: the status.
+    pub async fn revoke(&self, caller: &(String, String), token: &str, hint: Option<&str>) -> u16 {
+        let mut form = vec![("token", token)];
+        if let Some(hint) = hint {
+            form.push(("token_type_hint", hint));
+        }
+        let response = self
+            .http
+            .post(self.url("/revoke"))
+            .basic_auth(&caller.0, Some(&caller.1))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST");
+        response.status().as_u16()
+    }
+
+    /// `GET /userinfo` with `token` as the bearer.
+    pub async fn userinfo(&self, token: &str) -> reqwest::Response {
+        self.http.get(self.url("/userinfo")).bearer_auth(token).send().await.expect("GET")
+    }
+
     pub async fn jwks(&self) -> serde_json::Value {
         self.get("/jwks").await.json().await.expect("JWKS JSON")
     }
@@ -300,6 +337,15 @@ impl TestApp {
     pub async fn store(&self) -> Db {
         store::connect(&self.settings).await.expect("test connection")
     }
+}
+
+/// The claims of a JWT, read without verifying it (for asserting what a token says).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 /// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.

@@ -32,33 +32,11 @@ async fn user_tokens(app: &TestApp, username: &str) -> ((String, String), String
 }
 
 async fn introspect(app: &TestApp, caller: &(String, String), token: &str) -> Value {
-    let response = app
-        .http
-        .post(app.url("/introspect"))
-        .basic_auth(&caller.0, Some(&caller.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    response.json().await.expect("JSON")
+    app.introspect(caller, token).await
 }
 
 async fn revoke(app: &TestApp, caller: &(String, String), token: &str, hint: Option<&str>) -> u16 {
-    let mut form = vec![("token", token)];
-    if let Some(hint) = hint {
-        form.push(("token_type_hint", hint));
-    }
-    app.http
-        .post(app.url("/revoke"))
-        .basic_auth(&caller.0, Some(&caller.1))
-        .form(&form)
-        .send()
-        .await
-        .expect("POST")
-        .status()
-        .as_u16()
+    app.revoke(caller, token, hint).await
 }
 
 fn inactive() -> Value {

@@ -60,15 +60,7 @@ async fn on_postgres_a_revocation_reaches_another_replica_within_milliseconds() 
     for _ in 0..5 {
         let token = app.admin_token().await;
         assert_eq!(admin_status(&replica, &token).await, StatusCode::OK);
-        let revoked = app
-            .http
-            .post(app.url("/revoke"))
-            .basic_auth(&app.admin.0, Some(&app.admin.1))
-            .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .expect("POST");
-        assert_eq!(revoked.status(), 200);
+        assert_eq!(app.revoke(&app.admin, &token, None).await, 200);
         let since = Instant::now();
         while admin_status(&replica, &token).await != StatusCode::UNAUTHORIZED {
             assert!(since.elapsed() < Duration::from_secs(2), "no notification within 2 s");

@@ -50,18 +50,7 @@ async fn issuing_introspecting_and_checking_a_signed_token_read_nothing() {
     let access = tokens["access_token"].as_str().expect("access").to_owned();
     let rs = app.resource_server().await;
     let introspect = || async {
-        let answer: Value = app
-            .http
-            .post(app.url("/introspect"))
-            .basic_auth(&rs.0, Some(&rs.1))
-            .form(&[("token", access.as_str())])
-            .send()
-            .await
-            .expect("POST")
-            .json()
-            .await
-            .expect("JSON");
-        assert_eq!(answer["active"], true);
+        assert_eq!(app.introspect(&rs, &access).await["active"], true);
     };
     introspect().await;
     let introspection = counted(&app, "/introspect", async {

@@ -58,15 +58,7 @@ async fn metrics_count_requests_by_route_and_status_with_a_latency_histogram() {
     assert!(body.contains("castellan_revocations_held 0"), "{body}");
 
     let token = app.admin_token().await;
-    let revoked = app
-        .http
-        .post(app.url("/revoke"))
-        .basic_auth(&app.admin.0, Some(&app.admin.1))
-        .form(&[("token", token.as_str())])
-        .send()
-        .await
-        .expect("POST");
-    assert_eq!(revoked.status(), 200);
+    assert_eq!(app.revoke(&app.admin, &token, None).await, 200);
     let body = app.get("/metrics").await.text().await.expect("text");
     assert!(body.contains("castellan_revocations_held 1"), "the revoked jti is held: {body}");
 }
