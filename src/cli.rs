@@ -157,6 +157,10 @@ pub struct SettingsArgs {
     /// How often each replica re-reads shared state (at most 5s) [default: 2s]
     #[arg(long, env = "CASTELLAN_SYNC_INTERVAL", global = true)]
     sync_interval: Option<String>,
+    /// How often each replica deletes expired rows, for at most half of it per round
+    /// [default: 10s]
+    #[arg(long, env = "CASTELLAN_PURGE_INTERVAL", global = true)]
+    purge_interval: Option<String>,
     /// Database connection pool size [default: 16]
     #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", global = true)]
     db_max_connections: Option<String>,
@@ -291,6 +295,11 @@ impl SettingsArgs {
                 "CASTELLAN_SYNC_INTERVAL",
                 self.sync_interval,
                 d.sync_interval,
+            )?,
+            purge_interval: duration(
+                "CASTELLAN_PURGE_INTERVAL",
+                self.purge_interval,
+                d.purge_interval,
             )?,
             db_max_connections: count(
                 "CASTELLAN_DB_MAX_CONNECTIONS",

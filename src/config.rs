@@ -34,6 +34,9 @@ pub struct Settings {
     /// How often a replica re-reads shared state from the database: the key ring, the
     /// revocation log, blocked addresses.
     pub sync_interval: Duration,
+    /// How often a replica deletes expired sessions, codes, refresh tokens and revocations
+    /// (each round for at most half of this).
+    pub purge_interval: Duration,
     pub db_max_connections: u32,
     /// Bound on connecting, on acquiring a pooled connection, on SQLite's lock wait and on
     /// readiness checks; Postgres statements get twice this.
@@ -75,6 +78,7 @@ impl Default for Settings {
             max_token_lifetime: Duration::from_secs(3600),
             jwks_max_age: JWKS_MAX_AGE_LIMIT,
             sync_interval: Duration::from_secs(2),
+            purge_interval: Duration::from_secs(10),
             db_max_connections: 16,
             db_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(30),
@@ -101,6 +105,9 @@ impl Settings {
                 "CASTELLAN_SYNC_INTERVAL",
                 "must be more than 0s and at most 5s",
             ));
+        }
+        if self.purge_interval.is_zero() {
+            return Err(SettingsError::new("CASTELLAN_PURGE_INTERVAL", "must be more than 0s"));
         }
         // A next key must be visible through every cache before it signs.
         if self.key_rotation_period <= self.jwks_max_age + self.sync_interval {

@@ -160,7 +160,7 @@ impl Application {
         let internal = match internal {
             Some(listener) => {
                 let internal_address = listener.local_addr()?;
-                let state = state.clone();
+                let (state, metrics) = (state.clone(), metrics.clone());
                 let server = HttpServer::new(move || {
                     App::new()
                         .app_data(state.clone())
@@ -177,9 +177,13 @@ impl Application {
             None => None,
         };
         let background = {
-            let state = state.clone();
+            let (state, metrics) = (state.clone(), metrics.clone());
             tokio::spawn(async move {
-                tokio::join!(sync_shared_state(state.clone()), listen_for_changes(state));
+                tokio::join!(
+                    sync_shared_state(state.clone()),
+                    listen_for_changes(state.clone()),
+                    purge_expired(state, metrics),
+                );
             })
         };
         Ok(Self { server, internal, address, state, background, first_admin })
@@ -261,7 +265,7 @@ pub(crate) fn key_policy(settings: &Settings) -> KeyPolicy {
 async fn sync_shared_state(state: web::Data<AppState>) {
     let mut tick = tokio::time::interval(state.settings.sync_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    for round in 0u64.. {
+    loop {
         tick.tick().await;
         if let Err(e) = state.keys.refresh(&state.db).await {
             tracing::warn!(error = %e, "cannot refresh the key ring");
@@ -279,12 +283,6 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         match metadata(&state.db, &state.issuer).await {
             Ok(document) => state.discovery.store(Arc::new(document)),
             Err(e) => tracing::warn!(error = %e, "cannot refresh the metadata document"),
-        }
-        // Housekeeping needs no haste: about once a minute.
-        if round % 30 == 0
-            && let Err(e) = housekeeping(&state).await
-        {
-            tracing::warn!(error = %e, "housekeeping failed");
         }
     }
 }
@@ -328,21 +326,22 @@ async fn follow_changes(state: &AppState) -> Result<(), store::StoreError> {
     Ok(())
 }
 
-/// Deletes what can no longer matter, in bounded batches so no round holds the database
-/// long: used assertion ids, sessions, revocations and refresh tokens past their expiry, and
-/// codes a day past theirs (kept that long so a late replay is recognised), and attempt
-/// counters whose window has closed.
-async fn housekeeping(state: &AppState) -> Result<u64, store::StoreError> {
-    const BATCH: u64 = 500;
-    let db = &state.db;
-    let now = chrono::Utc::now();
-    let day_ago = now - chrono::Duration::days(1);
-    Ok(store::clients::purge_assertions(db, now, BATCH).await?
-        + store::sessions::purge(db, now, BATCH).await?
-        + store::codes::purge(db, day_ago, BATCH).await?
-        + store::revocations::purge(db, now, BATCH).await?
-        + store::refresh_tokens::purge(db, now, BATCH).await?
-        + state.throttle.purge(db, BATCH).await?)
+/// Every `purge_interval`, deletes what can no longer matter (`store::purge`) in bounded
+/// batches for up to half the interval: a backlog (a first start on a large database, a
+/// replica that was down) is worked through over a few rounds, never in one long statement,
+/// and the purge keeps up with far more than any replica issues (docs/SCALING.md). Replicas
+/// purge independently; two racing for the same rows delete them once.
+async fn purge_expired(state: web::Data<AppState>, metrics: web::Data<Metrics>) {
+    let every = state.settings.purge_interval;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store::purge::round(&state.db, state.settings.failure_window, every / 2).await {
+            Ok(deleted) => metrics.count_purged(&deleted),
+            Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
+        }
+    }
 }
 
 /// The metadata document with the scopes registered now.

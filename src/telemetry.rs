@@ -56,6 +56,7 @@ pub struct Metrics {
     latency: HistogramVec,
     revocations: IntGauge,
     statements: IntCounterVec,
+    purged: IntCounterVec,
 }
 
 tokio::task_local! {
@@ -88,11 +89,16 @@ impl Metrics {
             ),
             &["route"],
         )?;
+        let purged = IntCounterVec::new(
+            Opts::new("castellan_rows_purged_total", "Expired rows this replica's purge deleted"),
+            &["table"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(revocations.clone()))?;
         registry.register(Box::new(statements.clone()))?;
-        Ok(Self { registry, requests, latency, revocations, statements })
+        registry.register(Box::new(purged.clone()))?;
+        Ok(Self { registry, requests, latency, revocations, statements, purged })
     }
 
     /// Counts every statement `db` runs: for the request being served (see `observe`), or as
@@ -106,6 +112,13 @@ impl Metrics {
                 background.inc();
             }
         });
+    }
+
+    /// Adds a purge round's deletions, per table.
+    pub fn count_purged(&self, deleted: &[(crate::store::purge::Expired, u64)]) {
+        for (kind, rows) in deleted {
+            self.purged.with_label_values(&[kind.table()]).inc_by(*rows);
+        }
     }
 
     fn record(

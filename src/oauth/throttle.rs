@@ -166,11 +166,6 @@ impl Throttle {
         Ok(())
     }
 
-    /// Deletes counters whose window has closed, at most `batch`.
-    pub async fn purge(&self, db: &Db, batch: u64) -> Result<u64, StoreError> {
-        store::attempts::purge(db, now_ms(), self.window_ms, batch).await
-    }
-
     fn block(&self, key: String, window_start: i64, now: i64) -> Refused {
         let until = window_start.saturating_add(self.window_ms);
         if let Ok(mut blocked) = self.blocked.write() {

@@ -435,27 +435,34 @@ pub async fn revoke_families_of(
     Ok(revoked.rows_affected)
 }
 
-/// Forgets up to `batch` families past their absolute expiry (their tokens go with them),
-/// then up to `batch` tokens past their own expiry (a used token matters only while its
-/// signature is still unexpired: that is when a replay of it must be recognised).
-pub async fn purge(
+/// Forgets up to `batch` families past their absolute expiry; their tokens go with them
+/// (`ON DELETE CASCADE`).
+pub async fn purge_families(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StoreError> {
-    let families = super::purge_where::<family::Entity, String>(
+    super::purge_where::<family::Entity, String>(
         db,
         family::Column::AbsoluteExpiresAt.lt(now),
         family::Column::Id,
         batch,
     )
-    .await?;
-    let tokens = super::purge_where::<token::Entity, String>(
+    .await
+}
+
+/// Forgets up to `batch` tokens past their own expiry (a used token matters only while its
+/// signature is still unexpired: that is when a replay of it must be recognised).
+pub async fn purge_tokens(
+    db: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64, StoreError> {
+    super::purge_where::<token::Entity, String>(
         db,
         token::Column::ExpiresAt.lt(now),
         token::Column::Jti,
         batch,
     )
-    .await?;
-    Ok(families + tokens)
+    .await
 }

@@ -1,0 +1,108 @@
+//! Deleting what can no longer matter, table by table in bounded batches: the one shape of
+//! every purge, and the round that works through a backlog without holding the database.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+
+use super::StoreError;
+
+/// Rows one statement deletes at most: small enough that no statement holds a table long.
+pub const BATCH: u64 = 1000;
+
+/// A kind of row that expires, and the rule that says when it may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expired {
+    /// Client-assertion ids past their expiry (a replay of an expired assertion fails anyway).
+    UsedAssertions,
+    Sessions,
+    /// Codes a day past their expiry: kept that long so a late replay is still recognised.
+    Codes,
+    /// Revocations past the expiry of what they revoke.
+    Revocations,
+    /// Refresh families past their absolute expiry (their tokens go with them).
+    RefreshFamilies,
+    /// Refresh tokens past their own expiry: a used one matters only while its signature is
+    /// unexpired, which is when a replay of it must be recognised.
+    RefreshTokens,
+    /// Failure counters whose window has closed.
+    AttemptCounters,
+}
+
+impl Expired {
+    pub const ALL: [Self; 7] = [
+        Self::UsedAssertions,
+        Self::Sessions,
+        Self::Codes,
+        Self::Revocations,
+        Self::RefreshFamilies,
+        Self::RefreshTokens,
+        Self::AttemptCounters,
+    ];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::UsedAssertions => "used_assertions",
+            Self::Sessions => "sessions",
+            Self::Codes => "authorization_codes",
+            Self::Revocations => "revocations",
+            Self::RefreshFamilies => "refresh_families",
+            Self::RefreshTokens => "refresh_tokens",
+            Self::AttemptCounters => "attempt_counters",
+        }
+    }
+
+    /// Deletes up to `batch` rows of this kind that expired before `now`.
+    pub async fn purge(
+        self,
+        db: &impl ConnectionTrait,
+        now: DateTime<Utc>,
+        attempt_window: Duration,
+        batch: u64,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Self::UsedAssertions => super::clients::purge_assertions(db, now, batch).await,
+            Self::Sessions => super::sessions::purge(db, now, batch).await,
+            Self::Codes => super::codes::purge(db, now - chrono::Duration::days(1), batch).await,
+            Self::Revocations => super::revocations::purge(db, now, batch).await,
+            Self::RefreshFamilies => super::refresh_tokens::purge_families(db, now, batch).await,
+            Self::RefreshTokens => super::refresh_tokens::purge_tokens(db, now, batch).await,
+            Self::AttemptCounters => {
+                let window = i64::try_from(attempt_window.as_millis()).unwrap_or(i64::MAX);
+                super::attempts::purge(db, now.timestamp_millis(), window, batch).await
+            }
+        }
+    }
+}
+
+/// One round of housekeeping: a batch of each kind in turn, again and again, dropping a kind
+/// once a batch comes back short, until every backlog is gone or `budget` is spent (the next
+/// round goes on from there). Turn by turn, so a large backlog of one kind does not starve the
+/// others. Returns the rows deleted per kind.
+pub async fn round(
+    db: &impl ConnectionTrait,
+    attempt_window: Duration,
+    budget: Duration,
+) -> Result<Vec<(Expired, u64)>, StoreError> {
+    let deadline = Instant::now() + budget;
+    let mut deleted: Vec<(Expired, u64)> = Expired::ALL.iter().map(|&kind| (kind, 0)).collect();
+    let mut pending: Vec<Expired> = Expired::ALL.to_vec();
+    while !pending.is_empty() {
+        let mut still = Vec::with_capacity(pending.len());
+        for kind in pending {
+            let rows = kind.purge(db, Utc::now(), attempt_window, BATCH).await?;
+            if let Some((_, total)) = deleted.iter_mut().find(|(k, _)| *k == kind) {
+                *total += rows;
+            }
+            if rows == BATCH {
+                still.push(kind);
+            }
+            if Instant::now() >= deadline {
+                return Ok(deleted);
+            }
+        }
+        pending = still;
+    }
+    Ok(deleted)
+}
