@@ -104,7 +104,8 @@ pub struct Rotated {
 /// Starts a family with its first token, unless the code it comes from was replayed
 /// meanwhile (then nothing is stored and `false` comes back). The code row is locked while
 /// it is checked, so a replay marks it either before (no family) or after (and then finds the
-/// family to revoke).
+/// family to revoke). One statement on Postgres (a data-modifying CTE); SQLite has none, so
+/// two in one transaction.
 pub async fn start_family(
     db: &DatabaseConnection,
     code_hash: &[u8],
@@ -131,6 +132,20 @@ pub async fn start_family(
         family.absolute_expires_at.into(),
         code_hash.to_vec().into(),
     ];
+    if backend == DbBackend::Postgres {
+        let both = format!(
+            "WITH family AS ({insert_family} RETURNING id) \
+             INSERT INTO refresh_tokens (jti, family_id, status, used_at, created_at, expires_at) \
+             SELECT $10, id, $11, NULL, $7, $12 FROM family"
+        );
+        let mut values = values.to_vec();
+        values.extend([jti.into(), Status::Active.as_str().into(), expires_at.into()]);
+        let inserted = db
+            .execute_raw(Statement::from_sql_and_values(backend, both, values))
+            .await?
+            .rows_affected();
+        return Ok(inserted == 1);
+    }
     let txn = db.begin().await?;
     let inserted = txn
         .execute_raw(Statement::from_sql_and_values(backend, insert_family, values))

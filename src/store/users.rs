@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use entity::user;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
 };
 
 use super::StoreError;
@@ -77,6 +77,25 @@ fn active_model(r: &UserRecord) -> user::ActiveModel {
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<UserRecord>, StoreError> {
     Ok(user::Entity::find_by_id(id).one(db).await?.map(UserRecord::from))
+}
+
+/// A user, and whether the grant `grant_id` still stands, in one read: what a code exchange
+/// checks before it issues anything.
+pub async fn find_with_grant(
+    db: &impl ConnectionTrait,
+    id: &str,
+    grant_id: &str,
+) -> Result<Option<(UserRecord, bool)>, StoreError> {
+    let statement = Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "SELECT u.*, g.id AS grant_found FROM users u LEFT JOIN grants g ON g.id = $2 \
+         WHERE u.id = $1",
+        [id.into(), grant_id.into()],
+    );
+    let Some(row) = db.query_one_raw(statement).await? else { return Ok(None) };
+    let user = user::Model::from_query_result(&row, "")?;
+    let grant_found: Option<String> = row.try_get("", "grant_found")?;
+    Ok(Some((UserRecord::from(user), grant_found.is_some())))
 }
 
 pub async fn find_by_username(

@@ -120,11 +120,14 @@ pub async fn exchange(
         ));
     }
     // The user must still sign in, and not have been cut off since the code was issued.
-    let user = store::users::find(ctx.db, &record.user_id)
-        .await?
-        .filter(|u| !u.disabled && u.tokens_not_before.is_none_or(|cut| cut < record.created_at))
-        .ok_or(OAuthError::InvalidGrant("the user can no longer sign in"))?;
-    if store::grants::find(ctx.db, &record.grant_id).await?.is_none() {
+    let (user, grant_stands) =
+        store::users::find_with_grant(ctx.db, &record.user_id, &record.grant_id)
+            .await?
+            .filter(|(u, _)| {
+                !u.disabled && u.tokens_not_before.is_none_or(|cut| cut < record.created_at)
+            })
+            .ok_or(OAuthError::InvalidGrant("the user can no longer sign in"))?;
+    if !grant_stands {
         return Err(OAuthError::InvalidGrant("the grant was revoked"));
     }
     let requested = Scopes::parse(&record.scope)
