@@ -51,7 +51,8 @@ pub struct Measured {
     pub errors: u64,
     pub first_error: Option<String>,
     pub server_cpu_seconds: f64,
-    /// The Postgres backends serving the server (Postgres on this machine only).
+    /// The database processes serving the server: Postgres backends (Postgres on this machine
+    /// only), or the rival's Redis.
     pub database_cpu_seconds: Option<f64>,
     pub client_cpu_seconds: f64,
     pub peak_rss_kib: u64,
@@ -212,19 +213,34 @@ async fn run_user(
     histogram
 }
 
-/// Runs `workloads` (one virtual user each) against the server `pid` at `target`.
+/// The processes whose CPU time counts as the database's during a measurement.
+pub trait DatabaseProcesses {
+    /// Read after the warm-up, when the server's connections to the database are open.
+    fn pids(&self) -> Vec<u32>;
+}
+
+impl DatabaseProcesses for BenchDatabase {
+    fn pids(&self) -> Vec<u32> {
+        self.backend_pids()
+    }
+}
+
+/// Runs `workloads` (one virtual user each) against the server at `target`, made of the
+/// processes `pids` (one for Castellan; a primary and its workers for a cluster): their CPU
+/// times and resident memory are summed.
 pub async fn measure(
     target: &Target,
-    pid: u32,
+    pids: &[u32],
     workloads: Vec<Workload>,
     window: Window,
     clock_ticks: f64,
-    database: &BenchDatabase,
+    database: &dyn DatabaseProcesses,
 ) -> anyhow::Result<Measured> {
+    anyhow::ensure!(!pids.is_empty(), "no server process to measure");
     let shared = Arc::new(Shared::default());
     let _stop = StopOnDrop(shared.clone());
     let ready = Arc::new(Barrier::new(workloads.len() + 1));
-    let sampler = RssSampler::start(pid, RSS_EVERY);
+    let sampler = RssSampler::start(pids.to_vec(), RSS_EVERY);
     let mut users = Vec::with_capacity(workloads.len());
     for workload in workloads {
         let user = VirtualUser { workload, target: target.clone(), connection: None };
@@ -236,17 +252,17 @@ pub async fn measure(
 
     let me = std::process::id();
     // After the warm-up the server's connection pool is open: these backends serve it.
-    let backends = database.backend_pids();
+    let backends = database.pids();
     let database_before = procfs::cpu_ticks_of(&backends);
     let (server_before, client_before) =
-        (procfs::process_cpu_ticks(pid)?, procfs::process_cpu_ticks(me)?);
+        (procfs::processes_cpu_ticks(pids)?, procfs::process_cpu_ticks(me)?);
     let started = Instant::now();
     shared.recording.store(true, Ordering::Relaxed);
     tokio::time::sleep(window.duration).await;
     shared.recording.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let (server_after, client_after) =
-        (procfs::process_cpu_ticks(pid)?, procfs::process_cpu_ticks(me)?);
+        (procfs::processes_cpu_ticks(pids)?, procfs::process_cpu_ticks(me)?);
     let database_after = procfs::cpu_ticks_of(&backends);
 
     shared.stop.store(true, Ordering::Relaxed);

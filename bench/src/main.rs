@@ -9,6 +9,8 @@ mod http;
 mod load;
 mod procfs;
 mod report;
+mod rival;
+mod scale;
 mod scenarios;
 mod server;
 mod setup;
@@ -77,6 +79,19 @@ struct Args {
     /// Where the .md and .json reports go [default: <workspace>/bench-results].
     #[arg(long)]
     out: Option<PathBuf>,
+    /// After Castellan, run node-oidc-provider from this folder [default: <workspace>/bench/rival,
+    /// after `npm ci --prefix bench/rival`] through the scenarios both can run, for a side-by-side
+    /// table. Needs Node.js and Redis on 127.0.0.1:6379.
+    #[arg(long, value_name = "DIR", num_args = 0..=1)]
+    rival: Option<Option<PathBuf>>,
+    /// Also run the scenarios on a second database pre-loaded with a large deployment's rows
+    /// (1: a million users, sessions, grants and codes, ten million refresh tokens) and compare
+    /// them with the empty one: latency, start-up, bytes per row, purge against issuance.
+    #[arg(long, value_name = "SCALE")]
+    preload_scale: Option<f64>,
+    /// Worker processes of the rival's node cluster.
+    #[arg(long, default_value_t = 2)]
+    rival_workers: usize,
 }
 
 fn workspace_root() -> PathBuf {
@@ -104,6 +119,11 @@ fn run(args: Args) -> anyhow::Result<Report> {
     let selected = scenarios::select(&args.scenarios)?;
     anyhow::ensure!(args.connections > 0 && args.flow_connections > 0, "connections must be > 0");
     let workspace = workspace_root();
+    let rival_dir = args
+        .rival
+        .as_ref()
+        .map(|dir| rival::folder(dir.as_deref(), &workspace, &selected))
+        .transpose()?;
     let bin = match &args.server_bin {
         Some(bin) => bin.clone(),
         None => server::build(&workspace)?,
@@ -126,12 +146,37 @@ fn run(args: Args) -> anyhow::Result<Report> {
         .enable_all()
         .build()?;
     let timestamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let (startup, mut results, hwm) = runtime.block_on(async {
-        tokio::select! {
-            result = serve_and_load(&args, &bin, &selected, clock_ticks) => result,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    let serve = |preload| {
+        runtime.block_on(async {
+            tokio::select! {
+                result = serve_and_load(&args, &bin, &selected, clock_ticks, preload) => result,
+                _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+            }
+        })
+    };
+    let Served { startup, mut results, hwm, .. } = serve(None)?;
+    let scale = match args.preload_scale {
+        Some(factor) => {
+            anyhow::ensure!(factor > 0.0, "--preload-scale must be > 0");
+            eprintln!("again on a database pre-loaded at scale {factor}");
+            let served = serve(Some(scale::Volume::at(factor)))?;
+            served.loaded.map(|loaded| loaded.into_report(factor, served.results))
         }
-    })?;
+        None => None,
+    };
+    let rival = match rival_dir {
+        Some(dir) => {
+            let options = rival::Options {
+                dir,
+                workers: args.rival_workers.max(1),
+                connections: args.connections,
+                distinct_tokens: args.distinct_tokens,
+                window: load::Window { warmup: args.warmup, duration: args.duration },
+            };
+            Some(runtime.block_on(rival::run(&options, &selected, clock_ticks))?)
+        }
+        None => None,
+    };
     eprintln!("measuring the in-process signing ceiling again, after the load");
     let (after, _) = signing::measure_all(half, clock_ticks);
     let ceilings = signing::combine(before, after);
@@ -170,6 +215,8 @@ fn run(args: Args) -> anyhow::Result<Report> {
         signing_unmeasured: unmeasured,
         scenarios: results,
         server_vm_hwm_kib: hwm,
+        rival,
+        scale,
     };
     println!("{}", report.markdown());
     let out = args.out.clone().unwrap_or_else(|| workspace.join("bench-results"));
@@ -178,14 +225,26 @@ fn run(args: Args) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Starts the server twice (empty, then existing database), prepares the fixtures and runs
-/// each scenario; the database and folder go away when this returns, error or not.
+/// What one server's run measured.
+struct Served {
+    startup: report::Startup,
+    results: Vec<ScenarioResult>,
+    /// The server's `VmHWM` at the end.
+    hwm: Option<u64>,
+    /// The pre-load and what the server did on it, when there was one.
+    loaded: Option<scale::Loaded>,
+}
+
+/// Starts the server twice (empty, then existing database), prepares the fixtures, pre-loads
+/// `preload` (restarting the server on it) and runs each scenario; the database and folder go
+/// away when this returns, error or not.
 async fn serve_and_load(
     args: &Args,
     bin: &Path,
     selected: &[&'static str],
     clock_ticks: f64,
-) -> anyhow::Result<(report::Startup, Vec<ScenarioResult>, Option<u64>)> {
+    preload: Option<scale::Volume>,
+) -> anyhow::Result<Served> {
     let dir = WorkDir::create()?;
     let database = BenchDatabase::create(args.db, &dir, &args.postgres_url)?;
     let launch = Launch {
@@ -224,6 +283,39 @@ async fn serve_and_load(
     let prepared = scenarios::prepare(&target, (&admin.0, &admin.1), selected, users)
         .await
         .with_context(|| format!("setting up the fixtures; server log:\n{}", server.log_tail()))?;
+    let (mut loaded, mut watch) = (None, None);
+    if let Some(volume) = preload {
+        server.stop(STOP_LIMIT).await.context("stopping the server for the pre-load")?;
+        let client = scale::some_web_client(&database.url).await?;
+        let started = std::time::Instant::now();
+        let tables = scale::preload(&database.url, volume, &client).await?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        // Counted before the server starts: its first purge round begins at once.
+        let backlog_before = scale::backlog(&database.url).await?;
+        watch = Some(scale::BacklogWatch::start(
+            database.url.clone(),
+            std::time::Instant::now(),
+            backlog_before.total(),
+        ));
+        server = Server::spawn(&launch)?;
+        let ready = server.wait_ready(START_LIMIT).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle_rss_kib = procfs::status_kib(server.pid(), "VmRSS")?;
+        eprintln!(
+            "pre-loaded in {load_seconds:.0} s; ready on it in {:.0} ms, idle RSS {idle_rss_kib} KiB",
+            ready.as_secs_f64() * 1000.0
+        );
+        loaded = Some(scale::Loaded {
+            volume,
+            tables,
+            load_seconds,
+            startup_ms: ready.as_secs_f64() * 1000.0,
+            idle_rss_kib,
+            backlog_before,
+            backlog_after: scale::Backlog::default(),
+            samples: Vec::new(),
+        });
+    }
     let window = load::Window { warmup: args.warmup, duration: args.duration };
     let mut results = Vec::new();
     for (name, prepared) in prepared {
@@ -233,9 +325,15 @@ async fn serve_and_load(
             Prepared::Run(workloads) => {
                 let connections = workloads.len();
                 eprintln!("running {name} on {connections} connections");
-                let measured =
-                    load::measure(&target, server.pid(), workloads, window, clock_ticks, &database)
-                        .await?;
+                let measured = load::measure(
+                    &target,
+                    &[server.pid()],
+                    workloads,
+                    window,
+                    clock_ticks,
+                    &database,
+                )
+                .await?;
                 ScenarioResult::measured(name, connections, &measured)
             }
         };
@@ -246,5 +344,15 @@ async fn serve_and_load(
     }
     let hwm = procfs::status_kib(server.pid(), "VmHWM").ok();
     server.stop(STOP_LIMIT).await.context("stopping the server")?;
-    Ok((startup, results, hwm))
+    let loaded = match loaded {
+        Some(mut loaded) => {
+            if let Some(watch) = watch {
+                loaded.samples = watch.finish().await?;
+            }
+            loaded.backlog_after = scale::backlog(&database.url).await?;
+            Some(loaded)
+        }
+        None => None,
+    };
+    Ok(Served { startup, results, hwm, loaded })
 }

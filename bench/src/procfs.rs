@@ -45,6 +45,48 @@ pub fn process_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     read_cpu_ticks(Path::new(&format!("/proc/{pid}/stat")))
 }
 
+/// CPU time that all of `pids` have used so far, summed, in clock ticks: a server of several
+/// processes (a primary and its workers) counts as one. Any unreadable process is an error, so
+/// a worker that died is not silently left out.
+pub fn processes_cpu_ticks(pids: &[u32]) -> anyhow::Result<u64> {
+    pids.iter().map(|&pid| process_cpu_ticks(pid)).sum()
+}
+
+/// The parent pid (field 4) of a `stat` file.
+fn stat_ppid(stat: &str) -> Option<u32> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The pids of the live processes whose parent is `pid` (a cluster's workers), from every
+/// `/proc/<pid>/stat`: `/proc/<pid>/task/*/children` needs a kernel option this may lack.
+pub fn children(pid: u32) -> anyhow::Result<Vec<u32>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("read /proc")? {
+        let Some(child) = entry?.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A process may exit between the listing and the read: skip it.
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        if stat_ppid(&stat) == Some(pid) {
+            found.push(child);
+        }
+    }
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// The pids of the live processes whose command name (`/proc/<pid>/comm`) is `name`.
+pub fn named(name: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .collect()
+}
+
 /// CPU time of each of `pids` that can be read, in clock ticks.
 pub fn cpu_ticks_of(pids: &[u32]) -> Vec<(u32, u64)> {
     pids.iter().filter_map(|&pid| Some((pid, process_cpu_ticks(pid).ok()?))).collect()
@@ -73,6 +115,11 @@ pub fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     status_field(&status, field).with_context(|| format!("no {field} in {path}"))
 }
 
+/// The summed `VmRSS` of those of `pids` that can be read, in KiB.
+pub fn total_rss_kib(pids: &[u32]) -> u64 {
+    pids.iter().filter_map(|&pid| status_kib(pid, "VmRSS").ok()).sum()
+}
+
 fn status_field(status: &str, field: &str) -> Option<u64> {
     status.lines().find_map(|line| {
         let rest = line.strip_prefix(field)?.strip_prefix(':')?;
@@ -80,22 +127,21 @@ fn status_field(status: &str, field: &str) -> Option<u64> {
     })
 }
 
-/// Samples a process's `VmRSS` on a thread of its own and keeps the peak.
+/// Samples the `VmRSS` of a set of processes on a thread of its own and keeps the peak of
+/// their sum: a server of several processes is measured whole, at the same instants.
 pub struct RssSampler {
     stop: Arc<AtomicBool>,
     thread: JoinHandle<u64>,
 }
 
 impl RssSampler {
-    pub fn start(pid: u32, every: Duration) -> Self {
+    pub fn start(pids: Vec<u32>, every: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut peak = 0;
             while !flag.load(Ordering::Relaxed) {
-                if let Ok(rss) = status_kib(pid, "VmRSS") {
-                    peak = peak.max(rss);
-                }
+                peak = peak.max(total_rss_kib(&pids));
                 std::thread::sleep(every);
             }
             peak
@@ -103,7 +149,7 @@ impl RssSampler {
         Self { stop, thread }
     }
 
-    /// Stops sampling; the highest `VmRSS` seen, in KiB.
+    /// Stops sampling; the highest summed `VmRSS` seen, in KiB.
     pub fn finish(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap_or(0)
@@ -156,6 +202,29 @@ mod tests {
         // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
         let stat = "42 (tokio (rt) 1) S 1 42 42 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 9";
         assert_eq!(stat_cpu_ticks(stat), Some(325));
+    }
+
+    #[test]
+    fn the_parent_pid_is_field_4_even_with_spaces_in_the_name() {
+        let stat = "43 (node (worker) 2) S 42 42 42 0 -1 4194304 100 0 0 0 250 75 0 0 20 0 9";
+        assert_eq!(stat_ppid(stat), Some(42));
+        assert_eq!(stat_ppid("garbage"), None);
+    }
+
+    #[test]
+    fn a_child_process_is_found_and_counted_with_its_parent() {
+        let mut child = Command::new("sleep").arg("5").spawn().expect("spawn sleep");
+        let me = std::process::id();
+        let found = children(me).expect("children");
+        let both = [me, child.id()];
+        let cpu = processes_cpu_ticks(&both);
+        let rss = total_rss_kib(&both);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&child.id()), "{found:?} lacks {}", child.id());
+        assert!(cpu.is_ok());
+        assert!(rss > status_kib(me, "VmRSS").expect("rss") / 2);
+        assert!(processes_cpu_ticks(&[me, u32::MAX]).is_err());
     }
 
     #[test]

@@ -21,6 +21,34 @@ pub struct Report {
     pub scenarios: Vec<ScenarioResult>,
     /// The server's `VmHWM` (peak resident memory of its whole life), in KiB.
     pub server_vm_hwm_kib: Option<u64>,
+    /// node-oidc-provider through the comparable scenarios (`--rival`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rival: Option<Rival>,
+    /// The same scenarios on a pre-loaded database (`--preload-scale`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<crate::scale::ScaleReport>,
+}
+
+/// node-oidc-provider, run through the scenarios it can be compared on, in the same invocation
+/// after Castellan's, on the same machine with the same connections, warm-up and duration.
+#[derive(Debug, Serialize)]
+pub struct Rival {
+    pub name: &'static str,
+    /// oidc-provider's version, as `bench/rival/package-lock.json` pins it.
+    pub version: String,
+    /// The Node.js version that ran it.
+    pub node: String,
+    /// Worker processes of its `cluster` (besides the primary).
+    pub workers: usize,
+    /// How it was set up, in a sentence (`bench/rival/server.js` says why).
+    pub configuration: &'static str,
+    /// Spawn to the ready line, every worker listening.
+    pub ready_ms: f64,
+    /// `VmRSS` of the primary and the workers, summed, one idle second after ready, in KiB.
+    pub idle_rss_kib: u64,
+    /// Its CPU and RSS are those of the primary and the workers summed; its database CPU is
+    /// Redis's.
+    pub scenarios: Vec<ScenarioResult>,
 }
 
 #[derive(Debug, Serialize)]
@@ -177,7 +205,8 @@ fn mib(kib: u64) -> String {
 
 impl Report {
     pub fn has_errors(&self) -> bool {
-        self.scenarios.iter().any(|s| matches!(s.status, Status::Invalid))
+        let rival = self.rival.iter().flat_map(|r| &r.scenarios);
+        self.scenarios.iter().chain(rival).any(|s| matches!(s.status, Status::Invalid))
     }
 
     pub fn markdown(&self) -> String {
@@ -212,19 +241,11 @@ impl Report {
             mib(st.idle_rss_kib),
             self.server_vm_hwm_kib.map_or_else(|| "?".to_owned(), mib),
         );
-        out.push_str(
-            "| scenario | req/s | p50 ms | p90 ms | p99 ms | errors | server CPU-s | \
-             req / server CPU-s | ÷ all-core signing ceiling | DB CPU-s | client CPU-s | peak RSS MiB | \
-             status |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
-        );
+        out.push_str(SCENARIO_TABLE_HEAD);
         for r in &self.scenarios {
             let _ = writeln!(out, "{}", r.row());
         }
-        for r in self.scenarios.iter().filter(|r| r.first_error.is_some()) {
-            let error = r.first_error.as_deref().unwrap_or_default();
-            let _ =
-                writeln!(out, "\n{}: {} errors; the first: {}", r.name, r.errors, one_line(error));
-        }
+        write_errors(&mut out, &self.scenarios);
         let flows =
             self.scenarios.iter().find(|r| r.name == "authorization_code" && r.requests > 0);
         if let Some(r) = flows {
@@ -248,6 +269,12 @@ impl Report {
         for u in &self.signing_unmeasured {
             let _ = writeln!(out, "| {} | not measured: {} | |", u.algorithm, one_line(&u.reason));
         }
+        if let Some(rival) = &self.rival {
+            out.push_str(&rival.markdown(&self.scenarios));
+        }
+        if let Some(scale) = &self.scale {
+            out.push_str(&scale.markdown(&self.scenarios));
+        }
         out
     }
 
@@ -263,7 +290,199 @@ impl Report {
     }
 }
 
+/// The head of a table of [`ScenarioResult::row`]s.
+const SCENARIO_TABLE_HEAD: &str = "| scenario | req/s | p50 ms | p90 ms | p99 ms | errors | \
+    server CPU-s | req / server CPU-s | ÷ all-core signing ceiling | DB CPU-s | client CPU-s | \
+    peak RSS MiB | status |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+
+/// The first error of every scenario that had one, a line each.
+fn write_errors(out: &mut String, scenarios: &[ScenarioResult]) {
+    for r in scenarios.iter().filter(|r| r.first_error.is_some()) {
+        let error = r.first_error.as_deref().unwrap_or_default();
+        let _ = writeln!(out, "\n{}: {} errors; the first: {}", r.name, r.errors, one_line(error));
+    }
+}
+
+impl Rival {
+    /// The side-by-side table (Castellan's figures from `castellan`), then the rival's own.
+    fn markdown(&self, castellan: &[ScenarioResult]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "\n### Side by side with {}\n", self.name);
+        let _ = writeln!(
+            out,
+            "{} {} on Node.js {}, {} workers (node cluster) — {} Run after Castellan's \
+             scenarios in the same invocation, with the same connections, warm-up and duration. \
+             Its CPU and RSS are its primary's and workers' summed. Ready in {:.0} ms; idle RSS \
+             {} MiB. Ratios are Castellan ÷ {}.\n",
+            self.name,
+            self.version,
+            self.node,
+            self.workers,
+            self.configuration,
+            self.ready_ms,
+            mib(self.idle_rss_kib),
+            self.name,
+        );
+        out.push_str(SIDE_BY_SIDE_HEAD);
+        for rival in &self.scenarios {
+            let ours = castellan.iter().find(|c| c.name == rival.name);
+            let _ = writeln!(out, "{}", side_by_side_row(ours, rival));
+        }
+        let _ = writeln!(out, "\n{} alone (DB CPU-s is Redis's):\n", self.name);
+        out.push_str(SCENARIO_TABLE_HEAD);
+        for r in &self.scenarios {
+            let _ = writeln!(out, "{}", r.row());
+        }
+        write_errors(&mut out, &self.scenarios);
+        out
+    }
+}
+
+const SIDE_BY_SIDE_HEAD: &str = "| scenario | Castellan req/s | rival req/s | req/s ratio | \
+    Castellan p99 ms | rival p99 ms | Castellan req / server CPU-s | rival req / server CPU-s | \
+    per CPU-s ratio | Castellan peak RSS MiB | rival peak RSS MiB | note |\n\
+    |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
+
+/// One scenario of both servers; the ratios only where both ran without errors.
+fn side_by_side_row(ours: Option<&ScenarioResult>, rival: &ScenarioResult) -> String {
+    let theirs = Some(rival);
+    let figure = |r: Option<&ScenarioResult>, value: fn(&ScenarioResult) -> String| {
+        r.filter(|r| r.requests > 0).map_or_else(|| "–".to_owned(), value)
+    };
+    let both_valid = ours.is_some_and(valid) && valid(rival);
+    let ratio_of = |value: fn(&ScenarioResult) -> f64| {
+        ours.filter(|_| both_valid)
+            .and_then(|ours| ratio(value(ours), value(rival)))
+            .map_or_else(|| "–".to_owned(), times)
+    };
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        rival.name,
+        figure(ours, |r| format!("{:.0}", r.requests_per_second)),
+        figure(theirs, |r| format!("{:.0}", r.requests_per_second)),
+        ratio_of(|r| r.requests_per_second),
+        figure(ours, |r| format!("{:.2}", r.p99_ms)),
+        figure(theirs, |r| format!("{:.2}", r.p99_ms)),
+        figure(ours, |r| format!("{:.0}", r.per_server_cpu_second)),
+        figure(theirs, |r| format!("{:.0}", r.per_server_cpu_second)),
+        ratio_of(|r| r.per_server_cpu_second),
+        figure(ours, |r| mib(r.peak_rss_kib)),
+        figure(theirs, |r| mib(r.peak_rss_kib)),
+        side_by_side_note(ours, rival),
+    )
+}
+
+/// Why a row has no ratio: which side did not run, or ran with errors.
+fn side_by_side_note(ours: Option<&ScenarioResult>, rival: &ScenarioResult) -> String {
+    let mut notes = Vec::new();
+    match ours {
+        None => notes.push("Castellan: not run".to_owned()),
+        Some(r) if !valid(r) => notes.push(format!("Castellan: {}", status_word(r))),
+        Some(_) => {}
+    }
+    if !valid(rival) {
+        notes.push(format!("rival: {}", status_word(rival)));
+    }
+    notes.join("; ")
+}
+
+/// Measured, with no error.
+fn valid(r: &ScenarioResult) -> bool {
+    matches!(r.status, Status::Ok) && r.requests > 0
+}
+
+fn status_word(r: &ScenarioResult) -> String {
+    match (&r.status, &r.reason) {
+        (Status::Ok, _) => "no requests".to_owned(),
+        (Status::Invalid, _) => format!("INVALID ({} errors)", r.errors),
+        (Status::Skipped, Some(reason)) => format!("skipped: {}", one_line(reason)),
+        (Status::Skipped, None) => "skipped".to_owned(),
+    }
+}
+
+/// `ours ÷ theirs`, when both are positive.
+fn ratio(ours: f64, theirs: f64) -> Option<f64> {
+    (ours > 0.0 && theirs > 0.0).then(|| ours / theirs)
+}
+
+/// A ratio as `2.0×`, with two decimals below 1 (`0.45×`) so a loss is not rounded away.
+fn times(x: f64) -> String {
+    if x < 1.0 { format!("{x:.2}×") } else { format!("{x:.1}×") }
+}
+
 fn one_line(text: &str) -> String {
     let line: String = text.chars().map(|c| if c == '\n' || c == '|' { ' ' } else { c }).collect();
     line.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(name: &'static str, rps: f64, per_cpu: f64) -> ScenarioResult {
+        let mut r = ScenarioResult::not_run(name, Status::Ok, String::new());
+        r.reason = None;
+        r.requests = 1000;
+        r.requests_per_second = rps;
+        r.per_server_cpu_second = per_cpu;
+        r.p99_ms = 1.5;
+        r.peak_rss_kib = 2048;
+        r
+    }
+
+    fn cells(row: &str) -> Vec<String> {
+        row.trim_matches('|').split('|').map(|c| c.trim().to_owned()).collect()
+    }
+
+    #[test]
+    fn ratios_keep_one_decimal_and_two_below_one() {
+        assert_eq!(ratio(4000.0, 2000.0).map(times).as_deref(), Some("2.0×"));
+        assert_eq!(ratio(4830.0, 1000.0).map(times).as_deref(), Some("4.8×"));
+        assert_eq!(ratio(450.0, 1000.0).map(times).as_deref(), Some("0.45×"));
+        assert_eq!(ratio(1.0, 0.0), None);
+        assert_eq!(ratio(0.0, 1.0), None);
+    }
+
+    #[test]
+    fn a_row_of_two_valid_runs_has_both_ratios_and_no_note() {
+        let ours = measured("jwks", 50_000.0, 40_000.0);
+        let rival = measured("jwks", 10_000.0, 8_000.0);
+        let row = cells(&side_by_side_row(Some(&ours), &rival));
+        assert_eq!(row.len(), 12, "{row:?}");
+        assert_eq!(&row[..4], ["jwks", "50000", "10000", "5.0×"]);
+        assert_eq!(&row[4..9], ["1.50", "1.50", "40000", "8000", "5.0×"]);
+        assert_eq!(&row[9..], ["2.0", "2.0", ""]);
+    }
+
+    #[test]
+    fn a_row_with_an_invalid_or_missing_side_has_no_ratio_and_says_why() {
+        let ours = measured("introspection", 50_000.0, 40_000.0);
+        let mut rival = measured("introspection", 10_000.0, 8_000.0);
+        rival.status = Status::Invalid;
+        rival.errors = 3;
+        let row = cells(&side_by_side_row(Some(&ours), &rival));
+        assert_eq!((row[2].as_str(), row[3].as_str(), row[8].as_str()), ("10000", "–", "–"));
+        assert_eq!(row[11], "rival: INVALID (3 errors)");
+
+        let row = cells(&side_by_side_row(None, &measured("discovery", 1.0, 1.0)));
+        assert_eq!((row[1].as_str(), row[3].as_str()), ("–", "–"));
+        assert_eq!(row[11], "Castellan: not run");
+    }
+
+    #[test]
+    fn the_rival_section_has_the_table_and_the_rival_errors() {
+        let rival = Rival {
+            name: "node-oidc-provider",
+            version: "9.0.0".into(),
+            node: "v20".into(),
+            workers: 2,
+            configuration: "test.",
+            ready_ms: 1.0,
+            idle_rss_kib: 1024,
+            scenarios: vec![ScenarioResult::not_run("jwks", Status::Invalid, "boom".into())],
+        };
+        let markdown = rival.markdown(&[measured("jwks", 2.0, 2.0)]);
+        assert!(markdown.contains("### Side by side with node-oidc-provider"), "{markdown}");
+        assert!(markdown.contains("jwks: 1 errors; the first: boom"), "{markdown}");
+    }
 }

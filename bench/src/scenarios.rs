@@ -235,7 +235,7 @@ async fn client_credentials(
 }
 
 /// `count` virtual users, each repeating `request`.
-fn fixed(request: Vec<u8>, must_contain: Option<&'static [u8]>, count: usize) -> Prepared {
+pub fn fixed(request: Vec<u8>, must_contain: Option<&'static [u8]>, count: usize) -> Prepared {
     let request: Arc<[u8]> = request.into();
     let users =
         (0..count).map(|_| Workload::Fixed { request: request.clone(), must_contain }).collect();
@@ -243,73 +243,38 @@ fn fixed(request: Vec<u8>, must_contain: Option<&'static [u8]>, count: usize) ->
 }
 
 /// `POST /introspect` of many distinct access tokens (the RS256 client's own, so it may see
-/// them), each user cycling through the pool from its own offset: every request is a token
-/// this replica may not have seen recently, so no per-token cache helps. The tokens are made
-/// over `connections` connections at once before the clock starts.
+/// them): see [`distinct_introspection`].
 async fn introspection_distinct(
     target: &Target,
     caller: &ClientCredentials,
     users: Users,
 ) -> Prepared {
+    let mint = setup::client_credentials_request(target, caller);
+    let introspect = |token: &str| {
+        let form = [("token", token)];
+        http::post_form(target, "/introspect", &[("Authorization", &caller.basic)], &form)
+    };
+    distinct_introspection(target, mint, introspect, users).await
+}
+
+/// Introspection of `users.distinct_tokens` distinct tokens, each user cycling through the
+/// pool from its own offset: every request is a token this server may not have seen recently,
+/// so no per-token cache helps. The tokens come from `mint` (a whole token request), sent over
+/// `users.connections` connections at once before the clock starts; `introspect` makes the
+/// request for one token. Generic over the server, so that the rival runs the same scenario.
+pub async fn distinct_introspection(
+    target: &Target,
+    mint: Vec<u8>,
+    introspect: impl Fn(&str) -> Vec<u8>,
+    users: Users,
+) -> Prepared {
     let wanted = users.distinct_tokens.max(1);
-    let lanes = users.connections.clamp(1, wanted);
-    let mut lanes_done = Vec::with_capacity(lanes);
-    for lane in 0..lanes {
-        let count = wanted / lanes + usize::from(lane < wanted % lanes);
-        let target = target.clone();
-        let request: Arc<[u8]> = setup::client_credentials_request(&target, caller).into();
-        lanes_done.push(tokio::spawn(async move {
-            let mut connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
-            let mut tokens = Vec::with_capacity(count);
-            while tokens.len() < count {
-                // A keep-alive connection the server closed between two requests is re-made.
-                let response = match connection.send(&request).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        connection =
-                            Connection::open(target.addr).await.map_err(|e| e.to_string())?;
-                        connection.send(&request).await.map_err(|e| e.to_string())?
-                    }
-                };
-                let token = response
-                    .json()
-                    .ok()
-                    .and_then(|json| json["access_token"].as_str().map(str::to_owned));
-                match token {
-                    Some(token) if response.status == 200 => tokens.push(token),
-                    _ => {
-                        return Err(format!(
-                            "POST /token: HTTP {}: {}",
-                            response.status,
-                            response.text()
-                        ));
-                    }
-                }
-                if response.close {
-                    connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
-                }
-            }
-            Ok::<_, String>(tokens)
-        }));
-    }
-    let mut pool: Vec<Arc<[u8]>> = Vec::with_capacity(wanted);
-    for lane in lanes_done {
-        match lane.await {
-            Ok(Ok(tokens)) => pool.extend(tokens.iter().map(|token| {
-                let form = [("token", token.as_str())];
-                let request = http::post_form(
-                    target,
-                    "/introspect",
-                    &[("Authorization", &caller.basic)],
-                    &form,
-                );
-                Arc::<[u8]>::from(request)
-            })),
-            Ok(Err(reason)) => return Prepared::Failed(format!("the token pool: {reason}")),
-            Err(e) => return Prepared::Failed(format!("the token pool: {e}")),
-        }
-    }
-    let pool: Arc<[Arc<[u8]>]> = pool.into();
+    let tokens = match mint_tokens(target, mint.into(), wanted, users.connections).await {
+        Ok(tokens) => tokens,
+        Err(reason) => return Prepared::Failed(format!("the token pool: {reason}")),
+    };
+    let pool: Arc<[Arc<[u8]>]> =
+        tokens.iter().map(|token| Arc::<[u8]>::from(introspect(token))).collect();
     let step = pool.len() / users.connections.max(1);
     let workloads = (0..users.connections)
         .map(|user| Workload::Cycle {
@@ -319,6 +284,58 @@ async fn introspection_distinct(
         })
         .collect();
     Prepared::Run(workloads)
+}
+
+/// `wanted` access tokens from `request`, over up to `connections` connections at once.
+async fn mint_tokens(
+    target: &Target,
+    request: Arc<[u8]>,
+    wanted: usize,
+    connections: usize,
+) -> Result<Vec<String>, String> {
+    let lanes = connections.clamp(1, wanted);
+    let mut running = Vec::with_capacity(lanes);
+    for lane in 0..lanes {
+        let count = wanted / lanes + usize::from(lane < wanted % lanes);
+        running.push(tokio::spawn(mint_lane(target.clone(), request.clone(), count)));
+    }
+    let mut tokens = Vec::with_capacity(wanted);
+    for lane in running {
+        tokens.extend(lane.await.map_err(|e| e.to_string())??);
+    }
+    Ok(tokens)
+}
+
+/// `count` access tokens from `request` on one keep-alive connection.
+async fn mint_lane(
+    target: Target,
+    request: Arc<[u8]>,
+    count: usize,
+) -> Result<Vec<String>, String> {
+    let mut connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
+    let mut tokens = Vec::with_capacity(count);
+    while tokens.len() < count {
+        // A keep-alive connection the server closed between two requests is re-made.
+        let response = match connection.send(&request).await {
+            Ok(response) => response,
+            Err(_) => {
+                connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
+                connection.send(&request).await.map_err(|e| e.to_string())?
+            }
+        };
+        let token =
+            response.json().ok().and_then(|json| json["access_token"].as_str().map(str::to_owned));
+        match token {
+            Some(token) if response.status == 200 => tokens.push(token),
+            _ => {
+                return Err(format!("POST /token: HTTP {}: {}", response.status, response.text()));
+            }
+        }
+        if response.close {
+            connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(tokens)
 }
 
 /// `POST /introspect` of a user's access token by a confidential client; the answer must
