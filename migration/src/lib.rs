@@ -11,6 +11,7 @@ mod m20261128_000006_attempt_counters;
 mod m20261202_000007_roles_families_revocation_log;
 mod m20261203_000008_change_notifications;
 mod m20261203_000009_indexes_for_scale;
+mod m20261203_000010_room_for_rotation;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_roles_families_revocation_log::Migration),
             Box::new(m20261203_000008_change_notifications::Migration),
             Box::new(m20261203_000009_indexes_for_scale::Migration),
+            Box::new(m20261203_000010_room_for_rotation::Migration),
         ]
     }
 }

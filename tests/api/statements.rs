@@ -154,3 +154,25 @@ async fn refresh_login_consent_and_code_exchange_run_their_minimum() {
 const LOGIN: u64 = 6;
 /// Read the session with its user, merge the grant (read, then write), store the code.
 const CONSENT: u64 = 4;
+
+#[tokio::test]
+async fn on_postgres_refresh_token_pages_keep_room_for_the_rotation_update() {
+    let app = spawn_app().await;
+    if !app.db.is_postgres() {
+        eprintln!("skipped: SQLite updates rows in place and has no fillfactor");
+        return;
+    }
+    use sea_orm::ConnectionTrait;
+    let db = app.store().await;
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'refresh_tokens'",
+        ))
+        .await
+        .expect("query")
+        .expect("the table");
+    let options: Option<String> = row.try_get_by_index(0).expect("reloptions");
+    // Marking a token used then writes a heap-only tuple on the same page: no index entry.
+    assert_eq!(options.as_deref(), Some("fillfactor=90"));
+}
