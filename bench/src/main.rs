@@ -31,6 +31,8 @@ use crate::server::{Launch, Server};
 /// How long a server may take to become ready, or to stop after SIGTERM.
 const START_LIMIT: Duration = Duration::from_secs(120);
 const STOP_LIMIT: Duration = Duration::from_secs(60);
+/// How long a pre-loaded server may take to purge its backlog before the scenarios start.
+const DRAIN_LIMIT: Duration = Duration::from_secs(900);
 
 /// Benchmarks the Castellan server: throughput, latency, CPU and memory per scenario.
 #[derive(Debug, Parser)]
@@ -235,9 +237,9 @@ struct Served {
     loaded: Option<scale::Loaded>,
 }
 
-/// Starts the server twice (empty, then existing database), prepares the fixtures, pre-loads
-/// `preload` (restarting the server on it) and runs each scenario; the database and folder go
-/// away when this returns, error or not.
+/// Starts the server twice (empty, then existing database, pre-loaded with `preload` in
+/// between), prepares the fixtures and runs each scenario; the database and folder go away
+/// when this returns, error or not.
 async fn serve_and_load(
     args: &Args,
     bin: &Path,
@@ -260,6 +262,28 @@ async fn serve_and_load(
     let fresh = first.wait_ready(START_LIMIT).await?;
     let admin = first.first_admin(Duration::from_secs(5)).await?;
     first.stop(STOP_LIMIT).await.context("stopping the first server")?;
+    // The pre-load goes in before the fixtures are made, so that none of them (tokens minted
+    // for the scenarios) ages while millions of rows are written.
+    let mut loaded = None;
+    if let Some(volume) = preload {
+        let client = scale::some_web_client(&database.url).await?;
+        let started = std::time::Instant::now();
+        let tables = scale::preload(&database.url, volume, &client).await?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        // Counted before the server starts: its first purge round begins at once.
+        let backlog_before = scale::backlog(&database.url).await?;
+        eprintln!("pre-loaded in {load_seconds:.0} s");
+        loaded = Some(scale::Loaded {
+            volume,
+            tables,
+            load_seconds,
+            startup_ms: 0.0,
+            idle_rss_kib: 0,
+            backlog_before,
+            backlog_after: scale::Backlog::default(),
+            samples: Vec::new(),
+        });
+    }
     let mut server = Server::spawn(&launch)?;
     let existing = server.wait_ready(START_LIMIT).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -269,9 +293,19 @@ async fn serve_and_load(
         idle_rss_kib: procfs::status_kib(server.pid(), "VmRSS")?,
     };
     eprintln!(
-        "ready in {:.0} ms (empty database), {:.0} ms (existing); idle RSS {} KiB",
-        startup.fresh_database_ms, startup.existing_database_ms, startup.idle_rss_kib
+        "ready in {:.0} ms (empty database), {:.0} ms (existing{}); idle RSS {} KiB",
+        startup.fresh_database_ms,
+        startup.existing_database_ms,
+        if loaded.is_some() { ", pre-loaded" } else { "" },
+        startup.idle_rss_kib
     );
+    if let Some(loaded) = &mut loaded {
+        loaded.startup_ms = startup.existing_database_ms;
+        loaded.idle_rss_kib = startup.idle_rss_kib;
+        let before = loaded.backlog_before.total();
+        eprintln!("waiting while the server purges {before} expired rows");
+        loaded.samples = scale::drain(&database.url, server.started(), before, DRAIN_LIMIT).await?;
+    }
 
     let users = Users {
         connections: args.connections,
@@ -283,39 +317,6 @@ async fn serve_and_load(
     let prepared = scenarios::prepare(&target, (&admin.0, &admin.1), selected, users)
         .await
         .with_context(|| format!("setting up the fixtures; server log:\n{}", server.log_tail()))?;
-    let (mut loaded, mut watch) = (None, None);
-    if let Some(volume) = preload {
-        server.stop(STOP_LIMIT).await.context("stopping the server for the pre-load")?;
-        let client = scale::some_web_client(&database.url).await?;
-        let started = std::time::Instant::now();
-        let tables = scale::preload(&database.url, volume, &client).await?;
-        let load_seconds = started.elapsed().as_secs_f64();
-        // Counted before the server starts: its first purge round begins at once.
-        let backlog_before = scale::backlog(&database.url).await?;
-        watch = Some(scale::BacklogWatch::start(
-            database.url.clone(),
-            std::time::Instant::now(),
-            backlog_before.total(),
-        ));
-        server = Server::spawn(&launch)?;
-        let ready = server.wait_ready(START_LIMIT).await?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let idle_rss_kib = procfs::status_kib(server.pid(), "VmRSS")?;
-        eprintln!(
-            "pre-loaded in {load_seconds:.0} s; ready on it in {:.0} ms, idle RSS {idle_rss_kib} KiB",
-            ready.as_secs_f64() * 1000.0
-        );
-        loaded = Some(scale::Loaded {
-            volume,
-            tables,
-            load_seconds,
-            startup_ms: ready.as_secs_f64() * 1000.0,
-            idle_rss_kib,
-            backlog_before,
-            backlog_after: scale::Backlog::default(),
-            samples: Vec::new(),
-        });
-    }
     let window = load::Window { warmup: args.warmup, duration: args.duration };
     let mut results = Vec::new();
     for (name, prepared) in prepared {
@@ -346,9 +347,6 @@ async fn serve_and_load(
     server.stop(STOP_LIMIT).await.context("stopping the server")?;
     let loaded = match loaded {
         Some(mut loaded) => {
-            if let Some(watch) = watch {
-                loaded.samples = watch.finish().await?;
-            }
             loaded.backlog_after = scale::backlog(&database.url).await?;
             Some(loaded)
         }

@@ -119,6 +119,11 @@ impl Server {
         self.child.id()
     }
 
+    /// When the process was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
     /// Polls `GET /health/ready` until it answers 200; the time from spawn to that answer.
     pub async fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<Duration> {
         let request = http::request("GET", &self.target, "/health/ready", &[], None);
