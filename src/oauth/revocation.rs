@@ -275,7 +275,12 @@ impl Revocations {
             }
             Revocation::Family(family_id) => {
                 let txn = db.begin().await?;
-                store::refresh_tokens::revoke_family(&txn, family_id, now).await?;
+                store::refresh_tokens::revoke_families_of(
+                    &txn,
+                    FamilyOwner::Family(family_id),
+                    now,
+                )
+                .await?;
                 let entry =
                     self.append(&txn, Kind::Family, family_id, None, now + self.memory).await?;
                 txn.commit().await?;

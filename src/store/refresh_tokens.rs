@@ -403,40 +403,27 @@ impl RotatedRow {
     }
 }
 
-/// Revokes a family for good: none of its tokens rotates again. One statement on the row
-/// that rotation locks, so it serializes with every rotation of the family.
-pub async fn revoke_family(
-    db: &impl ConnectionTrait,
-    family_id: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let revoked = family::Entity::update_many()
-        .col_expr(family::Column::RevokedAt, Expr::value(now))
-        .filter(family::Column::Id.eq(family_id))
-        .filter(family::Column::RevokedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(revoked.rows_affected == 1)
-}
-
-/// Whose families `revoke_families_of` revokes.
+/// Which families `revoke_families_of` revokes.
 #[derive(Debug, Clone, Copy)]
 pub enum FamilyOwner<'a> {
+    /// The one family with this id (refresh-token reuse, code replay).
+    Family(&'a str),
     Grant(&'a str),
     User(&'a str),
     Client(&'a str),
 }
 
-/// Revokes every live family of a grant, user or client. Rotation holds the family row it
-/// rotates (`FOR SHARE`), so this waits for a rotation in flight and then takes its successor
-/// too, or goes first and the rotation finds the family revoked: either way nothing of those
-/// families rotates after this commits.
+/// Revokes a family for good, or every live family of a grant, user or client: one statement
+/// on the rows that rotation holds (`FOR SHARE`), so this waits for a rotation in flight and
+/// then takes its successor too, or goes first and the rotation finds the family revoked:
+/// either way nothing of those families rotates after this commits.
 pub async fn revoke_families_of(
     db: &impl ConnectionTrait,
     owner: FamilyOwner<'_>,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
     let owned = match owner {
+        FamilyOwner::Family(id) => family::Column::Id.eq(id),
         FamilyOwner::Grant(id) => family::Column::GrantId.eq(id),
         FamilyOwner::User(id) => family::Column::UserId.eq(id),
         FamilyOwner::Client(id) => family::Column::ClientId.eq(id),
