@@ -13,6 +13,8 @@ use crate::database::BenchDatabase;
 use crate::flow::{self, Login};
 use crate::http::{self, Connection, Failure, Target};
 use crate::procfs::{self, RssSampler};
+use crate::report::{ScenarioResult, Status};
+use crate::scenarios::Prepared;
 
 /// How often the server's `VmRSS` is sampled.
 const RSS_EVERY: Duration = Duration::from_millis(20);
@@ -286,4 +288,33 @@ pub async fn measure(
         peak_rss_kib,
         consents: shared.consents.load(Ordering::Relaxed),
     })
+}
+
+/// Runs one prepared scenario against `server` (its name in the log) and reports it: a
+/// skipped or failed preparation is reported as such, without load.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_prepared(
+    name: &'static str,
+    prepared: Prepared,
+    server: &str,
+    target: &Target,
+    pids: &[u32],
+    window: Window,
+    clock_ticks: f64,
+    database: &dyn DatabaseProcesses,
+) -> anyhow::Result<ScenarioResult> {
+    let result = match prepared {
+        Prepared::Skipped(reason) => ScenarioResult::not_run(name, Status::Skipped, reason),
+        Prepared::Failed(reason) => ScenarioResult::not_run(name, Status::Invalid, reason),
+        Prepared::Run(workloads) => {
+            let connections = workloads.len();
+            eprintln!("running {name} on {server}, {connections} connections");
+            let measured = measure(target, pids, workloads, window, clock_ticks, database).await?;
+            ScenarioResult::measured(name, connections, &measured)
+        }
+    };
+    if let Some(error) = &result.first_error {
+        eprintln!("{server} {name}: {} errors; the first: {error}", result.errors);
+    }
+    Ok(result)
 }

@@ -25,7 +25,7 @@ use clap::Parser;
 
 use crate::database::{Backend, BenchDatabase, WorkDir};
 use crate::report::{Report, ScenarioResult, Status};
-use crate::scenarios::{Prepared, Users};
+use crate::scenarios::Users;
 use crate::server::{Launch, Server};
 
 /// How long a server may take to become ready, or to stop after SIGTERM.
@@ -319,28 +319,19 @@ async fn serve_and_load(
         .with_context(|| format!("setting up the fixtures; server log:\n{}", server.log_tail()))?;
     let window = load::Window { warmup: args.warmup, duration: args.duration };
     let mut results = Vec::new();
+    let pids = [server.pid()];
     for (name, prepared) in prepared {
-        let result = match prepared {
-            Prepared::Skipped(reason) => ScenarioResult::not_run(name, Status::Skipped, reason),
-            Prepared::Failed(reason) => ScenarioResult::not_run(name, Status::Invalid, reason),
-            Prepared::Run(workloads) => {
-                let connections = workloads.len();
-                eprintln!("running {name} on {connections} connections");
-                let measured = load::measure(
-                    &target,
-                    &[server.pid()],
-                    workloads,
-                    window,
-                    clock_ticks,
-                    &database,
-                )
-                .await?;
-                ScenarioResult::measured(name, connections, &measured)
-            }
-        };
-        if let Some(error) = &result.first_error {
-            eprintln!("{name}: {} errors; the first: {error}", result.errors);
-        }
+        let result = load::run_prepared(
+            name,
+            prepared,
+            "castellan",
+            &target,
+            &pids,
+            window,
+            clock_ticks,
+            &database,
+        )
+        .await?;
         results.push(result);
     }
     let hwm = procfs::status_kib(server.pid(), "VmHWM").ok();

@@ -4,7 +4,6 @@
 //! run on one machine.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,7 +18,7 @@ use crate::database::WorkDir;
 use crate::http::{self, Connection, Target};
 use crate::load::{self, DatabaseProcesses, Window};
 use crate::procfs;
-use crate::report::{self, ScenarioResult, Status};
+use crate::report;
 use crate::scenarios::{self, Prepared, Users};
 use crate::server;
 use crate::setup;
@@ -119,9 +118,11 @@ async fn start_and_load(
     let mut results = Vec::new();
     for name in COMPARABLE.into_iter().filter(|name| selected.contains(name)) {
         let prepared = prepare(name, &rival.target, &ready, options).await;
-        let result = load_one(name, prepared, &rival.target, &pids, options.window, clock_ticks)
-            .await
-            .with_context(|| format!("{NAME} {name}; its log:\n{}", rival.log_tail()))?;
+        let (target, window) = (&rival.target, options.window);
+        let result =
+            load::run_prepared(name, prepared, NAME, target, &pids, window, clock_ticks, &Redis)
+                .await
+                .with_context(|| format!("{NAME} {name}; its log:\n{}", rival.log_tail()))?;
         results.push(result);
     }
     rival.stop(crate::STOP_LIMIT).await.with_context(|| format!("stopping {NAME}"))?;
@@ -156,32 +157,6 @@ async fn start(
     anyhow::ensure!(ready.workers == options.workers, "{NAME} started {} workers", ready.workers);
     let pids = rival.pids(options.workers)?;
     Ok((rival, ready, pids))
-}
-
-/// Measures one prepared scenario, as Castellan's are measured.
-async fn load_one(
-    name: &'static str,
-    prepared: Prepared,
-    target: &Target,
-    pids: &[u32],
-    window: Window,
-    clock_ticks: f64,
-) -> anyhow::Result<ScenarioResult> {
-    let result = match prepared {
-        Prepared::Skipped(reason) => ScenarioResult::not_run(name, Status::Skipped, reason),
-        Prepared::Failed(reason) => ScenarioResult::not_run(name, Status::Invalid, reason),
-        Prepared::Run(workloads) => {
-            let connections = workloads.len();
-            eprintln!("running {name} on {NAME}, {connections} connections");
-            let measured =
-                load::measure(target, pids, workloads, window, clock_ticks, &Redis).await?;
-            ScenarioResult::measured(name, connections, &measured)
-        }
-    };
-    if let Some(error) = &result.first_error {
-        eprintln!("{NAME} {name}: {} errors; the first: {error}", result.errors);
-    }
-    Ok(result)
 }
 
 /// The local Redis server holding the rival's tokens: its CPU time is the rival's database
@@ -229,7 +204,7 @@ fn get(target: &Target, path: &str, count: usize) -> Prepared {
 /// RS256 JWT access tokens, checked with one first.
 async fn jwt_tokens(target: &Target, ready: &Ready, count: usize) -> Prepared {
     let request = ready.jwt_request(target);
-    match access_token(target, &request).await {
+    match setup::access_token(target, &request).await {
         Err(reason) => Prepared::Failed(format!("probe token: {reason}")),
         Ok(token) => match setup::jws_alg(&token) {
             Some(alg) if alg == "RS256" => scenarios::fixed(request, None, count),
@@ -243,7 +218,7 @@ async fn jwt_tokens(target: &Target, ready: &Ready, count: usize) -> Prepared {
 
 /// One opaque token introspected again and again; checked once first.
 async fn introspection(target: &Target, ready: &Ready, count: usize) -> Prepared {
-    let token = match access_token(target, &ready.opaque_request(target)).await {
+    let token = match setup::access_token(target, &ready.opaque_request(target)).await {
         Ok(token) => token,
         Err(reason) => return Prepared::Failed(format!("the token to introspect: {reason}")),
     };
@@ -262,19 +237,6 @@ async fn introspection(target: &Target, ready: &Ready, count: usize) -> Prepared
             response.text()
         )),
         Err(reason) => Prepared::Failed(format!("probe introspection: {reason}")),
-    }
-}
-
-/// The `access_token` of one token request, or why there is none.
-async fn access_token(target: &Target, request: &[u8]) -> Result<String, String> {
-    let mut connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
-    let response = connection.send(request).await.map_err(|e| e.to_string())?;
-    match response.json() {
-        Ok(json) if response.status == 200 => json["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "no access_token in the token response".to_owned()),
-        _ => Err(format!("POST /token: HTTP {}: {}", response.status, response.text())),
     }
 }
 
@@ -364,14 +326,7 @@ impl Rival {
         let started = Instant::now();
         let mut child =
             command.spawn().context("cannot start node (install Node.js 20 or newer)")?;
-        let (lines, stdout) = mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = lines.send(line);
-                }
-            });
-        }
+        let stdout = server::stdout_lines(&mut child);
         Ok(Self {
             child,
             started,

@@ -48,6 +48,19 @@ pub fn build(workspace: &Path) -> anyhow::Result<PathBuf> {
     Ok(target_dir.join("release").join("castellan"))
 }
 
+/// The lines a child prints on its piped stdout, read on a thread of their own.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (lines, stdout) = mpsc::channel();
+    if let Some(out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    stdout
+}
+
 /// A port free right now on the loopback interface.
 pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -98,14 +111,7 @@ impl Server {
         let started = Instant::now();
         let mut child =
             command.spawn().with_context(|| format!("cannot start {}", launch.bin.display()))?;
-        let (lines, stdout) = mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = lines.send(line);
-                }
-            });
-        }
+        let stdout = stdout_lines(&mut child);
         Ok(Self {
             child,
             started,

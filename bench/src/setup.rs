@@ -109,9 +109,13 @@ fn json_of(response: &Response, status: u16, what: &str) -> anyhow::Result<Value
 
 /// A client_credentials token for `client`, or why there is none.
 pub async fn client_token(target: &Target, client: &ClientCredentials) -> Result<String, String> {
+    access_token(target, &client_credentials_request(target, client)).await
+}
+
+/// The `access_token` of one token request on a new connection, or why there is none.
+pub async fn access_token(target: &Target, request: &[u8]) -> Result<String, String> {
     let mut connection = Connection::open(target.addr).await.map_err(|e| e.to_string())?;
-    let request = client_credentials_request(target, client);
-    let response = connection.send(&request).await.map_err(|e| e.to_string())?;
+    let response = connection.send(request).await.map_err(|e| e.to_string())?;
     match response.json() {
         Ok(json) if response.status == 200 => json["access_token"]
             .as_str()

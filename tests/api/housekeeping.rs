@@ -8,6 +8,28 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 use crate::browser::user;
 use crate::helpers::{spawn_app, spawn_app_with};
 
+/// A refresh family of `user_id`, written straight to the store, ending at `absolute_expiry`.
+async fn insert_family(
+    db: &castellan::store::Db,
+    id: &str,
+    user_id: &str,
+    absolute_expiry: chrono::DateTime<Utc>,
+) {
+    let now = Utc::now();
+    let family = refresh_family::ActiveModel {
+        id: Set(id.to_owned()),
+        grant_id: Set("g".into()),
+        client_id: Set("c".into()),
+        user_id: Set(user_id.to_owned()),
+        scope: Set("openid".into()),
+        auth_time: Set(now),
+        created_at: Set(now),
+        absolute_expires_at: Set(absolute_expiry),
+        revoked_at: Set(None),
+    };
+    refresh_family::Entity::insert(family).exec(db).await.expect("family");
+}
+
 #[tokio::test]
 async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches() {
     let app = spawn_app().await;
@@ -25,18 +47,7 @@ async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches()
             expires_at,
         };
         store::sessions::insert(&db, &session).await.expect("session");
-        let family = refresh_family::ActiveModel {
-            id: Set(format!("family-{i}")),
-            grant_id: Set("g".into()),
-            client_id: Set("c".into()),
-            user_id: Set(user_id.clone()),
-            scope: Set("openid".into()),
-            auth_time: Set(now),
-            created_at: Set(now),
-            absolute_expires_at: Set(expires_at),
-            revoked_at: Set(None),
-        };
-        refresh_family::Entity::insert(family).exec(&db).await.expect("family");
+        insert_family(&db, &format!("family-{i}"), &user_id, expires_at).await;
         let token = refresh_token::ActiveModel {
             jti: Set(format!("jti-{i}")),
             family_id: Set(format!("family-{i}")),
@@ -82,18 +93,7 @@ async fn the_running_server_works_through_an_expired_backlog_and_keeps_live_rows
     let user_id = user(&app, "noor").await;
     let now = Utc::now();
     let (past, future) = (now - Duration::minutes(5), now + Duration::hours(1));
-    let family = refresh_family::ActiveModel {
-        id: Set("family".into()),
-        grant_id: Set("g".into()),
-        client_id: Set("c".into()),
-        user_id: Set(user_id.clone()),
-        scope: Set("openid".into()),
-        auth_time: Set(now),
-        created_at: Set(now),
-        absolute_expires_at: Set(future),
-        revoked_at: Set(None),
-    };
-    refresh_family::Entity::insert(family).exec(&db).await.expect("family");
+    insert_family(&db, "family", &user_id, future).await;
     let tokens: Vec<_> = (0..=BACKLOG)
         .map(|i| refresh_token::ActiveModel {
             jti: Set(format!("jti-{i}")),
