@@ -199,6 +199,10 @@ pub struct SettingsArgs {
     /// Comma-separated proxy addresses whose X-Forwarded-For names the source address
     #[arg(long, env = "CASTELLAN_TRUSTED_PROXIES", global = true)]
     trusted_proxies: Option<String>,
+    /// Whether every DPoP proof must carry a server nonce (RFC 9449 §8): true or false
+    /// [default: false]
+    #[arg(long, env = "CASTELLAN_DPOP_REQUIRE_NONCE", global = true)]
+    dpop_require_nonce: Option<String>,
 }
 
 impl SettingsArgs {
@@ -270,6 +274,17 @@ impl SettingsArgs {
                     })
                 })
                 .collect::<Result<_, _>>()?,
+        };
+        let dpop_require_nonce = match self.dpop_require_nonce.as_deref() {
+            None => d.dpop_require_nonce,
+            Some("true") => true,
+            Some("false") => false,
+            Some(_) => {
+                return Err(SettingsError::new(
+                    "CASTELLAN_DPOP_REQUIRE_NONCE",
+                    "expected true or false",
+                ));
+            }
         };
         let settings = Settings {
             issuer,
@@ -348,6 +363,7 @@ impl SettingsArgs {
                 d.failure_window,
             )?,
             trusted_proxies,
+            dpop_require_nonce,
         };
         settings.validate()?;
         Ok(settings)

@@ -61,6 +61,9 @@ pub struct Settings {
     pub failure_window: Duration,
     /// Peers whose `X-Forwarded-For` names the real source address (load balancers).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Whether every DPoP proof must carry a nonce this server made (RFC 9449 §8), which
+    /// bounds a proof's use to the nonce's minute whatever the client's clock says.
+    pub dpop_require_nonce: bool,
 }
 
 impl Default for Settings {
@@ -90,6 +93,7 @@ impl Default for Settings {
             address_failure_limit: 100,
             failure_window: Duration::from_secs(15 * 60),
             trusted_proxies: Vec::new(),
+            dpop_require_nonce: false,
         }
     }
 }

@@ -5,7 +5,11 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::oauth::gate::Scheme;
 use crate::store::StoreError;
+
+/// The header a server nonce travels in (RFC 9449 §8.1).
+pub const DPOP_NONCE: header::HeaderName = header::HeaderName::from_static("dpop-nonce");
 
 /// The JSON error body (RFC 6749 §5.2 shape; docs/REFERENCE.md §6 adds `field`).
 #[derive(Debug, Serialize)]
@@ -93,6 +97,12 @@ pub enum OAuthError {
     InvalidScope(&'static str),
     #[error("invalid_target: {0}")]
     InvalidTarget(&'static str),
+    /// RFC 9449 §5: the DPoP proof is missing, malformed or does not fit the request.
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// RFC 9449 §8: the proof must carry this server nonce (sent in `DPoP-Nonce`).
+    #[error("use_dpop_nonce")]
+    UseDpopNonce(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("unavailable: {0}")]
@@ -111,6 +121,17 @@ impl From<crate::oauth::keyring::KeyError> for OAuthError {
             KeyError::Stale => Self::Unavailable("the key ring is stale"),
             KeyError::Store(s) => Self::Store(s),
             other => Self::Internal(other.into()),
+        }
+    }
+}
+
+impl From<crate::oauth::dpop::ProofError> for OAuthError {
+    fn from(e: crate::oauth::dpop::ProofError) -> Self {
+        use crate::oauth::dpop::ProofError;
+        match e {
+            ProofError::Invalid(d) => Self::InvalidDpopProof(d),
+            ProofError::UseNonce(nonce) => Self::UseDpopNonce(nonce),
+            ProofError::Store(e) => Self::Store(e),
         }
     }
 }
@@ -145,6 +166,10 @@ impl ResponseError for OAuthError {
             }
             Self::InvalidScope(d) => ("invalid_scope", *d),
             Self::InvalidTarget(d) => ("invalid_target", *d),
+            Self::InvalidDpopProof(d) => ("invalid_dpop_proof", *d),
+            Self::UseDpopNonce(_) => {
+                ("use_dpop_nonce", "the DPoP proof must carry the nonce in DPoP-Nonce")
+            }
             Self::TooManyAttempts(_) => (
                 "temporarily_unavailable",
                 "too many failed authentications; retry after the time in Retry-After",
@@ -164,6 +189,11 @@ impl ResponseError for OAuthError {
         if let Self::TooManyAttempts(after) = self {
             response.headers_mut().insert(header::RETRY_AFTER, after.as_secs().into());
         }
+        if let Self::UseDpopNonce(nonce) = self
+            && let Ok(value) = header::HeaderValue::from_str(nonce)
+        {
+            response.headers_mut().insert(DPOP_NONCE, value);
+        }
         // RFC 7235 §3.1: every 401 carries a challenge; RFC 6749 §5.2 requires it after Basic.
         if let Self::InvalidClient { .. } = self {
             response.headers_mut().insert(
@@ -175,28 +205,49 @@ impl ResponseError for OAuthError {
     }
 }
 
-/// Errors of bearer-protected resources (RFC 6750 §3).
+/// Errors of protected resources (RFC 6750 §3, RFC 9449 §7.1), each with the challenge of the
+/// scheme the token came with.
 #[derive(Debug, thiserror::Error)]
 pub enum BearerError {
-    /// No credentials at all: a bare challenge (§3.1).
-    #[error("no bearer token")]
+    /// No credentials at all: a bare challenge for each scheme (§3.1).
+    #[error("no access token")]
     Missing,
-    #[error("invalid_token: {0}")]
-    InvalidToken(&'static str),
+    #[error("invalid_token: {1}")]
+    InvalidToken(Scheme, &'static str),
     #[error("insufficient_scope")]
-    InsufficientScope(&'static str),
+    InsufficientScope(Scheme, &'static str),
     /// A malformed request, e.g. the token outside the Authorization header (§3.1).
     #[error("invalid_request: {0}")]
     InvalidRequest(&'static str),
+    /// The DPoP proof of a bound token failed (RFC 9449 §7.1).
+    #[error("invalid_dpop_proof: {0}")]
+    InvalidProof(&'static str),
+    /// The proof must carry this nonce (RFC 9449 §9).
+    #[error("use_dpop_nonce")]
+    UseNonce(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
+}
+
+/// The first words of a challenge (RFC 7235 §2.1): the scheme, its realm, and for DPoP the
+/// algorithms a proof may use (RFC 9449 §7.1).
+fn challenge(scheme: Scheme) -> String {
+    match scheme {
+        Scheme::Bearer => r#"Bearer realm="castellan""#.to_owned(),
+        Scheme::Dpop => format!(
+            r#"DPoP realm="castellan", algs="{}""#,
+            crate::oauth::dpop::SIGNING_ALGS.join(" ")
+        ),
+    }
 }
 
 impl ResponseError for BearerError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::Missing | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::Missing | Self::InvalidToken(..) | Self::InvalidProof(_) | Self::UseNonce(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InsufficientScope(..) => StatusCode::FORBIDDEN,
             Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             Self::Store(e) => storage_status(e),
         }
@@ -204,31 +255,36 @@ impl ResponseError for BearerError {
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let (error, description, challenge) = match self {
+        let with = |scheme, error: &str, description: &str| {
+            format!(r#"{}, error="{error}", error_description="{description}""#, challenge(scheme))
+        };
+        let (error, description, challenges) = match self {
             Self::Missing => (
                 "invalid_request",
-                "a bearer access token is required",
-                r#"Bearer realm="castellan""#.to_owned(),
+                "an access token is required",
+                vec![challenge(Scheme::Bearer), challenge(Scheme::Dpop)],
             ),
-            Self::InvalidToken(d) => (
-                "invalid_token",
-                *d,
-                format!(
-                    r#"Bearer realm="castellan", error="invalid_token", error_description="{d}""#
-                ),
-            ),
-            Self::InvalidRequest(d) => (
-                "invalid_request",
-                *d,
-                format!(
-                    r#"Bearer realm="castellan", error="invalid_request", error_description="{d}""#
-                ),
-            ),
-            Self::InsufficientScope(scope) => (
+            Self::InvalidToken(scheme, d) => {
+                ("invalid_token", *d, vec![with(*scheme, "invalid_token", d)])
+            }
+            Self::InvalidRequest(d) => {
+                ("invalid_request", *d, vec![with(Scheme::Bearer, "invalid_request", d)])
+            }
+            Self::InsufficientScope(scheme, scope) => (
                 "insufficient_scope",
                 "the access token lacks the required scope",
-                format!(r#"Bearer realm="castellan", error="insufficient_scope", scope="{scope}""#),
+                vec![format!(
+                    r#"{}, error="insufficient_scope", scope="{scope}""#,
+                    challenge(*scheme)
+                )],
             ),
+            Self::InvalidProof(d) => {
+                ("invalid_dpop_proof", *d, vec![with(Scheme::Dpop, "invalid_dpop_proof", d)])
+            }
+            Self::UseNonce(_) => {
+                let d = "the DPoP proof must carry the nonce in DPoP-Nonce";
+                ("use_dpop_nonce", d, vec![with(Scheme::Dpop, "use_dpop_nonce", d)])
+            }
             Self::Store(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
                 return json_error(
                     status,
@@ -247,8 +303,15 @@ impl ResponseError for BearerError {
             }
         };
         let mut response = json_error(status, error, description, None);
-        if let Ok(value) = header::HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        for challenge in challenges {
+            if let Ok(value) = header::HeaderValue::from_str(&challenge) {
+                response.headers_mut().append(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        if let Self::UseNonce(nonce) = self
+            && let Ok(value) = header::HeaderValue::from_str(nonce)
+        {
+            response.headers_mut().insert(DPOP_NONCE, value);
         }
         response
     }

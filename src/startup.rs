@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Issuer, Settings};
 use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
+use crate::oauth::dpop::Proofs;
 use crate::oauth::gate::Gate;
 use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub throttle: Throttle,
     /// The revoked state of this replica, and the one hook every revocation goes through.
     pub revocations: Revocations,
+    /// Checks DPoP proofs and makes their nonces (RFC 9449).
+    pub proofs: Proofs,
     /// Access tokens whose signature was verified recently.
     pub verified: Verified,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -67,6 +70,7 @@ impl AppState {
             registry: &self.registry,
             revocations: &self.revocations,
             verified: &self.verified,
+            proofs: &self.proofs,
         }
     }
 }
@@ -90,6 +94,7 @@ impl Application {
         let csrf_key = master.mac_key("csrf v1");
         let device_key = master.mac_key("device v1");
         let refresh_keys = RefreshKeys::new(master.secret("refresh token v1").as_ref());
+        let proofs = Proofs::new(master.mac_key("dpop nonce v1"), settings.dpop_require_nonce);
         store::migrate(&settings).await.context("cannot migrate the database")?;
         let metrics = web::Data::new(Metrics::new()?);
         let mut db = store::connect(&settings).await.context("cannot connect to the database")?;
@@ -120,6 +125,7 @@ impl Application {
             passwords: Passwords::default(),
             discovery,
             revocations,
+            proofs,
             verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),

@@ -20,6 +20,8 @@ pub struct Model {
     pub scope: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub nonce: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the key the code's tokens must be bound to.
+    pub dpop_jkt: Option<String>,
     pub auth_time: DateTimeUtc,
     pub created_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,

@@ -31,6 +31,8 @@ pub struct Model {
     pub refresh_token_lifetime: Option<i32>,
     pub refresh_token_absolute_lifetime: Option<i32>,
     pub authorization_code_lifetime: Option<i32>,
+    /// RFC 9449 §5.2: every token request of this client carries a DPoP proof.
+    pub dpop_bound_access_tokens: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -14,4 +14,5 @@ pub mod scope;
 pub mod session;
 pub mod signing_key;
 pub mod used_assertion;
+pub mod used_dpop_proof;
 pub mod user;

@@ -12,6 +12,7 @@ mod m20261202_000007_roles_families_revocation_log;
 mod m20261203_000008_change_notifications;
 mod m20261203_000009_indexes_for_scale;
 mod m20261203_000010_room_for_rotation;
+mod m20261204_000011_dpop;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000008_change_notifications::Migration),
             Box::new(m20261203_000009_indexes_for_scale::Migration),
             Box::new(m20261203_000010_room_for_rotation::Migration),
+            Box::new(m20261204_000011_dpop::Migration),
         ]
     }
 }

@@ -31,6 +31,27 @@ pub struct AccessClaims {
     /// The refresh-token family it came from, if any (revoking the family ends the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fid: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.1): only a proof by it opens a resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim (RFC 7800 §3.1) of a DPoP-bound token: its key's thumbprint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Confirmation {
+    pub jkt: String,
+}
+
+impl AccessClaims {
+    /// The thumbprint of the key the token is bound to, if it is.
+    pub fn jkt(&self) -> Option<&str> {
+        self.cnf.as_ref().map(|c| c.jkt.as_str())
+    }
+
+    /// `DPoP` for a bound token, `Bearer` otherwise (RFC 9449 §5, §6.2).
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf.is_some() { "DPoP" } else { "Bearer" }
+    }
 }
 
 /// One audience as a string, several as an array (RFC 7519 §4.1.3).
@@ -69,6 +90,8 @@ pub struct Grant<'a> {
     pub alg: Algorithm,
     /// The token's id, chosen by the caller when it must be recorded before the token exists.
     pub jti: Option<String>,
+    /// The thumbprint of the DPoP key the token is bound to, if any.
+    pub jkt: Option<&'a str>,
 }
 
 /// Signs a new access token; returns it with its claims.
@@ -87,6 +110,7 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         auth_time: grant.auth_time,
         gid: grant.grant_id.map(str::to_owned),
         fid: grant.family_id.map(str::to_owned),
+        cnf: grant.jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
     };
     let token = keys.sign(grant.alg, TYP, &claims)?;
     Ok((token, claims))

@@ -31,6 +31,8 @@ pub struct AuthorizationRequest {
     /// The `sub` of a verified `id_token_hint`, if one was sent.
     pub hinted_subject: Option<String>,
     pub login_hint: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code's tokens must be bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What `prompt` asks for (OIDC Core §3.1.2.1).
@@ -194,6 +196,13 @@ pub async fn validate(
         }
     };
     let login_hint = get("login_hint").map(|h| h.chars().take(64).collect());
+    // An RFC 7638 SHA-256 thumbprint: 43 base64url characters.
+    let dpop_jkt = get("dpop_jkt").map(str::to_owned);
+    if dpop_jkt.as_ref().is_some_and(|jkt| {
+        jkt.len() != 43 || !jkt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(refuse("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint"));
+    }
     Ok(AuthorizationRequest {
         client,
         redirect_uri,
@@ -206,6 +215,7 @@ pub async fn validate(
         max_age,
         hinted_subject,
         login_hint,
+        dpop_jkt,
     })
 }
 

@@ -109,6 +109,8 @@ pub struct ClientMetadata {
     pub lifetimes: Lifetimes,
     /// How its access tokens are signed (RS256 unless the client asks otherwise).
     pub access_token_alg: Algorithm,
+    /// RFC 9449 §5.2: every token request carries a DPoP proof, so every token is bound.
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A secret hash and when it stops working.
@@ -174,6 +176,7 @@ impl Client {
             audience: m.audience.clone(),
             served_resources: m.served_resources.clone(),
             access_token_signed_response_alg: m.access_token_alg.as_str(),
+            dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             access_token_lifetime: l.access_token.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
             id_token_lifetime: l.id_token.unwrap_or(DEFAULT_ID_TOKEN_LIFETIME),
             refresh_token_lifetime: l.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
@@ -218,6 +221,8 @@ pub struct ClientView {
     pub served_resources: Vec<String>,
     /// RS256 (the default), ES256 or EdDSA.
     pub access_token_signed_response_alg: &'static str,
+    /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
     pub access_token_lifetime: u32,
     pub id_token_lifetime: u32,
     pub refresh_token_lifetime: u32,

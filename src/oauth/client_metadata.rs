@@ -31,7 +31,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 17] = [
+const MEMBERS: [&str; 18] = [
     "client_name",
     "redirect_uris",
     "grant_types",
@@ -49,6 +49,7 @@ const MEMBERS: [&str; 17] = [
     "jwks_uri",
     "access_token_signed_response_alg",
     "served_resources",
+    "dpop_bound_access_tokens",
 ];
 
 /// Members the server assigns: a body carrying one is refused, not silently ignored.
@@ -148,6 +149,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
             )
         })?,
     };
+    let dpop_bound_access_tokens = member(map, "dpop_bound_access_tokens")?.unwrap_or(false);
     Ok(ClientMetadata {
         client_name,
         redirect_uris,
@@ -161,6 +163,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         served_resources,
         lifetimes,
         access_token_alg,
+        dpop_bound_access_tokens,
     })
 }
 

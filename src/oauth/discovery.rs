@@ -38,6 +38,8 @@ pub struct Metadata {
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
     pub request_uri_parameter_supported: bool,
+    /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
 }
 
 impl Metadata {
@@ -96,6 +98,7 @@ impl Metadata {
             claims_parameter_supported: false,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
+            dpop_signing_alg_values_supported: super::dpop::SIGNING_ALGS.to_vec(),
         }
     }
 }

@@ -1,14 +1,15 @@
 //! The one gate for presented tokens (docs/REFERENCE.md §4): every bearer-protected route
-//! (the admin API, UserInfo) and introspection decide through `Gate::admit` whether an access
-//! token stands, so no route can forget a check. Also introspection's and revocation's rules
-//! for both kinds of token (RFC 7662, RFC 7009).
+//! (the admin API, UserInfo) admits a token through `Gate::admit`, which adds the DPoP binding
+//! (RFC 9449 §7) to the liveness check introspection shares, so no route can forget a check.
+//! Also introspection's and revocation's rules for both kinds of token (RFC 7662, RFC 7009).
 
 use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::access_token::{self, AccessClaims, Audience, Rejected};
+use super::access_token::{self, AccessClaims, Audience, Confirmation, Rejected};
 use super::client::Client;
+use super::dpop::{Expected, ProofError, Proofs};
 use super::keyring::Keys;
 use super::refresh_token::RefreshKeys;
 use super::registry::Registry;
@@ -30,6 +31,24 @@ pub enum Audiences {
     Issuer,
     /// Any audience (introspection, which then asks whether the caller may see it).
     Any,
+}
+
+/// The authentication scheme a token was presented with (RFC 6750 §2.1, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// An access token as a request presented it.
+pub struct Presented<'a> {
+    pub token: &'a str,
+    pub scheme: Scheme,
+    /// The request's `DPoP` header, if it had one.
+    pub proof: Option<&'a str>,
+    /// The request's method and URL (without query), which a proof must name.
+    pub method: &'a str,
+    pub url: &'a str,
 }
 
 /// A token that passed the gate.
@@ -56,6 +75,8 @@ pub enum Refused {
     Invalid(&'static str),
     /// Valid once, but revoked (or its client, grant or user is gone).
     Revoked,
+    /// The DPoP proof a bound token came with failed (RFC 9449 §7.1).
+    Proof(ProofError),
     /// The revoked state could not be checked: never a pass.
     Store(StoreError),
 }
@@ -81,15 +102,53 @@ pub struct Gate<'a> {
     pub registry: &'a Registry,
     pub revocations: &'a Revocations,
     pub verified: &'a Verified,
+    pub proofs: &'a Proofs,
 }
 
 impl Gate<'_> {
-    /// Admits an access token for a route taking `audiences`: signature with a key of our
+    /// Admits a presented access token for a resource route taking `audiences`: it must be
+    /// live (see `live`), and a DPoP-bound one must come with the DPoP scheme and a proof by
+    /// its key for this very request and token (RFC 9449 §7.1); a bound token presented as
+    /// a bearer token is refused (§7.2), as is an unbound one presented as DPoP.
+    pub async fn admit(
+        &self,
+        presented: &Presented<'_>,
+        audiences: Audiences,
+    ) -> Result<Admitted, Refused> {
+        let admitted = self.live(presented.token, audiences).await?;
+        match (admitted.claims.jkt(), presented.scheme) {
+            (None, Scheme::Bearer) => {}
+            (None, Scheme::Dpop) => {
+                return Err(Refused::Invalid("the token is not DPoP-bound: present it as Bearer"));
+            }
+            (Some(_), Scheme::Bearer) => {
+                return Err(Refused::Invalid("the token is DPoP-bound: present it as DPoP"));
+            }
+            (Some(bound), Scheme::Dpop) => {
+                let proof = presented
+                    .proof
+                    .ok_or(Refused::Proof(ProofError::Invalid("a DPoP proof is required")))?;
+                let expected = Expected {
+                    method: presented.method,
+                    url: presented.url,
+                    access_token: Some(presented.token),
+                };
+                let proof =
+                    self.proofs.accept(self.db, proof, &expected).await.map_err(Refused::Proof)?;
+                if proof.jkt != bound {
+                    return Err(Refused::Invalid("the DPoP proof key is not the token's"));
+                }
+            }
+        }
+        Ok(admitted)
+    }
+
+    /// Whether an access token stands for a route taking `audiences`: signature with a key of our
     /// ring and that key's algorithm, `typ` at+jwt, `iss`, `exp`/`nbf` (RFC 9068 §4, RFC 8725),
     /// the audience, and liveness (revoked `jti`, family, grant, client, user cut-off) from
     /// memory. Reads the database only for a client missing from the registry's cache and
     /// for a user's token carrying `admin` (is its user still an administrator?).
-    pub async fn admit(&self, token: &str, audiences: Audiences) -> Result<Admitted, Refused> {
+    async fn live(&self, token: &str, audiences: Audiences) -> Result<Admitted, Refused> {
         let claims = match self.verified.get(token) {
             Some(claims) => claims,
             None => {
@@ -163,12 +222,13 @@ impl Gate<'_> {
                     aud: serde_json::Value::String(claims.aud),
                     jti: claims.jti,
                     token_type: "refresh_token",
+                    cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
                 }),
             });
         }
-        let admitted = match self.admit(token, Audiences::Any).await {
+        let admitted = match self.live(token, Audiences::Any).await {
             Ok(admitted) => admitted,
-            Err(Refused::Store(e)) => return Err(e),
+            Err(Refused::Store(e) | Refused::Proof(ProofError::Store(e))) => return Err(e),
             Err(_) => return Ok(Introspection::INACTIVE),
         };
         let claims = &admitted.claims;
@@ -192,7 +252,8 @@ impl Gate<'_> {
                 iss: claims.iss.clone(),
                 aud: serde_json::to_value(&claims.aud).unwrap_or_default(),
                 jti: claims.jti.clone(),
-                token_type: "Bearer",
+                token_type: claims.token_type(),
+                cnf: claims.cnf.clone(),
             }),
         })
     }
@@ -238,6 +299,10 @@ pub struct TokenFacts {
     pub aud: serde_json::Value,
     pub jti: String,
     pub token_type: &'static str,
+    /// The key a DPoP-bound token is bound to (RFC 9449 §6.2): a resource server checks the
+    /// proof it came with against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {

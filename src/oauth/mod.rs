@@ -10,6 +10,7 @@ pub mod csrf;
 pub mod cursor;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod gate;
 pub mod grant;
 pub mod id_token;

@@ -25,6 +25,10 @@ pub struct RefreshClaims {
     /// The grant it was issued under.
     pub gid: String,
     pub auth_time: i64,
+    /// The DPoP key a public client's family is bound to (RFC 9449 §5): every refresh needs a
+    /// proof by it. Carried from token to token, so the binding holds for the family's life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// The MAC keys of refresh tokens.
@@ -83,6 +87,7 @@ mod tests {
             fid: "f".into(),
             gid: "g".into(),
             auth_time: now,
+            jkt: None,
         }
     }
 

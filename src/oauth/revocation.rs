@@ -408,6 +408,7 @@ mod tests {
             auth_time: None,
             gid: gid.map(str::to_owned),
             fid: Some("family-1".into()),
+            cnf: None,
         }
     }
 

@@ -71,6 +71,7 @@ mod tests {
             auth_time: None,
             gid: None,
             fid: None,
+            cnf: None,
         })
     }
 

@@ -1,6 +1,7 @@
-//! Bearer tokens on requests (RFC 6750): the one extractor every bearer-protected route
-//! takes. It reads the token from the Authorization header only, passes it through the gate
-//! (`oauth::gate`) and checks what the route requires; a route cannot forget a check.
+//! Access tokens on requests (RFC 6750, RFC 9449 §7): the one extractor every protected route
+//! takes. It reads the token from the Authorization header only (scheme `Bearer` or `DPoP`,
+//! with its proof), passes it through the gate (`oauth::gate`) and checks what the route
+//! requires; a route cannot forget a check.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -10,7 +11,8 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::error::BearerError;
-use crate::oauth::gate::{ADMIN_SCOPE, Admitted, Audiences, Refused};
+use crate::oauth::dpop::ProofError;
+use crate::oauth::gate::{ADMIN_SCOPE, Admitted, Audiences, Presented, Refused, Scheme};
 use crate::startup::AppState;
 
 /// What a route requires of a bearer token.
@@ -44,6 +46,8 @@ impl Requirement for UserInfo {
 /// A bearer token admitted for the route's requirement `R`.
 pub struct Bearer<R> {
     pub token: Admitted,
+    /// How it was presented, for the challenge of a later refusal.
+    pub scheme: Scheme,
     requirement: PhantomData<R>,
 }
 
@@ -63,26 +67,46 @@ impl<R: Requirement + 'static> FromRequest for Bearer<R> {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
+        let presented = presented(req);
+        let (method, path) = (req.method().as_str().to_owned(), req.path().to_owned());
         Box::pin(async move {
-            let state = state.ok_or(BearerError::InvalidToken("the server is misconfigured"))?;
-            let token = token?;
-            let admitted = state.gate().admit(&token, R::AUDIENCES).await.map_err(|r| match r {
-                Refused::Invalid(reason) => BearerError::InvalidToken(reason),
-                Refused::Revoked => BearerError::InvalidToken("the token has been revoked"),
-                Refused::Store(e) => BearerError::Store(e),
-            })?;
+            let state = state
+                .ok_or(BearerError::InvalidToken(Scheme::Bearer, "the server is misconfigured"))?;
+            let (scheme, token, proof) = presented?;
+            let url = state.issuer.endpoint(&path);
+            let presented = Presented {
+                token: &token,
+                scheme,
+                proof: proof.as_deref(),
+                method: &method,
+                url: &url,
+            };
+            let admitted =
+                state.gate().admit(&presented, R::AUDIENCES).await.map_err(|r| match r {
+                    Refused::Invalid(reason) => BearerError::InvalidToken(scheme, reason),
+                    Refused::Revoked => {
+                        BearerError::InvalidToken(scheme, "the token has been revoked")
+                    }
+                    Refused::Proof(ProofError::Invalid(reason)) => {
+                        BearerError::InvalidProof(reason)
+                    }
+                    Refused::Proof(ProofError::UseNonce(nonce)) => BearerError::UseNonce(nonce),
+                    Refused::Proof(ProofError::Store(e)) | Refused::Store(e) => {
+                        BearerError::Store(e)
+                    }
+                })?;
             if (R::USERS_ONLY && !admitted.is_users()) || !admitted.scope.contains(R::SCOPE) {
-                return Err(BearerError::InsufficientScope(R::SCOPE));
+                return Err(BearerError::InsufficientScope(scheme, R::SCOPE));
             }
-            Ok(Bearer { token: admitted, requirement: PhantomData })
+            Ok(Bearer { token: admitted, scheme, requirement: PhantomData })
         })
     }
 }
 
-/// The token of an `Authorization: Bearer` header (RFC 6750 §2.1); anything else is treated
-/// as no credentials. A token in the query (§2.3) leaks into logs and histories: refused.
-fn bearer_token(req: &HttpRequest) -> Result<String, BearerError> {
+/// The scheme and token of an `Authorization: Bearer` or `DPoP` header (RFC 6750 §2.1, RFC 9449
+/// §7.1) and the request's one `DPoP` proof; any other scheme is treated as no credentials. A
+/// token in the query (§2.3) leaks into logs and histories: refused.
+fn presented(req: &HttpRequest) -> Result<(Scheme, String, Option<String>), BearerError> {
     if url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, _)| k == "access_token")
     {
         return Err(BearerError::InvalidRequest(
@@ -95,12 +119,24 @@ fn bearer_token(req: &HttpRequest) -> Result<String, BearerError> {
         .and_then(|v| v.to_str().ok())
         .ok_or(BearerError::Missing)?;
     let (scheme, token) = value.split_once(' ').ok_or(BearerError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
         return Err(BearerError::Missing);
-    }
+    };
     let token = token.trim();
     if token.is_empty() {
-        return Err(BearerError::InvalidToken("the token is malformed"));
+        return Err(BearerError::InvalidToken(scheme, "the token is malformed"));
     }
-    Ok(token.to_owned())
+    let mut proofs = req.headers().get_all("dpop");
+    let proof = proofs.next().map(|p| p.to_str().map(str::to_owned));
+    // RFC 9449 §4.3 item 1: exactly one proof.
+    if proofs.next().is_some() {
+        return Err(BearerError::InvalidProof("send exactly one DPoP header"));
+    }
+    let proof =
+        proof.transpose().map_err(|_| BearerError::InvalidProof("the proof is malformed"))?;
+    Ok((scheme, token.to_owned(), proof))
 }

@@ -5,7 +5,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::client_auth;
 use super::form::OAuthForm;
-use crate::error::OAuthError;
+use crate::error::{DPOP_NONCE, OAuthError};
+use crate::oauth::dpop::{Expected, Proof};
 use crate::oauth::grant::{Issuing, authorization_code};
 use crate::oauth::grant::{client_credentials, refresh_token};
 use crate::startup::AppState;
@@ -19,6 +20,13 @@ pub async fn exchange(
         .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
     let form = OAuthForm::parse(&req, &body)?;
     let client = client_auth::client_of(&state, &req, &form).await?;
+    // Checked once the client is known: an anonymous caller records no proof.
+    let proof = proof_of(&state, &req, "/token").await?;
+    // RFC 9449 §5.2: a client registered with dpop_bound_access_tokens always sends a proof.
+    if client.metadata.dpop_bound_access_tokens && proof.is_none() {
+        return Err(OAuthError::InvalidDpopProof("this client must send a DPoP proof"));
+    }
+    let proof = proof.as_ref();
     let issued = match form.get("grant_type")? {
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
         Some("client_credentials") => client_credentials::exchange(
@@ -26,7 +34,11 @@ pub async fn exchange(
             &state.issuer,
             state.settings.max_token_lifetime,
             &client,
-            client_credentials::Request { scope: form.get("scope")?, resources: form.resources()? },
+            client_credentials::Request {
+                scope: form.get("scope")?,
+                resources: form.resources()?,
+                proof,
+            },
         )?,
         Some("authorization_code") => {
             let request = authorization_code::Request {
@@ -34,6 +46,7 @@ pub async fn exchange(
                 redirect_uri: form.get("redirect_uri")?,
                 code_verifier: form.get("code_verifier")?,
                 resources: form.resources()?,
+                proof,
             };
             authorization_code::exchange(&issuing(&state), &client, request).await?
         }
@@ -43,16 +56,42 @@ pub async fn exchange(
                 scope: form.get("scope")?,
                 resources: form.resources()?,
                 reuse_grace: state.settings.refresh_reuse_grace,
+                proof,
             };
             refresh_token::exchange(&issuing(&state), &client, request).await?
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };
     // RFC 6749 §5.1: token responses are never cached.
-    Ok(HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(issued))
+        .insert_header((header::PRAGMA, "no-cache"));
+    // RFC 9449 §8.2: the next proof's nonce, handed out with every answer.
+    if state.proofs.requires_nonce() {
+        response.insert_header((DPOP_NONCE, state.proofs.nonce(chrono::Utc::now())));
+    }
+    Ok(response.json(issued))
+}
+
+/// The request's DPoP proof, checked (RFC 9449 §4.3) and recorded, if it carries one; `path`
+/// is the endpoint's, under the issuer (`htu`).
+pub(crate) async fn proof_of(
+    state: &AppState,
+    req: &HttpRequest,
+    path: &str,
+) -> Result<Option<Proof>, OAuthError> {
+    let mut headers = req.headers().get_all("dpop");
+    let Some(value) = headers.next() else { return Ok(None) };
+    // §4.3 item 1: exactly one proof.
+    if headers.next().is_some() {
+        return Err(OAuthError::InvalidDpopProof("send exactly one DPoP header"));
+    }
+    let proof =
+        value.to_str().map_err(|_| OAuthError::InvalidDpopProof("the proof is malformed"))?;
+    let url = state.issuer.endpoint(path);
+    let expected = Expected { method: req.method().as_str(), url: &url, access_token: None };
+    Ok(Some(state.proofs.accept(&state.db, proof, &expected).await?))
 }
 
 fn issuing(state: &AppState) -> Issuing<'_> {

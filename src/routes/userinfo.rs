@@ -17,7 +17,7 @@ pub async fn claims(
     let user = store::users::find(&state.db, &bearer.token.claims.sub)
         .await?
         .filter(|u| !u.disabled)
-        .ok_or(BearerError::InvalidToken("the user is no longer active"))?;
+        .ok_or(BearerError::InvalidToken(bearer.scheme, "the user is no longer active"))?;
     // The claims released are those of the scope the token holds now.
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

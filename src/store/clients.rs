@@ -27,6 +27,7 @@ pub struct ClientRecord {
     pub served_resources: String,
     /// `access_token_signed_response_alg`.
     pub access_token_alg: String,
+    pub dpop_bound_access_tokens: bool,
     pub lifetimes: StoredLifetimes,
     pub scopes: Vec<String>,
     pub secrets: Vec<SecretRecord>,
@@ -125,6 +126,7 @@ async fn attach(
             audience: r.audience,
             served_resources: r.served_resources,
             access_token_alg: r.access_token_signed_response_alg,
+            dpop_bound_access_tokens: r.dpop_bound_access_tokens,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -145,6 +147,7 @@ fn active_model(record: &ClientRecord) -> client::ActiveModel {
         audience: Set(record.audience.clone()),
         served_resources: Set(record.served_resources.clone()),
         access_token_signed_response_alg: Set(record.access_token_alg.clone()),
+        dpop_bound_access_tokens: Set(record.dpop_bound_access_tokens),
         access_token_lifetime: Set(lifetimes.access_token),
         id_token_lifetime: Set(lifetimes.id_token),
         refresh_token_lifetime: Set(lifetimes.refresh_token),

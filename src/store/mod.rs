@@ -6,6 +6,7 @@ pub mod clients;
 pub mod codes;
 pub mod grants;
 pub mod keys;
+pub mod proofs;
 pub mod purge;
 pub mod refresh_tokens;
 pub mod revocations;

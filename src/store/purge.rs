@@ -16,6 +16,8 @@ pub const BATCH: u64 = 1000;
 pub enum Expired {
     /// Client-assertion ids past their expiry (a replay of an expired assertion fails anyway).
     UsedAssertions,
+    /// DPoP proof ids whose proofs are past the accepted window.
+    UsedProofs,
     Sessions,
     /// Codes a day past their expiry: kept that long so a late replay is still recognised.
     Codes,
@@ -31,8 +33,9 @@ pub enum Expired {
 }
 
 impl Expired {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::UsedAssertions,
+        Self::UsedProofs,
         Self::Sessions,
         Self::Codes,
         Self::Revocations,
@@ -44,6 +47,7 @@ impl Expired {
     pub fn table(self) -> &'static str {
         match self {
             Self::UsedAssertions => "used_assertions",
+            Self::UsedProofs => "used_dpop_proofs",
             Self::Sessions => "sessions",
             Self::Codes => "authorization_codes",
             Self::Revocations => "revocations",
@@ -63,6 +67,7 @@ impl Expired {
     ) -> Result<u64, StoreError> {
         match self {
             Self::UsedAssertions => super::clients::purge_assertions(db, now, batch).await,
+            Self::UsedProofs => super::proofs::purge(db, now, batch).await,
             Self::Sessions => super::sessions::purge(db, now, batch).await,
             Self::Codes => super::codes::purge(db, now - chrono::Duration::days(1), batch).await,
             Self::Revocations => super::revocations::purge(db, now, batch).await,

@@ -11,6 +11,7 @@ mod browser;
 mod client_auth;
 mod code_exchange;
 mod discovery;
+mod dpop;
 mod drills;
 mod gate;
 mod headless;

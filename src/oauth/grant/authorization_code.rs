@@ -5,7 +5,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use chrono::Utc;
 
 use super::client_credentials::user_audience;
-use super::{Issuing, TokenResponse};
+use super::{Issuing, ProofKey, TokenResponse, token_type};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::authorize::AuthorizationRequest;
@@ -47,6 +47,7 @@ pub async fn issue_code(
         code_challenge: request.code_challenge.clone(),
         scope: request.scope.to_string(),
         nonce: request.nonce.clone(),
+        dpop_jkt: request.dpop_jkt.clone(),
         auth_time,
         created_at: now,
         expires_at: now + chrono::Duration::seconds(i64::from(lifetime)),
@@ -61,6 +62,8 @@ pub struct Request<'a> {
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
     pub resources: Vec<&'a str>,
+    /// The key of the request's DPoP proof.
+    pub proof: ProofKey<'a>,
 }
 
 pub async fn exchange(
@@ -119,6 +122,16 @@ pub async fn exchange(
             "the code_verifier does not match the code_challenge",
         ));
     }
+    // RFC 9449 §10: a code bound at the authorization request redeems only with that key.
+    if let Some(bound) = record.dpop_jkt.as_deref() {
+        match request.proof {
+            None => return Err(OAuthError::InvalidDpopProof("the code is bound to a DPoP key")),
+            Some(proof) if proof.jkt != bound => {
+                return Err(OAuthError::InvalidGrant("the DPoP proof key is not the code's"));
+            }
+            Some(_) => {}
+        }
+    }
     // The user must still sign in, and not have been cut off since the code was issued.
     let (user, grant_stands) =
         store::users::find_with_grant(ctx.db, &record.user_id, &record.grant_id)
@@ -149,10 +162,14 @@ pub async fn exchange(
             family_id: offline.then_some(family_id.as_str()),
             alg: client.metadata.access_token_alg,
             jti: Some(access_jti),
+            jkt: request.proof.map(|p| p.jkt.as_str()),
         },
     )?;
     let refresh_token = if offline {
-        Some(start_family(ctx, client, &record, &scope, family_id).await?)
+        // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
+        // confidential client's are bound to its credentials already).
+        let jkt = request.proof.filter(|_| client.is_public()).map(|p| p.jkt.as_str());
+        Some(start_family(ctx, client, &record, &scope, family_id, jkt).await?)
     } else {
         None
     };
@@ -166,7 +183,7 @@ pub async fn exchange(
     )?;
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: token_type(request.proof),
         expires_in: lifetime.as_secs(),
         scope: scope.to_string(),
         refresh_token,
@@ -182,6 +199,7 @@ async fn start_family(
     code: &CodeRecord,
     scope: &Scopes,
     family_id: String,
+    jkt: Option<&str>,
 ) -> Result<String, OAuthError> {
     let now = Utc::now();
     let lifetimes = &client.metadata.lifetimes;
@@ -211,7 +229,7 @@ async fn start_family(
         // A replay of the code got there first: what this redemption issued is revoked.
         return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
     }
-    ctx.refresh_token(&family, &jti, expires_at, now)
+    ctx.refresh_token(&family, &jti, expires_at, now, jkt)
 }
 
 /// A code presented again (OAuth 2.1 §4.1.3): if this caller is the code's client and proves

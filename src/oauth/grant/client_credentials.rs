@@ -1,7 +1,7 @@
 //! `grant_type=client_credentials` (RFC 6749 §4.4, OAuth 2.1 §4.2): a confidential client
 //! gets an access token for itself, within the scopes and audiences an admin allowed.
 
-use super::TokenResponse;
+use super::{ProofKey, TokenResponse, token_type};
 use crate::config::Issuer;
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
@@ -14,6 +14,8 @@ use crate::oauth::scope::Scopes;
 pub struct Request<'a> {
     pub scope: Option<&'a str>,
     pub resources: Vec<&'a str>,
+    /// The key of the request's DPoP proof: the token is bound to it.
+    pub proof: ProofKey<'a>,
 }
 
 pub fn exchange(
@@ -63,12 +65,13 @@ pub fn exchange(
             family_id: None,
             alg: client.metadata.access_token_alg,
             jti: None,
+            jkt: request.proof.map(|p| p.jkt.as_str()),
         },
     )?;
     tracing::info!(client_id = %client.client_id, jti = %claims.jti, "issued a client_credentials token");
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: token_type(request.proof),
         expires_in: lifetime.as_secs(),
         scope: scope.to_string(),
         refresh_token: None,

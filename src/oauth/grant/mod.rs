@@ -31,13 +31,15 @@ pub struct Issuing<'a> {
 }
 
 impl Issuing<'_> {
-    /// The refresh token (JWT) `jti` of `family`, expiring at `expires_at`.
+    /// The refresh token (JWT) `jti` of `family`, expiring at `expires_at`, bound to the DPoP
+    /// key `jkt` when the family is.
     pub fn refresh_token(
         &self,
         family: &FamilyRecord,
         jti: &str,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        jkt: Option<&str>,
     ) -> Result<String, OAuthError> {
         Ok(self.refresh_keys.sign(&RefreshClaims {
             iss: self.issuer.as_str().to_owned(),
@@ -51,6 +53,7 @@ impl Issuing<'_> {
             fid: family.id.clone(),
             gid: family.grant_id.clone(),
             auth_time: family.auth_time.timestamp(),
+            jkt: jkt.map(str::to_owned),
         })?)
     }
 
@@ -89,6 +92,14 @@ impl Issuing<'_> {
         )?;
         Ok(Some(token))
     }
+}
+
+/// The DPoP key a request proved it holds (RFC 9449 §5), which what it issues is bound to.
+pub type ProofKey<'a> = Option<&'a crate::oauth::dpop::Proof>;
+
+/// `DPoP` when the access token is bound, else `Bearer` (RFC 9449 §5).
+pub fn token_type(proof: ProofKey<'_>) -> &'static str {
+    if proof.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// A successful token response (RFC 6749 §5.1).

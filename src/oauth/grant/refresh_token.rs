@@ -6,8 +6,8 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::Issuing;
-use super::TokenResponse;
 use super::client_credentials::user_audience;
+use super::{ProofKey, TokenResponse, token_type};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
@@ -27,6 +27,8 @@ pub struct Request<'a> {
     pub resources: Vec<&'a str>,
     /// See `Settings::refresh_reuse_grace`.
     pub reuse_grace: Duration,
+    /// The key of the request's DPoP proof.
+    pub proof: ProofKey<'a>,
 }
 
 pub async fn exchange(
@@ -45,6 +47,18 @@ pub async fn exchange(
     // RFC 6749 §6: bound to the client it was issued to (no revocation: the caller is not it).
     if claims.client_id != client.client_id {
         return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
+    }
+    // RFC 9449 §5: a family bound to a key refreshes only with a proof by that key.
+    if let Some(bound) = claims.jkt.as_deref() {
+        match request.proof {
+            None => return Err(OAuthError::InvalidDpopProof("the refresh token is DPoP-bound")),
+            Some(proof) if proof.jkt != bound => {
+                return Err(OAuthError::InvalidGrant(
+                    "the DPoP proof key is not the refresh token's",
+                ));
+            }
+            Some(_) => {}
+        }
     }
     // A client no longer allowed offline access holds no refresh token that works.
     if !client.metadata.scope.contains("offline_access") {
@@ -111,10 +125,16 @@ pub async fn exchange(
             family_id: Some(&family.id),
             alg: client.metadata.access_token_alg,
             jti: None,
+            jkt: request.proof.map(|p| p.jkt.as_str()),
         },
     )?;
-    let refresh_token =
-        ctx.refresh_token(family, &rotated.successor_jti, rotated.successor_expires_at, now)?;
+    let refresh_token = ctx.refresh_token(
+        family,
+        &rotated.successor_jti,
+        rotated.successor_expires_at,
+        now,
+        claims.jkt.as_deref(),
+    )?;
     // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
     let id_token = match &user {
         Some(user) => ctx.id_token(client, user, &scope, family.auth_time, None, &access_token)?,
@@ -122,7 +142,7 @@ pub async fn exchange(
     };
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer",
+        token_type: token_type(request.proof),
         expires_in: lifetime.as_secs(),
         scope: scope.to_string(),
         refresh_token: Some(refresh_token),
