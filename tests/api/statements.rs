@@ -176,3 +176,50 @@ async fn on_postgres_refresh_token_pages_keep_room_for_the_rotation_update() {
     // Marking a token used then writes a heap-only tuple on the same page: no index entry.
     assert_eq!(options.as_deref(), Some("fillfactor=90"));
 }
+
+#[tokio::test]
+async fn a_dpop_proof_costs_one_statement_at_the_token_endpoint_and_at_a_resource() {
+    use crate::dpop::DpopKey;
+    let app = spawn_app().await;
+    let (id, secret) = app.service_client("", &[]).await;
+    app.client_token(&id, &secret, None).await; // the client is now in this replica's cache
+    let key = DpopKey::es256();
+    let url = app.url("/token");
+    let bound = || async {
+        let response = app
+            .http
+            .post(&url)
+            .basic_auth(&id, Some(&secret))
+            .header("DPoP", key.proof("POST", &url, None))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("POST");
+        let body: Value = response.json().await.expect("JSON");
+        assert_eq!(body["token_type"], "DPoP", "{body}");
+        body["access_token"].as_str().expect("token").to_owned()
+    };
+    let issuing = counted(&app, "/token", async {
+        for _ in 0..5 {
+            bound().await;
+        }
+    })
+    .await;
+    assert_eq!(issuing, 5, "client_credentials with DPoP: the proof's jti, once each");
+
+    let token = bound().await;
+    let admin = app.url("/admin/clients");
+    let at_resource = counted(&app, "/admin/clients", async {
+        let response = app
+            .http
+            .get(&admin)
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", key.proof("GET", &admin, Some(&token)))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 403, "bound and proven, but without the admin scope");
+    })
+    .await;
+    assert_eq!(at_resource, 1, "the gate: the proof's jti and nothing else");
+}
