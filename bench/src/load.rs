@@ -33,6 +33,8 @@ pub enum Workload {
     Refresh { login: Login, refresh_token: Option<String> },
     /// The whole browser flow, signing in every time; one flow is one unit.
     Flow { login: Login },
+    /// client_credentials with a new DPoP proof by `key` each time: a `DPoP` token.
+    Dpop { key: crate::dpop::ProofKey, basic: String },
 }
 
 /// The warm-up and the measured window.
@@ -167,6 +169,17 @@ impl VirtualUser {
                     }
                     None => Err(Failure::unexpected("refresh", &response)),
                 }
+            }
+            Workload::Dpop { key, basic } => {
+                let request = key.client_credentials_request(&self.target, basic);
+                let response = connection.send(&request).await?;
+                if response.close {
+                    self.connection = None;
+                }
+                if !response.is_success() || !response.contains(br#""token_type":"DPoP""#) {
+                    return Err(Failure::unexpected("DPoP token response", &response));
+                }
+                Ok(true)
             }
             Workload::Flow { login } => {
                 let completed = flow::run(connection, &self.target, login).await?;

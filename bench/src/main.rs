@@ -3,6 +3,7 @@
 //! in-process signing ceiling.
 
 mod database;
+mod dpop;
 mod flow;
 mod html;
 mod http;
@@ -185,6 +186,7 @@ fn run(args: Args) -> anyhow::Result<Report> {
     for result in &mut results {
         let alg = match result.name {
             "refresh" => Some("RS256"),
+            scenarios::DPOP => Some("ES256"),
             name => scenarios::CLIENT_CREDENTIALS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a),
         };
         let ceiling = ceilings

@@ -12,10 +12,11 @@ use crate::load::Workload;
 use crate::setup::{self, Admin, ClientCredentials};
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 10] = [
     "client_credentials_rs256",
     "client_credentials_es256",
     "client_credentials_eddsa",
+    "client_credentials_es256_dpop",
     "introspection",
     "introspection_distinct",
     "jwks",
@@ -106,6 +107,10 @@ pub async fn prepare(
         scope,
     };
 
+    if wants(DPOP) {
+        prepared
+            .push((DPOP, dpop_client_credentials(&mut admin, target, users.connections).await?));
+    }
     if wants("introspection") {
         let outcome = match (&rs256, &web) {
             (Some(caller), Some(web)) => {
@@ -232,6 +237,45 @@ async fn client_credentials(
         },
     };
     Ok((Some(client), prepared))
+}
+
+/// client_credentials with a fresh ES256 DPoP proof per request (RFC 9449), ES256 tokens.
+pub const DPOP: &str = "client_credentials_es256_dpop";
+
+/// A client_credentials client with ES256 access tokens that must send DPoP proofs, checked
+/// with one bound token; each virtual user holds its own key and signs a proof per request.
+async fn dpop_client_credentials(
+    admin: &mut Admin<'_>,
+    target: &Target,
+    connections: usize,
+) -> anyhow::Result<Prepared> {
+    let metadata = json!({
+        "client_name": "bench ES256 DPoP",
+        "grant_types": ["client_credentials"],
+        "scope": SCOPE,
+        "access_token_signed_response_alg": "ES256",
+        "dpop_bound_access_tokens": true,
+    });
+    let client = match admin.register_client(&metadata).await? {
+        Ok(client) => client,
+        Err(reason) => return Ok(Prepared::Skipped(format!("DPoP unsupported: {reason}"))),
+    };
+    let key = crate::dpop::ProofKey::generate()?;
+    let probe = key.client_credentials_request(target, &client.basic);
+    let prepared = match setup::access_token(target, &probe).await {
+        Err(reason) => Prepared::Failed(format!("probe token: {reason}")),
+        Ok(_) => {
+            let mut users = Vec::with_capacity(connections);
+            for _ in 0..connections {
+                users.push(Workload::Dpop {
+                    key: crate::dpop::ProofKey::generate()?,
+                    basic: client.basic.clone(),
+                });
+            }
+            Prepared::Run(users)
+        }
+    };
+    Ok(prepared)
 }
 
 /// `count` virtual users, each repeating `request`.
