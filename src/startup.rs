@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Issuer, Settings};
 use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
-use crate::oauth::dpop::Proofs;
+use crate::oauth::dpop::{Proofs, Replays};
 use crate::oauth::gate::Gate;
 use crate::oauth::keyring::{KeyPolicy, Keys, LEEWAY};
 use crate::oauth::master_key::MasterKey;
@@ -53,6 +53,8 @@ pub struct AppState {
     pub revocations: Revocations,
     /// Checks DPoP proofs and makes their nonces (RFC 9449).
     pub proofs: Proofs,
+    /// Records the ids of accepted DPoP proofs, so each is accepted once on any replica.
+    pub replays: Replays,
     /// Access tokens whose signature was verified recently.
     pub verified: Verified,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -71,6 +73,7 @@ impl AppState {
             revocations: &self.revocations,
             verified: &self.verified,
             proofs: &self.proofs,
+            replays: &self.replays,
         }
     }
 }
@@ -112,6 +115,7 @@ impl Application {
         let address = listener.local_addr()?;
         let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
         let discovery = ArcSwap::from_pointee(metadata(&db, &issuer).await?);
+        let replays = Replays::spawn(db.clone());
 
         let state = web::Data::new(AppState {
             issuer,
@@ -126,6 +130,7 @@ impl Application {
             discovery,
             revocations,
             proofs,
+            replays,
             verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),

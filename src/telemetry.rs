@@ -62,6 +62,14 @@ pub struct Metrics {
 tokio::task_local! {
     /// Database statements run so far for the request this task serves.
     static STATEMENTS: Cell<u64>;
+    /// The label of a background task whose statements are counted apart.
+    static WORK: &'static str;
+}
+
+/// Runs `work` (a background task) with its statements counted under `label` instead of
+/// `background`, so that they can be asserted like a route's.
+pub async fn statements_as<F: std::future::Future>(label: &'static str, work: F) -> F::Output {
+    WORK.scope(label, work).await
 }
 
 impl Metrics {
@@ -105,11 +113,16 @@ impl Metrics {
     /// background work. Deterministic per operation, so tests can assert them.
     pub fn count_statements(&self, db: &mut sea_orm::DatabaseConnection) {
         let background = self.statements.with_label_values(&["background"]);
+        let statements = self.statements.clone();
         db.set_metric_callback(move |info| {
             // The SQL text only: values (hashes, ids) stay out of the logs.
             tracing::trace!(target: "castellan::sql", sql = %info.statement.sql);
-            if STATEMENTS.try_with(|n| n.set(n.get() + 1)).is_err() {
-                background.inc();
+            if STATEMENTS.try_with(|n| n.set(n.get() + 1)).is_ok() {
+                return;
+            }
+            match WORK.try_with(|label| *label) {
+                Ok(label) => statements.with_label_values(&[label]).inc(),
+                Err(_) => background.inc(),
             }
         });
     }

@@ -32,7 +32,7 @@ impl ProofKey {
     }
 
     /// A proof for `POST {target}/token`.
-    fn proof(&self, target: &Target) -> String {
+    pub fn proof(&self, target: &Target) -> String {
         let claims = json!({
             "jti": uuid::Uuid::new_v4().to_string(),
             "htm": "POST",

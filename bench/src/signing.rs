@@ -115,6 +115,9 @@ fn measure(alg: Algorithm, duration: Duration, clock_ticks: f64) -> anyhow::Resu
         // all-core clock speeds make each signature dearer than on one busy core alone.
         on_threads(cores, &name, ALL_CORES, duration, clock_ticks, sign)?,
     ];
+    if alg.as_str() == "ES256" {
+        found.push(on_one_thread(&name, PROOF_CHECK, duration, clock_ticks, proof_check()?)?);
+    }
     if alg.as_str() == "RS256" {
         // jsonwebtoken's RSA signing takes a PKCS#1 key and parses it again for each token.
         let pkcs1 = rsa::RsaPrivateKey::from_pkcs8_der(&key.pkcs8)?.to_pkcs1_der()?;
@@ -127,6 +130,27 @@ fn measure(alg: Algorithm, duration: Duration, clock_ticks: f64) -> anyhow::Resu
         })?);
     }
     Ok(found)
+}
+
+/// The label of the in-process DPoP proof check (signature, claims, no storage).
+pub const PROOF_CHECK: &str = "castellan DPoP proof check (verification, no storage)";
+
+/// One ES256 proof checked over and over, as the token endpoint checks each new one.
+fn proof_check() -> anyhow::Result<impl Fn() -> anyhow::Result<()> + Sync> {
+    use castellan::oauth::dpop::{Expected, Proofs};
+    let target = crate::http::Target::new("127.0.0.1:8080".parse()?);
+    let key = crate::dpop::ProofKey::generate()?;
+    let proof = key.proof(&target);
+    let nonce_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"bench");
+    let proofs = Proofs::new(nonce_key, false);
+    Ok(move || {
+        let expected =
+            Expected { method: "POST", url: "http://127.0.0.1:8080/token", access_token: None };
+        match proofs.check(&proof, &expected, chrono::Utc::now()) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("the proof was refused: {e:?}")),
+        }
+    })
 }
 
 /// The implementation label of the all-core measurement of the server's own signer; the

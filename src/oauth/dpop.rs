@@ -12,6 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::jwk::PublicJwk;
 use crate::store::{self, Db, StoreError};
@@ -85,7 +88,7 @@ impl Proofs {
     /// is accepted once across every replica while its `iat` is in the window.
     pub async fn accept(
         &self,
-        db: &Db,
+        replays: &Replays,
         proof: &str,
         expected: &Expected<'_>,
     ) -> Result<Proof, ProofError> {
@@ -94,14 +97,15 @@ impl Proofs {
         // §11.1: a proof is single use; its jti is kept as long as its iat is accepted.
         let forget_at = DateTime::from_timestamp(checked.iat + MAX_AGE_SECS + 1, 0)
             .ok_or(ProofError::Invalid("iat is out of range"))?;
-        if !store::proofs::record(db, &checked.proof.jkt, &checked.jti, forget_at).await? {
+        if !replays.record(checked.proof.jkt.clone(), checked.jti, forget_at).await? {
             return Err(ProofError::Invalid("the proof was already used"));
         }
         Ok(checked.proof)
     }
 
-    /// Every check of §4.3 that needs no storage.
-    fn check(
+    /// Every check of §4.3 that needs no storage (`accept` adds the replay guard); public for
+    /// the benchmark, which measures it alone.
+    pub fn check(
         &self,
         proof: &str,
         expected: &Expected<'_>,
@@ -200,8 +204,97 @@ impl Proofs {
     }
 }
 
-struct Checked {
-    proof: Proof,
+/// The replay guard: records proof ids in the shared database. Concurrent requests' ids go
+/// in together, one multi-row statement per batch (a batch is whatever queued while the
+/// previous one was written, so an idle server writes each at once), and each request waits
+/// for its own row's verdict: exactly-once across replicas at a fraction of a statement each.
+pub struct Replays {
+    queue: mpsc::Sender<Pending>,
+}
+
+struct Pending {
+    jkt: String,
+    jti: String,
+    forget_at: DateTime<Utc>,
+    verdict: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+/// What the writers' statements are counted as (`castellan_db_statements_total{route}`).
+pub const STATEMENTS_LABEL: &str = "dpop_proofs";
+/// Ids written by one statement at most.
+const BATCH: usize = 256;
+/// Batches being written at once: while one waits on the database the next fills.
+const WRITERS: usize = 2;
+
+impl Replays {
+    /// Starts the writers on the current runtime.
+    pub fn spawn(db: Db) -> Self {
+        let (queue, pending) = mpsc::channel(BATCH * WRITERS * 4);
+        let pending = Arc::new(tokio::sync::Mutex::new(pending));
+        for _ in 0..WRITERS {
+            let writer = write_batches(db.clone(), pending.clone());
+            tokio::spawn(crate::telemetry::statements_as(STATEMENTS_LABEL, writer));
+        }
+        Self { queue }
+    }
+
+    /// Records a proof id; `false` if it was recorded before (a replay).
+    async fn record(
+        &self,
+        jkt: String,
+        jti: String,
+        forget_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (verdict, answer) = oneshot::channel();
+        let gone = || StoreError::stale("the DPoP replay guard");
+        self.queue.send(Pending { jkt, jti, forget_at, verdict }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+async fn write_batches(db: Db, pending: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        if pending.lock().await.recv_many(&mut batch, BATCH).await == 0 {
+            return;
+        }
+        // An id twice in one batch: the first is the one that counts, the others are replays.
+        let mut seen = HashSet::new();
+        let (first, again): (Vec<Pending>, Vec<Pending>) =
+            batch.drain(..).partition(|p| seen.insert((p.jkt.clone(), p.jti.clone())));
+        for replay in again {
+            let _ = replay.verdict.send(Ok(false));
+        }
+        let rows: Vec<(&str, &str, DateTime<Utc>)> =
+            first.iter().map(|p| (p.jkt.as_str(), p.jti.as_str(), p.forget_at)).collect();
+        match store::proofs::record(&db, &rows).await {
+            Ok(inserted) => {
+                for p in first {
+                    let new = inserted.contains(&(p.jkt.clone(), p.jti.clone()));
+                    let _ = p.verdict.send(Ok(new));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record DPoP proof ids");
+                for p in first {
+                    let _ = p.verdict.send(Err(shared(&e)));
+                }
+            }
+        }
+    }
+}
+
+/// The same failure for every waiter of a batch.
+fn shared(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(_) => StoreError::stale("the DPoP replay guard"),
+        other => StoreError::Other(anyhow::anyhow!("recording DPoP proof ids: {other}")),
+    }
+}
+
+/// A proof that passed `check`, with what the replay guard records.
+pub struct Checked {
+    pub proof: Proof,
     jti: String,
     iat: i64,
 }

@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::access_token::{self, AccessClaims, Audience, Confirmation, Rejected};
 use super::client::Client;
-use super::dpop::{Expected, ProofError, Proofs};
+use super::dpop::{Expected, ProofError, Proofs, Replays};
 use super::keyring::Keys;
 use super::refresh_token::RefreshKeys;
 use super::registry::Registry;
@@ -103,6 +103,7 @@ pub struct Gate<'a> {
     pub revocations: &'a Revocations,
     pub verified: &'a Verified,
     pub proofs: &'a Proofs,
+    pub replays: &'a Replays,
 }
 
 impl Gate<'_> {
@@ -133,8 +134,11 @@ impl Gate<'_> {
                     url: presented.url,
                     access_token: Some(presented.token),
                 };
-                let proof =
-                    self.proofs.accept(self.db, proof, &expected).await.map_err(Refused::Proof)?;
+                let proof = self
+                    .proofs
+                    .accept(self.replays, proof, &expected)
+                    .await
+                    .map_err(Refused::Proof)?;
                 if proof.jkt != bound {
                     return Err(Refused::Invalid("the DPoP proof key is not the token's"));
                 }

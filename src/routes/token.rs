@@ -91,7 +91,7 @@ pub(crate) async fn proof_of(
         value.to_str().map_err(|_| OAuthError::InvalidDpopProof("the proof is malformed"))?;
     let url = state.issuer.endpoint(path);
     let expected = Expected { method: req.method().as_str(), url: &url, access_token: None };
-    Ok(Some(state.proofs.accept(&state.db, proof, &expected).await?))
+    Ok(Some(state.proofs.accept(&state.replays, proof, &expected).await?))
 }
 
 fn issuing(state: &AppState) -> Issuing<'_> {
