@@ -203,6 +203,10 @@ pub struct SettingsArgs {
     /// [default: false]
     #[arg(long, env = "CASTELLAN_DPOP_REQUIRE_NONCE", global = true)]
     dpop_require_nonce: Option<String>,
+    /// Whether every client must push its authorization requests to /par first (RFC 9126
+    /// §5): true or false [default: false]
+    #[arg(long, env = "CASTELLAN_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", global = true)]
+    require_pushed_authorization_requests: Option<String>,
 }
 
 impl SettingsArgs {
@@ -275,17 +279,19 @@ impl SettingsArgs {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let dpop_require_nonce = match self.dpop_require_nonce.as_deref() {
-            None => d.dpop_require_nonce,
-            Some("true") => true,
-            Some("false") => false,
-            Some(_) => {
-                return Err(SettingsError::new(
-                    "CASTELLAN_DPOP_REQUIRE_NONCE",
-                    "expected true or false",
-                ));
-            }
+        let flag = |name, value: Option<String>, default| match value.as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(_) => Err(SettingsError::new(name, "expected true or false")),
         };
+        let dpop_require_nonce =
+            flag("CASTELLAN_DPOP_REQUIRE_NONCE", self.dpop_require_nonce, d.dpop_require_nonce)?;
+        let require_pushed_authorization_requests = flag(
+            "CASTELLAN_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS",
+            self.require_pushed_authorization_requests,
+            d.require_pushed_authorization_requests,
+        )?;
         let settings = Settings {
             issuer,
             bind,
@@ -364,6 +370,7 @@ impl SettingsArgs {
             )?,
             trusted_proxies,
             dpop_require_nonce,
+            require_pushed_authorization_requests,
         };
         settings.validate()?;
         Ok(settings)

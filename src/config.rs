@@ -64,6 +64,8 @@ pub struct Settings {
     /// Whether every DPoP proof must carry a nonce this server made (RFC 9449 §8), which
     /// bounds a proof's use to the nonce's minute whatever the client's clock says.
     pub dpop_require_nonce: bool,
+    /// Every client must push its authorization requests first (RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +96,7 @@ impl Default for Settings {
             failure_window: Duration::from_secs(15 * 60),
             trusted_proxies: Vec::new(),
             dpop_require_nonce: false,
+            require_pushed_authorization_requests: false,
         }
     }
 }

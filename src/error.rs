@@ -97,6 +97,10 @@ pub enum OAuthError {
     InvalidScope(&'static str),
     #[error("invalid_target: {0}")]
     InvalidTarget(&'static str),
+    /// A pushed authorization request refused as `/authorize` would have refused it
+    /// (RFC 9126 §2.3): the same error code and description.
+    #[error("{error}: {description}")]
+    AuthorizationRequest { error: &'static str, description: &'static str },
     /// RFC 9449 §5: the DPoP proof is missing, malformed or does not fit the request.
     #[error("invalid_dpop_proof: {0}")]
     InvalidDpopProof(&'static str),
@@ -167,6 +171,7 @@ impl ResponseError for OAuthError {
             Self::InvalidScope(d) => ("invalid_scope", *d),
             Self::InvalidTarget(d) => ("invalid_target", *d),
             Self::InvalidDpopProof(d) => ("invalid_dpop_proof", *d),
+            Self::AuthorizationRequest { error, description } => (*error, *description),
             Self::UseDpopNonce(_) => {
                 ("use_dpop_nonce", "the DPoP proof must carry the nonce in DPoP-Nonce")
             }

@@ -329,7 +329,14 @@ fn fuzz_authorization_requests() {
             .collect::<Vec<(String, String)>>()
     });
     fuzz("authorize", seeds, params, |params| {
-        let result = block_on(authorize::validate(&w.db, &w.registry, &w.keys, &w.issuer, &params));
+        let ctx = authorize::Authorizing {
+            db: &w.db,
+            registry: &w.registry,
+            keys: &w.keys,
+            issuer: &w.issuer,
+            require_pushed_requests: false,
+        };
+        let result = block_on(authorize::validate(&ctx, &params, authorize::Origin::Browser));
         match result {
             Ok(request) => {
                 // Only a request for our client, to its registered URI, with PKCE S256.

@@ -114,7 +114,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
         let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
-        let discovery = ArcSwap::from_pointee(metadata(&db, &issuer).await?);
+        let discovery = ArcSwap::from_pointee(metadata(&db, &issuer, &settings).await?);
         let replays = Replays::spawn(db.clone());
 
         let state = web::Data::new(AppState {
@@ -291,7 +291,7 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         if let Err(e) = state.throttle.sync(&state.db).await {
             tracing::warn!(error = %e, "cannot refresh the blocked accounts and addresses");
         }
-        match metadata(&state.db, &state.issuer).await {
+        match metadata(&state.db, &state.issuer, &state.settings).await {
             Ok(document) => state.discovery.store(Arc::new(document)),
             Err(e) => tracing::warn!(error = %e, "cannot refresh the metadata document"),
         }
@@ -356,9 +356,11 @@ async fn purge_expired(state: web::Data<AppState>, metrics: web::Data<Metrics>) 
 }
 
 /// The metadata document with the scopes registered now.
-async fn metadata(db: &Db, issuer: &Issuer) -> anyhow::Result<Vec<u8>> {
+async fn metadata(db: &Db, issuer: &Issuer, settings: &Settings) -> anyhow::Result<Vec<u8>> {
     let scopes = store::scopes::list(db, None, 1000).await?.into_iter().map(|s| s.name).collect();
-    Ok(serde_json::to_vec(&Metadata::new(issuer, scopes))?)
+    let mut document = Metadata::new(issuer, scopes);
+    document.require_pushed_authorization_requests = settings.require_pushed_authorization_requests;
+    Ok(serde_json::to_vec(&document)?)
 }
 
 async fn wait_for_termination() {

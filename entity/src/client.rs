@@ -33,6 +33,8 @@ pub struct Model {
     pub authorization_code_lifetime: Option<i32>,
     /// RFC 9449 §5.2: every token request of this client carries a DPoP proof.
     pub dpop_bound_access_tokens: bool,
+    /// RFC 9126 §6: authorization requests only by reference to a pushed one.
+    pub require_pushed_authorization_requests: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod client_scope;
 pub mod client_secret;
 pub mod grant;
+pub mod pushed_request;
 pub mod refresh_family;
 pub mod refresh_token;
 pub mod revocation;

@@ -13,6 +13,7 @@ mod m20261203_000008_change_notifications;
 mod m20261203_000009_indexes_for_scale;
 mod m20261203_000010_room_for_rotation;
 mod m20261204_000011_dpop;
+mod m20261204_000012_pushed_requests;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000009_indexes_for_scale::Migration),
             Box::new(m20261203_000010_room_for_rotation::Migration),
             Box::new(m20261204_000011_dpop::Migration),
+            Box::new(m20261204_000012_pushed_requests::Migration),
         ]
     }
 }

@@ -5,13 +5,49 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use aws_lc_rs::digest::{SHA256, digest};
+use chrono::{DateTime, Utc};
+
 use super::client::{Client, GrantType, is_client_id};
 use super::keyring::Keys;
 use super::pkce;
 use super::redirect_uri;
 use super::registry::Registry;
 use super::scope::Scopes;
-use crate::store::{Db, StoreError};
+use crate::store::{self, Db, StoreError};
+
+/// The prefix of every `request_uri` this server hands out (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// How long a pushed request may wait for its authorization (RFC 9126 §2.2: short-lived).
+pub const PUSHED_REQUEST_LIFETIME_SECS: i64 = 60;
+
+/// What validating an authorization request needs from the server.
+pub struct Authorizing<'a> {
+    pub db: &'a Db,
+    pub registry: &'a Registry,
+    pub keys: &'a Keys,
+    pub issuer: &'a str,
+    /// Every client must push its requests (RFC 9126 §5, server-wide).
+    pub require_pushed_requests: bool,
+}
+
+/// Where a request's parameters come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// `/authorize`, `/consent`: the browser's query or form, or a `request_uri` naming a
+    /// request pushed before.
+    Browser,
+    /// `POST /par`, from the authenticated client itself.
+    Pushed,
+}
+
+/// The hash a `request_uri` is stored under; `None` for one this server never makes.
+pub fn request_uri_hash(request_uri: &str) -> Option<Vec<u8>> {
+    let random = request_uri.strip_prefix(REQUEST_URI_PREFIX)?;
+    (random.len() == 43
+        && random.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| digest(&SHA256, request_uri.as_bytes()).as_ref().to_vec())
+}
 
 /// A request that passed every check.
 #[derive(Debug, Clone)]
@@ -33,6 +69,9 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
     /// RFC 9449 §10: the thumbprint of the DPoP key the code's tokens must be bound to.
     pub dpop_jkt: Option<String>,
+    /// For a pushed request (RFC 9126): the hash of its `request_uri`, used up by the code
+    /// it yields, and when it was pushed.
+    pub pushed: Option<(Vec<u8>, DateTime<Utc>)>,
 }
 
 /// What `prompt` asks for (OIDC Core §3.1.2.1).
@@ -72,14 +111,37 @@ impl From<StoreError> for Refusal {
     }
 }
 
-/// Validates the parameters of an authorization request (query or form).
+/// Validates an authorization request: its parameters, or those of the pushed request its
+/// `request_uri` names (RFC 9126 §4: then every other parameter but `client_id` is ignored).
 pub async fn validate(
-    db: &Db,
-    registry: &Registry,
-    keys: &Keys,
-    issuer: &str,
+    ctx: &Authorizing<'_>,
     params: &[(String, String)],
+    origin: Origin,
 ) -> Result<AuthorizationRequest, Refusal> {
+    let request_uri = params.iter().find(|(k, v)| k == "request_uri" && !v.is_empty());
+    let (Origin::Browser, Some((_, request_uri))) = (origin, request_uri) else {
+        return check(ctx, params, origin).await;
+    };
+    // The client and redirect URI are unknown until the pushed request is found: any
+    // failure stays on our page (RFC 9126 §4, RFC 6749 §4.1.2.1).
+    let unusable = Refusal::Page("the request_uri is unknown, expired or already used");
+    let client_id = params.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.as_str());
+    let hash = request_uri_hash(request_uri).ok_or(unusable)?;
+    let pushed = store::pushed::find(ctx.db, &hash, Utc::now())
+        .await?
+        .filter(|p| Some(p.client_id.as_str()) == client_id)
+        .ok_or(Refusal::Page("the request_uri is unknown, expired or already used"))?;
+    let mut request = check(ctx, &pushed.parameters, Origin::Pushed).await?;
+    request.pushed = Some((hash, pushed.created_at));
+    Ok(request)
+}
+
+async fn check(
+    ctx: &Authorizing<'_>,
+    params: &[(String, String)],
+    origin: Origin,
+) -> Result<AuthorizationRequest, Refusal> {
+    let (db, registry, keys, issuer) = (ctx.db, ctx.registry, ctx.keys, ctx.issuer);
     let mut seen = HashSet::new();
     let duplicated: HashSet<&str> =
         params.iter().filter(|(k, _)| !seen.insert(k.as_str())).map(|(k, _)| k.as_str()).collect();
@@ -138,6 +200,15 @@ pub async fn validate(
             "the client is not registered for the authorization code grant",
         ));
     }
+    // RFC 9126 §5–§6: a client (or server) that requires it sends requests only by reference.
+    let must_push =
+        ctx.require_pushed_requests || client.metadata.require_pushed_authorization_requests;
+    if origin == Origin::Browser && must_push {
+        return Err(refuse(
+            "invalid_request",
+            "this client must push its authorization requests to the PAR endpoint",
+        ));
+    }
     // OAuth 2.1 §4.1.1: PKCE for every client, and only S256 here.
     let code_challenge = get("code_challenge")
         .ok_or_else(|| refuse("invalid_request", "code_challenge is required"))?;
@@ -164,8 +235,12 @@ pub async fn validate(
     if get("request").is_some() {
         return Err(refuse("request_not_supported", "request objects are not supported"));
     }
+    // A request_uri other than one of ours (resolved above), or inside a pushed request.
     if get("request_uri").is_some() {
-        return Err(refuse("request_uri_not_supported", "request_uri is not supported"));
+        return Err(refuse(
+            "invalid_request_uri",
+            "only a request_uri from this server's PAR endpoint is accepted",
+        ));
     }
     let mut prompt = Prompt::default();
     for value in get("prompt").unwrap_or_default().split(' ').filter(|v| !v.is_empty()) {
@@ -216,6 +291,7 @@ pub async fn validate(
         hinted_subject,
         login_hint,
         dpop_jkt,
+        pushed: None,
     })
 }
 

@@ -111,6 +111,8 @@ pub struct ClientMetadata {
     pub access_token_alg: Algorithm,
     /// RFC 9449 §5.2: every token request carries a DPoP proof, so every token is bound.
     pub dpop_bound_access_tokens: bool,
+    /// RFC 9126 §6: `/authorize` takes only a `request_uri` of a request pushed to `/par`.
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// A secret hash and when it stops working.
@@ -177,6 +179,7 @@ impl Client {
             served_resources: m.served_resources.clone(),
             access_token_signed_response_alg: m.access_token_alg.as_str(),
             dpop_bound_access_tokens: m.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: m.require_pushed_authorization_requests,
             access_token_lifetime: l.access_token.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
             id_token_lifetime: l.id_token.unwrap_or(DEFAULT_ID_TOKEN_LIFETIME),
             refresh_token_lifetime: l.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
@@ -223,6 +226,8 @@ pub struct ClientView {
     pub access_token_signed_response_alg: &'static str,
     /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: bool,
+    /// Whether authorization requests must be pushed first (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
     pub access_token_lifetime: u32,
     pub id_token_lifetime: u32,
     pub refresh_token_lifetime: u32,

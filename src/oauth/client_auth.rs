@@ -101,9 +101,10 @@ async fn check(
             }
         }
         Presented::Assertion { assertion, .. } => {
-            // Only an assertion names the token endpoint: no string is built for the others.
-            let token_endpoint = issuer.endpoint("/token");
-            verify_assertion(db, &client, &assertion, issuer.as_str(), &token_endpoint).await?;
+            // Only an assertion names the endpoints: no string is built for the others. RFC 9126
+            // §2: an assertion for the PAR endpoint may name it too.
+            let audiences = [issuer.endpoint("/token"), issuer.endpoint("/par")];
+            verify_assertion(db, &client, &assertion, issuer.as_str(), &audiences).await?;
         }
         Presented::Public { .. } => {}
     }
@@ -138,7 +139,7 @@ async fn verify_assertion(
     client: &Client,
     assertion: &str,
     issuer: &str,
-    token_endpoint: &str,
+    endpoints: &[String; 2],
 ) -> Result<(), OAuthError> {
     let refused = || OAuthError::InvalidClient { basic: false };
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused())?;
@@ -167,7 +168,7 @@ async fn verify_assertion(
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|_| refused())?;
     let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY.as_secs();
-    validation.set_audience(&[issuer, token_endpoint]);
+    validation.set_audience(&[issuer, &endpoints[0], &endpoints[1]]);
     validation.set_issuer(&[&client.client_id]);
     validation.sub = Some(client.client_id.clone());
     validation.validate_nbf = true;

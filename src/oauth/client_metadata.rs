@@ -31,7 +31,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 18] = [
+const MEMBERS: [&str; 19] = [
     "client_name",
     "redirect_uris",
     "grant_types",
@@ -50,6 +50,7 @@ const MEMBERS: [&str; 18] = [
     "access_token_signed_response_alg",
     "served_resources",
     "dpop_bound_access_tokens",
+    "require_pushed_authorization_requests",
 ];
 
 /// Members the server assigns: a body carrying one is refused, not silently ignored.
@@ -150,6 +151,8 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         })?,
     };
     let dpop_bound_access_tokens = member(map, "dpop_bound_access_tokens")?.unwrap_or(false);
+    let require_pushed_authorization_requests =
+        member(map, "require_pushed_authorization_requests")?.unwrap_or(false);
     Ok(ClientMetadata {
         client_name,
         redirect_uris,
@@ -164,6 +167,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         lifetimes,
         access_token_alg,
         dpop_bound_access_tokens,
+        require_pushed_authorization_requests,
     })
 }
 

@@ -40,6 +40,10 @@ pub struct Metadata {
     pub request_uri_parameter_supported: bool,
     /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
     pub dpop_signing_alg_values_supported: Vec<&'static str>,
+    /// RFC 9126 §5.
+    pub pushed_authorization_request_endpoint: String,
+    /// Whether every client must push its requests (a client may also be required alone).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Metadata {
@@ -99,6 +103,8 @@ impl Metadata {
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             dpop_signing_alg_values_supported: super::dpop::SIGNING_ALGS.to_vec(),
+            pushed_authorization_request_endpoint: issuer.endpoint("/par"),
+            require_pushed_authorization_requests: false,
         }
     }
 }

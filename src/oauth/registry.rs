@@ -88,6 +88,7 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         lifetimes: Lifetimes::default(),
         access_token_alg: Algorithm::RS256,
         dpop_bound_access_tokens: false,
+        require_pushed_authorization_requests: false,
     }
 }
 
@@ -301,6 +302,7 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         served_resources: serde_json::to_string(&m.served_resources)?,
         access_token_alg: m.access_token_alg.as_str().to_owned(),
         dpop_bound_access_tokens: m.dpop_bound_access_tokens,
+        require_pushed_authorization_requests: m.require_pushed_authorization_requests,
         lifetimes: StoredLifetimes {
             access_token: lifetime(l.access_token)?,
             id_token: lifetime(l.id_token)?,
@@ -355,6 +357,7 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
             access_token_alg: Algorithm::parse(&r.access_token_alg)
                 .ok_or_else(|| anyhow::anyhow!("unknown access_token_signed_response_alg"))?,
             dpop_bound_access_tokens: r.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: r.require_pushed_authorization_requests,
         },
         secrets: r
             .secrets

@@ -8,7 +8,9 @@ use chrono::Utc;
 use super::pages::{
     self, ConsentPage, PageError, PageResult, csrf_token, current_session, field, form_pairs,
 };
-use crate::oauth::authorize::{self, AuthorizationRequest, ErrorRedirect, Refusal, redirect_url};
+use crate::oauth::authorize::{
+    self, AuthorizationRequest, Authorizing, ErrorRedirect, Origin, Refusal, redirect_url,
+};
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
@@ -45,8 +47,18 @@ async fn validate(
     state: &AppState,
     params: &[(String, String)],
 ) -> Result<AuthorizationRequest, Refusal> {
-    authorize::validate(&state.db, &state.registry, &state.keys, state.issuer.as_str(), params)
-        .await
+    authorize::validate(&authorizing(state), params, Origin::Browser).await
+}
+
+/// What validating authorization requests needs, for `/authorize`, `/consent` and `/par`.
+pub(crate) fn authorizing(state: &AppState) -> Authorizing<'_> {
+    Authorizing {
+        db: &state.db,
+        registry: &state.registry,
+        keys: &state.keys,
+        issuer: state.issuer.as_str(),
+        require_pushed_requests: state.settings.require_pushed_authorization_requests,
+    }
 }
 
 async fn authorize(
@@ -69,8 +81,11 @@ async fn authorize(
         None => true,
         // OIDC Core §3.1.2.1: prompt=login, an authentication older than max_age, or a
         // session of someone other than the id_token_hint's subject means signing in again.
+        // A pushed request cannot lose its prompt=login after the login it asked for: a login
+        // since it was pushed answers it.
         Some(s) => {
-            request.prompt.login
+            (request.prompt.login
+                && request.pushed.as_ref().is_none_or(|(_, pushed_at)| s.auth_time < *pushed_at))
                 || request.max_age.is_some_and(|max| (now - s.auth_time).num_seconds() > max)
                 || request.hinted_subject.as_ref().is_some_and(|sub| *sub != s.user.id)
         }
@@ -212,6 +227,14 @@ async fn approve(
     session: &Session,
     grant_id: &str,
 ) -> PageResult {
+    // RFC 9126 §4: a pushed request yields one code; used up here, not when a page shows it.
+    if let Some((hash, _)) = &request.pushed
+        && !store::pushed::consume(&state.db, hash, &request.client.client_id, Utc::now()).await?
+    {
+        return Err(PageError::bad_request(
+            "This authorization request has expired or was already used. Start again from the application.",
+        ));
+    }
     let code = authorization_code::issue_code(
         &state.db,
         request,

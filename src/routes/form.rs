@@ -36,6 +36,11 @@ impl OAuthForm {
         Ok(first)
     }
 
+    /// Every parameter, in order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+
     /// Every `resource` (RFC 8707 §2), at most `MAX_RESOURCES`.
     pub fn resources(&self) -> Result<Vec<&str>, OAuthError> {
         let all: Vec<&str> = self

@@ -16,6 +16,7 @@ mod login;
 mod logout;
 mod metrics;
 mod pages;
+mod par;
 mod token;
 mod userinfo;
 
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool) {
         .service(resource("/health/live", web::get().to(health::live)))
         .service(resource("/health/ready", web::get().to(health::ready)))
         .service(resource("/token", web::post().to(token::exchange)))
+        .service(resource("/par", web::post().to(par::push)))
         .service(
             resource("/userinfo", web::get().to(userinfo::claims))
                 .route(web::post().to(userinfo::claims)),

@@ -28,6 +28,7 @@ pub struct ClientRecord {
     /// `access_token_signed_response_alg`.
     pub access_token_alg: String,
     pub dpop_bound_access_tokens: bool,
+    pub require_pushed_authorization_requests: bool,
     pub lifetimes: StoredLifetimes,
     pub scopes: Vec<String>,
     pub secrets: Vec<SecretRecord>,
@@ -127,6 +128,7 @@ async fn attach(
             served_resources: r.served_resources,
             access_token_alg: r.access_token_signed_response_alg,
             dpop_bound_access_tokens: r.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: r.require_pushed_authorization_requests,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -148,6 +150,7 @@ fn active_model(record: &ClientRecord) -> client::ActiveModel {
         served_resources: Set(record.served_resources.clone()),
         access_token_signed_response_alg: Set(record.access_token_alg.clone()),
         dpop_bound_access_tokens: Set(record.dpop_bound_access_tokens),
+        require_pushed_authorization_requests: Set(record.require_pushed_authorization_requests),
         access_token_lifetime: Set(lifetimes.access_token),
         id_token_lifetime: Set(lifetimes.id_token),
         refresh_token_lifetime: Set(lifetimes.refresh_token),

@@ -8,6 +8,7 @@ pub mod grants;
 pub mod keys;
 pub mod proofs;
 pub mod purge;
+pub mod pushed;
 pub mod refresh_tokens;
 pub mod revocations;
 pub mod scopes;

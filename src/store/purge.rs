@@ -19,6 +19,8 @@ pub enum Expired {
     /// DPoP proof ids whose proofs are past the accepted window.
     UsedProofs,
     Sessions,
+    /// Pushed authorization requests past their expiry, never used.
+    PushedRequests,
     /// Codes a day past their expiry: kept that long so a late replay is still recognised.
     Codes,
     /// Revocations past the expiry of what they revoke.
@@ -33,10 +35,11 @@ pub enum Expired {
 }
 
 impl Expired {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::UsedAssertions,
         Self::UsedProofs,
         Self::Sessions,
+        Self::PushedRequests,
         Self::Codes,
         Self::Revocations,
         Self::RefreshFamilies,
@@ -49,6 +52,7 @@ impl Expired {
             Self::UsedAssertions => "used_assertions",
             Self::UsedProofs => "used_dpop_proofs",
             Self::Sessions => "sessions",
+            Self::PushedRequests => "pushed_requests",
             Self::Codes => "authorization_codes",
             Self::Revocations => "revocations",
             Self::RefreshFamilies => "refresh_families",
@@ -69,6 +73,7 @@ impl Expired {
             Self::UsedAssertions => super::clients::purge_assertions(db, now, batch).await,
             Self::UsedProofs => super::proofs::purge(db, now, batch).await,
             Self::Sessions => super::sessions::purge(db, now, batch).await,
+            Self::PushedRequests => super::pushed::purge(db, now, batch).await,
             Self::Codes => super::codes::purge(db, now - chrono::Duration::days(1), batch).await,
             Self::Revocations => super::revocations::purge(db, now, batch).await,
             Self::RefreshFamilies => super::refresh_tokens::purge_families(db, now, batch).await,

@@ -21,6 +21,7 @@ mod housekeeping;
 mod introspection;
 mod jwks;
 mod oidc;
+mod par;
 mod propagation;
 mod proxy;
 mod refresh;

@@ -1,0 +1,83 @@
+//! `POST /par`: pushed authorization requests (RFC 9126). The client authenticates as at the
+//! token endpoint and sends what it would send to `/authorize`; it gets a one-time
+//! `request_uri` to send the browser with instead.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::Serialize;
+
+use super::authorize::authorizing;
+use super::client_auth;
+use super::form::OAuthForm;
+use super::token::proof_of;
+use crate::error::OAuthError;
+use crate::oauth::authorize::{
+    self, Origin, PUSHED_REQUEST_LIFETIME_SECS, REQUEST_URI_PREFIX, Refusal, request_uri_hash,
+};
+use crate::oauth::secret;
+use crate::startup::AppState;
+use crate::store::{self, pushed::PushedRecord};
+
+/// The client-authentication parameters: they authenticate the push, not the request.
+const CREDENTIALS: [&str; 3] = ["client_secret", "client_assertion", "client_assertion_type"];
+
+/// RFC 9126 §2.2.
+#[derive(Serialize)]
+struct Pushed {
+    request_uri: String,
+    expires_in: i64,
+}
+
+pub async fn push(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<HttpResponse, OAuthError> {
+    let body = body
+        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
+    let form = OAuthForm::parse(&req, &body)?;
+    let client = client_auth::client_of(&state, &req, &form).await?;
+    // RFC 9126 §2.1: a pushed request cannot itself refer to another.
+    if form.get("request_uri")?.is_some() {
+        return Err(OAuthError::InvalidRequest("request_uri cannot be pushed"));
+    }
+    let mut params: Vec<(String, String)> =
+        form.pairs().iter().filter(|(k, _)| !CREDENTIALS.contains(&k.as_str())).cloned().collect();
+    // The request is the authenticated client's (a differing client_id failed authentication).
+    if form.get("client_id")?.is_none() {
+        params.push(("client_id".into(), client.client_id.clone()));
+    }
+    // RFC 9449 §10.1: a proof sent with the push binds the code as dpop_jkt would.
+    if let Some(proof) = proof_of(&state, &req, "/par").await? {
+        match form.get("dpop_jkt")? {
+            Some(jkt) if jkt != proof.jkt => {
+                return Err(OAuthError::InvalidDpopProof("dpop_jkt is not the proof's key"));
+            }
+            Some(_) => {}
+            None => params.push(("dpop_jkt".into(), proof.jkt)),
+        }
+    }
+    // RFC 9126 §2.1: validated as /authorize would, with the errors it would give.
+    authorize::validate(&authorizing(&state), &params, Origin::Pushed).await.map_err(
+        |refusal| match refusal {
+            Refusal::Page(description) => OAuthError::InvalidRequest(description),
+            Refusal::Redirect(r) => {
+                OAuthError::AuthorizationRequest { error: r.error, description: r.description }
+            }
+            Refusal::Store(e) => OAuthError::Store(e),
+        },
+    )?;
+    // RFC 9126 §2.2 and §7.1: 256 random bits, stored only as a hash.
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", secret::random_token(32)?);
+    let hash = request_uri_hash(&request_uri)
+        .ok_or_else(|| anyhow::anyhow!("a request_uri of ours does not parse"))?;
+    let now = Utc::now();
+    let record =
+        PushedRecord { client_id: client.client_id.clone(), parameters: params, created_at: now };
+    let expires_at = now + chrono::Duration::seconds(PUSHED_REQUEST_LIFETIME_SECS);
+    store::pushed::insert(&state.db, &hash, &record, expires_at).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Pushed { request_uri, expires_in: PUSHED_REQUEST_LIFETIME_SECS }))
+}
