@@ -230,3 +230,37 @@ async fn a_dpop_proof_alone_costs_one_statement_at_the_token_endpoint_and_at_a_r
     .await;
     assert_eq!(at_resource, 1, "the gate: the proof's jti");
 }
+
+#[tokio::test]
+async fn a_push_costs_one_statement_and_its_use_one_more() {
+    let app = spawn_app().await;
+    let client = web_client_with(&app, "openid", json!({})).await;
+    let (_, challenge) = pkce();
+    let form = [
+        ("response_type", "code"),
+        ("client_id", client.0.as_str()),
+        ("redirect_uri", crate::browser::REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let push = || async {
+        let response = app
+            .http
+            .post(app.url("/par"))
+            .basic_auth(&client.0, Some(&client.1))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST /par");
+        assert_eq!(response.status(), 201);
+    };
+    push().await; // the client is now in this replica's cache
+    let pushed = counted(&app, "/par", async {
+        for _ in 0..5 {
+            push().await;
+        }
+    })
+    .await;
+    assert_eq!(pushed, 5, "one insert per pushed request");
+}
