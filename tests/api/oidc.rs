@@ -431,7 +431,7 @@ const API: &str = "https://api.example.com";
 
 /// Whether an independent relying party can run here; CI installs them (`.ci/run`: pip from
 /// tests/interop/requirements.lock, `npm ci --prefix tests/interop`) and so must run them.
-fn relying_party_installed(installed: bool, what: &str) -> bool {
+pub(crate) fn relying_party_installed(installed: bool, what: &str) -> bool {
     if !installed {
         assert!(std::env::var("CI").is_err(), "CI must install {what}");
         eprintln!("skipped: {what} is not installed here");

@@ -274,3 +274,93 @@ async fn the_authorization_endpoint_answers_no_cross_origin_request() {
         "FAPI 2.0 §5.3.2.2: no CORS at the authorization endpoint"
     );
 }
+
+#[tokio::test]
+async fn node_openid_client_completes_par_dpop_and_private_key_jwt() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let installed =
+        node && std::path::Path::new(interop).join("node_modules/openid-client").is_dir();
+    if !crate::oidc::relying_party_installed(
+        installed,
+        "node with tests/interop/node_modules (npm ci)",
+    ) {
+        return;
+    }
+    let app = spawn_app().await;
+    // The client's own key for private_key_jwt: its public half registered, its private
+    // half handed to the client.
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .expect("key");
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
+    let point = pair.public_key().as_ref();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "fapi-client-1", "use": "sig", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])});
+    let registered = app
+        .create_client(json!({
+            "client_name": "FAPI client",
+            "redirect_uris": [REDIRECT],
+            "scope": "openid profile",
+            "token_endpoint_auth_method": "private_key_jwt",
+            "jwks": {"keys": [jwk]},
+            "require_pushed_authorization_requests": true,
+            "dpop_bound_access_tokens": true,
+        }))
+        .await;
+    let client_id = registered["client_id"].as_str().expect("id").to_owned();
+    let user_id = user(&app, "fay").await;
+    let args = vec![
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/openid_client_fapi.mjs").to_owned(),
+        app.issuer.clone(),
+        client_id.clone(),
+        "fapi-client-1".to_owned(),
+        STANDARD.encode(pkcs8.as_ref()),
+        REDIRECT.to_owned(),
+        "fay".to_owned(),
+        crate::browser::PASSWORD.to_owned(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("node").args(&args).output().expect("node")
+    })
+    .await
+    .expect("join");
+    assert!(output.status.success(), "node: {}", String::from_utf8_lossy(&output.stderr));
+    let verified: Value = serde_json::from_slice(&output.stdout).expect("one JSON line");
+
+    assert_eq!(verified["sub"], user_id.as_str());
+    assert_eq!(verified["userinfo"]["preferred_username"], "fay", "UserInfo took the DPoP token");
+    let token = verified["access_token"].as_str().expect("the access token");
+    let dpop_jwk = &verified["dpop_jwk"];
+    let canonical = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        dpop_jwk["x"].as_str().expect("x"),
+        dpop_jwk["y"].as_str().expect("y")
+    );
+    let jkt = URL_SAFE_NO_PAD
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()));
+    assert_eq!(jwt_claims(token)["cnf"]["jkt"], jkt, "bound to the client's DPoP key");
+    // The token leaks: without the key it opens nothing, yet it is still active.
+    assert_eq!(app.userinfo(token).await.status(), 401, "replayed as a bearer token");
+    let stolen = app
+        .http
+        .get(app.url("/userinfo"))
+        .header("Authorization", format!("DPoP {token}"))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(stolen.status(), 401, "replayed without a proof");
+    let rs = app.resource_server().await;
+    let answer = app.introspect(&rs, token).await;
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["cnf"]["jkt"], jkt);
+}
