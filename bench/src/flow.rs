@@ -31,6 +31,9 @@ pub struct Login {
     pub prompt_consent: bool,
     /// `SCOPE` or `REFRESH_SCOPE`.
     pub scope: &'static str,
+    /// Push the request to `/par` first (RFC 9126) and send the browser with its
+    /// `request_uri` only.
+    pub pushed: bool,
 }
 
 /// What one completed flow yields.
@@ -113,21 +116,25 @@ pub async fn run(
 ) -> Result<Completed, Failure> {
     let (verifier, challenge) = pkce();
     let state = uuid::Uuid::new_v4().simple().to_string();
-    let authorize = {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        query
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &login.client_id)
-            .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("scope", login.scope)
-            .append_pair("state", &state)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
-        if login.prompt_consent {
-            query.append_pair("prompt", "consent");
-        }
-        format!("/authorize?{}", query.finish())
-    };
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", login.client_id.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", login.scope),
+        ("state", state.as_str()),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    if login.prompt_consent {
+        params.push(("prompt", "consent"));
+    }
+    let request_uri;
+    if login.pushed {
+        request_uri = push(connection, target, login, &params).await?;
+        params = vec![("client_id", login.client_id.as_str()), ("request_uri", &request_uri)];
+    }
+    let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&params).finish();
+    let authorize = format!("/authorize?{query}");
     let mut browser = Browser { connection, target, jar: Jar::default() };
     let mut response = browser.get(&authorize).await?;
     let mut consented = false;
@@ -194,6 +201,22 @@ fn code_from(query: &str, state: &str) -> Option<String> {
         }
     }
     code.filter(|_| state_ok)
+}
+
+/// `POST /par` (RFC 9126) of the authorization request: its `request_uri`.
+async fn push(
+    connection: &mut Connection,
+    target: &Target,
+    login: &Login,
+    params: &[(&str, &str)],
+) -> Result<String, Failure> {
+    let request = http::post_form(target, "/par", &[("Authorization", &login.basic)], params);
+    let response = connection.send(&request).await?;
+    let json = response.json().ok().filter(|_| response.status == 201);
+    match json.as_ref().and_then(|j| j["request_uri"].as_str()) {
+        Some(uri) => Ok(uri.to_owned()),
+        None => Err(Failure::unexpected("pushed authorization request", &response)),
+    }
 }
 
 /// `POST /token` with `grant_type=authorization_code` and the PKCE verifier.

@@ -12,7 +12,7 @@ use crate::load::Workload;
 use crate::setup::{self, Admin, ClientCredentials};
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 10] = [
+pub const ALL: [&str; 11] = [
     "client_credentials_rs256",
     "client_credentials_es256",
     "client_credentials_eddsa",
@@ -23,6 +23,7 @@ pub const ALL: [&str; 10] = [
     "discovery",
     "refresh",
     "authorization_code",
+    "authorization_code_par",
 ];
 
 /// The access-token algorithm each client_credentials scenario selects.
@@ -96,7 +97,9 @@ pub async fn prepare(
         }
     }
 
-    let needs_web = ["introspection", "refresh", "authorization_code"].iter().any(|s| wants(s));
+    let needs_web = ["introspection", "refresh", "authorization_code", "authorization_code_par"]
+        .iter()
+        .any(|s| wants(s));
     let web = if needs_web { Some(web_client(&mut admin).await?) } else { None };
     let login = |web: &ClientCredentials, username: String, scope| Login {
         client_id: web.client_id.clone(),
@@ -105,6 +108,7 @@ pub async fn prepare(
         password: PASSWORD.to_owned(),
         prompt_consent: users.prompt_consent,
         scope,
+        pushed: false,
     };
 
     if wants(DPOP) {
@@ -158,6 +162,13 @@ pub async fn prepare(
         let flows =
             names.into_iter().map(|name| Workload::Flow { login: login(web, name, flow::SCOPE) });
         prepared.push(("authorization_code", Prepared::Run(flows.collect())));
+    }
+    if let (true, Some(web)) = (wants("authorization_code_par"), &web) {
+        let names = signed_up(&mut admin, "bench-par", users.flow_connections).await?;
+        let flows = names.into_iter().map(|name| Workload::Flow {
+            login: Login { pushed: true, ..login(web, name, flow::SCOPE) },
+        });
+        prepared.push(("authorization_code_par", Prepared::Run(flows.collect())));
     }
     prepared.sort_by_key(|(name, _)| ALL.iter().position(|s| s == name));
     Ok(prepared)
