@@ -115,7 +115,10 @@ impl Application {
         let address = listener.local_addr()?;
         let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
         let discovery = ArcSwap::from_pointee(metadata(&db, &issuer, &settings).await?);
-        let replays = Replays::spawn(db.clone());
+        let (replays, writers) = Replays::new(&db);
+        for writer in writers {
+            tokio::spawn(telemetry::statements_as(crate::oauth::dpop::STATEMENTS_LABEL, writer));
+        }
 
         let state = web::Data::new(AppState {
             issuer,

@@ -41,12 +41,24 @@ pub enum Origin {
     Pushed,
 }
 
+/// A new `request_uri` (RFC 9126 §2.2, §7.1: 256 random bits) and the hash it is stored under.
+pub fn new_request_uri() -> anyhow::Result<(String, Vec<u8>)> {
+    let request_uri = format!("{REQUEST_URI_PREFIX}{}", super::secret::random_token(32)?);
+    let hash = digest(&SHA256, request_uri.as_bytes()).as_ref().to_vec();
+    Ok((request_uri, hash))
+}
+
 /// The hash a `request_uri` is stored under; `None` for one this server never makes.
 pub fn request_uri_hash(request_uri: &str) -> Option<Vec<u8>> {
     let random = request_uri.strip_prefix(REQUEST_URI_PREFIX)?;
-    (random.len() == 43
-        && random.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    .then(|| digest(&SHA256, request_uri.as_bytes()).as_ref().to_vec())
+    is_base64url_of_32_bytes(random)
+        .then(|| digest(&SHA256, request_uri.as_bytes()).as_ref().to_vec())
+}
+
+/// Whether `value` is 32 bytes in unpadded base64url (43 characters): a SHA-256 thumbprint
+/// (RFC 7638) or the random part of a `request_uri`.
+fn is_base64url_of_32_bytes(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A request that passed every check.
@@ -273,9 +285,7 @@ async fn check(
     let login_hint = get("login_hint").map(|h| h.chars().take(64).collect());
     // An RFC 7638 SHA-256 thumbprint: 43 base64url characters.
     let dpop_jkt = get("dpop_jkt").map(str::to_owned);
-    if dpop_jkt.as_ref().is_some_and(|jkt| {
-        jkt.len() != 43 || !jkt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    }) {
+    if dpop_jkt.as_deref().is_some_and(|jkt| !is_base64url_of_32_bytes(jkt)) {
         return Err(refuse("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint"));
     }
     Ok(AuthorizationRequest {

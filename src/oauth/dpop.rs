@@ -3,6 +3,9 @@
 //! passes with a proof by that key. Server nonces (§8) are stateless MACs of a time slot, so
 //! every replica that shares the master key accepts the others'.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::hmac;
@@ -12,8 +15,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use std::collections::HashSet;
-use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::jwk::PublicJwk;
@@ -227,15 +228,12 @@ const BATCH: usize = 256;
 const WRITERS: usize = 2;
 
 impl Replays {
-    /// Starts the writers on the current runtime.
-    pub fn spawn(db: Db) -> Self {
+    /// The guard, and the writers that serve it (the caller spawns them).
+    pub fn new(db: &Db) -> (Self, Vec<impl Future<Output = ()> + Send + 'static>) {
         let (queue, pending) = mpsc::channel(BATCH * WRITERS * 4);
         let pending = Arc::new(tokio::sync::Mutex::new(pending));
-        for _ in 0..WRITERS {
-            let writer = write_batches(db.clone(), pending.clone());
-            tokio::spawn(crate::telemetry::statements_as(STATEMENTS_LABEL, writer));
-        }
-        Self { queue }
+        let writers = (0..WRITERS).map(|_| write_batches(db.clone(), pending.clone())).collect();
+        (Self { queue }, writers)
     }
 
     /// Records a proof id; `false` if it was recorded before (a replay).

@@ -46,9 +46,10 @@ pub struct Presented<'a> {
     pub scheme: Scheme,
     /// The request's `DPoP` header, if it had one.
     pub proof: Option<&'a str>,
-    /// The request's method and URL (without query), which a proof must name.
+    /// The request's method and path, which a proof must name (`htm`, and `htu` under the
+    /// issuer).
     pub method: &'a str,
-    pub url: &'a str,
+    pub path: &'a str,
 }
 
 /// A token that passed the gate.
@@ -129,9 +130,10 @@ impl Gate<'_> {
                 let proof = presented
                     .proof
                     .ok_or(Refused::Proof(ProofError::Invalid("a DPoP proof is required")))?;
+                let url = format!("{}{}", self.issuer, presented.path);
                 let expected = Expected {
                     method: presented.method,
-                    url: presented.url,
+                    url: &url,
                     access_token: Some(presented.token),
                 };
                 let proof = self

@@ -73,13 +73,12 @@ impl<R: Requirement + 'static> FromRequest for Bearer<R> {
             let state = state
                 .ok_or(BearerError::InvalidToken(Scheme::Bearer, "the server is misconfigured"))?;
             let (scheme, token, proof) = presented?;
-            let url = state.issuer.endpoint(&path);
             let presented = Presented {
                 token: &token,
                 scheme,
                 proof: proof.as_deref(),
                 method: &method,
-                url: &url,
+                path: &path,
             };
             let admitted =
                 state.gate().admit(&presented, R::AUDIENCES).await.map_err(|r| match r {

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use actix_web::HttpRequest;
 use actix_web::http::header;
+use actix_web::{HttpRequest, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use secrecy::SecretString;
@@ -14,8 +14,22 @@ use crate::oauth::client::Client;
 use crate::oauth::client_auth::{ASSERTION_TYPE, Authenticating, Presented, authenticate};
 use crate::startup::AppState;
 
+/// The form body of a token-endpoint-family request (`/token`, `/par`, `/introspect`,
+/// `/revoke`) and the client it authenticates.
+pub async fn authenticated_form(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<(OAuthForm, Arc<Client>), OAuthError> {
+    let body = body
+        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
+    let form = OAuthForm::parse(req, &body)?;
+    let client = client_of(state, req, &form).await?;
+    Ok((form, client))
+}
+
 /// Authenticates the client a token-endpoint-family request presents (docs/REFERENCE.md §5, §9).
-pub async fn client_of(
+async fn client_of(
     state: &AppState,
     req: &HttpRequest,
     form: &OAuthForm,

@@ -4,7 +4,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::client_auth;
-use super::form::OAuthForm;
 use crate::error::OAuthError;
 use crate::oauth::client::Client;
 use crate::startup::AppState;
@@ -15,10 +14,7 @@ async fn caller_and_token(
     req: &HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<(std::sync::Arc<Client>, String), OAuthError> {
-    let body = body
-        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
-    let form = OAuthForm::parse(req, &body)?;
-    let client = client_auth::client_of(state, req, &form).await?;
+    let (form, client) = client_auth::authenticated_form(state, req, body).await?;
     let token = form.get("token")?.ok_or(OAuthError::InvalidRequest("token is required"))?;
     Ok((client, token.to_owned()))
 }

@@ -9,13 +9,9 @@ use serde::Serialize;
 
 use super::authorize::authorizing;
 use super::client_auth;
-use super::form::OAuthForm;
 use super::token::proof_of;
 use crate::error::OAuthError;
-use crate::oauth::authorize::{
-    self, Origin, PUSHED_REQUEST_LIFETIME_SECS, REQUEST_URI_PREFIX, Refusal, request_uri_hash,
-};
-use crate::oauth::secret;
+use crate::oauth::authorize::{self, Origin, PUSHED_REQUEST_LIFETIME_SECS, Refusal};
 use crate::startup::AppState;
 use crate::store::{self, pushed::PushedRecord};
 
@@ -34,10 +30,7 @@ pub async fn push(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
-    let body = body
-        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
-    let form = OAuthForm::parse(&req, &body)?;
-    let client = client_auth::client_of(&state, &req, &form).await?;
+    let (form, client) = client_auth::authenticated_form(&state, &req, body).await?;
     // RFC 9126 §2.1: a pushed request cannot itself refer to another.
     if form.get("request_uri")?.is_some() {
         return Err(OAuthError::InvalidRequest("request_uri cannot be pushed"));
@@ -68,10 +61,8 @@ pub async fn push(
             Refusal::Store(e) => OAuthError::Store(e),
         },
     )?;
-    // RFC 9126 §2.2 and §7.1: 256 random bits, stored only as a hash.
-    let request_uri = format!("{REQUEST_URI_PREFIX}{}", secret::random_token(32)?);
-    let hash = request_uri_hash(&request_uri)
-        .ok_or_else(|| anyhow::anyhow!("a request_uri of ours does not parse"))?;
+    // Stored only as a hash.
+    let (request_uri, hash) = authorize::new_request_uri()?;
     let now = Utc::now();
     let record =
         PushedRecord { client_id: client.client_id.clone(), parameters: params, created_at: now };

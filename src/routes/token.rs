@@ -4,7 +4,6 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::client_auth;
-use super::form::OAuthForm;
 use crate::error::{DPOP_NONCE, OAuthError};
 use crate::oauth::dpop::{Expected, Proof};
 use crate::oauth::grant::{Issuing, authorization_code};
@@ -16,10 +15,7 @@ pub async fn exchange(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, OAuthError> {
-    let body = body
-        .map_err(|_| OAuthError::InvalidRequest("the request body is too large or unreadable"))?;
-    let form = OAuthForm::parse(&req, &body)?;
-    let client = client_auth::client_of(&state, &req, &form).await?;
+    let (form, client) = client_auth::authenticated_form(&state, &req, body).await?;
     // Checked once the client is known: an anonymous caller records no proof.
     let proof = proof_of(&state, &req, "/token").await?;
     // RFC 9449 §5.2: a client registered with dpop_bound_access_tokens always sends a proof.

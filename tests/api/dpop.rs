@@ -25,12 +25,17 @@ pub enum DpopKey {
 
 impl DpopKey {
     pub fn es256() -> Self {
+        Self::es256_with_pkcs8().0
+    }
+
+    /// A P-256 key and its PKCS#8 document (for a client that takes its key as a file).
+    pub fn es256_with_pkcs8() -> (Self, Vec<u8>) {
         let rng = SystemRandom::new();
         let doc =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
-        Self::Es256(
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("pair"),
-        )
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref()).expect("pair");
+        (Self::Es256(pair), doc.as_ref().to_vec())
     }
 
     fn ed25519() -> Self {
@@ -76,7 +81,7 @@ impl DpopKey {
 
     /// The RFC 7638 thumbprint (`jkt`).
     pub fn jkt(&self) -> String {
-        URL_SAFE_NO_PAD.encode(digest(&SHA256, self.jwk().to_string().as_bytes()))
+        thumbprint(&self.jwk())
     }
 
     /// Signs `header` and `claims` as a compact JWS with this key.
@@ -106,6 +111,35 @@ impl DpopKey {
     pub fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
         self.sign(&self.header(), &claims(method, url, token))
     }
+}
+
+/// The RFC 7638 thumbprint of a public JWK holding only its required members (serde_json
+/// writes them in the lexicographic order the RFC asks for).
+pub fn thumbprint(jwk: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, jwk.to_string().as_bytes()))
+}
+
+/// Redeems `code` at `/token` as `client` (HTTP Basic) with a fresh proof by `key`.
+pub async fn redeem_with_proof(
+    app: &TestApp,
+    client: &(String, String),
+    code: &str,
+    verifier: &str,
+    key: &DpopKey,
+) -> reqwest::Response {
+    app.http
+        .post(app.url("/token"))
+        .basic_auth(&client.0, Some(&client.1))
+        .header("DPoP", key.proof("POST", &app.url("/token"), None))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .expect("POST /token")
 }
 
 /// Fresh proof claims: a new `jti`, `iat` now.
@@ -344,20 +378,7 @@ async fn a_bound_token_opens_userinfo_only_with_a_fresh_proof_by_its_key() {
     let key = DpopKey::es256();
     let browser = Browser::new();
     let (code, verifier) = code(&app, &browser, &client.0, "openid profile", &[]).await;
-    let response = app
-        .http
-        .post(app.url("/token"))
-        .basic_auth(&client.0, Some(&client.1))
-        .header("DPoP", key.proof("POST", &app.url("/token"), None))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .expect("POST");
+    let response = redeem_with_proof(&app, &client, &code, &verifier, &key).await;
     assert_eq!(response.status(), 200);
     let tokens: Value = response.json().await.expect("JSON");
     let token = tokens["access_token"].as_str().expect("token");

@@ -431,12 +431,24 @@ const API: &str = "https://api.example.com";
 
 /// Whether an independent relying party can run here; CI installs them (`.ci/run`: pip from
 /// tests/interop/requirements.lock, `npm ci --prefix tests/interop`) and so must run them.
-pub(crate) fn relying_party_installed(installed: bool, what: &str) -> bool {
+fn relying_party_installed(installed: bool, what: &str) -> bool {
     if !installed {
         assert!(std::env::var("CI").is_err(), "CI must install {what}");
         eprintln!("skipped: {what} is not installed here");
     }
     installed
+}
+
+/// Whether node and openid-client (`npm ci --prefix tests/interop`) are here; CI must have them.
+pub(crate) fn openid_client_installed() -> bool {
+    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let installed =
+        node && std::path::Path::new(interop).join("node_modules/openid-client").is_dir();
+    relying_party_installed(installed, "node with tests/interop/node_modules (npm ci)")
 }
 
 /// Runs a relying party script of tests/interop (`program script ISSUER CLIENT_ID
@@ -534,14 +546,7 @@ async fn python_authlib_as_an_independent_relying_party_with_an_api_audience() {
 
 #[tokio::test]
 async fn node_openid_client_as_an_independent_relying_party_with_an_api_audience() {
-    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let installed =
-        node && std::path::Path::new(interop).join("node_modules/openid-client").is_dir();
-    if !relying_party_installed(installed, "node with tests/interop/node_modules (npm ci)") {
+    if !openid_client_installed() {
         return;
     }
     let app = spawn_app().await;

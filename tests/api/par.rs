@@ -7,7 +7,7 @@ use crate::browser::{
     Browser, REDIRECT, authorize_with_consent, location, params, pkce, redeem, user,
     web_client_with,
 };
-use crate::dpop::DpopKey;
+use crate::dpop::{DpopKey, redeem_with_proof, thumbprint};
 use crate::helpers::{TestApp, jwt_claims, spawn_app, spawn_app_with};
 
 /// The parameters `/authorize` would get, for `client_id`, with `challenge`.
@@ -235,20 +235,7 @@ async fn a_proof_at_the_push_binds_the_code_to_its_key() {
     )
     .await;
     let code = params(&location(&back).expect("redirect"))["code"].clone();
-    let response = app
-        .http
-        .post(app.url("/token"))
-        .basic_auth(&client.0, Some(&client.1))
-        .header("DPoP", key.proof("POST", &app.url("/token"), None))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier.as_str()),
-        ])
-        .send()
-        .await
-        .expect("POST");
+    let response = redeem_with_proof(&app, &client, &code, &verifier, &key).await;
     let tokens: Value = response.json().await.expect("JSON");
     assert_eq!(tokens["token_type"], "DPoP", "{tokens}");
     let token = tokens["access_token"].as_str().expect("token");
@@ -277,35 +264,20 @@ async fn the_authorization_endpoint_answers_no_cross_origin_request() {
 
 #[tokio::test]
 async fn node_openid_client_completes_par_dpop_and_private_key_jwt() {
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
-    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::engine::general_purpose::STANDARD;
 
-    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    let installed =
-        node && std::path::Path::new(interop).join("node_modules/openid-client").is_dir();
-    if !crate::oidc::relying_party_installed(
-        installed,
-        "node with tests/interop/node_modules (npm ci)",
-    ) {
+    if !crate::oidc::openid_client_installed() {
         return;
     }
     let app = spawn_app().await;
     // The client's own key for private_key_jwt: its public half registered, its private
     // half handed to the client.
-    let pkcs8 =
-        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .expect("key");
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
-    let point = pair.public_key().as_ref();
-    let jwk = json!({"kty": "EC", "crv": "P-256", "kid": "fapi-client-1", "use": "sig", "alg": "ES256",
-        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..])});
+    let (client_key, pkcs8) = DpopKey::es256_with_pkcs8();
+    let mut jwk = client_key.jwk();
+    jwk["kid"] = json!("fapi-client-1");
+    jwk["use"] = json!("sig");
+    jwk["alg"] = json!("ES256");
     let registered = app
         .create_client(json!({
             "client_name": "FAPI client",
@@ -324,7 +296,7 @@ async fn node_openid_client_completes_par_dpop_and_private_key_jwt() {
         app.issuer.clone(),
         client_id.clone(),
         "fapi-client-1".to_owned(),
-        STANDARD.encode(pkcs8.as_ref()),
+        STANDARD.encode(&pkcs8),
         REDIRECT.to_owned(),
         "fay".to_owned(),
         crate::browser::PASSWORD.to_owned(),
@@ -341,13 +313,7 @@ async fn node_openid_client_completes_par_dpop_and_private_key_jwt() {
     assert_eq!(verified["userinfo"]["preferred_username"], "fay", "UserInfo took the DPoP token");
     let token = verified["access_token"].as_str().expect("the access token");
     let dpop_jwk = &verified["dpop_jwk"];
-    let canonical = format!(
-        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-        dpop_jwk["x"].as_str().expect("x"),
-        dpop_jwk["y"].as_str().expect("y")
-    );
-    let jkt = URL_SAFE_NO_PAD
-        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()));
+    let jkt = thumbprint(dpop_jwk);
     assert_eq!(jwt_claims(token)["cnf"]["jkt"], jkt, "bound to the client's DPoP key");
     // The token leaks: without the key it opens nothing, yet it is still active.
     assert_eq!(app.userinfo(token).await.status(), 401, "replayed as a bearer token");

@@ -1,8 +1,21 @@
-// The user's side of the browser flow for the Node relying parties: plain fetch, cookies
-// kept by hand, Castellan's own redirects followed by hand, login and consent forms filled in.
+// What the Node relying parties share: the user's side of the browser flow (plain fetch,
+// cookies kept by hand, Castellan's own redirects followed by hand, login and consent forms
+// filled in), and running a script's `main` the way the Rust tests read it.
 
 export function check(condition, message) {
   if (!condition) throw new Error(message);
+}
+
+// Runs `main` on the command line's arguments: one JSON line on success; the error (and its
+// cause) on stderr and exit status 1 on failure.
+export async function report(main) {
+  try {
+    console.log(JSON.stringify(await main(process.argv.slice(2))));
+  } catch (error) {
+    console.error(error);
+    if (error?.cause) console.error('cause:', JSON.stringify(error.cause, null, 2));
+    process.exit(1);
+  }
 }
 
 // The user's browser: plain fetch, cookies kept by hand, our own redirects followed by hand;

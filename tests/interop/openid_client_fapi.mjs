@@ -9,7 +9,7 @@
 
 import * as client from 'openid-client';
 
-import { check, signInAndAllow } from './browser.mjs';
+import { check, report, signInAndAllow } from './browser.mjs';
 
 const usage =
   'usage: openid_client_fapi.mjs ISSUER CLIENT_ID KID PKCS8_BASE64 REDIRECT_URI USERNAME PASSWORD';
@@ -94,10 +94,4 @@ async function main(argv) {
   };
 }
 
-try {
-  console.log(JSON.stringify(await main(process.argv.slice(2))));
-} catch (error) {
-  console.error(error);
-  if (error?.cause) console.error('cause:', JSON.stringify(error.cause, null, 2));
-  process.exit(1);
-}
+await report(main);

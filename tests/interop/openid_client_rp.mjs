@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import * as client from 'openid-client';
 
-import { check, signInAndAllow } from './browser.mjs';
+import { check, report, signInAndAllow } from './browser.mjs';
 
 const usage =
   'usage: openid_client_rp.mjs ISSUER CLIENT_ID CLIENT_SECRET REDIRECT_URI USERNAME PASSWORD [SCOPE]';
@@ -80,10 +80,4 @@ async function main(argv) {
   };
 }
 
-try {
-  console.log(JSON.stringify(await main(process.argv.slice(2))));
-} catch (error) {
-  console.error(error);
-  if (error?.cause) console.error('cause:', JSON.stringify(error.cause, null, 2));
-  process.exit(1);
-}
+await report(main);

@@ -5,7 +5,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use chrono::Utc;
 
 use super::client_credentials::user_audience;
-use super::{Issuing, ProofKey, TokenResponse, token_type};
+use super::{Issuing, ProofKey, TokenResponse, require_key, token_type};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::authorize::AuthorizationRequest;
@@ -123,15 +123,12 @@ pub async fn exchange(
         ));
     }
     // RFC 9449 §10: a code bound at the authorization request redeems only with that key.
-    if let Some(bound) = record.dpop_jkt.as_deref() {
-        match request.proof {
-            None => return Err(OAuthError::InvalidDpopProof("the code is bound to a DPoP key")),
-            Some(proof) if proof.jkt != bound => {
-                return Err(OAuthError::InvalidGrant("the DPoP proof key is not the code's"));
-            }
-            Some(_) => {}
-        }
-    }
+    require_key(
+        record.dpop_jkt.as_deref(),
+        request.proof,
+        "the code is bound to a DPoP key",
+        "the DPoP proof key is not the code's",
+    )?;
     // The user must still sign in, and not have been cut off since the code was issued.
     let (user, grant_stands) =
         store::users::find_with_grant(ctx.db, &record.user_id, &record.grant_id)

@@ -102,6 +102,23 @@ pub fn token_type(proof: ProofKey<'_>) -> &'static str {
     if proof.is_some() { "DPoP" } else { "Bearer" }
 }
 
+/// What is bound to a DPoP key (a code, a refresh family) redeems only with a proof by that
+/// key (RFC 9449 §5, §10): without one it is `invalid_dpop_proof` (`missing`), with another
+/// key's `invalid_grant` (`other`).
+pub fn require_key(
+    bound: Option<&str>,
+    proof: ProofKey<'_>,
+    missing: &'static str,
+    other: &'static str,
+) -> Result<(), OAuthError> {
+    match (bound, proof) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(OAuthError::InvalidDpopProof(missing)),
+        (Some(bound), Some(proof)) if proof.jkt != bound => Err(OAuthError::InvalidGrant(other)),
+        (Some(_), Some(_)) => Ok(()),
+    }
+}
+
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Serialize)]
 pub struct TokenResponse {

@@ -7,7 +7,7 @@ use chrono::Utc;
 
 use super::Issuing;
 use super::client_credentials::user_audience;
-use super::{ProofKey, TokenResponse, token_type};
+use super::{ProofKey, TokenResponse, require_key, token_type};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
@@ -49,17 +49,12 @@ pub async fn exchange(
         return Err(OAuthError::InvalidGrant("the refresh token was issued to another client"));
     }
     // RFC 9449 §5: a family bound to a key refreshes only with a proof by that key.
-    if let Some(bound) = claims.jkt.as_deref() {
-        match request.proof {
-            None => return Err(OAuthError::InvalidDpopProof("the refresh token is DPoP-bound")),
-            Some(proof) if proof.jkt != bound => {
-                return Err(OAuthError::InvalidGrant(
-                    "the DPoP proof key is not the refresh token's",
-                ));
-            }
-            Some(_) => {}
-        }
-    }
+    require_key(
+        claims.jkt.as_deref(),
+        request.proof,
+        "the refresh token is DPoP-bound",
+        "the DPoP proof key is not the refresh token's",
+    )?;
     // A client no longer allowed offline access holds no refresh token that works.
     if !client.metadata.scope.contains("offline_access") {
         return Err(INVALID);
