@@ -207,6 +207,14 @@ pub struct SettingsArgs {
     /// §5): true or false [default: false]
     #[arg(long, env = "CASTELLAN_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", global = true)]
     require_pushed_authorization_requests: Option<String>,
+    /// Whether outgoing requests (a client's jwks_uri) may reach loopback, private and
+    /// link-local addresses over plain http; development only: true or false [default: false]
+    #[arg(long, env = "CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS", global = true)]
+    outbound_allow_private_networks: Option<String>,
+    /// Least time between two fetches of one client's jwks_uri, whatever its Cache-Control
+    /// or an unknown kid asks [default: 30s]
+    #[arg(long, env = "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL", global = true)]
+    client_jwks_refetch_interval: Option<String>,
 }
 
 impl SettingsArgs {
@@ -292,6 +300,11 @@ impl SettingsArgs {
             self.require_pushed_authorization_requests,
             d.require_pushed_authorization_requests,
         )?;
+        let outbound_allow_private_networks = flag(
+            "CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
+            self.outbound_allow_private_networks,
+            d.outbound_allow_private_networks,
+        )?;
         let settings = Settings {
             issuer,
             bind,
@@ -371,6 +384,12 @@ impl SettingsArgs {
             trusted_proxies,
             dpop_require_nonce,
             require_pushed_authorization_requests,
+            outbound_allow_private_networks,
+            client_jwks_refetch_interval: duration(
+                "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL",
+                self.client_jwks_refetch_interval,
+                d.client_jwks_refetch_interval,
+            )?,
         };
         settings.validate()?;
         Ok(settings)

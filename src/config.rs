@@ -66,6 +66,12 @@ pub struct Settings {
     pub dpop_require_nonce: bool,
     /// Every client must push its authorization requests first (RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
+    /// Whether outgoing requests (a client's `jwks_uri`) may reach loopback, private and
+    /// link-local addresses, and use plain http: for development and tests only.
+    pub outbound_allow_private_networks: bool,
+    /// The least time between two fetches of one client's `jwks_uri` (a `Cache-Control`
+    /// shorter than this, or a `kid` the keys lack, waits this long).
+    pub client_jwks_refetch_interval: Duration,
 }
 
 impl Default for Settings {
@@ -97,6 +103,8 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             dpop_require_nonce: false,
             require_pushed_authorization_requests: false,
+            outbound_allow_private_networks: false,
+            client_jwks_refetch_interval: Duration::from_secs(30),
         }
     }
 }
@@ -152,6 +160,14 @@ impl Settings {
             return Err(SettingsError::new(
                 "CASTELLAN_SESSION_IDLE_TIMEOUT",
                 "must be positive and at most CASTELLAN_SESSION_LIFETIME",
+            ));
+        }
+        if self.client_jwks_refetch_interval < Duration::from_secs(1)
+            || self.client_jwks_refetch_interval > Duration::from_secs(3600)
+        {
+            return Err(SettingsError::new(
+                "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL",
+                "must be between 1s and 1h",
             ));
         }
         if self.db_timeout.is_zero() {

@@ -240,6 +240,7 @@ struct World {
     db: Db,
     keys: Keys,
     registry: Registry,
+    client_keys: crate::oauth::client_keys::ClientKeys,
     client_id: String,
     issuer: String,
     _dir: tempfile::TempDir,
@@ -279,6 +280,10 @@ fn world() -> &'static World {
             db,
             keys,
             registry,
+            client_keys: crate::oauth::client_keys::ClientKeys::new(
+                crate::outbound::Outbound::new(false).expect("outbound client"),
+                std::time::Duration::from_secs(30),
+            ),
             client_id,
             issuer: "https://issuer.example".into(),
             _dir: dir,
@@ -335,6 +340,7 @@ fn fuzz_authorization_requests() {
             keys: &w.keys,
             issuer: &w.issuer,
             require_pushed_requests: false,
+            client_keys: &w.client_keys,
         };
         let result = block_on(authorize::validate(&ctx, &params, authorize::Origin::Browser));
         match result {
@@ -349,7 +355,7 @@ fn fuzz_authorization_requests() {
             Err(authorize::Refusal::Redirect(back)) => {
                 prop_assert_eq!(back.redirect_uri.as_str(), REGISTERED)
             }
-            Err(authorize::Refusal::Page(_)) => {}
+            Err(authorize::Refusal::Page(_) | authorize::Refusal::RequestObject(_)) => {}
             Err(authorize::Refusal::Store(e)) => prop_assert!(false, "storage error {e}"),
         }
         Ok(())

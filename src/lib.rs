@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod oauth;
+pub mod outbound;
 pub mod routes;
 pub mod startup;
 pub mod store;

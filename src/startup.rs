@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
 use crate::config::{Issuer, Settings};
+use crate::oauth::client_keys::ClientKeys;
 use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
 use crate::oauth::dpop::{Proofs, Replays};
@@ -25,6 +26,7 @@ use crate::oauth::revocation::Revocations;
 use crate::oauth::throttle::Throttle;
 use crate::oauth::users::Passwords;
 use crate::oauth::verified::Verified;
+use crate::outbound::Outbound;
 use crate::routes;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
@@ -55,6 +57,8 @@ pub struct AppState {
     pub proofs: Proofs,
     /// Records the ids of accepted DPoP proofs, so each is accepted once on any replica.
     pub replays: Replays,
+    /// Clients' public keys, inline or fetched from their `jwks_uri`.
+    pub client_keys: ClientKeys,
     /// Access tokens whose signature was verified recently.
     pub verified: Verified,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -134,6 +138,10 @@ impl Application {
             revocations,
             proofs,
             replays,
+            client_keys: ClientKeys::new(
+                Outbound::new(settings.outbound_allow_private_networks)?,
+                settings.client_jwks_refetch_interval,
+            ),
             verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),

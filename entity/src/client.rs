@@ -35,6 +35,14 @@ pub struct Model {
     pub dpop_bound_access_tokens: bool,
     /// RFC 9126 §6: authorization requests only by reference to a pushed one.
     pub require_pushed_authorization_requests: bool,
+    /// Where the client publishes its public keys (instead of `jwks`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub jwks_uri: Option<String>,
+    pub id_token_signed_response_alg: String,
+    /// `fapi2` for a client held to the FAPI 2.0 Security Profile.
+    pub security_profile: Option<String>,
+    /// Whether each refresh replaces the refresh token.
+    pub refresh_token_rotation: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

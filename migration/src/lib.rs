@@ -14,6 +14,7 @@ mod m20261203_000009_indexes_for_scale;
 mod m20261203_000010_room_for_rotation;
 mod m20261204_000011_dpop;
 mod m20261204_000012_pushed_requests;
+mod m20261204_000013_client_keys_and_profiles;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000010_room_for_rotation::Migration),
             Box::new(m20261204_000011_dpop::Migration),
             Box::new(m20261204_000012_pushed_requests::Migration),
+            Box::new(m20261204_000013_client_keys_and_profiles::Migration),
         ]
     }
 }

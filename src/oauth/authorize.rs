@@ -9,6 +9,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use chrono::{DateTime, Utc};
 
 use super::client::{Client, GrantType, is_client_id};
+use super::client_keys::ClientKeys;
 use super::keyring::Keys;
 use super::pkce;
 use super::redirect_uri;
@@ -29,6 +30,8 @@ pub struct Authorizing<'a> {
     pub issuer: &'a str,
     /// Every client must push its requests (RFC 9126 §5, server-wide).
     pub require_pushed_requests: bool,
+    /// Verifies request objects with the client's keys.
+    pub client_keys: &'a ClientKeys,
 }
 
 /// Where a request's parameters come from.
@@ -105,6 +108,9 @@ pub enum Refusal {
     Page(&'static str),
     /// Anything else: sent back to the client's redirect URI.
     Redirect(ErrorRedirect),
+    /// A request object that does not verify (RFC 9101 §6.3 `invalid_request_object`): its
+    /// redirect URI is unproven, so the browser sees our page; `/par` answers 400.
+    RequestObject(&'static str),
     Store(StoreError),
 }
 
@@ -123,8 +129,9 @@ impl From<StoreError> for Refusal {
     }
 }
 
-/// Validates an authorization request: its parameters, or those of the pushed request its
-/// `request_uri` names (RFC 9126 §4: then every other parameter but `client_id` is ignored).
+/// Validates an authorization request: its parameters, those of the request object it
+/// carries, or those of the pushed request its `request_uri` names (RFC 9126 §4: then every
+/// other parameter but `client_id` is ignored).
 pub async fn validate(
     ctx: &Authorizing<'_>,
     params: &[(String, String)],
@@ -132,7 +139,8 @@ pub async fn validate(
 ) -> Result<AuthorizationRequest, Refusal> {
     let request_uri = params.iter().find(|(k, v)| k == "request_uri" && !v.is_empty());
     let (Origin::Browser, Some((_, request_uri))) = (origin, request_uri) else {
-        return check(ctx, params, origin).await;
+        let params = unpack(ctx, params).await?;
+        return check(ctx, &params, origin).await;
     };
     // The client and redirect URI are unknown until the pushed request is found: any
     // failure stays on our page (RFC 9126 §4, RFC 6749 §4.1.2.1).
@@ -146,6 +154,94 @@ pub async fn validate(
     let mut request = check(ctx, &pushed.parameters, Origin::Pushed).await?;
     request.pushed = Some((hash, pushed.created_at));
     Ok(request)
+}
+
+/// The longest a request object may be valid for (FAPI 2.0 Message Signing §5.3.1: `exp`
+/// at most 60 minutes after `nbf`).
+const MAX_REQUEST_OBJECT_LIFETIME_SECS: i64 = 3600;
+/// FAPI 2.0 Security Profile §5.3.1.2 asks servers to accept `iat`/`nbf` up to 10 s ahead.
+const REQUEST_OBJECT_LEEWAY_SECS: u64 = 10;
+
+/// The parameters of a request: those of its request object (RFC 9101) when it carries one,
+/// else its own. A request object is a JWS the client signed with a key it registered: `iss`
+/// is the client, `aud` this issuer, `exp` within the hour; RFC 9101 §6.3: only its
+/// parameters count, and the `client_id` outside must be the one inside.
+pub async fn unpack(
+    ctx: &Authorizing<'_>,
+    params: &[(String, String)],
+) -> Result<Vec<(String, String)>, Refusal> {
+    let get = |name: &str| params.iter().find(|(k, v)| k == name && !v.is_empty());
+    let Some((_, jwt)) = get("request") else { return Ok(params.to_vec()) };
+    if params.iter().filter(|(k, _)| k == "request" || k == "client_id").count() > 2 {
+        return Err(Refusal::Page("the request repeats client_id or request"));
+    }
+    // RFC 9101 §5: the client_id is sent outside the object too, so the keys can be found.
+    let (_, client_id) = get("client_id").ok_or(Refusal::Page("the request has no client_id"))?;
+    if !is_client_id(client_id) {
+        return Err(Refusal::Page("the client is unknown"));
+    }
+    let client = ctx
+        .registry
+        .find(ctx.db, client_id)
+        .await?
+        .ok_or(Refusal::Page("the client is unknown"))?;
+    let invalid = Refusal::RequestObject;
+    // RFC 9101 §10.8: explicit typing; a JWT of another kind (an access token, a DPoP proof)
+    // is not a request object.
+    let header = jsonwebtoken::decode_header(jwt).map_err(|_| invalid("malformed"))?;
+    if header
+        .typ
+        .as_deref()
+        .is_some_and(|t| !["oauth-authz-req+jwt", "jwt"].contains(&t.to_ascii_lowercase().as_str()))
+    {
+        return Err(invalid("the request object's typ is not oauth-authz-req+jwt"));
+    }
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.leeway = REQUEST_OBJECT_LEEWAY_SECS;
+    validation.set_audience(&[ctx.issuer]);
+    validation.set_issuer(&[&client.client_id]);
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    let verified = ctx
+        .client_keys
+        .verify::<serde_json::Map<String, serde_json::Value>>(&client, jwt, validation)
+        .await;
+    let claims = match verified {
+        Ok(verified) => verified.claims,
+        Err(e) => {
+            tracing::debug!(client_id = %client.client_id, reason = %e, "request object refused");
+            return Err(invalid(
+                "the request object is not signed by the client's keys or is not valid now",
+            ));
+        }
+    };
+    let now = Utc::now().timestamp();
+    let exp = claims.get("exp").and_then(serde_json::Value::as_i64).unwrap_or(i64::MAX);
+    if exp > now + MAX_REQUEST_OBJECT_LIFETIME_SECS {
+        return Err(invalid("the request object is valid for more than an hour"));
+    }
+    if claims.get("client_id").is_some_and(|c| c.as_str() != Some(client_id.as_str())) {
+        return Err(invalid("the request object names another client_id"));
+    }
+    if claims.contains_key("request") || claims.contains_key("request_uri") {
+        return Err(invalid("a request object cannot contain request or request_uri"));
+    }
+    const REGISTERED: [&str; 6] = ["iss", "aud", "exp", "nbf", "iat", "jti"];
+    let mut unpacked = vec![("client_id".to_owned(), client_id.clone())];
+    for (name, value) in claims {
+        if REGISTERED.contains(&name.as_str()) || name == "client_id" {
+            continue;
+        }
+        let value = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => value.to_string(),
+            // `claims`, `authorization_details`: JSON, as they travel in a query.
+            other => other.to_string(),
+        };
+        unpacked.push((name, value));
+    }
+    Ok(unpacked)
 }
 
 async fn check(
@@ -221,6 +317,10 @@ async fn check(
             "this client must push its authorization requests to the PAR endpoint",
         ));
     }
+    // FAPI 2.0 Security Profile §5.3.2.2: the redirect URI is sent, never implied.
+    if client.is_fapi2() && !redirect_uri_sent {
+        return Err(refuse("invalid_request", "this client must send redirect_uri"));
+    }
     // OAuth 2.1 §4.1.1: PKCE for every client, and only S256 here.
     let code_challenge = get("code_challenge")
         .ok_or_else(|| refuse("invalid_request", "code_challenge is required"))?;
@@ -243,9 +343,9 @@ async fn check(
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
         return Err(refuse("invalid_request", "nonce is too long"));
     }
-    // OIDC Core §6: request objects are not supported, and must not be silently ignored.
+    // Unpacked before this check; one left here was nested in another.
     if get("request").is_some() {
-        return Err(refuse("request_not_supported", "request objects are not supported"));
+        return Err(refuse("invalid_request_object", "a request object cannot be nested"));
     }
     // A request_uri other than one of ours (resolved above), or inside a pushed request.
     if get("request_uri").is_some() {

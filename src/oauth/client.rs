@@ -81,6 +81,29 @@ impl GrantType {
     }
 }
 
+/// A security profile a client is held to, beyond its own metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// The FAPI 2.0 Security Profile: what its metadata must say is checked at registration
+    /// (`client_metadata`), what its requests must do at `/authorize`, `/par` and `/token`.
+    Fapi2,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fapi2 => "fapi2",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        (value == "fapi2").then_some(Self::Fapi2)
+    }
+}
+
+/// FAPI 2.0 Security Profile §5.3.2.1: an authorization code lives at most 60 s.
+pub const FAPI2_MAX_CODE_LIFETIME: u32 = 60;
+
 /// Per-client lifetimes in seconds; `None` takes the server default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Lifetimes {
@@ -101,6 +124,8 @@ pub struct ClientMetadata {
     pub scope: Scopes,
     pub token_endpoint_auth_method: AuthMethod,
     pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its keys instead (fetched through `outbound`).
+    pub jwks_uri: Option<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub audience: Vec<String>,
     /// The resource identifiers of the APIs this client runs: it may introspect tokens
@@ -113,6 +138,12 @@ pub struct ClientMetadata {
     pub dpop_bound_access_tokens: bool,
     /// RFC 9126 §6: `/authorize` takes only a `request_uri` of a request pushed to `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// How its ID tokens are signed (OIDC Registration §2 `id_token_signed_response_alg`).
+    pub id_token_alg: Algorithm,
+    pub profile: Option<Profile>,
+    /// Whether each refresh replaces the refresh token (the reuse defence of public
+    /// clients); without it the refresh token stays until it expires or is revoked.
+    pub refresh_token_rotation: bool,
 }
 
 /// A secret hash and when it stops working.
@@ -154,6 +185,11 @@ impl Client {
         secs(self.metadata.lifetimes.access_token, DEFAULT_ACCESS_TOKEN_LIFETIME)
     }
 
+    /// Whether the client is held to the FAPI 2.0 Security Profile.
+    pub fn is_fapi2(&self) -> bool {
+        self.metadata.profile == Some(Profile::Fapi2)
+    }
+
     pub fn id_token_lifetime(&self) -> Duration {
         secs(self.metadata.lifetimes.id_token, DEFAULT_ID_TOKEN_LIFETIME)
     }
@@ -174,12 +210,16 @@ impl Client {
             scope: m.scope.to_string(),
             token_endpoint_auth_method: m.token_endpoint_auth_method.as_str(),
             jwks: m.jwks.clone(),
+            jwks_uri: m.jwks_uri.clone(),
             post_logout_redirect_uris: m.post_logout_redirect_uris.clone(),
             audience: m.audience.clone(),
             served_resources: m.served_resources.clone(),
             access_token_signed_response_alg: m.access_token_alg.as_str(),
             dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             require_pushed_authorization_requests: m.require_pushed_authorization_requests,
+            id_token_signed_response_alg: m.id_token_alg.as_str(),
+            security_profile: m.profile.map(Profile::as_str),
+            refresh_token_rotation: m.refresh_token_rotation,
             access_token_lifetime: l.access_token.unwrap_or(DEFAULT_ACCESS_TOKEN_LIFETIME),
             id_token_lifetime: l.id_token.unwrap_or(DEFAULT_ID_TOKEN_LIFETIME),
             refresh_token_lifetime: l.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
@@ -218,16 +258,25 @@ pub struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     pub post_logout_redirect_uris: Vec<String>,
     pub audience: Vec<String>,
     /// The APIs this client runs (it may introspect their tokens).
     pub served_resources: Vec<String>,
-    /// RS256 (the default), ES256 or EdDSA.
+    /// RS256 (the default), PS256, ES256 or EdDSA.
     pub access_token_signed_response_alg: &'static str,
     /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
     pub dpop_bound_access_tokens: bool,
     /// Whether authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
+    /// RS256 (the default), PS256, ES256 or EdDSA.
+    pub id_token_signed_response_alg: &'static str,
+    /// `fapi2`, or absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<&'static str>,
+    /// Whether each refresh replaces the refresh token.
+    pub refresh_token_rotation: bool,
     pub access_token_lifetime: u32,
     pub id_token_lifetime: u32,
     pub refresh_token_lifetime: u32,

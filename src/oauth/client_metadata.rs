@@ -7,8 +7,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use super::client::{
-    AuthMethod, ClientMetadata, DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME,
-    DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType, Lifetimes,
+    AuthMethod, ClientMetadata, DEFAULT_AUTHORIZATION_CODE_LIFETIME,
+    DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME, DEFAULT_REFRESH_TOKEN_LIFETIME,
+    FAPI2_MAX_CODE_LIFETIME, GrantType, Lifetimes, Profile,
 };
 use super::jwk::Algorithm;
 use super::redirect_uri;
@@ -31,7 +32,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 19] = [
+const MEMBERS: [&str; 22] = [
     "client_name",
     "redirect_uris",
     "grant_types",
@@ -51,6 +52,9 @@ const MEMBERS: [&str; 19] = [
     "served_resources",
     "dpop_bound_access_tokens",
     "require_pushed_authorization_requests",
+    "id_token_signed_response_alg",
+    "security_profile",
+    "refresh_token_rotation",
 ];
 
 /// Members the server assigns: a body carrying one is refused, not silently ignored.
@@ -78,9 +82,6 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         if !MEMBERS.contains(&name.as_str()) {
             return Err(invalid(&safe_name(name), "unknown client metadata member"));
         }
-    }
-    if map.contains_key("jwks_uri") {
-        return Err(invalid("jwks_uri", "jwks_uri is not supported; register the keys as jwks"));
     }
 
     let client_name: String = member(map, "client_name")?.unwrap_or_default();
@@ -122,9 +123,25 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         None | Some(Value::Null) => None,
         Some(value) => Some(jwks(value)?),
     };
-    if method == AuthMethod::PrivateKeyJwt && jwks.is_none() {
+    let jwks_uri = member::<String>(map, "jwks_uri")?;
+    if let Some(uri) = &jwks_uri {
+        validate_jwks_uri(uri)?;
+    }
+    // RFC 7591 §2: jwks and jwks_uri MUST NOT both be present.
+    if jwks.is_some() && jwks_uri.is_some() {
+        return Err(invalid("jwks_uri", "send jwks or jwks_uri, not both"));
+    }
+    if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && jwks_uri.is_none() {
         return Err(invalid("jwks", "private_key_jwt needs the client's public keys in jwks"));
     }
+    let profile = match member::<String>(map, "security_profile")? {
+        None => None,
+        Some(p) => Some(
+            Profile::parse(&p)
+                .ok_or_else(|| invalid("security_profile", "security_profile must be fapi2"))?,
+        ),
+    };
+    let fapi2 = profile == Some(Profile::Fapi2);
 
     let scope_text: String = member(map, "scope")?.unwrap_or_default();
     let scope = Scopes::parse(&scope_text).map_err(|_| invalid("scope", "malformed scope"))?;
@@ -140,19 +157,29 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         ));
     }
     let lifetimes = lifetimes(map, max_token_lifetime)?;
-    // The JWS algorithm of its access tokens; ID tokens stay RS256.
-    let access_token_alg = match member::<String>(map, "access_token_signed_response_alg")? {
-        None => Algorithm::RS256,
-        Some(alg) => Algorithm::parse(&alg).ok_or_else(|| {
-            invalid(
-                "access_token_signed_response_alg",
-                "access_token_signed_response_alg must be RS256, ES256 or EdDSA",
-            )
-        })?,
-    };
-    let dpop_bound_access_tokens = member(map, "dpop_bound_access_tokens")?.unwrap_or(false);
+    // The JWS algorithms of its tokens: RS256 unless it asks otherwise, PS256 under FAPI 2.0.
+    let default_alg = if fapi2 { Algorithm::PS256 } else { Algorithm::RS256 };
+    let access_token_alg = algorithm(map, "access_token_signed_response_alg", default_alg)?;
+    let id_token_alg = algorithm(map, "id_token_signed_response_alg", default_alg)?;
+    let dpop_bound_access_tokens = member(map, "dpop_bound_access_tokens")?.unwrap_or(fapi2);
     let require_pushed_authorization_requests =
-        member(map, "require_pushed_authorization_requests")?.unwrap_or(false);
+        member(map, "require_pushed_authorization_requests")?.unwrap_or(fapi2);
+    // Rotation is the reuse defence of a public client; a sender-constrained confidential
+    // client needs none (FAPI 2.0 Security Profile §5.3.2.1).
+    let refresh_token_rotation = member(map, "refresh_token_rotation")?.unwrap_or(!fapi2);
+    if fapi2 {
+        fapi2_metadata(&Fapi2Metadata {
+            method,
+            grant_types: &grant_types,
+            access_token_alg,
+            id_token_alg,
+            dpop_bound_access_tokens,
+            require_pushed_authorization_requests,
+            code_lifetime: lifetimes
+                .authorization_code
+                .unwrap_or(DEFAULT_AUTHORIZATION_CODE_LIFETIME),
+        })?;
+    }
     Ok(ClientMetadata {
         client_name,
         redirect_uris,
@@ -161,6 +188,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         scope,
         token_endpoint_auth_method: method,
         jwks,
+        jwks_uri,
         post_logout_redirect_uris,
         audience,
         served_resources,
@@ -168,7 +196,91 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         access_token_alg,
         dpop_bound_access_tokens,
         require_pushed_authorization_requests,
+        id_token_alg,
+        profile,
+        refresh_token_rotation,
     })
+}
+
+/// A JWS algorithm member: one the key ring signs with, `default` when absent.
+fn algorithm(
+    map: &Map<String, Value>,
+    name: &'static str,
+    default: Algorithm,
+) -> Result<Algorithm, FieldError> {
+    match member::<String>(map, name)? {
+        None => Ok(default),
+        Some(alg) => Algorithm::parse(&alg)
+            .ok_or_else(|| invalid(name, "the algorithm must be RS256, PS256, ES256 or EdDSA")),
+    }
+}
+
+/// What the FAPI 2.0 Security Profile asks of a client's registration.
+struct Fapi2Metadata<'a> {
+    method: AuthMethod,
+    grant_types: &'a [GrantType],
+    access_token_alg: Algorithm,
+    id_token_alg: Algorithm,
+    dpop_bound_access_tokens: bool,
+    require_pushed_authorization_requests: bool,
+    code_lifetime: u32,
+}
+
+/// FAPI 2.0 Security Profile §5.3: a confidential client authenticating with
+/// `private_key_jwt` (§5.3.2.1: no shared secrets), pushing every request (§5.3.2.2),
+/// sender-constrained tokens (§5.3.2.1; DPoP here), codes of at most 60 s, and PS256, ES256
+/// or EdDSA only (§5.4.2: RS256 is not allowed).
+fn fapi2_metadata(m: &Fapi2Metadata<'_>) -> Result<(), FieldError> {
+    const PROFILE: &str = "security_profile";
+    if m.method != AuthMethod::PrivateKeyJwt {
+        return Err(invalid("token_endpoint_auth_method", "fapi2 clients use private_key_jwt"));
+    }
+    if m.grant_types.contains(&GrantType::ClientCredentials)
+        && !m.grant_types.contains(&GrantType::AuthorizationCode)
+    {
+        return Err(invalid(PROFILE, "fapi2 is a profile of the authorization code flow"));
+    }
+    if m.access_token_alg == Algorithm::RS256 {
+        return Err(invalid("access_token_signed_response_alg", "fapi2 forbids RS256"));
+    }
+    if m.id_token_alg == Algorithm::RS256 {
+        return Err(invalid("id_token_signed_response_alg", "fapi2 forbids RS256"));
+    }
+    if !m.dpop_bound_access_tokens {
+        return Err(invalid("dpop_bound_access_tokens", "fapi2 needs sender-constrained tokens"));
+    }
+    if !m.require_pushed_authorization_requests {
+        return Err(invalid(
+            "require_pushed_authorization_requests",
+            "fapi2 clients push every authorization request",
+        ));
+    }
+    if m.code_lifetime > FAPI2_MAX_CODE_LIFETIME {
+        return Err(invalid("authorization_code_lifetime", "fapi2 codes live at most 60 s"));
+    }
+    Ok(())
+}
+
+/// `jwks_uri`: an https URL without fragment or credentials (plain http only for a loopback
+/// host, for development; the outbound client still refuses loopback unless allowed).
+fn validate_jwks_uri(uri: &str) -> Result<(), FieldError> {
+    let refused = || invalid("jwks_uri", "jwks_uri must be an https URL without fragment");
+    if !is_absolute_uri(uri) {
+        return Err(refused());
+    }
+    let url = url::Url::parse(uri).map_err(|_| refused())?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !scheme_ok || url.host().is_none() || !url.username().is_empty() || url.password().is_some()
+    {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// A member's value of type `T`, `None` when absent or null.

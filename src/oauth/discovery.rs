@@ -37,6 +37,8 @@ pub struct Metadata {
     pub claims_supported: Vec<&'static str>,
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
+    /// RFC 9101 §10.1 (via RFC 8414 §2): what request objects may be signed with.
+    pub request_object_signing_alg_values_supported: Vec<&'static str>,
     pub request_uri_parameter_supported: bool,
     /// RFC 9449 §5.1: the algorithms a DPoP proof may be signed with.
     pub dpop_signing_alg_values_supported: Vec<&'static str>,
@@ -83,7 +85,10 @@ impl Metadata {
                 .collect(),
             scopes_supported: scopes,
             subject_types_supported: vec!["public"],
-            id_token_signing_alg_values_supported: vec!["RS256"],
+            id_token_signing_alg_values_supported: super::jwk::Algorithm::ALL
+                .iter()
+                .map(|a| a.as_str())
+                .collect(),
             claims_supported: vec![
                 "sub",
                 "iss",
@@ -100,7 +105,9 @@ impl Metadata {
                 "email_verified",
             ],
             claims_parameter_supported: false,
-            request_parameter_supported: false,
+            // RFC 9101: signed request objects by value; by reference only from /par.
+            request_parameter_supported: true,
+            request_object_signing_alg_values_supported: ASSERTION_SIGNING_ALGS.to_vec(),
             request_uri_parameter_supported: false,
             dpop_signing_alg_values_supported: super::dpop::SIGNING_ALGS.to_vec(),
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),

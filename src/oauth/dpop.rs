@@ -67,6 +67,8 @@ pub struct Expected<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Proof {
     pub jkt: String,
+    /// RSASSA-PKCS1-v1_5 (RS256), which FAPI 2.0 clients may not use (§5.4.1).
+    pub pkcs1: bool,
 }
 
 /// Checks proofs and makes nonces; one per server, built from the master key.
@@ -176,7 +178,8 @@ impl Proofs {
                 return Err(invalid("the proof ath does not match the access token"));
             }
         }
-        Ok(Checked { proof: Proof { jkt: key.thumbprint() }, jti: claims.jti, iat: claims.iat })
+        let proof = Proof { jkt: key.thumbprint(), pkcs1: header.alg == "RS256" };
+        Ok(Checked { proof, jti: claims.jti, iat: claims.iat })
     }
 
     /// A nonce for the current time slot (§8.1): the slot and a MAC of it.

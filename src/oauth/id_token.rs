@@ -3,20 +3,28 @@
 
 use std::time::Duration;
 
-use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::digest::{SHA256, SHA512, digest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+use super::jwk::Algorithm;
 use super::keyring::{KeyError, Keys};
 use super::scope::Scopes;
 use crate::store::users::UserRecord;
 
-/// `at_hash`: base64url of the left half of SHA-256 of the access token (RS256's hash),
-/// OIDC Core §3.1.3.6.
-pub fn at_hash(access_token: &str) -> String {
-    let hash = digest(&SHA256, access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&hash.as_ref()[..16])
+/// `at_hash`: base64url of the left half of a hash of the access token.
+/// OIDC Core §3.1.3.6: the left half of the hash the token's `alg` uses (SHA-256 for RS256,
+/// PS256 and ES256; SHA-512 for Ed25519, whose signature hashes with it).
+pub fn at_hash(alg: Algorithm, access_token: &str) -> String {
+    let hash = match alg {
+        Algorithm::EdDSA => digest(&SHA512, access_token.as_bytes()),
+        Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 => {
+            digest(&SHA256, access_token.as_bytes())
+        }
+    };
+    let hash = hash.as_ref();
+    URL_SAFE_NO_PAD.encode(&hash[..hash.len() / 2])
 }
 
 /// The user claims a set of scopes releases (OIDC Core §5.4), with `sub` always.
@@ -74,9 +82,12 @@ pub struct IdToken<'a> {
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
     pub lifetime: Duration,
+    /// The client's `id_token_signed_response_alg`.
+    pub alg: Algorithm,
 }
 
-/// Signs an ID token (RS256, the key ring's active key).
+/// Signs an ID token with the key ring's active key of the client's algorithm (RS256 unless
+/// it registered another; OIDC Core §15.1 requires RS256 of every OP).
 pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
     let iat = chrono::Utc::now().timestamp();
     let claims = IdClaims {
@@ -86,11 +97,10 @@ pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
         iat,
         auth_time: token.auth_time,
         nonce: token.nonce,
-        at_hash: at_hash(token.access_token),
+        at_hash: at_hash(token.alg, token.access_token),
         user: UserClaims::new(token.user, token.scope),
     };
-    // RS256 is the ID token algorithm of every client (OIDC Core §15.1 requires it of an OP).
-    keys.sign(super::jwk::Algorithm::RS256, "JWT", &claims)
+    keys.sign(token.alg, "JWT", &claims)
 }
 
 /// What a verified `id_token_hint` says (OIDC Core §3.1.2.1, RP-Initiated Logout §2).
@@ -140,7 +150,7 @@ mod tests {
     #[test]
     fn at_hash_matches_the_oidc_core_example() {
         assert_eq!(
-            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            at_hash(Algorithm::RS256, "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
             "77QmUPtjPfzWtF2AnpK9RQ"
         );
     }

@@ -22,17 +22,20 @@ pub enum Algorithm {
     RS256,
     ES256,
     EdDSA,
+    /// RSASSA-PSS with SHA-256 (RFC 7518 §3.5), the RSA algorithm FAPI 2.0 allows.
+    PS256,
 }
 
 impl Algorithm {
     /// Every algorithm the ring keeps keys for; RS256 first, the default.
-    pub const ALL: [Algorithm; 3] = [Self::RS256, Self::ES256, Self::EdDSA];
+    pub const ALL: [Algorithm; 4] = [Self::RS256, Self::ES256, Self::EdDSA, Self::PS256];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RS256 => "RS256",
             Self::ES256 => "ES256",
             Self::EdDSA => "EdDSA",
+            Self::PS256 => "PS256",
         }
     }
 
@@ -46,6 +49,7 @@ impl Algorithm {
             Self::RS256 => jsonwebtoken::Algorithm::RS256,
             Self::ES256 => jsonwebtoken::Algorithm::ES256,
             Self::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Self::PS256 => jsonwebtoken::Algorithm::PS256,
         }
     }
 }
@@ -123,7 +127,8 @@ pub struct GeneratedKey {
 pub fn generate(alg: Algorithm) -> anyhow::Result<GeneratedKey> {
     let unspecified = |what: &str| anyhow::anyhow!("generating the {what} key failed");
     let (public, pkcs8) = match alg {
-        Algorithm::RS256 => {
+        // One RSA key per algorithm: a key is published for one `alg` only.
+        Algorithm::RS256 | Algorithm::PS256 => {
             let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, RSA_BITS)?;
             let public = PublicJwk::Rsa {
                 n: URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),

@@ -6,7 +6,8 @@
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256,
+    RSA_PSS_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +24,8 @@ pub struct Signer {
 
 enum Pair {
     Rsa(RsaKeyPair),
+    /// RSASSA-PSS (RFC 7518 §3.5: MGF1 with SHA-256, a 32-byte salt).
+    RsaPss(RsaKeyPair),
     Ecdsa(EcdsaKeyPair),
     Ed25519(Ed25519KeyPair),
 }
@@ -42,6 +45,7 @@ impl Signer {
         };
         let pair = match alg {
             Algorithm::RS256 => Pair::Rsa(RsaKeyPair::from_pkcs8(pkcs8).map_err(rejected)?),
+            Algorithm::PS256 => Pair::RsaPss(RsaKeyPair::from_pkcs8(pkcs8).map_err(rejected)?),
             Algorithm::ES256 => Pair::Ecdsa(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
                     .map_err(rejected)?,
@@ -58,6 +62,7 @@ impl Signer {
     pub fn alg(&self) -> Algorithm {
         match self.pair {
             Pair::Rsa(_) => Algorithm::RS256,
+            Pair::RsaPss(_) => Algorithm::PS256,
             Pair::Ecdsa(_) => Algorithm::ES256,
             Pair::Ed25519(_) => Algorithm::EdDSA,
         }
@@ -75,9 +80,15 @@ impl Signer {
         URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
         let failed = || anyhow::anyhow!("{} signing failed", self.alg().as_str());
         let signature = match &self.pair {
-            Pair::Rsa(pair) => {
+            Pair::Rsa(pair) | Pair::RsaPss(pair) => {
+                let padding: &'static dyn aws_lc_rs::signature::RsaEncoding =
+                    if matches!(self.pair, Pair::Rsa(_)) {
+                        &RSA_PKCS1_SHA256
+                    } else {
+                        &RSA_PSS_SHA256
+                    };
                 let mut signature = vec![0u8; pair.public_modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &self.rng, token.as_bytes(), &mut signature)
+                pair.sign(padding, &self.rng, token.as_bytes(), &mut signature)
                     .map_err(|_| failed())?;
                 signature
             }

@@ -90,7 +90,7 @@ impl From<RotateError> for KeyError {
 struct Snapshot {
     keys: Vec<KeyInfo>,
     /// The signing key of each algorithm, in `Algorithm::ALL` order.
-    active: [Arc<Signer>; 3],
+    active: [Arc<Signer>; 4],
     /// Parsed private keys of the active and next keys, by kid.
     signers: HashMap<String, Arc<Signer>>,
     /// Verification keys of every published key, by kid.
@@ -273,6 +273,7 @@ fn position(alg: Algorithm) -> usize {
         Algorithm::RS256 => 0,
         Algorithm::ES256 => 1,
         Algorithm::EdDSA => 2,
+        Algorithm::PS256 => 3,
     }
 }
 
@@ -365,8 +366,8 @@ async fn load(
             .and_then(|k| signers.get(&k.kid).cloned())
             .ok_or(KeyError::Missing(KeyState::Active.as_str(), alg.as_str()))
     });
-    let [rs256, es256, eddsa] = active;
-    let active = [rs256?, es256?, eddsa?];
+    let [rs256, es256, eddsa, ps256] = active;
+    let active = [rs256?, es256?, eddsa?, ps256?];
     let jwks = jwks_json(&keys)?;
     Ok(Snapshot { keys, active, signers, verifiers, jwks, loaded_at: std::time::Instant::now() })
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use secrecy::SecretString;
 
-use super::client::{AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, SecretHash};
+use super::client::{
+    AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, Profile, SecretHash,
+};
 use super::client_metadata::FieldError;
 use super::jwk::Algorithm;
 use super::revocation::Revocations;
@@ -82,6 +84,7 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         scope: Scopes::from_names(["admin".to_owned()]),
         token_endpoint_auth_method: AuthMethod::ClientSecretBasic,
         jwks: None,
+        jwks_uri: None,
         post_logout_redirect_uris: Vec::new(),
         audience: Vec::new(),
         served_resources: Vec::new(),
@@ -89,6 +92,9 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         access_token_alg: Algorithm::RS256,
         dpop_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
+        id_token_alg: Algorithm::RS256,
+        profile: None,
+        refresh_token_rotation: true,
     }
 }
 
@@ -303,6 +309,10 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         access_token_alg: m.access_token_alg.as_str().to_owned(),
         dpop_bound_access_tokens: m.dpop_bound_access_tokens,
         require_pushed_authorization_requests: m.require_pushed_authorization_requests,
+        jwks_uri: m.jwks_uri.clone(),
+        id_token_alg: m.id_token_alg.as_str().to_owned(),
+        security_profile: m.profile.map(|p| p.as_str().to_owned()),
+        refresh_token_rotation: m.refresh_token_rotation,
         lifetimes: StoredLifetimes {
             access_token: lifetime(l.access_token)?,
             id_token: lifetime(l.id_token)?,
@@ -344,6 +354,7 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
             scope: Scopes::from_names(r.scopes),
             token_endpoint_auth_method: method,
             jwks: r.jwks.as_deref().map(serde_json::from_str).transpose()?,
+            jwks_uri: r.jwks_uri,
             post_logout_redirect_uris: serde_json::from_str(&r.post_logout_redirect_uris)?,
             audience: serde_json::from_str(&r.audience)?,
             served_resources: serde_json::from_str(&r.served_resources)?,
@@ -358,6 +369,15 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
                 .ok_or_else(|| anyhow::anyhow!("unknown access_token_signed_response_alg"))?,
             dpop_bound_access_tokens: r.dpop_bound_access_tokens,
             require_pushed_authorization_requests: r.require_pushed_authorization_requests,
+            id_token_alg: Algorithm::parse(&r.id_token_alg)
+                .ok_or_else(|| anyhow::anyhow!("unknown id_token_signed_response_alg"))?,
+            profile: match r.security_profile.as_deref() {
+                None => None,
+                Some(p) => Some(
+                    Profile::parse(p).ok_or_else(|| anyhow::anyhow!("unknown security_profile"))?,
+                ),
+            },
+            refresh_token_rotation: r.refresh_token_rotation,
         },
         secrets: r
             .secrets

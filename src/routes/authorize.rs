@@ -58,6 +58,7 @@ pub(crate) fn authorizing(state: &AppState) -> Authorizing<'_> {
         keys: &state.keys,
         issuer: state.issuer.as_str(),
         require_pushed_requests: state.settings.require_pushed_authorization_requests,
+        client_keys: &state.client_keys,
     }
 }
 

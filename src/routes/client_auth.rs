@@ -41,6 +41,7 @@ async fn client_of(
         issuer: &state.issuer,
         throttle: &state.throttle,
         address: super::address::source(req, &state.settings.trusted_proxies),
+        client_keys: &state.client_keys,
     };
     authenticate(&ctx, presented).await
 }

@@ -205,7 +205,7 @@ impl From<StoreError> for PageError {
 impl From<Refusal> for PageError {
     fn from(refusal: Refusal) -> Self {
         match refusal {
-            Refusal::Page(message) => Self::bad_request(message),
+            Refusal::Page(message) | Refusal::RequestObject(message) => Self::bad_request(message),
             Refusal::Store(error) => Self::Store(error),
             Refusal::Redirect(redirect) => Self::Redirect(redirect),
         }

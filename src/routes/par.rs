@@ -51,16 +51,11 @@ pub async fn push(
             None => params.push(("dpop_jkt".into(), proof.jkt)),
         }
     }
-    // RFC 9126 §2.1: validated as /authorize would, with the errors it would give.
-    authorize::validate(&authorizing(&state), &params, Origin::Pushed).await.map_err(
-        |refusal| match refusal {
-            Refusal::Page(description) => OAuthError::InvalidRequest(description),
-            Refusal::Redirect(r) => {
-                OAuthError::AuthorizationRequest { error: r.error, description: r.description }
-            }
-            Refusal::Store(e) => OAuthError::Store(e),
-        },
-    )?;
+    // RFC 9126 §3: a request object's parameters are what is pushed (and stored), verified
+    // once, here. RFC 9126 §2.1: validated as /authorize would, with the errors it would give.
+    let ctx = authorizing(&state);
+    let params = authorize::unpack(&ctx, &params).await.map_err(refused)?;
+    authorize::validate(&ctx, &params, Origin::Pushed).await.map_err(refused)?;
     // Stored only as a hash.
     let (request_uri, hash) = authorize::new_request_uri()?;
     let now = Utc::now();
@@ -71,4 +66,18 @@ pub async fn push(
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Pushed { request_uri, expires_in: PUSHED_REQUEST_LIFETIME_SECS }))
+}
+
+/// A refused request as `/par` answers it (RFC 9126 §2.3): the error `/authorize` would give.
+fn refused(refusal: Refusal) -> OAuthError {
+    match refusal {
+        Refusal::Page(description) => OAuthError::InvalidRequest(description),
+        Refusal::RequestObject(description) => {
+            OAuthError::AuthorizationRequest { error: "invalid_request_object", description }
+        }
+        Refusal::Redirect(r) => {
+            OAuthError::AuthorizationRequest { error: r.error, description: r.description }
+        }
+        Refusal::Store(e) => OAuthError::Store(e),
+    }
 }

@@ -22,6 +22,10 @@ pub async fn exchange(
     if client.metadata.dpop_bound_access_tokens && proof.is_none() {
         return Err(OAuthError::InvalidDpopProof("this client must send a DPoP proof"));
     }
+    // FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA only.
+    if client.is_fapi2() && proof.as_ref().is_some_and(|p| p.pkcs1) {
+        return Err(OAuthError::InvalidDpopProof("RS256 proofs are not accepted for this client"));
+    }
     let proof = proof.as_ref();
     let issued = match form.get("grant_type")? {
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),

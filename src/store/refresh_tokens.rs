@@ -299,6 +299,72 @@ pub async fn rotate(
     Ok(Some(found.into_rotated(successor_jti.to_owned(), expires_at)))
 }
 
+/// For a client that does not rotate: extends `jti`'s sliding expiry (never past its family's
+/// absolute one) if the token is active and unexpired and its family stands, as `rotate`
+/// checks; the token itself stays. `None` (nothing changed) otherwise. One statement on
+/// Postgres, with the same share lock on the family as `rotate`.
+pub async fn keep(
+    db: &DatabaseConnection,
+    jti: &str,
+    now: DateTime<Utc>,
+    sliding_expiry: DateTime<Utc>,
+) -> Result<Option<Rotated>, StoreError> {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let statement = Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            KEEP_POSTGRES,
+            [now.into(), jti.into(), sliding_expiry.into()],
+        );
+        let row = RotatedRow::find_by_statement(statement).one(db).await?;
+        return Ok(row.map(RotatedRow::into_rotated));
+    }
+    let txn = db.begin().await?;
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        concat!(
+            "SELECT f.*, g.scope AS grant_scope, ",
+            user_columns!(),
+            " FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             JOIN grants g ON g.id = f.grant_id JOIN users u ON u.id = f.user_id \
+             WHERE t.jti = $1 AND t.status = 'active' AND t.expires_at > $2 \
+             AND f.revoked_at IS NULL AND f.absolute_expires_at > $2 AND NOT u.disabled \
+             AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at)"
+        ),
+        [jti.into(), now.into()],
+    );
+    let Some(found) = FamilyRow::find_by_statement(statement).one(&txn).await? else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let expires_at = sliding_expiry.min(found.absolute_expires_at);
+    token::Entity::update_many()
+        .col_expr(token::Column::ExpiresAt, Expr::value(expires_at))
+        .filter(token::Column::Jti.eq(jti))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(Some(found.into_rotated(jti.to_owned(), expires_at)))
+}
+
+/// $1 now, $2 the presented jti, $3 its new sliding expiry.
+const KEEP_POSTGRES: &str = concat!(
+    "WITH fam AS ( \
+     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at, \
+     f.absolute_expires_at, g.scope AS grant_scope, ",
+    user_columns!(),
+    " FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
+     WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE jti = $2) \
+     AND f.revoked_at IS NULL AND f.absolute_expires_at > $1 AND NOT u.disabled \
+     AND (u.tokens_not_before IS NULL OR u.tokens_not_before < f.created_at) \
+     FOR SHARE OF f), \
+     kept AS ( \
+     UPDATE refresh_tokens SET expires_at = LEAST($3, fam.absolute_expires_at) FROM fam \
+     WHERE jti = $2 AND status = 'active' AND expires_at > $1 AND family_id = fam.id \
+     RETURNING jti, expires_at) \
+     SELECT fam.*, kept.jti AS successor_jti, kept.expires_at AS successor_expires_at \
+     FROM fam, kept"
+);
+
 /// SQLite: marks the presented token used if it and its family stand ($1 now, $2 the jti).
 const USE_SQLITE: &str = "UPDATE refresh_tokens SET status = 'used', used_at = $1 \
      WHERE jti = $2 AND status = 'active' AND expires_at > $1 \

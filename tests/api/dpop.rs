@@ -4,8 +4,8 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PSS_SHA256,
-    RsaKeyPair,
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+    RSA_PSS_SHA256, RsaKeyPair,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -38,19 +38,20 @@ impl DpopKey {
         (Self::Es256(pair), doc.as_ref().to_vec())
     }
 
-    fn ed25519() -> Self {
+    pub fn ed25519() -> Self {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).expect("key");
         Self::Ed25519(Ed25519KeyPair::from_pkcs8(doc.as_ref()).expect("pair"))
     }
 
-    fn ps256() -> Self {
+    /// An RSA key; it signs PS256, or RS256 when a header asks for that.
+    pub fn ps256() -> Self {
         use rsa::pkcs8::EncodePrivateKey;
         let key = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).expect("RSA key");
         let der = key.to_pkcs8_der().expect("PKCS#8");
         Self::Ps256(RsaKeyPair::from_pkcs8(der.as_bytes()).expect("pair"))
     }
 
-    fn alg(&self) -> &'static str {
+    pub fn alg(&self) -> &'static str {
         match self {
             Self::Es256(_) => "ES256",
             Self::Ed25519(_) => "EdDSA",
@@ -79,12 +80,21 @@ impl DpopKey {
         }
     }
 
+    /// The public JWK as a client registers it: with `kid` and `use`.
+    pub fn registered(&self, kid: &str) -> Value {
+        let mut jwk = self.jwk();
+        jwk["kid"] = json!(kid);
+        jwk["use"] = json!("sig");
+        jwk
+    }
+
     /// The RFC 7638 thumbprint (`jkt`).
     pub fn jkt(&self) -> String {
         thumbprint(&self.jwk())
     }
 
-    /// Signs `header` and `claims` as a compact JWS with this key.
+    /// Signs `header` and `claims` as a compact JWS with this key (an RSA key with the
+    /// PKCS#1 v1.5 padding when the header says RS256).
     pub fn sign(&self, header: &Value, claims: &Value) -> String {
         let mut input = URL_SAFE_NO_PAD.encode(header.to_string());
         input.push('.');
@@ -94,8 +104,10 @@ impl DpopKey {
             Self::Es256(pair) => pair.sign(&rng, input.as_bytes()).expect("sign").as_ref().to_vec(),
             Self::Ed25519(pair) => pair.sign(input.as_bytes()).as_ref().to_vec(),
             Self::Ps256(pair) => {
+                let padding: &dyn aws_lc_rs::signature::RsaEncoding =
+                    if header["alg"] == "RS256" { &RSA_PKCS1_SHA256 } else { &RSA_PSS_SHA256 };
                 let mut signature = vec![0; pair.public_modulus_len()];
-                pair.sign(&RSA_PSS_SHA256, &rng, input.as_bytes(), &mut signature).expect("sign");
+                pair.sign(padding, &rng, input.as_bytes(), &mut signature).expect("sign");
                 signature
             }
         };

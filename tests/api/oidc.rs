@@ -349,10 +349,9 @@ async fn prompt_consent_asks_again_and_other_oidc_parameters_are_accepted() {
 
     assert!(location(&consent).expect("redirect").contains("/consent"), "asked again");
     assert!(params(&location(&extras).expect("redirect")).contains_key("code"));
-    assert_eq!(
-        params(&location(&request_object).expect("redirect"))["error"],
-        "request_not_supported"
-    );
+    // RFC 9101 §6.3: a request object that does not verify proves no redirect URI: our page.
+    assert_eq!(request_object.status(), 400, "an unverifiable request object is refused");
+    assert!(location(&request_object).is_none(), "and never redirected");
     let hinted =
         Browser::new().get(&app.url("/login?login_hint=ruth")).await.text().await.expect("page");
     assert!(hinted.contains(r#"value="ruth""#), "login_hint prefills the username");

@@ -278,17 +278,19 @@ async fn node_openid_client_completes_par_dpop_and_private_key_jwt() {
     jwk["kid"] = json!("fapi-client-1");
     jwk["use"] = json!("sig");
     jwk["alg"] = json!("ES256");
+    // The whole FAPI 2.0 profile: PAR and DPoP required, PS256 tokens, the issuer alone
+    // as assertion audience, the redirect URI always sent.
     let registered = app
         .create_client(json!({
             "client_name": "FAPI client",
+            "security_profile": "fapi2",
             "redirect_uris": [REDIRECT],
             "scope": "openid profile",
             "token_endpoint_auth_method": "private_key_jwt",
             "jwks": {"keys": [jwk]},
-            "require_pushed_authorization_requests": true,
-            "dpop_bound_access_tokens": true,
         }))
         .await;
+    assert_eq!(registered["id_token_signed_response_alg"], "PS256");
     let client_id = registered["client_id"].as_str().expect("id").to_owned();
     let user_id = user(&app, "fay").await;
     let args = vec![
@@ -315,6 +317,8 @@ async fn node_openid_client_completes_par_dpop_and_private_key_jwt() {
     let dpop_jwk = &verified["dpop_jwk"];
     let jkt = thumbprint(dpop_jwk);
     assert_eq!(jwt_claims(token)["cnf"]["jkt"], jkt, "bound to the client's DPoP key");
+    let header = jsonwebtoken::decode_header(token).expect("header");
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::PS256, "a FAPI 2.0 access token");
     // The token leaks: without the key it opens nothing, yet it is still active.
     assert_eq!(app.userinfo(token).await.status(), 401, "replayed as a bearer token");
     let stolen = app

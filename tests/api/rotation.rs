@@ -27,7 +27,7 @@ async fn the_next_key_of_every_algorithm_is_published_before_it_signs() {
     app.keys.rotate(&app.store().await, false).await.expect("rotation");
 
     let after = app.jwks().await;
-    assert_eq!(all_kids(&after).len(), 9, "per algorithm: active, new next and the retired key");
+    assert_eq!(all_kids(&after).len(), 12, "per algorithm: active, new next and the retired key");
     for (alg, previous) in Algorithm::ALL.into_iter().zip(signing) {
         let claims = serde_json::json!({"sub": "x"});
         let token = app.keys.sign(alg, "at+jwt", &claims).expect("sign");
@@ -104,9 +104,9 @@ async fn a_kid_is_never_reused() {
     };
     let listed = keyring::list_stored(&db, &policy).await.expect("list");
     let unique: HashSet<_> = listed.iter().map(|k| k.kid.clone()).collect();
-    // Three algorithms, each: the first active and next keys, then a new next per rotation.
-    assert_eq!(listed.len(), 15);
-    assert_eq!(unique.len(), 15);
+    // Four algorithms, each: the first active and next keys, then a new next per rotation.
+    assert_eq!(listed.len(), 20);
+    assert_eq!(unique.len(), 20);
     for alg in Algorithm::ALL {
         let of = |state| listed.iter().filter(|k| k.alg == alg && k.state == state).count();
         assert_eq!(of(KeyState::Active), 1, "{alg:?}");
@@ -235,7 +235,7 @@ async fn castellan_keys_rotate_reaches_running_servers() {
         .find_map(|l| l.strip_prefix("RS256 "))
         .expect("the RS256 active key")
         .to_owned();
-    assert_eq!(printed.lines().count(), 3, "{printed}");
+    assert_eq!(printed.lines().count(), 4, "{printed}");
     assert!(kids(&before).contains(&active));
     let published =
         eventually(Duration::from_secs(5), || async { kids(&jwks().await).len() == 3 }).await;

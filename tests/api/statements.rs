@@ -149,6 +149,28 @@ async fn refresh_login_consent_and_code_exchange_run_their_minimum() {
     assert_eq!(consent, CONSENT, "consent");
 }
 
+#[tokio::test]
+async fn a_refresh_that_keeps_its_token_costs_no_more_than_a_rotation() {
+    let app = spawn_app().await;
+    user(&app, "kit").await;
+    let scope = "openid offline_access";
+    let client = web_client_with(&app, scope, json!({"refresh_token_rotation": false})).await;
+    let tokens = crate::browser::tokens_for(&app, &client, "kit", scope).await;
+    let refresh_token = tokens["refresh_token"].as_str().expect("refresh").to_owned();
+    let refresh = counted(&app, "/token", async {
+        for _ in 0..5 {
+            let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.as_str())];
+            let response = app.token_basic(&client.0, &client.1, &form).await;
+            assert_eq!(response.status(), 200, "the same token, five times");
+        }
+    })
+    .await;
+    // Postgres: one statement checks the family, grant and user and renews the expiry;
+    // SQLite: the same SELECT, then the UPDATE, in one transaction.
+    let per_refresh = if app.db.is_postgres() { 1 } else { 2 };
+    assert_eq!(refresh, 5 * per_refresh);
+}
+
 /// Count the attempt per (account, address) and per account before the password is checked,
 /// read the user, clear both counts, store the session.
 const LOGIN: u64 = 6;

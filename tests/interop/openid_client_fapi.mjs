@@ -30,7 +30,8 @@ async function main(argv) {
   const config = await client.discovery(
     new URL(issuer),
     clientId,
-    { redirect_uris: [redirectUri], response_types: ['code'] },
+    // The client is registered under the FAPI 2.0 profile: its ID tokens are PS256.
+    { redirect_uris: [redirectUri], response_types: ['code'], id_token_signed_response_alg: 'PS256' },
     client.PrivateKeyJwt({ key, kid }),
     options,
   );

@@ -88,6 +88,7 @@ impl Issuing<'_> {
                 nonce,
                 access_token,
                 lifetime: client.id_token_lifetime().min(self.max_lifetime),
+                alg: client.metadata.id_token_alg,
             },
         )?;
         Ok(Some(token))

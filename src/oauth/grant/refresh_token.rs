@@ -1,5 +1,6 @@
 //! `grant_type=refresh_token` (RFC 6749 §6, OAuth 2.1 §4.3, RFC 9700 §4.14): every use rotates
-//! the token; presenting a rotated one again revokes its whole family.
+//! the token, unless the client's `refresh_token_rotation` is off; presenting a rotated one
+//! again revokes its whole family.
 
 use std::time::Duration;
 
@@ -80,16 +81,17 @@ pub async fn exchange(
     let sliding = i64::from(
         client.metadata.lifetimes.refresh_token.unwrap_or(DEFAULT_REFRESH_TOKEN_LIFETIME),
     );
-    let successor_jti = uuid::Uuid::new_v4().to_string();
-    // RFC 9700 §4.14.2: rotation; exactly one of concurrent uses wins.
-    let rotated = store::refresh_tokens::rotate(
-        ctx.db,
-        &claims.jti,
-        &successor_jti,
-        now,
-        now + chrono::Duration::seconds(sliding),
-    )
-    .await?;
+    let sliding_expiry = now + chrono::Duration::seconds(sliding);
+    let rotated = if client.metadata.refresh_token_rotation {
+        // RFC 9700 §4.14.2: rotation; exactly one of concurrent uses wins.
+        let successor_jti = uuid::Uuid::new_v4().to_string();
+        store::refresh_tokens::rotate(ctx.db, &claims.jti, &successor_jti, now, sliding_expiry)
+            .await?
+    } else {
+        // RFC 9700 §4.14.2 lets a sender-constrained client keep its token: the same jti,
+        // with its sliding expiry renewed.
+        store::refresh_tokens::keep(ctx.db, &claims.jti, now, sliding_expiry).await?
+    };
     let Some(rotated) = rotated else {
         return Err(refused(ctx, &claims.jti, request.reuse_grace).await?);
     };

@@ -1,0 +1,226 @@
+//! A client's public keys, registered inline (`jwks`) or by reference (`jwks_uri`), and the one
+//! check of a JWS a client signed: its assertions (RFC 7523) and request objects (RFC 9101).
+//!
+//! Keys by reference are fetched through the outbound client (SSRF-guarded, bounded) and
+//! cached per URL for as long as the answer's `Cache-Control` allows, at least the refetch
+//! interval (`CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL`) and at most [`MAX_TTL`]. A `kid` the
+//! cached set does not hold refetches at most once per interval, so a forged `kid` cannot
+//! make this server hammer the client's. A failed refetch keeps serving the keys it has.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, TokenData, Validation};
+use serde::de::DeserializeOwned;
+
+use super::client::Client;
+use crate::outbound::{FetchError, Outbound};
+
+/// A fetched key set is kept at most this long...
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+/// ...and this long when its `Cache-Control` says nothing.
+const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// The algorithms a FAPI 2.0 client may sign with.
+pub const FAPI2_ALGORITHMS: [Algorithm; 3] = [Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
+/// Key sets cached at most; past it the cache starts over (clients number far fewer).
+const MAX_ENTRIES: usize = 10_000;
+
+/// Why a client's JWS was refused. Each surface maps it onto its own error
+/// (`invalid_client`, `invalid_request_object`).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    #[error("the JWS is malformed or has a crit header")]
+    Malformed,
+    #[error("no registered key of the client matches")]
+    NoKey,
+    #[error("the algorithm is not the key's")]
+    Algorithm,
+    #[error("the signature or a claim is invalid: {0:?}")]
+    Invalid(jsonwebtoken::errors::ErrorKind),
+    #[error("the client's jwks_uri could not be fetched: {0}")]
+    Fetch(#[from] FetchError),
+}
+
+struct Cached {
+    keys: Arc<JwkSet>,
+    fetched_at: Instant,
+    fresh_until: Instant,
+}
+
+/// The per-URL cache; a URL being fetched holds its own lock so concurrent requests wait for
+/// one fetch instead of each making their own.
+#[derive(Default)]
+struct Entry {
+    fetch: tokio::sync::Mutex<()>,
+    cached: Mutex<Option<Cached>>,
+}
+
+pub struct ClientKeys {
+    outbound: Outbound,
+    /// The least time between two fetches of one URL.
+    interval: Duration,
+    entries: Mutex<HashMap<String, Arc<Entry>>>,
+}
+
+impl ClientKeys {
+    pub fn new(outbound: Outbound, interval: Duration) -> Self {
+        Self { outbound, interval, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// Verifies `jwt`, signed by `client`, with `validation` (whose algorithms are replaced by
+    /// the key's own, RFC 8725 §3.1). The JOSE header must not carry `crit` (RFC 7515
+    /// §4.1.11: this server understands no extension).
+    pub async fn verify<C: DeserializeOwned>(
+        &self,
+        client: &Client,
+        jwt: &str,
+        mut validation: Validation,
+    ) -> Result<TokenData<C>, Refused> {
+        let header = jsonwebtoken::decode_header(jwt).map_err(|_| Refused::Malformed)?;
+        if has_crit_header(jwt) {
+            return Err(Refused::Malformed);
+        }
+        let jwk = self.key(client, header.kid.as_deref()).await?;
+        if !key_algorithms(&jwk).contains(&header.alg) {
+            return Err(Refused::Algorithm);
+        }
+        // FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA; never RS256.
+        if client.is_fapi2() && !FAPI2_ALGORITHMS.contains(&header.alg) {
+            return Err(Refused::Algorithm);
+        }
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|_| Refused::NoKey)?;
+        validation.algorithms = vec![header.alg];
+        jsonwebtoken::decode::<C>(jwt, &key, &validation)
+            .map_err(|e| Refused::Invalid(e.into_kind()))
+    }
+
+    /// The key `kid` names (or the only one, without `kid`), a signing key.
+    async fn key(&self, client: &Client, kid: Option<&str>) -> Result<Jwk, Refused> {
+        if let Some(jwks) = &client.metadata.jwks {
+            let set: JwkSet = serde_json::from_value(jwks.clone()).map_err(|_| Refused::NoKey)?;
+            return pick(&set, kid).ok_or(Refused::NoKey);
+        }
+        let Some(uri) = client.metadata.jwks_uri.as_deref() else { return Err(Refused::NoKey) };
+        let entry = self.entry(uri);
+        let now = Instant::now();
+        let (found, refetch) = lookup(&entry, kid, now, self.interval);
+        if let (Some(key), false) = (&found, refetch) {
+            return Ok(key.clone());
+        }
+        if !refetch {
+            return found.ok_or(Refused::NoKey);
+        }
+        let _fetching = entry.fetch.lock().await;
+        // Another request may have fetched while this one waited.
+        let (found, refetch) = lookup(&entry, kid, Instant::now(), self.interval);
+        if !refetch {
+            return found.ok_or(Refused::NoKey);
+        }
+        match self.fetch(uri).await {
+            Ok(cached) => {
+                let key = pick(&cached.keys, kid);
+                *entry.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached);
+                key.ok_or(Refused::NoKey)
+            }
+            // The keys already fetched stay good while the client's server is unreachable.
+            Err(e) => {
+                tracing::warn!(client_id = %client.client_id, error = %e, "jwks_uri fetch failed");
+                found.ok_or(Refused::Fetch(e))
+            }
+        }
+    }
+
+    fn entry(&self, uri: &str) -> Arc<Entry> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(uri) {
+            entries.clear();
+        }
+        entries.entry(uri.to_owned()).or_default().clone()
+    }
+
+    async fn fetch(&self, uri: &str) -> Result<Cached, FetchError> {
+        let fetched = self.outbound.get_json(uri).await?;
+        let keys: JwkSet = serde_json::from_value(fetched.body).map_err(|_| FetchError::NotJson)?;
+        let ttl = fetched.max_age.unwrap_or(DEFAULT_TTL).clamp(self.interval, MAX_TTL);
+        let now = Instant::now();
+        Ok(Cached { keys: Arc::new(keys), fetched_at: now, fresh_until: now + ttl })
+    }
+}
+
+/// The cached key for `kid`, and whether to fetch: nothing cached, stale, or `kid` unknown
+/// and the last fetch older than the interval.
+fn lookup(
+    entry: &Entry,
+    kid: Option<&str>,
+    now: Instant,
+    interval: Duration,
+) -> (Option<Jwk>, bool) {
+    let cached = entry.cached.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(cached) = cached.as_ref() else { return (None, true) };
+    let found = pick(&cached.keys, kid);
+    let stale = now >= cached.fresh_until;
+    let may_refetch = now.duration_since(cached.fetched_at) >= interval;
+    let refetch = stale || (found.is_none() && may_refetch);
+    (found, refetch)
+}
+
+/// The signing key `kid` names; without `kid`, the only signing key.
+fn pick(set: &JwkSet, kid: Option<&str>) -> Option<Jwk> {
+    let signing = |k: &&Jwk| {
+        k.common
+            .public_key_use
+            .as_ref()
+            .is_none_or(|u| *u == jsonwebtoken::jwk::PublicKeyUse::Signature)
+    };
+    match kid {
+        Some(kid) => {
+            set.keys.iter().filter(signing).find(|k| k.common.key_id.as_deref() == Some(kid))
+        }
+        None => {
+            let mut keys = set.keys.iter().filter(signing);
+            match (keys.next(), keys.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+    }
+    .cloned()
+}
+
+/// The algorithms a client key may sign with: its `alg` when it names one of its type's,
+/// else the usual ones of its type (an RSA key: RS256 or PS256); never a MAC, never `none`.
+fn key_algorithms(jwk: &Jwk) -> Vec<Algorithm> {
+    use Algorithm::*;
+    let (of_type, usual): (&[Algorithm], &[Algorithm]) = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => {
+            (&[RS256, RS384, RS512, PS256, PS384, PS512], &[RS256, PS256])
+        }
+        AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+            EllipticCurve::P256 => (&[ES256], &[ES256]),
+            EllipticCurve::P384 => (&[ES384], &[ES384]),
+            _ => (&[], &[]),
+        },
+        AlgorithmParameters::OctetKeyPair(_) => (&[EdDSA], &[EdDSA]),
+        _ => (&[], &[]),
+    };
+    match jwk.common.key_algorithm {
+        None => usual.to_vec(),
+        Some(named) => match named.to_string().parse::<Algorithm>() {
+            Ok(alg) if of_type.contains(&alg) => vec![alg],
+            _ => vec![],
+        },
+    }
+}
+
+/// Whether the JOSE header of `jwt` has a `crit` member.
+fn has_crit_header(jwt: &str) -> bool {
+    use base64::Engine;
+    let Some(encoded) = jwt.split('.').next() else { return true };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded) else {
+        return true;
+    };
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+        .map_or(true, |header| header.contains_key("crit"))
+}

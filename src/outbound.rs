@@ -1,0 +1,287 @@
+//! The one client for outgoing HTTP (docs/REFERENCE.md §2.4): every fetch of an address a
+//! client or an administrator chose (a client's `jwks_uri` today) goes through it.
+//!
+//! It refuses loopback, private, link-local and other non-public addresses (SSRF) unless
+//! `CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS` allows them, for a literal address and for
+//! every address a name resolves to, in the resolver the connection itself uses (so a name
+//! cannot resolve to a public address for the check and a private one for the connection).
+//! No proxy from the environment, no redirects, https only (http only where private
+//! networks are allowed, for development), bounded time and a bounded body.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::header::{ACCEPT, CACHE_CONTROL, USER_AGENT};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+
+/// The largest body read: a JWK Set of a few keys is a few KiB.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Connecting (after resolution) may take this long...
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// ...and the whole exchange this long.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a fetch failed. Never carries the body or a header of the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the URL does not parse or is not https")]
+    BadUrl,
+    #[error("the address {0} is not a public address")]
+    Refused(IpAddr),
+    #[error("the answer was HTTP {0}")]
+    Status(u16),
+    #[error("the answer is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("the answer is not JSON")]
+    NotJson,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the request failed: {0}")]
+    Network(String),
+}
+
+/// A JSON document and how long its server lets it be cached.
+#[derive(Debug)]
+pub struct Fetched {
+    pub body: serde_json::Value,
+    /// `Cache-Control: max-age`; zero for `no-store` or `no-cache`; `None` when absent.
+    pub max_age: Option<Duration>,
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
+
+/// The outbound client of this process. hyper neither follows redirects nor reads proxy
+/// settings from the environment: a request goes where its URL says, or nowhere.
+#[derive(Clone)]
+pub struct Outbound {
+    client: Client<Connector, Empty<Bytes>>,
+    allow_private: bool,
+}
+
+impl Outbound {
+    pub fn new(allow_private: bool) -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new()).build(https);
+        Ok(Self { client, allow_private })
+    }
+
+    /// GETs `url` as JSON.
+    pub async fn get_json(&self, url: &str) -> Result<Fetched, FetchError> {
+        let parsed = url::Url::parse(url).map_err(|_| FetchError::BadUrl)?;
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.allow_private => {}
+            _ => return Err(FetchError::BadUrl),
+        }
+        // A literal address never reaches the resolver: checked here.
+        let literal = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain(_)) => None,
+            None => return Err(FetchError::BadUrl),
+        };
+        if let Some(ip) = literal.filter(|ip| !self.allow_private && !is_public(*ip)) {
+            return Err(FetchError::Refused(ip));
+        }
+        let request = hyper::Request::get(parsed.as_str())
+            .header(ACCEPT, "application/json, application/jwk-set+json")
+            .header(USER_AGENT, concat!("castellan/", env!("CARGO_PKG_VERSION")))
+            .body(Empty::new())
+            .map_err(|_| FetchError::BadUrl)?;
+        tokio::time::timeout(TIMEOUT, self.exchange(request))
+            .await
+            .map_err(|_| FetchError::Timeout(TIMEOUT))?
+    }
+
+    async fn exchange(&self, request: hyper::Request<Empty<Bytes>>) -> Result<Fetched, FetchError> {
+        let response = self.client.request(request).await.map_err(|e| network(&e))?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status().as_u16()));
+        }
+        let max_age =
+            response.headers().get(CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
+        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    FetchError::TooLarge
+                } else {
+                    FetchError::Network(e.to_string())
+                }
+            })?
+            .to_bytes();
+        let body = serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)?;
+        Ok(Fetched { body, max_age })
+    }
+}
+
+/// A refused resolution, found again in the error chain of the request that needed it.
+#[derive(Debug, thiserror::Error)]
+#[error("the address {0} is not a public address")]
+struct RefusedAddress(IpAddr);
+
+fn network(e: &(dyn StdError + 'static)) -> FetchError {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(current) = cause {
+        // An io::Error hides the error it wraps from `source()`: look inside it too.
+        let inner = current.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref());
+        for candidate in [Some(current), inner.map(|i| i as &(dyn StdError + 'static))] {
+            if let Some(refused) = candidate.and_then(|c| c.downcast_ref::<RefusedAddress>()) {
+                return FetchError::Refused(refused.0);
+            }
+        }
+        cause = current.source();
+    }
+    // The error's text names no URL: a jwks_uri may carry a query an operator would not log.
+    FetchError::Network(e.to_string())
+}
+
+/// Resolves with the system resolver and keeps only the addresses the policy allows; a name
+/// with none left fails naming the first refused address. The connection uses exactly the
+/// addresses this returns.
+#[derive(Clone)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                resolved.iter().copied().filter(|a| allow_private || is_public(a.ip())).collect();
+            match (allowed.is_empty(), resolved.first()) {
+                (true, Some(first)) => Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    RefusedAddress(first.ip()),
+                )),
+                _ => Ok(allowed.into_iter()),
+            }
+        })
+    }
+}
+
+/// Whether `ip` is a global unicast address: not loopback, private (RFC 1918, RFC 4193),
+/// link-local (the cloud metadata services live there), shared (RFC 6598), unspecified,
+/// broadcast, multicast, documentation or benchmarking space. IPv4 embedded in IPv6 is
+/// judged as the IPv4 address.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(v6),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 192 && b == 0 && c == 0)
+        || (a == 198 && (18..20).contains(&b))
+        || a >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link-local
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64, may reach private IPv4
+        || ip.segments()[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible
+}
+
+/// The `max-age` of a `Cache-Control` value; zero for `no-store` or `no-cache`.
+fn max_age(value: &str) -> Option<Duration> {
+    let mut age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(seconds) = lower.strip_prefix("max-age=") {
+            age = seconds.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+        }
+    }
+    age
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_global_addresses_are_public() {
+        for refused in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(!is_public(refused.parse().expect("ip")), "{refused} must be refused");
+        }
+        for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(is_public(allowed.parse().expect("ip")), "{allowed} is public");
+        }
+    }
+
+    #[test]
+    fn cache_control_gives_the_max_age() {
+        assert_eq!(max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("max-age=60, no-cache"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
+}
