@@ -1,4 +1,4 @@
-//! The one client for outgoing HTTP (docs/REFERENCE.md §2.4): every fetch of an address a
+//! The one client for outgoing HTTP (docs/REFERENCE.md §9.7): every fetch of an address a
 //! client or an administrator chose (a client's `jwks_uri` today) goes through it.
 //!
 //! It refuses loopback, private, link-local and other non-public addresses (SSRF) unless
@@ -226,6 +226,9 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link-local
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+        || (first == 0x2001 && ip.segments()[1] == 0) // Teredo, may embed private IPv4
+        || (first == 0x2001 && ip.segments()[1] == 2 && ip.segments()[2] == 0) // benchmarking
+        || first == 0x2002 // 6to4, may embed private IPv4
         || (first == 0x64 && ip.segments()[1] == 0xff9b) // NAT64, may reach private IPv4
         || ip.segments()[..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible
 }
@@ -268,6 +271,8 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "2002:a00:1::1",
+            "2001:0:a00:1::1",
         ] {
             assert!(!is_public(refused.parse().expect("ip")), "{refused} must be refused");
         }

@@ -44,11 +44,24 @@ pub enum Origin {
     Pushed,
 }
 
-/// A new `request_uri` (RFC 9126 §2.2, §7.1: 256 random bits) and the hash it is stored under.
-pub fn new_request_uri() -> anyhow::Result<(String, Vec<u8>)> {
+/// Stores a validated request of `client_id` for [`PUSHED_REQUEST_LIFETIME_SECS`] under a new
+/// `request_uri` (RFC 9126 §2.2, §7.1: 256 random bits; stored only as a hash) and returns it.
+pub async fn push(
+    db: &Db,
+    client_id: &str,
+    parameters: Vec<(String, String)>,
+) -> Result<String, StoreError> {
     let request_uri = format!("{REQUEST_URI_PREFIX}{}", super::secret::random_token(32)?);
     let hash = digest(&SHA256, request_uri.as_bytes()).as_ref().to_vec();
-    Ok((request_uri, hash))
+    let now = Utc::now();
+    let record = store::pushed::PushedRecord {
+        client_id: client_id.to_owned(),
+        parameters,
+        created_at: now,
+    };
+    let expires_at = now + chrono::Duration::seconds(PUSHED_REQUEST_LIFETIME_SECS);
+    store::pushed::insert(db, &hash, &record, expires_at).await?;
+    Ok(request_uri)
 }
 
 /// The hash a `request_uri` is stored under; `None` for one this server never makes.

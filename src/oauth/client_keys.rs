@@ -41,12 +41,21 @@ pub enum Refused {
     Invalid(jsonwebtoken::errors::ErrorKind),
     #[error("the client's jwks_uri could not be fetched: {0}")]
     Fetch(#[from] FetchError),
+    #[error("the client's jwks_uri holds no usable key set: {0}")]
+    KeySet(&'static str),
 }
 
 struct Cached {
     keys: Arc<JwkSet>,
-    fetched_at: Instant,
     fresh_until: Instant,
+}
+
+/// What is known of one URL: the keys last fetched, and when it was last tried (a failed
+/// try counts: a client's server that is down is not asked again before the interval).
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    attempted_at: Option<Instant>,
 }
 
 /// The per-URL cache; a URL being fetched holds its own lock so concurrent requests wait for
@@ -54,7 +63,7 @@ struct Cached {
 #[derive(Default)]
 struct Entry {
     fetch: tokio::sync::Mutex<()>,
-    cached: Mutex<Option<Cached>>,
+    state: Mutex<State>,
 }
 
 pub struct ClientKeys {
@@ -118,16 +127,19 @@ impl ClientKeys {
         if !refetch {
             return found.ok_or(Refused::NoKey);
         }
-        match self.fetch(uri).await {
+        let fetched = self.fetch(uri).await;
+        let mut state = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.attempted_at = Some(Instant::now());
+        match fetched {
             Ok(cached) => {
                 let key = pick(&cached.keys, kid);
-                *entry.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached);
+                state.cached = Some(cached);
                 key.ok_or(Refused::NoKey)
             }
             // The keys already fetched stay good while the client's server is unreachable.
             Err(e) => {
                 tracing::warn!(client_id = %client.client_id, error = %e, "jwks_uri fetch failed");
-                found.ok_or(Refused::Fetch(e))
+                found.ok_or(e)
             }
         }
     }
@@ -140,30 +152,31 @@ impl ClientKeys {
         entries.entry(uri.to_owned()).or_default().clone()
     }
 
-    async fn fetch(&self, uri: &str) -> Result<Cached, FetchError> {
+    async fn fetch(&self, uri: &str) -> Result<Cached, Refused> {
         let fetched = self.outbound.get_json(uri).await?;
-        let keys: JwkSet = serde_json::from_value(fetched.body).map_err(|_| FetchError::NotJson)?;
+        // The same rules as keys registered inline: public signing keys, RSA of 2048 bits.
+        super::client_metadata::check_jwks(&fetched.body)
+            .map_err(|e| Refused::KeySet(e.description))?;
+        let keys: JwkSet =
+            serde_json::from_value(fetched.body).map_err(|_| Refused::KeySet("not a JWK Set"))?;
         let ttl = fetched.max_age.unwrap_or(DEFAULT_TTL).clamp(self.interval, MAX_TTL);
-        let now = Instant::now();
-        Ok(Cached { keys: Arc::new(keys), fetched_at: now, fresh_until: now + ttl })
+        Ok(Cached { keys: Arc::new(keys), fresh_until: Instant::now() + ttl })
     }
 }
 
-/// The cached key for `kid`, and whether to fetch: nothing cached, stale, or `kid` unknown
-/// and the last fetch older than the interval.
+/// The cached key for `kid`, and whether to fetch: when nothing is cached, the keys are
+/// stale or `kid` is unknown, and the last try is older than the interval.
 fn lookup(
     entry: &Entry,
     kid: Option<&str>,
     now: Instant,
     interval: Duration,
 ) -> (Option<Jwk>, bool) {
-    let cached = entry.cached.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(cached) = cached.as_ref() else { return (None, true) };
-    let found = pick(&cached.keys, kid);
-    let stale = now >= cached.fresh_until;
-    let may_refetch = now.duration_since(cached.fetched_at) >= interval;
-    let refetch = stale || (found.is_none() && may_refetch);
-    (found, refetch)
+    let state = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+    let found = state.cached.as_ref().and_then(|c| pick(&c.keys, kid));
+    let due = state.cached.as_ref().is_none_or(|c| now >= c.fresh_until || found.is_none());
+    let allowed = state.attempted_at.is_none_or(|at| now.duration_since(at) >= interval);
+    (found, due && allowed)
 }
 
 /// The signing key `kid` names; without `kid`, the only signing key.

@@ -132,7 +132,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         return Err(invalid("jwks_uri", "send jwks or jwks_uri, not both"));
     }
     if method == AuthMethod::PrivateKeyJwt && jwks.is_none() && jwks_uri.is_none() {
-        return Err(invalid("jwks", "private_key_jwt needs the client's public keys in jwks"));
+        return Err(invalid("jwks", "private_key_jwt needs the client's keys in jwks or jwks_uri"));
     }
     let profile = match member::<String>(map, "security_profile")? {
         None => None,
@@ -167,6 +167,13 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     // Rotation is the reuse defence of a public client; a sender-constrained confidential
     // client needs none (FAPI 2.0 Security Profile §5.3.2.1).
     let refresh_token_rotation = member(map, "refresh_token_rotation")?.unwrap_or(!fapi2);
+    // RFC 9700 §4.14.2: a public client's refresh tokens are sender-constrained or rotated.
+    if method == AuthMethod::None && !refresh_token_rotation && !dpop_bound_access_tokens {
+        return Err(invalid(
+            "refresh_token_rotation",
+            "a public client's refresh tokens rotate unless dpop_bound_access_tokens binds them",
+        ));
+    }
     if fapi2 {
         fapi2_metadata(&Fapi2Metadata {
             method,
@@ -229,7 +236,7 @@ struct Fapi2Metadata<'a> {
 /// FAPI 2.0 Security Profile §5.3: a confidential client authenticating with
 /// `private_key_jwt` (§5.3.2.1: no shared secrets), pushing every request (§5.3.2.2),
 /// sender-constrained tokens (§5.3.2.1; DPoP here), codes of at most 60 s, and PS256, ES256
-/// or EdDSA only (§5.4.2: RS256 is not allowed).
+/// or EdDSA only (§5.4.1: RS256 is not allowed).
 fn fapi2_metadata(m: &Fapi2Metadata<'_>) -> Result<(), FieldError> {
     const PROFILE: &str = "security_profile";
     if m.method != AuthMethod::PrivateKeyJwt {
@@ -327,6 +334,12 @@ fn uris(map: &Map<String, Value>, name: &'static str) -> Result<Vec<String>, Fie
         redirect_uri::validate(uri).map_err(|reason| invalid_redirect(name, reason))?;
     }
     Ok(uris)
+}
+
+/// Whether `value` is a JWK Set of 1 to 10 public signing keys (RSA of at least 2048 bits):
+/// for keys registered inline and keys fetched from a `jwks_uri` alike.
+pub fn check_jwks(value: &Value) -> Result<(), FieldError> {
+    jwks(value).map(|_| ())
 }
 
 fn jwks(value: &Value) -> Result<Value, FieldError> {

@@ -280,7 +280,10 @@ fn position(alg: Algorithm) -> usize {
 /// Key metadata as listed from storage, for `castellan keys list` (no master key needed).
 pub async fn list_stored(db: &Db, policy: &KeyPolicy) -> Result<Vec<KeyInfo>, KeyError> {
     let rows = store::keys::list(db).await?;
-    rows.iter().map(|row| key_info(row, policy)).collect()
+    rows.iter()
+        .filter(|row| Algorithm::parse(&row.alg).is_some())
+        .map(|row| key_info(row, policy))
+        .collect()
 }
 
 async fn generate_sealed(
@@ -332,6 +335,12 @@ async fn load(
     let mut signers = HashMap::new();
     let mut verifiers = HashMap::new();
     for row in &rows {
+        // A key of an algorithm a newer version added: not ours to sign or verify with, and
+        // no reason to stop (a rolling upgrade runs both versions on one ring).
+        if Algorithm::parse(&row.alg).is_none() {
+            tracing::warn!(kid = %row.kid, alg = %row.alg, "skipping a key of an unknown algorithm");
+            continue;
+        }
         let info = key_info(row, policy)?;
         if info.published_until.is_some_and(|until| until <= now) {
             continue;

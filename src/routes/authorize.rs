@@ -67,6 +67,9 @@ async fn authorize(
     req: &HttpRequest,
     params: Vec<(String, String)>,
 ) -> PageResult {
+    if params.iter().any(|(k, v)| k == "request" && !v.is_empty()) {
+        return push_request_object(state, &params).await;
+    }
     let request = validate(state, &params).await?;
     let back = |error, description| {
         Err(PageError::Redirect(ErrorRedirect {
@@ -115,6 +118,24 @@ async fn authorize(
         _ if request.prompt.none => back("consent_required", "the user has not consented"),
         _ => Ok(pages::see_other(&format!("{}/consent?{}", pages::base(state), encode(&params)))),
     }
+}
+
+/// A request object by value (RFC 9101 §5.1) is verified once, here, and then goes on as a
+/// pushed request would: by a one-time `request_uri`, so the login and consent pages carry
+/// no object that could expire under them, and a `prompt=login` inside it is answered by the
+/// login that follows.
+async fn push_request_object(state: &AppState, params: &[(String, String)]) -> PageResult {
+    let ctx = authorizing(state);
+    let unpacked = authorize::unpack(&ctx, params).await?;
+    // As a browser request: a client that must push cannot send its object this way.
+    let request = authorize::validate(&ctx, &unpacked, Origin::Browser).await?;
+    let client_id = request.client.client_id.clone();
+    let request_uri = authorize::push(&state.db, &client_id, unpacked).await?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &client_id)
+        .append_pair("request_uri", &request_uri)
+        .finish();
+    Ok(pages::see_other(&format!("{}/authorize?{query}", pages::base(state))))
 }
 
 /// The request to resume after a login: without `prompt=login` or `id_token_hint`, which

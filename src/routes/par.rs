@@ -4,7 +4,6 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::Utc;
 use serde::Serialize;
 
 use super::authorize::authorizing;
@@ -13,7 +12,6 @@ use super::token::proof_of;
 use crate::error::OAuthError;
 use crate::oauth::authorize::{self, Origin, PUSHED_REQUEST_LIFETIME_SECS, Refusal};
 use crate::startup::AppState;
-use crate::store::{self, pushed::PushedRecord};
 
 /// The client-authentication parameters: they authenticate the push, not the request.
 const CREDENTIALS: [&str; 3] = ["client_secret", "client_assertion", "client_assertion_type"];
@@ -41,28 +39,29 @@ pub async fn push(
     if form.get("client_id")?.is_none() {
         params.push(("client_id".into(), client.client_id.clone()));
     }
+    // RFC 9126 §3: a request object's parameters are what is pushed (and stored), verified
+    // once, here; the proof below binds them as it would bind plain ones.
+    let ctx = authorizing(&state);
+    let mut params = authorize::unpack(&ctx, &params).await.map_err(refused)?;
     // RFC 9449 §10.1: a proof sent with the push binds the code as dpop_jkt would.
     if let Some(proof) = proof_of(&state, &req, "/par").await? {
-        match form.get("dpop_jkt")? {
-            Some(jkt) if jkt != proof.jkt => {
+        // FAPI 2.0 Security Profile §5.4.1: PS256, ES256 or EdDSA only.
+        if client.is_fapi2() && proof.pkcs1 {
+            return Err(OAuthError::InvalidDpopProof(
+                "RS256 proofs are not accepted for this client",
+            ));
+        }
+        match params.iter().find(|(k, v)| k == "dpop_jkt" && !v.is_empty()) {
+            Some((_, jkt)) if *jkt != proof.jkt => {
                 return Err(OAuthError::InvalidDpopProof("dpop_jkt is not the proof's key"));
             }
             Some(_) => {}
             None => params.push(("dpop_jkt".into(), proof.jkt)),
         }
     }
-    // RFC 9126 §3: a request object's parameters are what is pushed (and stored), verified
-    // once, here. RFC 9126 §2.1: validated as /authorize would, with the errors it would give.
-    let ctx = authorizing(&state);
-    let params = authorize::unpack(&ctx, &params).await.map_err(refused)?;
+    // RFC 9126 §2.1: validated as /authorize would, with the errors it would give.
     authorize::validate(&ctx, &params, Origin::Pushed).await.map_err(refused)?;
-    // Stored only as a hash.
-    let (request_uri, hash) = authorize::new_request_uri()?;
-    let now = Utc::now();
-    let record =
-        PushedRecord { client_id: client.client_id.clone(), parameters: params, created_at: now };
-    let expires_at = now + chrono::Duration::seconds(PUSHED_REQUEST_LIFETIME_SECS);
-    store::pushed::insert(&state.db, &hash, &record, expires_at).await?;
+    let request_uri = authorize::push(&state.db, &client.client_id, params).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Pushed { request_uri, expires_in: PUSHED_REQUEST_LIFETIME_SECS }))

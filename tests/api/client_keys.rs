@@ -88,7 +88,12 @@ async fn fetched_keys_keep_working_while_the_clients_server_is_down() {
 
 #[tokio::test]
 async fn an_oversized_or_malformed_key_set_authenticates_nobody() {
-    let app = app_allowing_loopback().await;
+    // A long interval: a failed fetch is not retried by the next authentication.
+    let app = spawn_app_with(|s| {
+        s.outbound_allow_private_networks = true;
+        s.client_jwks_refetch_interval = Duration::from_secs(60);
+    })
+    .await;
     let key = DpopKey::es256();
     let server = JwksServer::start(json!({}), "max-age=1").await;
     server.publish_raw(format!(r#"{{"keys": [], "padding": "{}"}}"#, "x".repeat(300 * 1024)));
@@ -99,6 +104,16 @@ async fn an_oversized_or_malformed_key_set_authenticates_nobody() {
     other.publish_raw("<html>not a key set</html>".into());
     let client_id = keyed_client(&app, &other.url).await;
     assert_eq!(token(&app, &client_id, &key, "k1").await.0, 401, "not JSON");
+
+    // Keys fetched obey the rules of keys registered: no private member.
+    let mut private = key.registered("k1");
+    private["d"] = json!("c2VjcmV0");
+    let leaky = JwksServer::start(json!({"keys": [private]}), "max-age=600").await;
+    let client_id = keyed_client(&app, &leaky.url).await;
+    for _ in 0..3 {
+        assert_eq!(token(&app, &client_id, &key, "k1").await.0, 401, "a private key published");
+    }
+    assert_eq!(leaky.connections(), 1, "a failed fetch is not retried before the interval");
 }
 
 #[tokio::test]

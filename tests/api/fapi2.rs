@@ -112,6 +112,21 @@ async fn a_fapi2_client_gets_bound_ps256_tokens_and_every_shortcut_is_refused() 
         post_with_assertion(&app, "/par", &request, &by_issuer(&rsa, "rsa", "RS256"), None).await;
     assert_eq!(status, 401, "an RS256 assertion");
 
+    // §5.4.1: no RS256 DPoP proof at the PAR endpoint either.
+    let rs256_push_proof = rsa.sign(
+        &json!({"typ": "dpop+jwt", "alg": "RS256", "jwk": rsa.jwk()}),
+        &claims("POST", &app.url("/par"), None),
+    );
+    let (status, body) = post_with_assertion(
+        &app,
+        "/par",
+        &request,
+        &by_issuer(&es, "es", "ES256"),
+        Some(rs256_push_proof),
+    )
+    .await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_dpop_proof")), "{body}");
+
     // PS256 by the same RSA key, with a DPoP proof that binds the code.
     let proof = dpop.proof("POST", &app.url("/par"), None);
     let (status, pushed) =
@@ -215,6 +230,18 @@ async fn refresh_tokens_rotate_unless_the_client_turns_rotation_off() {
             .as_u16()
         }
     };
+
+    // RFC 9700 §4.14.2: a public client's refresh tokens rotate unless DPoP binds them.
+    let public = |extra: Value| {
+        let mut metadata = json!({"redirect_uris": [REDIRECT], "scope": "openid offline_access",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none", "refresh_token_rotation": false});
+        metadata.as_object_mut().expect("o").extend(extra.as_object().expect("o").clone());
+        app.admin(reqwest::Method::POST, "/admin/clients", Some(metadata))
+    };
+    assert_eq!(public(json!({})).await.status(), 400, "an unbound public client must rotate");
+    let bound = public(json!({"dpop_bound_access_tokens": true})).await;
+    assert_eq!(bound.status(), 201, "a DPoP-bound public client need not");
 
     let tokens = tokens_for(&app, &kept, "ike", "openid offline_access").await;
     let token = tokens["refresh_token"].as_str().expect("refresh token");

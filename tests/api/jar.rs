@@ -8,7 +8,7 @@ use crate::browser::{
     web_client_with,
 };
 use crate::client_jwt::request_object;
-use crate::dpop::DpopKey;
+use crate::dpop::{DpopKey, redeem_with_proof};
 use crate::helpers::{TestApp, jwt_claims, spawn_app};
 
 /// The authorization request a request object carries.
@@ -45,8 +45,10 @@ async fn a_signed_request_object_is_the_request_and_the_query_changes_nothing() 
     let client = signing_client(&app, &key).await;
     user(&app, "rosa").await;
     let (verifier, challenge) = pkce();
-    let object =
-        request_object(&app, &key, "k1", &client.0, &inside(&client.0, &challenge), json!({}));
+    // prompt=login inside: answered by the login that follows, not asked again forever.
+    let mut request = inside(&client.0, &challenge);
+    request.push(("prompt", "login".into()));
+    let object = request_object(&app, &key, "k1", &client.0, &request, json!({}));
 
     // RFC 9101 §6.3: parameters outside the object are ignored, whatever they say.
     let outside = "&scope=openid+profile&state=outside&response_type=code&prompt=none";
@@ -77,10 +79,13 @@ async fn a_request_object_can_be_pushed_and_is_verified_there() {
     let object =
         request_object(&app, &key, "k1", &client.0, &inside(&client.0, &challenge), json!({}));
 
+    // A DPoP proof with the push binds the code to its key, request object or not.
+    let bound = DpopKey::es256();
     let pushed = app
         .http
         .post(app.url("/par"))
         .basic_auth(&client.0, Some(&client.1))
+        .header("DPoP", bound.proof("POST", &app.url("/par"), None))
         .form(&[("request", object.as_str())])
         .send()
         .await
@@ -100,8 +105,9 @@ async fn a_request_object_can_be_pushed_and_is_verified_there() {
             .await;
     let answer = params(&location(&back).expect("a redirect to the client"));
     assert_eq!(answer["state"], "inside");
-    let tokens = redeem(&app, &client, &answer["code"], &verifier).await;
-    assert_eq!(tokens.status(), 200);
+    let other_key = DpopKey::es256();
+    let tokens = redeem_with_proof(&app, &client, &answer["code"], &verifier, &other_key).await;
+    assert_eq!(tokens.status(), 400, "the code is bound to the push's DPoP key");
 }
 
 #[tokio::test]
