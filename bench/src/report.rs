@@ -290,7 +290,7 @@ impl Report {
             );
         }
         out.push_str(
-            "\n| signing ceiling (before and after the load) | implementation | signatures / CPU-s |\n|---|---|---:|\n",
+            "\n| signing ceiling (before and after the load) | implementation | operations / CPU-s |\n|---|---|---:|\n",
         );
         for c in &self.signing {
             let _ = writeln!(
@@ -298,6 +298,26 @@ impl Report {
                 "| {} | {} | {:.0} |",
                 c.algorithm, c.implementation, c.per_cpu_second
             );
+        }
+        // The resource server's side: what castellan-guard's extractor adds to an actix route.
+        let guard_rows = |label: &'static str| {
+            self.signing.iter().filter(move |c| c.implementation == label && c.per_cpu_second > 0.0)
+        };
+        for verify in guard_rows(crate::signing::GUARD_VERIFY) {
+            if let Some(extract) =
+                guard_rows(crate::signing::GUARD_EXTRACT).find(|c| c.algorithm == verify.algorithm)
+            {
+                let _ = writeln!(
+                    out,
+                    "\ncastellan-guard, {}: {:.0} verifications per CPU-second ({:.1} µs); the \
+                     extractor on a request costs {:.1} µs, {:.1} µs beyond the verification.",
+                    verify.algorithm,
+                    verify.per_cpu_second,
+                    1e6 / verify.per_cpu_second,
+                    1e6 / extract.per_cpu_second,
+                    1e6 / extract.per_cpu_second - 1e6 / verify.per_cpu_second,
+                );
+            }
         }
         for u in &self.signing_unmeasured {
             let _ = writeln!(out, "| {} | not measured: {} | |", u.algorithm, one_line(&u.reason));

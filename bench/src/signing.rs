@@ -15,7 +15,7 @@ use crate::procfs;
 
 /// The algorithms to try, by JWS name; those `Algorithm::parse` does not know are skipped,
 /// so new variants are measured as soon as the server has them.
-pub const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+pub const ALGORITHMS: [&str; 4] = ["RS256", "ES256", "EdDSA", "PS256"];
 
 /// Signatures per thread CPU-second of one implementation of one algorithm.
 #[derive(Debug, Clone, Serialize)]
@@ -115,6 +115,14 @@ fn measure(alg: Algorithm, duration: Duration, clock_ticks: f64) -> anyhow::Resu
         // all-core clock speeds make each signature dearer than on one busy core alone.
         on_threads(cores, &name, ALL_CORES, duration, clock_ticks, sign)?,
     ];
+    // The resource server's side: castellan-guard verifying the same token, alone and as
+    // the extractor of an actix route (header parsing, verification, the claims).
+    let token = signer.sign("at+jwt", &claims)?;
+    let jwks = serde_json::json!({"keys": [key.public.published(&key.kid, key.alg)]});
+    let check = guard_check(&jwks, claims.iss, claims.aud, token)?;
+    // On this thread: the request (an actix HttpRequest) never leaves it.
+    found.push(one_thread(&name, GUARD_VERIFY, duration, clock_ticks, &|| check.verify())?);
+    found.push(one_thread(&name, GUARD_EXTRACT, duration, clock_ticks, &|| check.extract())?);
     if alg.as_str() == "ES256" {
         found.push(on_one_thread(&name, PROOF_CHECK, duration, clock_ticks, proof_check()?)?);
     }
@@ -130,6 +138,46 @@ fn measure(alg: Algorithm, duration: Duration, clock_ticks: f64) -> anyhow::Resu
         })?);
     }
     Ok(found)
+}
+
+/// The label of castellan-guard's verification of one access token (in process, keys held).
+pub const GUARD_VERIFY: &str = "castellan-guard verification";
+/// The label of castellan-guard's extractor on an actix request carrying the token.
+pub const GUARD_EXTRACT: &str = "castellan-guard extractor (request to claims)";
+
+/// A guard holding `jwks`, the token it checks, and a request carrying it.
+struct GuardCheck {
+    runtime: tokio::runtime::Runtime,
+    guard: castellan_guard::Guard,
+    token: String,
+    request: actix_web::HttpRequest,
+}
+
+impl GuardCheck {
+    fn verify(&self) -> anyhow::Result<()> {
+        self.runtime.block_on(self.guard.verify(&self.token)).map(drop).map_err(anyhow::Error::from)
+    }
+
+    fn extract(&self) -> anyhow::Result<()> {
+        let outcome = self.runtime.block_on(self.guard.authenticate(&self.request, false));
+        outcome.map(drop).map_err(anyhow::Error::from)
+    }
+}
+
+fn guard_check(
+    jwks: &serde_json::Value,
+    issuer: &str,
+    audience: &str,
+    token: String,
+) -> anyhow::Result<GuardCheck> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let guard = runtime
+        .block_on(castellan_guard::Guard::builder(issuer, audience).jwks(jwks.clone()).build())?;
+    let request = actix_web::test::TestRequest::get()
+        .uri("/orders")
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .to_http_request();
+    Ok(GuardCheck { runtime, guard, token, request })
 }
 
 /// The label of the in-process DPoP proof check (signature, claims, no storage).
@@ -217,7 +265,7 @@ fn one_thread(
     implementation: &'static str,
     duration: Duration,
     clock_ticks: f64,
-    sign: &(impl Fn() -> anyhow::Result<()> + Sync),
+    sign: &impl Fn() -> anyhow::Result<()>,
 ) -> anyhow::Result<Ceiling> {
     sign().context("a first signature")?;
     let cpu_before = procfs::thread_cpu_ticks()?;

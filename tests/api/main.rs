@@ -17,6 +17,7 @@ mod dpop;
 mod drills;
 mod fapi2;
 mod gate;
+mod guard;
 mod headless;
 mod health;
 mod helpers;
