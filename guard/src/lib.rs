@@ -184,7 +184,9 @@ impl Guard {
         }
         if introspect {
             let introspection =
-                self.inner.introspection.as_ref().ok_or(Refusal::IntrospectionNotConfigured)?;
+                self.inner.introspection.as_ref().ok_or(Refusal::Misconfigured(
+                    "introspection needs GuardBuilder::introspection",
+                ))?;
             match introspection.is_active(token, claims.exp).await {
                 Ok(true) => {}
                 Ok(false) => {
@@ -264,7 +266,7 @@ impl Guard {
             Refusal::InsufficientScope(scope) => {
                 format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"{metadata}")
             }
-            Refusal::Unavailable | Refusal::IntrospectionNotConfigured => String::new(),
+            Refusal::Unavailable | Refusal::Misconfigured(_) => String::new(),
         }
     }
 }
@@ -434,8 +436,10 @@ pub enum Refusal {
     InsufficientScope(String),
     #[error("the authorization server cannot be asked now")]
     Unavailable,
-    #[error("introspection is not configured for this guard")]
-    IntrospectionNotConfigured,
+    /// The application is set up wrongly: no `Guard` in `app_data`, or introspection asked
+    /// of a guard built without the API's client.
+    #[error("castellan-guard is misconfigured: {0}")]
+    Misconfigured(&'static str),
 }
 
 impl Refusal {
@@ -447,7 +451,7 @@ impl Refusal {
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::IntrospectionNotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -459,7 +463,7 @@ impl Refusal {
             Self::InvalidProof(_) => Some("invalid_dpop_proof"),
             Self::InsufficientScope(_) => Some("insufficient_scope"),
             Self::Unavailable => Some("temporarily_unavailable"),
-            Self::IntrospectionNotConfigured => Some("server_error"),
+            Self::Misconfigured(_) => Some("server_error"),
         }
     }
 
@@ -583,7 +587,7 @@ async fn extract(req: HttpRequest, introspect: bool) -> Result<Claims, GuardErro
     }
     let Some(guard) = req.app_data::<Guard>().cloned() else {
         tracing::error!("castellan-guard: no Guard in app_data");
-        return Err(error(None, Refusal::IntrospectionNotConfigured));
+        return Err(error(None, Refusal::Misconfigured("no Guard in app_data")));
     };
     guard.authenticate(&req, introspect).await.map_err(|refusal| error(Some(&guard), refusal))
 }
@@ -666,7 +670,7 @@ where
         Box::pin(async move {
             let guard = req.app_data::<Guard>().cloned();
             let outcome = match &guard {
-                None => Err(Refusal::IntrospectionNotConfigured),
+                None => Err(Refusal::Misconfigured("no Guard in app_data")),
                 Some(guard) => guard.authenticate(req.request(), rule.introspect).await,
             };
             let refused = match outcome {
