@@ -88,15 +88,26 @@ impl Driver {
         self.command(reqwest::Method::POST, "/url", json!({"url": url})).await;
     }
 
+    /// The element `css` selects, waiting up to 15 s for it: after a click the next page may
+    /// take a while (an Argon2 hash on a loaded machine), and asking too early is no failure.
     async fn element(&self, css: &str) -> String {
-        let found = self
-            .command(
-                reqwest::Method::POST,
-                "/element",
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}")).to_owned()
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self
+                .command(
+                    reqwest::Method::POST,
+                    "/element",
+                    json!({"using": "css selector", "value": css}),
+                )
+                .await;
+            if let Some(id) = found[ELEMENT].as_str() {
+                return id.to_owned();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                panic!("no element {css}: {found}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
