@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{Issuer, LogFormat, Settings, SettingsError, parse_duration};
+use crate::config::{Issuer, LogFormat, RegistrationMode, Settings, SettingsError, parse_duration};
 use crate::oauth::client_metadata;
 use crate::oauth::keyring::{self, KeyError, Keys};
 use crate::oauth::master_key::MasterKey;
@@ -215,6 +215,18 @@ pub struct SettingsArgs {
     /// or an unknown kid asks [default: 30s]
     #[arg(long, env = "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL", global = true)]
     client_jwks_refetch_interval: Option<String>,
+    /// Whether clients may register themselves at /register: off, closed (only with an
+    /// initial access token from an administrator) or open (public clients within the
+    /// admin API's ceiling, too) [default: closed]
+    #[arg(long, env = "CASTELLAN_REGISTRATION", global = true)]
+    registration: Option<String>,
+    /// Registrations one address may attempt per failure window [default: 20]
+    #[arg(long, env = "CASTELLAN_REGISTRATION_LIMIT", global = true)]
+    registration_limit: Option<String>,
+    /// A self-registered client that got no token for this long is deleted; 0s keeps them
+    /// [default: 90d]
+    #[arg(long, env = "CASTELLAN_DYNAMIC_CLIENT_IDLE_EXPIRY", global = true)]
+    dynamic_client_idle_expiry: Option<String>,
 }
 
 impl SettingsArgs {
@@ -305,6 +317,18 @@ impl SettingsArgs {
             self.outbound_allow_private_networks,
             d.outbound_allow_private_networks,
         )?;
+        let registration = match self.registration.as_deref() {
+            None => d.registration,
+            Some("off") => RegistrationMode::Off,
+            Some("closed") => RegistrationMode::Closed,
+            Some("open") => RegistrationMode::Open,
+            Some(_) => {
+                return Err(SettingsError::new(
+                    "CASTELLAN_REGISTRATION",
+                    "expected off, closed or open",
+                ));
+            }
+        };
         let settings = Settings {
             issuer,
             bind,
@@ -389,6 +413,17 @@ impl SettingsArgs {
                 "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL",
                 self.client_jwks_refetch_interval,
                 d.client_jwks_refetch_interval,
+            )?,
+            registration,
+            registration_limit: count(
+                "CASTELLAN_REGISTRATION_LIMIT",
+                self.registration_limit,
+                d.registration_limit,
+            )?,
+            dynamic_client_idle_expiry: duration(
+                "CASTELLAN_DYNAMIC_CLIENT_IDLE_EXPIRY",
+                self.dynamic_client_idle_expiry,
+                d.dynamic_client_idle_expiry,
             )?,
         };
         settings.validate()?;

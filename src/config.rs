@@ -72,6 +72,24 @@ pub struct Settings {
     /// The least time between two fetches of one client's `jwks_uri` (a `Cache-Control`
     /// shorter than this, or a `kid` the keys lack, waits this long).
     pub client_jwks_refetch_interval: Duration,
+    /// Whether clients may register themselves at `/register` (RFC 7591), and how.
+    pub registration: RegistrationMode,
+    /// Registrations one source address may attempt per `failure_window`.
+    pub registration_limit: u32,
+    /// A client that registered itself and got no token for this long is deleted; zero
+    /// keeps them.
+    pub dynamic_client_idle_expiry: Duration,
+}
+
+/// The registration policy's mode as the operator set it (docs/REFERENCE.md §5.10). `Off`
+/// removes `/register`; `Closed` and `Open` are where the admin API's policy starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    Off,
+    /// Only with an initial access token an administrator issued.
+    Closed,
+    /// Also without one, for public clients within the open ceiling.
+    Open,
 }
 
 impl Default for Settings {
@@ -105,6 +123,9 @@ impl Default for Settings {
             require_pushed_authorization_requests: false,
             outbound_allow_private_networks: false,
             client_jwks_refetch_interval: Duration::from_secs(30),
+            registration: RegistrationMode::Closed,
+            registration_limit: 20,
+            dynamic_client_idle_expiry: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -134,6 +155,7 @@ impl Settings {
         for (name, limit) in [
             ("CASTELLAN_ACCOUNT_FAILURE_LIMIT", self.account_failure_limit),
             ("CASTELLAN_ADDRESS_FAILURE_LIMIT", self.address_failure_limit),
+            ("CASTELLAN_REGISTRATION_LIMIT", self.registration_limit),
         ] {
             if limit == 0 {
                 return Err(SettingsError::new(name, "must be at least 1"));

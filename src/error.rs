@@ -322,6 +322,110 @@ impl ResponseError for BearerError {
     }
 }
 
+/// Errors of client registration and its management (RFC 7591 §3.2.2, RFC 7592 §2):
+/// `{"error", "error_description", "field"}`; a missing or wrong token is RFC 6750's 401.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("{error} ({field}): {description}")]
+    Invalid { error: &'static str, description: &'static str, field: String },
+    /// No initial access token (closed registration) or registration access token.
+    #[error("no token")]
+    MissingToken(&'static str),
+    /// A token that is not (or no longer) good here: RFC 7592 §2 answers an unknown client
+    /// this way too, so that nobody learns which client ids exist.
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    #[error("too many registrations")]
+    TooMany(std::time::Duration),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl RegistrationError {
+    pub fn invalid(description: &'static str, field: &str) -> Self {
+        Self::Invalid { error: "invalid_client_metadata", description, field: field.to_owned() }
+    }
+}
+
+impl From<crate::oauth::client_metadata::FieldError> for RegistrationError {
+    fn from(e: crate::oauth::client_metadata::FieldError) -> Self {
+        Self::Invalid { error: e.error, description: e.description, field: e.field }
+    }
+}
+
+impl From<crate::oauth::registry::RegistryError> for RegistrationError {
+    fn from(e: crate::oauth::registry::RegistryError) -> Self {
+        use crate::oauth::registry::RegistryError;
+        match e {
+            RegistryError::Metadata(m) => m.into(),
+            RegistryError::Store(s) => s.into(),
+            RegistryError::Internal(i) => i.into(),
+        }
+    }
+}
+
+impl ResponseError for RegistrationError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::MissingToken(_) | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Store(e) => storage_status(e),
+            Self::Internal(e) => {
+                tracing::error!(error = %format!("{e:#}"), "internal error");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut response = match self {
+            Self::Invalid { error, description, field } => {
+                json_error(status, error, description, Some(field))
+            }
+            Self::MissingToken(d) | Self::InvalidToken(d) => {
+                json_error(status, "invalid_token", d, None)
+            }
+            Self::TooMany(_) => json_error(
+                status,
+                "temporarily_unavailable",
+                "too many registrations from this address; retry after the time in Retry-After",
+                None,
+            ),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => json_error(
+                status,
+                "temporarily_unavailable",
+                "the service is temporarily unavailable",
+                None,
+            ),
+            _ => json_error(
+                status,
+                "server_error",
+                "the server could not complete the request",
+                None,
+            ),
+        };
+        // RFC 6750 §3: a missing token gets a bare challenge, a bad one says why.
+        let challenge = match self {
+            Self::MissingToken(_) => Some(r#"Bearer realm="castellan""#.to_owned()),
+            Self::InvalidToken(d) => Some(format!(
+                r#"Bearer realm="castellan", error="invalid_token", error_description="{d}""#
+            )),
+            _ => None,
+        };
+        if let Some(value) = challenge.and_then(|c| header::HeaderValue::from_str(&c).ok()) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Self::TooMany(after) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, after.as_secs().into());
+        }
+        response
+    }
+}
+
 /// Errors of the admin API (docs/REFERENCE.md §6): `{"error", "error_description", "field"}`.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {

@@ -113,7 +113,21 @@ fn fuzz_redirect_uri_validation_and_matching() {
             prop_assert!(!uri.contains('#'), "a fragment passed");
             prop_assert!(uri.len() <= 2000);
             let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "[::1]"));
-            prop_assert!(parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback));
+            // A native app's private-use scheme is a reverse domain name (RFC 8252 §7.1):
+            // never a scheme a browser runs or reads files with.
+            let private_use = parsed.scheme().contains('.')
+                && !["javascript", "data", "file", "vbscript", "blob"]
+                    .iter()
+                    .any(|s| parsed.scheme().eq_ignore_ascii_case(s));
+            prop_assert!(
+                parsed.scheme() == "https"
+                    || (parsed.scheme() == "http" && loopback)
+                    || private_use
+            );
+            prop_assert!(
+                redirect_uri::kind(&uri).is_some(),
+                "every accepted URI has a kind a policy can name"
+            );
         }
         // Exact matching: nothing but the registered string matches a registered https URI.
         prop_assert_eq!(redirect_uri::matches(REGISTERED, &uri), uri == REGISTERED);

@@ -63,6 +63,8 @@ fn a_client_view_never_shows_its_secret() {
         client_id: "client-1".into(),
         metadata: crate::oauth::registry::admin_metadata("admin"),
         secrets: Vec::new(),
+        registration: crate::oauth::client::Registration::Admin,
+        registration_token_hash: None,
         created_at: Utc::now(),
         updated_at: Utc::now(),
     };

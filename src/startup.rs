@@ -157,6 +157,7 @@ impl Application {
             None => None,
         };
         let public_metrics = internal.is_none();
+        let registration = state.settings.registration != crate::config::RegistrationMode::Off;
         let server = {
             let (state, metrics) = (state.clone(), metrics.clone());
             HttpServer::new(move || {
@@ -172,7 +173,7 @@ impl Application {
                     .wrap(middleware::from_fn(telemetry::observe))
                     .app_data(state.clone())
                     .app_data(metrics.clone())
-                    .configure(|cfg| routes::configure(cfg, public_metrics))
+                    .configure(|cfg| routes::configure(cfg, public_metrics, registration))
             })
             .disable_signals()
             .shutdown_timeout(shutdown_timeout)
@@ -363,6 +364,18 @@ async fn purge_expired(state: web::Data<AppState>, metrics: web::Data<Metrics>) 
             Ok(deleted) => metrics.count_purged(&deleted),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }
+        // Clients that registered themselves and went unused: through the revocation hook,
+        // a bounded number per round.
+        let idle = state.settings.dynamic_client_idle_expiry;
+        if !idle.is_zero()
+            && let Ok(idle) = chrono::Duration::from_std(idle)
+            && let Err(e) = state
+                .registry
+                .expire_idle(&state.db, &state.revocations, chrono::Utc::now() - idle, 100)
+                .await
+        {
+            tracing::warn!(error = %e, "expiring unused dynamic clients failed");
+        }
     }
 }
 
@@ -371,6 +384,9 @@ async fn metadata(db: &Db, issuer: &Issuer, settings: &Settings) -> anyhow::Resu
     let scopes = store::scopes::list(db, None, 1000).await?.into_iter().map(|s| s.name).collect();
     let mut document = Metadata::new(issuer, scopes);
     document.require_pushed_authorization_requests = settings.require_pushed_authorization_requests;
+    if settings.registration != crate::config::RegistrationMode::Off {
+        document.registration_endpoint = Some(issuer.endpoint("/register"));
+    }
     Ok(serde_json::to_vec(&document)?)
 }
 

@@ -43,6 +43,16 @@ pub struct Model {
     pub security_profile: Option<String>,
     /// Whether each refresh replaces the refresh token.
     pub refresh_token_rotation: bool,
+    /// `admin` (registered by an administrator) or `dynamic` (registered itself, RFC 7591).
+    pub registration: String,
+    /// SHA-256 of a dynamic client's registration access token (RFC 7592 §3).
+    #[sea_orm(column_type = "Blob", nullable)]
+    pub registration_token_hash: Option<Vec<u8>>,
+    /// When a dynamic client last got tokens (its registration time until then).
+    pub last_used_at: Option<DateTimeUtc>,
+    /// The client's home page (RFC 7591 §2).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub client_uri: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -15,6 +15,7 @@ mod m20261203_000010_room_for_rotation;
 mod m20261204_000011_dpop;
 mod m20261204_000012_pushed_requests;
 mod m20261204_000013_client_keys_and_profiles;
+mod m20261205_000014_dynamic_registration;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000011_dpop::Migration),
             Box::new(m20261204_000012_pushed_requests::Migration),
             Box::new(m20261204_000013_client_keys_and_profiles::Migration),
+            Box::new(m20261205_000014_dynamic_registration::Migration),
         ]
     }
 }

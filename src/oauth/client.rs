@@ -101,6 +101,38 @@ impl Profile {
     }
 }
 
+/// How a client came to be registered (docs/REFERENCE.md §5.10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// By an administrator (admin API, CLI, first start).
+    Admin,
+    /// By itself at `/register`, under the open policy's ceiling.
+    Open,
+    /// By itself at `/register`, with an initial access token an administrator issued.
+    Token,
+}
+
+impl Registration {
+    pub const DYNAMIC: [Registration; 2] = [Self::Open, Self::Token];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Open => "open",
+            Self::Token => "token",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Admin, Self::Open, Self::Token].into_iter().find(|r| r.as_str() == value)
+    }
+
+    /// Whether the client registered itself (RFC 7591): no administrator vetted it.
+    pub fn is_dynamic(self) -> bool {
+        self != Self::Admin
+    }
+}
+
 /// FAPI 2.0 Security Profile §5.3.2.1: an authorization code lives at most 60 s.
 pub const FAPI2_MAX_CODE_LIFETIME: u32 = 60;
 
@@ -118,6 +150,8 @@ pub struct Lifetimes {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientMetadata {
     pub client_name: String,
+    /// The client's home page (RFC 7591 §2), shown on the consent page.
+    pub client_uri: Option<String>,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<GrantType>,
     pub response_types: Vec<String>,
@@ -159,6 +193,9 @@ pub struct Client {
     pub client_id: String,
     pub metadata: ClientMetadata,
     pub secrets: Vec<SecretHash>,
+    pub registration: Registration,
+    /// SHA-256 of a dynamic client's registration access token (RFC 7592 §3).
+    pub registration_token_hash: Option<Vec<u8>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -204,6 +241,8 @@ impl Client {
             client_secret_expires_at: client_secret.as_ref().map(|_| 0),
             client_secret,
             client_name: m.client_name.clone(),
+            client_uri: m.client_uri.clone(),
+            registration: self.registration.as_str(),
             redirect_uris: m.redirect_uris.clone(),
             grant_types: m.grant_types.iter().map(|g| g.as_str()).collect(),
             response_types: m.response_types.clone(),
@@ -250,6 +289,11 @@ pub struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret_expires_at: Option<i64>,
     pub client_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// `admin`, or for a client that registered itself `open` (under the open policy) or
+    /// `token` (with an initial access token).
+    pub registration: &'static str,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<&'static str>,
     pub response_types: Vec<String>,

@@ -32,8 +32,9 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 22] = [
+const MEMBERS: [&str; 23] = [
     "client_name",
+    "client_uri",
     "redirect_uris",
     "grant_types",
     "response_types",
@@ -66,6 +67,23 @@ const SERVER_ASSIGNED: [&str; 5] = [
     "registration_access_token",
 ];
 
+/// A client's own registration body with the members this server does not know dropped:
+/// RFC 7591 §2 has the server ignore client metadata it does not understand (the admin API,
+/// where a typo is an administrator's mistake, refuses them instead).
+pub fn known_members_only(body: &Value) -> Value {
+    match body.as_object() {
+        Some(map) => Value::Object(
+            map.iter()
+                .filter(|(name, _)| {
+                    MEMBERS.contains(&name.as_str()) || SERVER_ASSIGNED.contains(&name.as_str())
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect(),
+        ),
+        None => body.clone(),
+    }
+}
+
 /// Validates a client body. `max_token_lifetime` bounds access and ID token lifetimes.
 pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadata, FieldError> {
     let Some(map) = body.as_object() else {
@@ -87,6 +105,10 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     let client_name: String = member(map, "client_name")?.unwrap_or_default();
     if client_name.chars().count() > 200 || client_name.chars().any(char::is_control) {
         return Err(invalid("client_name", "client_name must be at most 200 printable characters"));
+    }
+    let client_uri = member::<String>(map, "client_uri")?;
+    if client_uri.as_deref().is_some_and(|uri| !is_web_uri(uri)) {
+        return Err(invalid("client_uri", "client_uri must be an https URL without fragment"));
     }
     let grant_types = grant_types(map)?;
     let has_code = grant_types.contains(&GrantType::AuthorizationCode);
@@ -189,6 +211,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     }
     Ok(ClientMetadata {
         client_name,
+        client_uri,
         redirect_uris,
         grant_types,
         response_types,
@@ -271,11 +294,19 @@ fn fapi2_metadata(m: &Fapi2Metadata<'_>) -> Result<(), FieldError> {
 /// `jwks_uri`: an https URL without fragment or credentials (plain http only for a loopback
 /// host, for development; the outbound client still refuses loopback unless allowed).
 fn validate_jwks_uri(uri: &str) -> Result<(), FieldError> {
-    let refused = || invalid("jwks_uri", "jwks_uri must be an https URL without fragment");
-    if !is_absolute_uri(uri) {
-        return Err(refused());
+    if is_web_uri(uri) {
+        Ok(())
+    } else {
+        Err(invalid("jwks_uri", "jwks_uri must be an https URL without fragment"))
     }
-    let url = url::Url::parse(uri).map_err(|_| refused())?;
+}
+
+/// Whether `uri` is an https URL without fragment or user information (plain http only for
+/// a loopback host, for development).
+fn is_web_uri(uri: &str) -> bool {
+    let Some(url) = is_absolute_uri(uri).then(|| url::Url::parse(uri).ok()).flatten() else {
+        return false;
+    };
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -283,11 +314,7 @@ fn validate_jwks_uri(uri: &str) -> Result<(), FieldError> {
         None => false,
     };
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
-    if !scheme_ok || url.host().is_none() || !url.username().is_empty() || url.password().is_some()
-    {
-        return Err(refused());
-    }
-    Ok(())
+    scheme_ok && url.host().is_some() && url.username().is_empty() && url.password().is_none()
 }
 
 /// A member's value of type `T`, `None` when absent or null.

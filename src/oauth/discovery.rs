@@ -46,6 +46,9 @@ pub struct Metadata {
     pub pushed_authorization_request_endpoint: String,
     /// Whether every client must push its requests (a client may also be required alone).
     pub require_pushed_authorization_requests: bool,
+    /// RFC 7591 §3, when clients may register themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
 }
 
 impl Metadata {
@@ -112,6 +115,7 @@ impl Metadata {
             dpop_signing_alg_values_supported: super::dpop::SIGNING_ALGS.to_vec(),
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),
             require_pushed_authorization_requests: false,
+            registration_endpoint: None,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod master_key;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh_token;
+pub mod registration;
 pub mod registry;
 pub mod revocation;
 pub mod scope;

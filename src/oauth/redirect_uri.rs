@@ -1,8 +1,44 @@
-//! Redirect URIs (docs/REFERENCE.md §5.4, RFC 9700 §4.1.3, RFC 8252 §7.3): absolute, no
-//! fragment, https except loopback IP literals, exact string match (any port for loopback),
-//! no wildcards.
+//! Redirect URIs (docs/REFERENCE.md §5.4, RFC 9700 §4.1.3, RFC 8252 §7): absolute, no
+//! fragment, https except loopback IP literals and native apps' private-use schemes, exact
+//! string match (any port for loopback), no wildcards.
+
+use serde::{Deserialize, Serialize};
 
 const MAX_LEN: usize = 2000;
+
+/// The three kinds of redirect URI (RFC 8252 §7): what a registration policy allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// `https://…`: a web app, or a native app's claimed URL (RFC 8252 §7.2).
+    Https,
+    /// `http://127.0.0.1:…` or `http://[::1]:…`: a native app's loopback listener (§7.3).
+    Loopback,
+    /// `com.example.app:/callback`: a native app's private-use scheme (§7.1).
+    PrivateUse,
+}
+
+/// The kind of a URI that `validate` accepted.
+pub fn kind(uri: &str) -> Option<Kind> {
+    let url = url::Url::parse(uri).ok()?;
+    match url.scheme() {
+        "https" => Some(Kind::Https),
+        "http" if is_loopback(&url) => Some(Kind::Loopback),
+        scheme if is_private_use(scheme) => Some(Kind::PrivateUse),
+        _ => None,
+    }
+}
+
+/// RFC 8252 §7.1: a private-use scheme is a reverse domain name the app's publisher controls
+/// (`com.example.app`), so it has at least two labels; schemes that browsers treat specially
+/// have none.
+fn is_private_use(scheme: &str) -> bool {
+    let labels: Vec<&str> = scheme.split('.').collect();
+    labels.len() >= 2
+        && labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
 
 /// Why a URI cannot be registered as a redirect URI.
 pub fn validate(uri: &str) -> Result<(), &'static str> {
@@ -25,7 +61,10 @@ pub fn validate(uri: &str) -> Result<(), &'static str> {
     match url.scheme() {
         "https" if url.host_str().is_some() => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
-        _ => Err("a redirect URI must use https (http only for 127.0.0.1 or [::1])"),
+        scheme if is_private_use(scheme) => Ok(()),
+        _ => Err(
+            "a redirect URI must use https, http on 127.0.0.1 or [::1], or a private-use scheme such as com.example.app",
+        ),
     }
 }
 
@@ -87,6 +126,17 @@ mod tests {
             "file:///etc/passwd",
             "https://user:pw@app.example.com/cb",
         ] {
+            assert!(validate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn native_apps_may_use_private_use_schemes() {
+        assert_eq!(validate("com.example.app:/oauth2redirect"), Ok(()));
+        assert_eq!(kind("com.example.app:/cb"), Some(Kind::PrivateUse));
+        assert_eq!(kind("http://127.0.0.1:9/cb"), Some(Kind::Loopback));
+        assert_eq!(kind("https://a.example/cb"), Some(Kind::Https));
+        for bad in ["myapp:/cb", "com..example:/cb", "com.example_app:/cb"] {
             assert!(validate(bad).is_err(), "{bad}");
         }
     }

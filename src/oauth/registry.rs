@@ -12,7 +12,7 @@ use chrono::Utc;
 use secrecy::SecretString;
 
 use super::client::{
-    AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, Profile, SecretHash,
+    AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, Profile, Registration, SecretHash,
 };
 use super::client_metadata::FieldError;
 use super::jwk::Algorithm;
@@ -37,7 +37,12 @@ pub struct Registry {
     unknown_ttl: Duration,
     /// Bumped by every `forget`: a lookup that raced a change is not cached.
     epoch: AtomicU64,
+    /// When this replica last recorded that a dynamic client got tokens.
+    touched: RwLock<HashMap<String, Instant>>,
 }
+
+/// A dynamic client's last use is recorded at most this often per replica.
+const TOUCH_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why a registry change failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +83,7 @@ impl Credentials {
 pub fn admin_metadata(name: &str) -> ClientMetadata {
     ClientMetadata {
         client_name: name.to_owned(),
+        client_uri: None,
         redirect_uris: Vec::new(),
         grant_types: vec![GrantType::ClientCredentials],
         response_types: Vec::new(),
@@ -100,7 +106,12 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
 
 impl Registry {
     pub fn new(unknown_ttl: Duration) -> Self {
-        Self { cache: RwLock::new(HashMap::new()), unknown_ttl, epoch: AtomicU64::new(0) }
+        Self {
+            cache: RwLock::new(HashMap::new()),
+            unknown_ttl,
+            epoch: AtomicU64::new(0),
+            touched: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The client `client_id`, from the cache while no change to it was seen. Unknown ids are
@@ -151,9 +162,76 @@ impl Registry {
         metadata: ClientMetadata,
     ) -> Result<Registered, RegistryError> {
         check_scopes_exist(db, &metadata.scope).await?;
-        let registered = new_client(metadata)?;
+        let registered = new_client(metadata, Registration::Admin)?;
         store::clients::insert(db, &to_record(&registered.client)?).await?;
         Ok(registered)
+    }
+
+    /// Registers a client that registered itself (RFC 7591), holding `token_hash` as its
+    /// registration access token; with `initial_access_token`, one use of that token is
+    /// taken in the same transaction. `None` when that token has no use left.
+    pub async fn register_dynamic(
+        &self,
+        db: &Db,
+        metadata: ClientMetadata,
+        token_hash: Vec<u8>,
+        initial_access_token: Option<&str>,
+    ) -> Result<Option<Registered>, RegistryError> {
+        check_scopes_exist(db, &metadata.scope).await?;
+        let registration =
+            if initial_access_token.is_some() { Registration::Token } else { Registration::Open };
+        let mut registered = new_client(metadata, registration)?;
+        registered.client.registration_token_hash = Some(token_hash);
+        let record = to_record(&registered.client)?;
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        if let Some(id) = initial_access_token
+            && !store::registration::take_use(&txn, id, Utc::now()).await?
+        {
+            txn.rollback().await.map_err(StoreError::from)?;
+            return Ok(None);
+        }
+        store::clients::insert_in(&txn, &record).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        Ok(Some(registered))
+    }
+
+    /// Records that a dynamic client got tokens, at most once per `TOUCH_INTERVAL` per
+    /// replica (an admin's client is never written: its tokens stay off the database).
+    pub async fn touch(&self, db: &Db, client: &Client) -> Result<(), StoreError> {
+        if !client.registration.is_dynamic() {
+            return Ok(());
+        }
+        let fresh = self.touched.read().ok().and_then(|t| t.get(&client.client_id).copied());
+        if fresh.is_some_and(|at| at.elapsed() < TOUCH_INTERVAL) {
+            return Ok(());
+        }
+        store::clients::touch(db, &client.client_id, Utc::now()).await?;
+        if let Ok(mut touched) = self.touched.write() {
+            if touched.len() >= CACHE_CAPACITY {
+                touched.clear();
+            }
+            touched.insert(client.client_id.clone(), Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Deletes up to `limit` dynamic clients that got no token since `cutoff`, each through
+    /// the revocation hook; returns how many went.
+    pub async fn expire_idle(
+        &self,
+        db: &Db,
+        revocations: &Revocations,
+        cutoff: chrono::DateTime<Utc>,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        for client_id in store::clients::idle_dynamic(db, cutoff, limit).await? {
+            if self.delete(db, revocations, &client_id).await? {
+                tracing::info!(client_id = %client_id, "deleted a dynamic client unused too long");
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
     }
 
     /// On the first start of an empty database, exactly one replica creates an admin
@@ -162,7 +240,8 @@ impl Registry {
         &self,
         db: &Db,
     ) -> Result<Option<Credentials>, RegistryError> {
-        let registered = new_client(admin_metadata("Castellan admin (first start)"))?;
+        let registered =
+            new_client(admin_metadata("Castellan admin (first start)"), Registration::Admin)?;
         if !store::clients::insert_once(db, "first_admin_client", &to_record(&registered.client)?)
             .await?
         {
@@ -174,18 +253,23 @@ impl Registry {
     }
 
     /// Replaces a client's metadata; its id and secrets stay. A client that newly needs a
-    /// secret gets one, returned once.
+    /// secret gets one, returned once. `registration_token` replaces a dynamic client's
+    /// registration access token hash in the same transaction (RFC 7592 §2.2).
     pub async fn replace(
         &self,
         db: &Db,
         revocations: &Revocations,
         client_id: &str,
         metadata: ClientMetadata,
+        registration_token: Option<Vec<u8>>,
     ) -> Result<Option<Registered>, RegistryError> {
         check_scopes_exist(db, &metadata.scope).await?;
         let Some(current) = store::clients::find(db, client_id).await? else { return Ok(None) };
         let mut client = from_record(current)?;
         client.metadata = metadata;
+        if registration_token.is_some() {
+            client.registration_token_hash = registration_token;
+        }
         let now = Utc::now();
         client.updated_at = now;
         let uses_secret = client.metadata.token_endpoint_auth_method.uses_secret();
@@ -259,7 +343,7 @@ impl Registry {
     }
 }
 
-fn new_client(metadata: ClientMetadata) -> anyhow::Result<Registered> {
+fn new_client(metadata: ClientMetadata, registration: Registration) -> anyhow::Result<Registered> {
     let now = Utc::now();
     let secret =
         metadata.token_endpoint_auth_method.uses_secret().then(secret::generate).transpose()?;
@@ -270,6 +354,8 @@ fn new_client(metadata: ClientMetadata) -> anyhow::Result<Registered> {
             .map(|s| SecretHash { hash: secret::hash(s), expires_at: None })
             .collect(),
         metadata,
+        registration,
+        registration_token_hash: None,
         created_at: now,
         updated_at: now,
     };
@@ -313,6 +399,11 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         id_token_alg: m.id_token_alg.as_str().to_owned(),
         security_profile: m.profile.map(|p| p.as_str().to_owned()),
         refresh_token_rotation: m.refresh_token_rotation,
+        registration: client.registration.as_str().to_owned(),
+        registration_token_hash: client.registration_token_hash.clone(),
+        // A dynamic client counts as used when it registers (only inserts write this).
+        last_used_at: client.registration.is_dynamic().then_some(client.created_at),
+        client_uri: m.client_uri.clone(),
         lifetimes: StoredLifetimes {
             access_token: lifetime(l.access_token)?,
             id_token: lifetime(l.id_token)?,
@@ -348,6 +439,7 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
     Ok(Client {
         metadata: ClientMetadata {
             client_name: r.client_name,
+            client_uri: r.client_uri,
             redirect_uris: serde_json::from_str(&r.redirect_uris)?,
             grant_types,
             response_types: serde_json::from_str(&r.response_types)?,
@@ -384,6 +476,9 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
             .into_iter()
             .map(|s| SecretHash { hash: s.hash, expires_at: s.expires_at })
             .collect(),
+        registration: Registration::parse(&r.registration)
+            .ok_or_else(|| anyhow::anyhow!("unknown registration"))?,
+        registration_token_hash: r.registration_token_hash,
         client_id: r.client_id,
         created_at: r.created_at,
         updated_at: r.updated_at,

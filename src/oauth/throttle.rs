@@ -48,6 +48,7 @@ pub struct Attempt {
 pub struct Throttle {
     account_limit: i32,
     address_limit: i32,
+    registration_limit: i32,
     window_ms: i64,
     /// Addresses over their limit as this replica last saw them, and when their window ends.
     blocked: RwLock<HashMap<String, i64>>,
@@ -58,6 +59,7 @@ impl Throttle {
         Self {
             account_limit: i32::try_from(settings.account_failure_limit).unwrap_or(i32::MAX),
             address_limit: i32::try_from(settings.address_failure_limit).unwrap_or(i32::MAX),
+            registration_limit: i32::try_from(settings.registration_limit).unwrap_or(i32::MAX),
             window_ms: i64::try_from(settings.failure_window.as_millis()).unwrap_or(i64::MAX),
             blocked: RwLock::new(HashMap::new()),
         }
@@ -145,6 +147,24 @@ impl Throttle {
         }
         let blocked = self.block(key, counted.window_start, now);
         Ok((counted.attempts > self.address_limit).then_some(blocked))
+    }
+
+    /// Counts a client registration attempt (RFC 7591) from `address`, in the shared
+    /// counters (so the limit holds across replicas); refused past `registration_limit` in
+    /// the window. Every attempt counts, accepted or not: each one writes a row or costs a
+    /// validation, and a flood of either is what the limit is for.
+    pub async fn registration(
+        &self,
+        db: &Db,
+        address: IpAddr,
+    ) -> Result<Result<(), Refused>, StoreError> {
+        let now = now_ms();
+        let key = format!("register:{}", address_key(address));
+        let counted = store::attempts::count(db, &key, now, self.window_ms).await?;
+        if counted.attempts > self.registration_limit {
+            return Ok(Err(refused(counted.window_start + self.window_ms, now)));
+        }
+        Ok(Ok(()))
     }
 
     /// Re-reads which addresses are over their limit (every sync interval).

@@ -188,8 +188,23 @@ async fn consent_page(state: &AppState, req: &HttpRequest) -> PageResult {
         },
         username: session.user.username.clone(),
         scopes,
+        unvetted: client.registration.is_dynamic().then(|| pages::Unvetted {
+            client_uri: client.metadata.client_uri.as_ref().and_then(|uri| {
+                Some((uri.clone(), url::Url::parse(uri).ok()?.host_str()?.to_owned()))
+            }),
+            destination: destination(&request.redirect_uri),
+        }),
     };
     Ok(pages::render(StatusCode::OK, &consent))
+}
+
+/// Where a redirect URI sends the user: its host, or for a native app's private-use scheme
+/// the scheme (`com.example.app`).
+fn destination(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(url) => url.host_str().map_or_else(|| url.scheme().to_owned(), str::to_owned),
+        Err(_) => redirect_uri.to_owned(),
+    }
 }
 
 /// `POST /consent`: `allow` records or extends the grant and continues; `deny` tells the

@@ -17,6 +17,7 @@ mod logout;
 mod metrics;
 mod pages;
 mod par;
+mod register;
 mod token;
 mod userinfo;
 
@@ -25,10 +26,17 @@ use actix_web::{HttpResponse, Route, web};
 use crate::error::ApiError;
 
 /// Registers every route of the main listener; `/metrics` only when no internal listener
-/// serves it (docs/REFERENCE.md §2).
-pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool) {
+/// serves it (docs/REFERENCE.md §2), `/register` only when registration is on (§5.10).
+pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registration: bool) {
     if public_metrics {
         cfg.service(resource("/metrics", web::get().to(metrics::render)));
+    }
+    if registration {
+        cfg.service(resource("/register", web::post().to(register::register))).service(
+            resource("/register/{client_id}", web::get().to(register::read))
+                .route(web::put().to(register::update))
+                .route(web::delete().to(register::delete)),
+        );
     }
     // Every body is small here: 64 KiB is ample for any form or JSON this server takes.
     cfg.app_data(web::PayloadConfig::new(64 * 1024))

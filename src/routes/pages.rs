@@ -35,6 +35,18 @@ pub struct ConsentPage<'a> {
     pub username: String,
     /// (scope, description)
     pub scopes: Vec<(String, String)>,
+    /// For a client that registered itself, what the user should see because no
+    /// administrator vetted it (docs/REFERENCE.md §3.5).
+    pub unvetted: Option<Unvetted>,
+}
+
+/// What the consent page says about a client nobody vetted: where it claims to come from,
+/// and where the answer will actually go.
+pub struct Unvetted {
+    /// `client_uri` and its host, if the client gave one.
+    pub client_uri: Option<(String, String)>,
+    /// The host (or private-use scheme) of the redirect URI the code will be sent to.
+    pub destination: String,
 }
 
 #[derive(Template)]

@@ -62,6 +62,11 @@ pub async fn exchange(
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };
+    // A client that registered itself stays while it is used (docs/REFERENCE.md §5.10). The
+    // tokens are issued (a refresh already rotated): a failure here must not lose them.
+    if let Err(e) = state.registry.touch(&state.db, &client).await {
+        tracing::warn!(error = %e, client_id = %client.client_id, "could not record a client's use");
+    }
     // RFC 6749 §5.1: token responses are never cached.
     let mut response = HttpResponse::Ok();
     response

@@ -33,6 +33,11 @@ pub struct ClientRecord {
     pub id_token_alg: String,
     pub security_profile: Option<String>,
     pub refresh_token_rotation: bool,
+    /// `admin` or `dynamic`.
+    pub registration: String,
+    pub registration_token_hash: Option<Vec<u8>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub client_uri: Option<String>,
     pub lifetimes: StoredLifetimes,
     pub scopes: Vec<String>,
     pub secrets: Vec<SecretRecord>,
@@ -137,6 +142,10 @@ async fn attach(
             id_token_alg: r.id_token_signed_response_alg,
             security_profile: r.security_profile,
             refresh_token_rotation: r.refresh_token_rotation,
+            registration: r.registration,
+            registration_token_hash: r.registration_token_hash,
+            last_used_at: r.last_used_at,
+            client_uri: r.client_uri,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -163,6 +172,10 @@ fn active_model(record: &ClientRecord) -> client::ActiveModel {
         id_token_signed_response_alg: Set(record.id_token_alg.clone()),
         security_profile: Set(record.security_profile.clone()),
         refresh_token_rotation: Set(record.refresh_token_rotation),
+        registration: Set(record.registration.clone()),
+        registration_token_hash: Set(record.registration_token_hash.clone()),
+        last_used_at: Set(record.last_used_at),
+        client_uri: Set(record.client_uri.clone()),
         access_token_lifetime: Set(lifetimes.access_token),
         id_token_lifetime: Set(lifetimes.id_token),
         refresh_token_lifetime: Set(lifetimes.refresh_token),
@@ -231,7 +244,11 @@ pub async fn insert_once(
     Ok(true)
 }
 
-async fn insert_in(txn: &impl ConnectionTrait, record: &ClientRecord) -> Result<(), StoreError> {
+/// Inserts a client with its scopes and secrets inside the caller's transaction.
+pub async fn insert_in(
+    txn: &impl ConnectionTrait,
+    record: &ClientRecord,
+) -> Result<(), StoreError> {
     client::Entity::insert(active_model(record)).exec(txn).await?;
     insert_scopes(txn, &record.client_id, &record.scopes).await?;
     for secret in &record.secrets {
@@ -250,7 +267,10 @@ pub async fn replace(
 ) -> Result<bool, StoreError> {
     let txn = db.begin().await?;
     let mut model = active_model(record);
+    // What a replacement cannot change: when and how the client came, and when it was used.
     model.created_at = sea_orm::ActiveValue::NotSet;
+    model.registration = sea_orm::ActiveValue::NotSet;
+    model.last_used_at = sea_orm::ActiveValue::NotSet;
     let updated = client::Entity::update_many()
         .set(model)
         .filter(client::Column::ClientId.eq(&record.client_id))
@@ -332,6 +352,56 @@ pub async fn rotate_secret(
     insert_secret(&txn, client_id, secret).await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// Replaces a dynamic client's registration access token hash (RFC 7592 §2.2: a new token
+/// on every update), in the update's transaction.
+pub async fn set_registration_token(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    hash: &[u8],
+) -> Result<bool, StoreError> {
+    let updated = client::Entity::update_many()
+        .col_expr(client::Column::RegistrationTokenHash, Expr::value(hash.to_vec()))
+        .filter(client::Column::ClientId.eq(client_id))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Records that a dynamic client got tokens at `now` (one statement; callers keep it rare).
+pub async fn touch(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    client::Entity::update_many()
+        .col_expr(client::Column::LastUsedAt, Expr::value(now))
+        .filter(client::Column::ClientId.eq(client_id))
+        .filter(client::Column::Registration.is_in(DYNAMIC))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The stored `registration` of clients that registered themselves (`open`, `token`).
+pub const DYNAMIC: [&str; 2] = ["open", "token"];
+
+/// Up to `limit` dynamic clients that got no token since `cutoff`.
+pub async fn idle_dynamic(
+    db: &impl ConnectionTrait,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<String>, StoreError> {
+    Ok(client::Entity::find()
+        .select_only()
+        .column(client::Column::ClientId)
+        .filter(client::Column::Registration.is_in(DYNAMIC))
+        .filter(client::Column::LastUsedAt.lt(cutoff))
+        .limit(limit)
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
 }
 
 /// Records an assertion's `jti`; `false` if it was already used (a replay).

@@ -10,6 +10,7 @@ pub mod proofs;
 pub mod purge;
 pub mod pushed;
 pub mod refresh_tokens;
+pub mod registration;
 pub mod revocations;
 pub mod scopes;
 pub mod sessions;

@@ -32,10 +32,12 @@ pub enum Expired {
     RefreshTokens,
     /// Failure counters whose window has closed.
     AttemptCounters,
+    /// Initial access tokens expired or used up.
+    InitialAccessTokens,
 }
 
 impl Expired {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::UsedAssertions,
         Self::UsedProofs,
         Self::Sessions,
@@ -45,6 +47,7 @@ impl Expired {
         Self::RefreshFamilies,
         Self::RefreshTokens,
         Self::AttemptCounters,
+        Self::InitialAccessTokens,
     ];
 
     pub fn table(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Expired {
             Self::RefreshFamilies => "refresh_families",
             Self::RefreshTokens => "refresh_tokens",
             Self::AttemptCounters => "attempt_counters",
+            Self::InitialAccessTokens => "initial_access_tokens",
         }
     }
 
@@ -82,6 +86,7 @@ impl Expired {
                 let window = i64::try_from(attempt_window.as_millis()).unwrap_or(i64::MAX);
                 super::attempts::purge(db, now.timestamp_millis(), window, batch).await
             }
+            Self::InitialAccessTokens => super::registration::purge_tokens(db, now, batch).await,
         }
     }
 }

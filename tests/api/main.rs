@@ -30,6 +30,7 @@ mod par;
 mod propagation;
 mod proxy;
 mod refresh;
+mod registration;
 mod replicas;
 mod rotation;
 mod security;

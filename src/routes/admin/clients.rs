@@ -90,7 +90,7 @@ pub async fn replace(
         client_metadata::parse(&json_body(&req, &body)?, state.settings.max_token_lifetime)?;
     let registered = state
         .registry
-        .replace(&state.db, &state.revocations, &client_id, metadata)
+        .replace(&state.db, &state.revocations, &client_id, metadata, None)
         .await?
         .ok_or(AdminError::NotFound)?;
     let secret = registered.secret.map(|s| s.expose_secret().to_owned());

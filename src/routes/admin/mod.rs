@@ -6,6 +6,7 @@ mod grants;
 mod json;
 mod keys;
 mod openapi;
+mod registration;
 mod scopes;
 mod users;
 
@@ -54,6 +55,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/admin/grants/{id}", web::delete().to(grants::revoke)))
     .service(resource("/admin/keys", web::get().to(keys::list)))
     .service(resource("/admin/keys/rotate", web::post().to(keys::rotate)))
+    .service(
+        resource("/admin/initial-access-tokens", web::post().to(registration::issue))
+            .route(web::get().to(registration::list)),
+    )
+    .service(resource("/admin/initial-access-tokens/{id}", web::delete().to(registration::revoke)))
+    .service(
+        resource("/admin/registration-policy", web::get().to(registration::policy))
+            .route(web::put().to(registration::set_policy)),
+    )
     .service(resource("/admin/openapi.json", web::get().to(openapi::document)));
 }
 
@@ -75,6 +85,15 @@ fn json_body(
     req: &HttpRequest,
     body: &Result<web::Bytes, actix_web::Error>,
 ) -> Result<Value, AdminError> {
+    json_object(req, body).map_err(|reason| AdminError::invalid_request(reason, "body"))
+}
+
+/// The JSON object of a request body (`application/json`, every member named once), or why
+/// not: for the admin API and for client registration alike.
+pub(crate) fn json_object(
+    req: &HttpRequest,
+    body: &Result<web::Bytes, actix_web::Error>,
+) -> Result<Value, &'static str> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -82,16 +101,13 @@ fn json_body(
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !is_json {
-        return Err(AdminError::invalid_request("the body must be application/json", "body"));
+        return Err("the body must be application/json");
     }
-    let body = body
-        .as_ref()
-        .map_err(|_| AdminError::invalid_request("the body is too large or unreadable", "body"))?;
-    let value: Value = json::parse_unique(body).map_err(|_| {
-        AdminError::invalid_request("the body is not valid JSON, or names a member twice", "body")
-    })?;
+    let body = body.as_ref().map_err(|_| "the body is too large or unreadable")?;
+    let value: Value = json::parse_unique(body)
+        .map_err(|_| "the body is not valid JSON, or names a member twice")?;
     if !value.is_object() {
-        return Err(AdminError::invalid_request("the body must be a JSON object", "body"));
+        return Err("the body must be a JSON object");
     }
     Ok(value)
 }
