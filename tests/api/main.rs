@@ -25,6 +25,7 @@ mod housekeeping;
 mod introspection;
 mod jar;
 mod jwks;
+mod mcp;
 mod oidc;
 mod par;
 mod propagation;
