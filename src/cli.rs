@@ -227,6 +227,10 @@ pub struct SettingsArgs {
     /// [default: 90d]
     #[arg(long, env = "CASTELLAN_DYNAMIC_CLIENT_IDLE_EXPIRY", global = true)]
     dynamic_client_idle_expiry: Option<String>,
+    /// Whether a client_id that is an https URL names the client's metadata document,
+    /// fetched and used as a public client: true or false [default: false]
+    #[arg(long, env = "CASTELLAN_CLIENT_ID_METADATA_DOCUMENTS", global = true)]
+    client_id_metadata_documents: Option<String>,
 }
 
 impl SettingsArgs {
@@ -329,6 +333,11 @@ impl SettingsArgs {
                 ));
             }
         };
+        let client_id_metadata_documents = flag(
+            "CASTELLAN_CLIENT_ID_METADATA_DOCUMENTS",
+            self.client_id_metadata_documents,
+            d.client_id_metadata_documents,
+        )?;
         let settings = Settings {
             issuer,
             bind,
@@ -425,6 +434,7 @@ impl SettingsArgs {
                 self.dynamic_client_idle_expiry,
                 d.dynamic_client_idle_expiry,
             )?,
+            client_id_metadata_documents,
         };
         settings.validate()?;
         Ok(settings)

@@ -79,6 +79,9 @@ pub struct Settings {
     /// A client that registered itself and got no token for this long is deleted; zero
     /// keeps them.
     pub dynamic_client_idle_expiry: Duration,
+    /// Whether a `client_id` that is an https URL names the client's metadata document
+    /// (fetched, checked and used as a public client).
+    pub client_id_metadata_documents: bool,
 }
 
 /// The registration policy's mode as the operator set it (docs/REFERENCE.md §5.10). `Off`
@@ -126,6 +129,7 @@ impl Default for Settings {
             registration: RegistrationMode::Closed,
             registration_limit: 20,
             dynamic_client_idle_expiry: Duration::from_secs(90 * 24 * 3600),
+            client_id_metadata_documents: false,
         }
     }
 }

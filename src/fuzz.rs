@@ -255,6 +255,8 @@ struct World {
     keys: Keys,
     registry: Registry,
     client_keys: crate::oauth::client_keys::ClientKeys,
+    client_documents: crate::oauth::client_documents::ClientDocuments,
+    revocations: crate::oauth::revocation::Revocations,
     client_id: String,
     issuer: String,
     _dir: tempfile::TempDir,
@@ -271,7 +273,7 @@ fn world() -> &'static World {
         };
         let runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-        let (db, keys, registry, client_id) = runtime.block_on(async {
+        let (db, keys, registry, client_id, revocations) = runtime.block_on(async {
             store::migrate(&settings).await.expect("migrate");
             let db = store::connect(&settings).await.expect("connect");
             let master =
@@ -287,7 +289,14 @@ fn world() -> &'static World {
             )
             .expect("metadata");
             let registered = registry.register(&db, metadata).await.expect("register");
-            (db, keys, registry, registered.client.client_id.clone())
+            let revocations = crate::oauth::revocation::Revocations::load(
+                &db,
+                settings.max_token_lifetime,
+                Duration::from_secs(3600),
+            )
+            .await
+            .expect("revocations");
+            (db, keys, registry, registered.client.client_id.clone(), revocations)
         });
         World {
             runtime,
@@ -298,6 +307,12 @@ fn world() -> &'static World {
                 crate::outbound::Outbound::new(false).expect("outbound client"),
                 std::time::Duration::from_secs(30),
             ),
+            // Documents stay off (the default): a URL client_id is an unknown client here.
+            client_documents: crate::oauth::client_documents::ClientDocuments::new(
+                crate::outbound::Outbound::new(false).expect("outbound client"),
+                &settings,
+            ),
+            revocations,
             client_id,
             issuer: "https://issuer.example".into(),
             _dir: dir,
@@ -355,6 +370,8 @@ fn fuzz_authorization_requests() {
             issuer: &w.issuer,
             require_pushed_requests: false,
             client_keys: &w.client_keys,
+            client_documents: &w.client_documents,
+            revocations: &w.revocations,
         };
         let result = block_on(authorize::validate(&ctx, &params, authorize::Origin::Browser));
         match result {
@@ -466,7 +483,12 @@ fn fuzz_admin_cursors() {
 fn fuzz_client_ids() {
     fuzz("client_id", corpus("client_id"), any::<String>(), |id| {
         if is_client_id(&id) {
-            prop_assert!(id.len() <= 64 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+            prop_assert!(id.len() <= 255 && id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
+            if id.len() > 64 {
+                let url = url::Url::parse(&id).map_err(|_| TestCaseError::fail("not a URL"))?;
+                prop_assert_eq!(url.as_str(), id.as_str(), "a long id is a URL, as it serializes");
+                prop_assert!(url.fragment().is_none() && url.query().is_none());
+            }
         }
         Ok(())
     });

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
 use crate::config::{Issuer, Settings};
+use crate::oauth::client_documents::ClientDocuments;
 use crate::oauth::client_keys::ClientKeys;
 use crate::oauth::cursor::Cursors;
 use crate::oauth::discovery::Metadata;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub replays: Replays,
     /// Clients' public keys, inline or fetched from their `jwks_uri`.
     pub client_keys: ClientKeys,
+    /// Clients whose id is the URL of their metadata document.
+    pub client_documents: ClientDocuments,
     /// Access tokens whose signature was verified recently.
     pub verified: Verified,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
@@ -107,7 +110,8 @@ impl Application {
         let mut db = store::connect(&settings).await.context("cannot connect to the database")?;
         metrics.count_statements(&mut db);
         let keys = Arc::new(Keys::bootstrap(&db, master, key_policy(&settings)).await?);
-        let registry = Registry::new(settings.sync_interval);
+        let registry =
+            Registry::with_documents(settings.sync_interval, settings.client_id_metadata_documents);
         let revocations =
             Revocations::load(&db, settings.max_token_lifetime, key_policy(&settings).stale_after)
                 .await
@@ -124,6 +128,8 @@ impl Application {
             tokio::spawn(telemetry::statements_as(crate::oauth::dpop::STATEMENTS_LABEL, writer));
         }
 
+        // The one outgoing HTTP client (docs/REFERENCE.md §9.7), shared by every user of it.
+        let outbound = Outbound::new(settings.outbound_allow_private_networks)?;
         let state = web::Data::new(AppState {
             issuer,
             db,
@@ -138,10 +144,8 @@ impl Application {
             revocations,
             proofs,
             replays,
-            client_keys: ClientKeys::new(
-                Outbound::new(settings.outbound_allow_private_networks)?,
-                settings.client_jwks_refetch_interval,
-            ),
+            client_keys: ClientKeys::new(outbound.clone(), settings.client_jwks_refetch_interval),
+            client_documents: ClientDocuments::new(outbound, &settings),
             verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),
@@ -387,6 +391,7 @@ async fn metadata(db: &Db, issuer: &Issuer, settings: &Settings) -> anyhow::Resu
     if settings.registration != crate::config::RegistrationMode::Off {
         document.registration_endpoint = Some(issuer.endpoint("/register"));
     }
+    document.client_id_metadata_document_supported = settings.client_id_metadata_documents;
     Ok(serde_json::to_vec(&document)?)
 }
 

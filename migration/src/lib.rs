@@ -16,6 +16,7 @@ mod m20261204_000011_dpop;
 mod m20261204_000012_pushed_requests;
 mod m20261204_000013_client_keys_and_profiles;
 mod m20261205_000014_dynamic_registration;
+mod m20261205_000015_client_ids_as_urls;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000012_pushed_requests::Migration),
             Box::new(m20261204_000013_client_keys_and_profiles::Migration),
             Box::new(m20261205_000014_dynamic_registration::Migration),
+            Box::new(m20261205_000015_client_ids_as_urls::Migration),
         ]
     }
 }

@@ -9,11 +9,13 @@ use aws_lc_rs::digest::{SHA256, digest};
 use chrono::{DateTime, Utc};
 
 use super::client::{Client, GrantType, is_client_id};
+use super::client_documents::{self, ClientDocuments, DocumentError};
 use super::client_keys::ClientKeys;
 use super::keyring::Keys;
 use super::pkce;
 use super::redirect_uri;
 use super::registry::Registry;
+use super::revocation::Revocations;
 use super::scope::Scopes;
 use crate::store::{self, Db, StoreError};
 
@@ -32,6 +34,35 @@ pub struct Authorizing<'a> {
     pub require_pushed_requests: bool,
     /// Verifies request objects with the client's keys.
     pub client_keys: &'a ClientKeys,
+    /// Fetches the metadata documents of clients whose id is a URL.
+    pub client_documents: &'a ClientDocuments,
+    pub revocations: &'a Revocations,
+}
+
+/// The client a request names: a registered one, or one whose id is its metadata
+/// document's URL, fetched and stored first when it is not current (§5.11).
+async fn client_named(ctx: &Authorizing<'_>, client_id: &str) -> Result<Arc<Client>, Refusal> {
+    if !is_client_id(client_id) {
+        return Err(Refusal::Page("the client is unknown"));
+    }
+    let fetched = match client_documents::is_document_url(client_id) {
+        true => ctx.client_documents.ensure(ctx.db, ctx.registry, ctx.revocations, client_id).await,
+        false => Ok(()),
+    };
+    match fetched {
+        Ok(()) | Err(DocumentError::Disabled) => {}
+        Err(DocumentError::Store(e)) => return Err(e.into()),
+        Err(e) => {
+            tracing::warn!(client_id = %client_id, error = %e, "a client's metadata document was not usable");
+            return Err(Refusal::Page(match e {
+                DocumentError::Invalid(_) | DocumentError::Taken => {
+                    "the client's metadata document is not acceptable"
+                }
+                _ => "the client's metadata document could not be fetched",
+            }));
+        }
+    }
+    ctx.registry.find(ctx.db, client_id).await?.ok_or(Refusal::Page("the client is unknown"))
 }
 
 /// Where a request's parameters come from.
@@ -190,14 +221,7 @@ pub async fn unpack(
     }
     // RFC 9101 §5: the client_id is sent outside the object too, so the keys can be found.
     let (_, client_id) = get("client_id").ok_or(Refusal::Page("the request has no client_id"))?;
-    if !is_client_id(client_id) {
-        return Err(Refusal::Page("the client is unknown"));
-    }
-    let client = ctx
-        .registry
-        .find(ctx.db, client_id)
-        .await?
-        .ok_or(Refusal::Page("the client is unknown"))?;
+    let client = client_named(ctx, client_id).await?;
     let invalid = Refusal::RequestObject;
     // RFC 9101 §10.8: explicit typing; a JWT of another kind (an access token, a DPoP proof)
     // is not a request object.
@@ -262,7 +286,7 @@ async fn check(
     params: &[(String, String)],
     origin: Origin,
 ) -> Result<AuthorizationRequest, Refusal> {
-    let (db, registry, keys, issuer) = (ctx.db, ctx.registry, ctx.keys, ctx.issuer);
+    let (keys, issuer) = (ctx.keys, ctx.issuer);
     let mut seen = HashSet::new();
     let duplicated: HashSet<&str> =
         params.iter().filter(|(k, _)| !seen.insert(k.as_str())).map(|(k, _)| k.as_str()).collect();
@@ -275,11 +299,7 @@ async fn check(
         return Err(Refusal::Page("the request repeats client_id or redirect_uri"));
     }
     let client_id = get("client_id").ok_or(Refusal::Page("the request has no client_id"))?;
-    if !is_client_id(client_id) {
-        return Err(Refusal::Page("the client is unknown"));
-    }
-    let client =
-        registry.find(db, client_id).await?.ok_or(Refusal::Page("the client is unknown"))?;
+    let client = client_named(ctx, client_id).await?;
     let registered = &client.metadata.redirect_uris;
     let (redirect_uri, redirect_uri_sent) = match get("redirect_uri") {
         Some(presented) => match registered.iter().find(|r| redirect_uri::matches(r, presented)) {

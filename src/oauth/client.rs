@@ -17,9 +17,13 @@ pub const DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME: u32 = 90 * 24 * 3600;
 pub const DEFAULT_AUTHORIZATION_CODE_LIFETIME: u32 = 60;
 
 /// Whether `value` can be a client id: 1–64 visible ASCII characters (RFC 6749 §A.1
-/// VSCHAR without space). Anything else is refused before it reaches a lookup or a log.
+/// VSCHAR without space), or the URL of a client's metadata document
+/// (`client_documents::is_document_url`). Anything else is refused before it reaches a
+/// lookup or a log.
 pub fn is_client_id(value: &str) -> bool {
-    (1..=64).contains(&value.len()) && value.bytes().all(|b| (0x21..=0x7E).contains(&b))
+    let plain =
+        (1..=64).contains(&value.len()) && value.bytes().all(|b| (0x21..=0x7E).contains(&b));
+    plain || super::client_documents::is_document_url(value)
 }
 
 /// How a client authenticates at the token endpoint (RFC 7591 §2).
@@ -110,21 +114,24 @@ pub enum Registration {
     Open,
     /// By itself at `/register`, with an initial access token an administrator issued.
     Token,
+    /// By the metadata document its id names, fetched when it first asked for authorization.
+    Document,
 }
 
 impl Registration {
-    pub const DYNAMIC: [Registration; 2] = [Self::Open, Self::Token];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Admin => "admin",
             Self::Open => "open",
             Self::Token => "token",
+            Self::Document => "document",
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
-        [Self::Admin, Self::Open, Self::Token].into_iter().find(|r| r.as_str() == value)
+        [Self::Admin, Self::Open, Self::Token, Self::Document]
+            .into_iter()
+            .find(|r| r.as_str() == value)
     }
 
     /// Whether the client registered itself (RFC 7591): no administrator vetted it.
@@ -291,8 +298,9 @@ pub struct ClientView {
     pub client_name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_uri: Option<String>,
-    /// `admin`, or for a client that registered itself `open` (under the open policy) or
-    /// `token` (with an initial access token).
+    /// `admin`, or for a client that registered itself `open` (under the open policy),
+    /// `token` (with an initial access token) or `document` (its id is its metadata
+    /// document's URL).
     pub registration: &'static str,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<&'static str>,

@@ -49,6 +49,9 @@ pub struct Metadata {
     /// RFC 7591 §3, when clients may register themselves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// Whether a `client_id` may be the URL of the client's metadata document.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub client_id_metadata_document_supported: bool,
 }
 
 impl Metadata {
@@ -116,6 +119,7 @@ impl Metadata {
             pushed_authorization_request_endpoint: issuer.endpoint("/par"),
             require_pushed_authorization_requests: false,
             registration_endpoint: None,
+            client_id_metadata_document_supported: false,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod access_token;
 pub mod authorize;
 pub mod client;
 pub mod client_auth;
+pub mod client_documents;
 pub mod client_keys;
 pub mod client_metadata;
 pub mod csrf;

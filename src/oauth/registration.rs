@@ -58,13 +58,19 @@ impl Policy {
             RegistrationMode::Closed => Mode::Closed,
             RegistrationMode::Open => Mode::Open,
         };
-        Some(Self {
-            mode,
+        Some(Self { mode, ..Self::ceiling() })
+    }
+
+    /// The settings' ceiling with registration closed: what metadata documents are held to
+    /// when registration itself is off.
+    pub fn ceiling() -> Self {
+        Self {
+            mode: Mode::Closed,
             scope: "openid profile email offline_access".into(),
             grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
             redirect_uri_kinds: vec![Kind::Loopback, Kind::PrivateUse, Kind::Https],
             resources: Vec::new(),
-        })
+        }
     }
 
     /// The policy in force: the stored one, else the settings'. `None` when the settings

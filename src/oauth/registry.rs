@@ -39,6 +39,9 @@ pub struct Registry {
     epoch: AtomicU64,
     /// When this replica last recorded that a dynamic client got tokens.
     touched: RwLock<HashMap<String, Instant>>,
+    /// Whether clients that came by their metadata document are served (§5.11): with the
+    /// setting off, stored ones are unknown too.
+    documents: bool,
 }
 
 /// A dynamic client's last use is recorded at most this often per replica.
@@ -106,7 +109,13 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
 
 impl Registry {
     pub fn new(unknown_ttl: Duration) -> Self {
+        Self::with_documents(unknown_ttl, false)
+    }
+
+    /// A registry that also serves clients that came by their metadata document.
+    pub fn with_documents(unknown_ttl: Duration, documents: bool) -> Self {
         Self {
+            documents,
             cache: RwLock::new(HashMap::new()),
             unknown_ttl,
             epoch: AtomicU64::new(0),
@@ -117,6 +126,11 @@ impl Registry {
     /// The client `client_id`, from the cache while no change to it was seen. Unknown ids are
     /// cached for `unknown_ttl`, so a flood of bad ids costs one query per id per interval.
     pub async fn find(&self, db: &Db, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
+        let found = self.lookup(db, client_id).await?;
+        Ok(found.filter(|c| self.documents || c.registration != Registration::Document))
+    }
+
+    async fn lookup(&self, db: &Db, client_id: &str) -> Result<Option<Arc<Client>>, StoreError> {
         if let Ok(cache) = self.cache.read()
             && let Some((at, client)) = cache.get(client_id)
             && (client.is_some() || at.elapsed() < self.unknown_ttl)
@@ -193,6 +207,21 @@ impl Registry {
         store::clients::insert_in(&txn, &record).await?;
         txn.commit().await.map_err(StoreError::from)?;
         Ok(Some(registered))
+    }
+
+    /// Stores a client that came by its metadata document: its id is the document's URL.
+    pub async fn register_document(
+        &self,
+        db: &Db,
+        url: &str,
+        metadata: ClientMetadata,
+    ) -> Result<(), RegistryError> {
+        check_scopes_exist(db, &metadata.scope).await?;
+        let mut registered = new_client(metadata, Registration::Document)?;
+        registered.client.client_id = url.to_owned();
+        store::clients::insert(db, &to_record(&registered.client)?).await?;
+        self.forget(url);
+        Ok(())
     }
 
     /// Records that a dynamic client got tokens, at most once per `TOUCH_INTERVAL` per

@@ -11,6 +11,7 @@ use super::pages::{
 use crate::oauth::authorize::{
     self, AuthorizationRequest, Authorizing, ErrorRedirect, Origin, Refusal, redirect_url,
 };
+use crate::oauth::client::Registration;
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
@@ -59,6 +60,8 @@ pub(crate) fn authorizing(state: &AppState) -> Authorizing<'_> {
         issuer: state.issuer.as_str(),
         require_pushed_requests: state.settings.require_pushed_authorization_requests,
         client_keys: &state.client_keys,
+        client_documents: &state.client_documents,
+        revocations: &state.revocations,
     }
 }
 
@@ -189,6 +192,8 @@ async fn consent_page(state: &AppState, req: &HttpRequest) -> PageResult {
         username: session.user.username.clone(),
         scopes,
         unvetted: client.registration.is_dynamic().then(|| pages::Unvetted {
+            document_host: (client.registration == Registration::Document)
+                .then(|| destination(&client.client_id)),
             client_uri: client.metadata.client_uri.as_ref().and_then(|uri| {
                 Some((uri.clone(), url::Url::parse(uri).ok()?.host_str()?.to_owned()))
             }),

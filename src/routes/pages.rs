@@ -43,6 +43,8 @@ pub struct ConsentPage<'a> {
 /// What the consent page says about a client nobody vetted: where it claims to come from,
 /// and where the answer will actually go.
 pub struct Unvetted {
+    /// For a client whose id is its metadata document's URL: that host, who vouches for it.
+    pub document_host: Option<String>,
     /// `client_uri` and its host, if the client gave one.
     pub client_uri: Option<(String, String)>,
     /// The host (or private-use scheme) of the redirect URI the code will be sent to.

@@ -384,8 +384,8 @@ pub async fn touch(
     Ok(())
 }
 
-/// The stored `registration` of clients that registered themselves (`open`, `token`).
-pub const DYNAMIC: [&str; 2] = ["open", "token"];
+/// The stored `registration` of clients no administrator registered.
+pub const DYNAMIC: [&str; 3] = ["open", "token", "document"];
 
 /// Up to `limit` dynamic clients that got no token since `cutoff`.
 pub async fn idle_dynamic(

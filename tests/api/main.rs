@@ -9,6 +9,7 @@ mod attacks;
 mod authorize;
 mod browser;
 mod client_auth;
+mod client_documents;
 mod client_jwt;
 mod client_keys;
 mod code_exchange;
