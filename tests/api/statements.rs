@@ -286,3 +286,62 @@ async fn a_push_costs_one_statement_and_its_use_one_more() {
     .await;
     assert_eq!(pushed, 5, "one insert per pushed request");
 }
+
+#[tokio::test]
+async fn a_registration_runs_a_fixed_handful_and_a_dynamic_clients_use_is_written_once() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.registration = castellan::config::RegistrationMode::Open;
+    })
+    .await;
+    let body = json!({"redirect_uris": ["http://127.0.0.1/cb"], "token_endpoint_auth_method": "none",
+                      "grant_types": ["authorization_code", "refresh_token"]});
+    let register = |body: Value, token: Option<String>| {
+        let app = &app;
+        async move {
+            let mut request = app.http.post(app.url("/register")).json(&body);
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("send");
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.expect("JSON")
+        }
+    };
+    // The address's counter, the policy, the scopes' existence, the client and its scopes.
+    for _ in 0..2 {
+        assert_eq!(counted(&app, "/register", register(body.clone(), None)).await, 5);
+    }
+    // With an initial access token: the counter, the policy, the token's lookup, its use, the
+    // client and its secret (no scopes to check or insert: it asked for none).
+    let issued: Value = app
+        .admin(reqwest::Method::POST, "/admin/initial-access-tokens", Some(json!({"uses": 1})))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let service = json!({"grant_types": ["client_credentials"]});
+    let mut client = Value::Null;
+    let with_token = counted(&app, "/register", async {
+        client = register(service, issued["token"].as_str().map(str::to_owned)).await;
+    })
+    .await;
+    assert_eq!(with_token, 6);
+
+    // Its tokens: one write records its first use; then nothing for the hour.
+    let (id, secret) = (
+        client["client_id"].as_str().expect("id"),
+        client["client_secret"].as_str().expect("secret"),
+    );
+    let first = counted(&app, "/token", async {
+        assert!(app.client_token(id, secret, None).await["access_token"].is_string());
+    })
+    .await;
+    assert_eq!(first, 4, "the client's first load (row, scopes, secrets), and its use recorded");
+    let later = counted(&app, "/token", async {
+        for _ in 0..5 {
+            assert!(app.client_token(id, secret, None).await["access_token"].is_string());
+        }
+    })
+    .await;
+    assert_eq!(later, 0, "a dynamic client's client_credentials stay off the database");
+}
