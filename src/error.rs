@@ -33,6 +33,21 @@ fn json_error(
     })
 }
 
+/// The answer to a failure of our own: 503 `temporarily_unavailable` when the database is
+/// out of reach, else 500 `server_error` (the cause is in the log, never in the answer).
+fn failure(status: StatusCode) -> HttpResponse {
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        json_error(
+            status,
+            "temporarily_unavailable",
+            "the service is temporarily unavailable",
+            None,
+        )
+    } else {
+        json_error(status, "server_error", "the server could not complete the request", None)
+    }
+}
+
 /// Logs the cause of a storage failure and says which status it deserves.
 fn storage_status(error: &StoreError) -> StatusCode {
     match error {
@@ -290,22 +305,7 @@ impl ResponseError for BearerError {
                 let d = "the DPoP proof must carry the nonce in DPoP-Nonce";
                 ("use_dpop_nonce", d, vec![with(Scheme::Dpop, "use_dpop_nonce", d)])
             }
-            Self::Store(_) if status == StatusCode::SERVICE_UNAVAILABLE => {
-                return json_error(
-                    status,
-                    "temporarily_unavailable",
-                    "the service is temporarily unavailable",
-                    None,
-                );
-            }
-            Self::Store(_) => {
-                return json_error(
-                    status,
-                    "server_error",
-                    "the server could not complete the request",
-                    None,
-                );
-            }
+            Self::Store(_) => return failure(status),
         };
         let mut response = json_error(status, error, description, None);
         for challenge in challenges {
@@ -395,18 +395,7 @@ impl ResponseError for RegistrationError {
                 "too many registrations from this address; retry after the time in Retry-After",
                 None,
             ),
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => json_error(
-                status,
-                "temporarily_unavailable",
-                "the service is temporarily unavailable",
-                None,
-            ),
-            _ => json_error(
-                status,
-                "server_error",
-                "the server could not complete the request",
-                None,
-            ),
+            _ => failure(status),
         };
         // RFC 6750 §3: a missing token gets a bare challenge, a bad one says why.
         let challenge = match self {
@@ -475,18 +464,7 @@ impl ResponseError for AdminError {
             }
             Self::NotFound => json_error(status, "not_found", "no such resource", None),
             Self::Conflict(d) => json_error(status, "conflict", d, None),
-            _ if status == StatusCode::SERVICE_UNAVAILABLE => json_error(
-                status,
-                "temporarily_unavailable",
-                "the service is temporarily unavailable",
-                None,
-            ),
-            _ => json_error(
-                status,
-                "server_error",
-                "the server could not complete the request",
-                None,
-            ),
+            _ => failure(status),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The one client for outgoing HTTP (docs/REFERENCE.md §9.7): every fetch of an address a
-//! client or an administrator chose (a client's `jwks_uri` today) goes through it.
+//! client or an administrator chose (a client's `jwks_uri`, a client's metadata document)
+//! goes through it, and its callers share one per-URL cache shape (`PerUrl`).
 //!
 //! It refuses loopback, private, link-local and other non-public addresses (SSRF) unless
 //! `CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS` allows them, for a literal address and for
@@ -8,10 +9,12 @@
 //! No proxy from the environment, no redirects, https only (http only where private
 //! networks are allowed, for development), bounded time and a bounded body.
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -55,6 +58,63 @@ pub struct Fetched {
     pub body: serde_json::Value,
     /// `Cache-Control: max-age`; zero for `no-store` or `no-cache`; `None` when absent.
     pub max_age: Option<Duration>,
+}
+
+/// A fetched document is kept at most this long...
+pub const MAX_TTL: Duration = Duration::from_secs(3600);
+/// ...and this long when its `Cache-Control` says nothing.
+const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// URLs tracked at most; past it the map starts over (clients number far fewer).
+const MAX_URLS: usize = 10_000;
+
+impl Fetched {
+    /// How long to keep it: as its `Cache-Control` says, at least `floor` (the refetch
+    /// interval: a server cannot make us ask more often), at most [`MAX_TTL`].
+    pub fn ttl(&self, floor: Duration) -> Duration {
+        self.max_age.unwrap_or(DEFAULT_TTL).clamp(floor, MAX_TTL)
+    }
+}
+
+/// What a caller knows of each URL it fetches, with the URL's own fetch lock: concurrent
+/// requests for one URL wait for one fetch instead of each making their own.
+pub struct PerUrl<S> {
+    entries: Mutex<HashMap<String, Arc<UrlEntry<S>>>>,
+}
+
+pub struct UrlEntry<S> {
+    pub fetch: tokio::sync::Mutex<()>,
+    pub state: Mutex<S>,
+}
+
+impl<S: Default> PerUrl<S> {
+    pub fn new() -> Self {
+        Self { entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The entry of `url`, made empty the first time.
+    pub fn entry(&self, url: &str) -> Arc<UrlEntry<S>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_URLS && !entries.contains_key(url) {
+            entries.clear();
+        }
+        let entry = entries.entry(url.to_owned()).or_insert_with(|| {
+            Arc::new(UrlEntry { fetch: tokio::sync::Mutex::new(()), state: Mutex::default() })
+        });
+        entry.clone()
+    }
+}
+
+impl<S: Default> Default for PerUrl<S> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> UrlEntry<S> {
+    /// The state, whoever panicked while holding it before.
+    pub fn state(&self) -> std::sync::MutexGuard<'_, S> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;

@@ -8,9 +8,7 @@
 //! once its cache time has passed, at the next authorization request; the token endpoint uses
 //! the stored copy.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -20,18 +18,11 @@ use super::registration::{self, Admission, Policy};
 use super::registry::{Registry, RegistryError};
 use super::revocation::Revocations;
 use crate::config::Settings;
-use crate::outbound::{FetchError, Outbound};
+use crate::outbound::{FetchError, Outbound, PerUrl, UrlEntry};
 use crate::store::{Db, StoreError};
 
 /// The longest client id: a URL longer than this is no client of ours.
 pub const MAX_URL_LEN: usize = 255;
-/// A fetched document is trusted at most this long before the next authorization fetches it
-/// again...
-const MAX_TTL: Duration = Duration::from_secs(3600);
-/// ...and this long when its `Cache-Control` says nothing.
-const DEFAULT_TTL: Duration = Duration::from_secs(300);
-/// Documents tracked at most; past it the map starts over.
-const MAX_ENTRIES: usize = 10_000;
 
 /// Whether `value` can be a metadata document's URL, and so a client id: `https` (plain
 /// `http` only for a loopback host, which the outbound client still refuses unless private
@@ -94,35 +85,16 @@ struct State {
     attempted_at: Option<Instant>,
 }
 
-/// One URL: its own fetch lock (concurrent requests wait for one fetch) and what is known.
-#[derive(Default)]
-struct Entry {
-    fetch: tokio::sync::Mutex<()>,
-    state: Mutex<State>,
-}
-
 pub struct ClientDocuments {
     outbound: Outbound,
-    enabled: bool,
-    /// The least time between two fetches of one document.
-    interval: Duration,
+    /// Whether documents are on, the refetch interval, the open ceiling's fallback.
     settings: Settings,
-    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    entries: PerUrl<State>,
 }
 
 impl ClientDocuments {
     pub fn new(outbound: Outbound, settings: &Settings) -> Self {
-        Self {
-            outbound,
-            enabled: settings.client_id_metadata_documents,
-            interval: settings.client_jwks_refetch_interval,
-            settings: settings.clone(),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.enabled
+        Self { outbound, settings: settings.clone(), entries: PerUrl::new() }
     }
 
     /// Makes the client `url` current: nothing while its document is fresh; else fetches,
@@ -135,21 +107,22 @@ impl ClientDocuments {
         revocations: &Revocations,
         url: &str,
     ) -> Result<(), DocumentError> {
-        if !self.enabled {
+        if !self.settings.client_id_metadata_documents {
             return Err(DocumentError::Disabled);
         }
-        let entry = self.entry(url);
-        if entry.fresh() {
+        let interval = self.settings.client_jwks_refetch_interval;
+        let entry = self.entries.entry(url);
+        if fresh(&entry) {
             return Ok(());
         }
         let _one_fetch = entry.fetch.lock().await;
-        if entry.fresh() {
+        if fresh(&entry) {
             return Ok(());
         }
         let now = Instant::now();
         {
-            let mut state = entry.state.lock().unwrap_or_else(|e| e.into_inner());
-            if state.attempted_at.is_some_and(|at| now.duration_since(at) < self.interval) {
+            let mut state = entry.state();
+            if state.attempted_at.is_some_and(|at| now.duration_since(at) < interval) {
                 return Err(DocumentError::RecentlyFailed);
             }
             state.attempted_at = Some(now);
@@ -176,8 +149,7 @@ impl ClientDocuments {
             }
             Some(_) => {}
         }
-        let ttl = fetched.max_age.unwrap_or(DEFAULT_TTL).clamp(self.interval, MAX_TTL);
-        entry.state.lock().unwrap_or_else(|e| e.into_inner()).fresh_until = Some(now + ttl);
+        entry.state().fresh_until = Some(now + fetched.ttl(interval));
         Ok(())
     }
 
@@ -216,21 +188,11 @@ impl ClientDocuments {
         registration::admit(&mut metadata, &Admission::Open(&policy))?;
         Ok(metadata)
     }
-
-    fn entry(&self, url: &str) -> Arc<Entry> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(url) {
-            entries.clear();
-        }
-        entries.entry(url.to_owned()).or_default().clone()
-    }
 }
 
-impl Entry {
-    fn fresh(&self) -> bool {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.fresh_until.is_some_and(|until| Instant::now() < until)
-    }
+/// Whether the document last fetched is still within its cache time.
+fn fresh(entry: &UrlEntry<State>) -> bool {
+    entry.state().fresh_until.is_some_and(|until| Instant::now() < until)
 }
 
 #[cfg(test)]

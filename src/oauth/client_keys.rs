@@ -3,12 +3,12 @@
 //!
 //! Keys by reference are fetched through the outbound client (SSRF-guarded, bounded) and
 //! cached per URL for as long as the answer's `Cache-Control` allows, at least the refetch
-//! interval (`CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL`) and at most [`MAX_TTL`]. A `kid` the
+//! interval (`CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL`) and at most an hour
+//! (`outbound::Fetched::ttl`). A `kid` the
 //! cached set does not hold refetches at most once per interval, so a forged `kid` cannot
 //! make this server hammer the client's. A failed refetch keeps serving the keys it has.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
@@ -16,16 +16,10 @@ use jsonwebtoken::{Algorithm, TokenData, Validation};
 use serde::de::DeserializeOwned;
 
 use super::client::Client;
-use crate::outbound::{FetchError, Outbound};
+use crate::outbound::{FetchError, Outbound, PerUrl, UrlEntry};
 
-/// A fetched key set is kept at most this long...
-pub const MAX_TTL: Duration = Duration::from_secs(3600);
-/// ...and this long when its `Cache-Control` says nothing.
-const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// The algorithms a FAPI 2.0 client may sign with.
 pub const FAPI2_ALGORITHMS: [Algorithm; 3] = [Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA];
-/// Key sets cached at most; past it the cache starts over (clients number far fewer).
-const MAX_ENTRIES: usize = 10_000;
 
 /// Why a client's JWS was refused. Each surface maps it onto its own error
 /// (`invalid_client`, `invalid_request_object`).
@@ -58,24 +52,16 @@ struct State {
     attempted_at: Option<Instant>,
 }
 
-/// The per-URL cache; a URL being fetched holds its own lock so concurrent requests wait for
-/// one fetch instead of each making their own.
-#[derive(Default)]
-struct Entry {
-    fetch: tokio::sync::Mutex<()>,
-    state: Mutex<State>,
-}
-
 pub struct ClientKeys {
     outbound: Outbound,
     /// The least time between two fetches of one URL.
     interval: Duration,
-    entries: Mutex<HashMap<String, Arc<Entry>>>,
+    entries: PerUrl<State>,
 }
 
 impl ClientKeys {
     pub fn new(outbound: Outbound, interval: Duration) -> Self {
-        Self { outbound, interval, entries: Mutex::new(HashMap::new()) }
+        Self { outbound, interval, entries: PerUrl::new() }
     }
 
     /// Verifies `jwt`, signed by `client`, with `validation` (whose algorithms are replaced by
@@ -112,7 +98,7 @@ impl ClientKeys {
             return pick(&set, kid).ok_or(Refused::NoKey);
         }
         let Some(uri) = client.metadata.jwks_uri.as_deref() else { return Err(Refused::NoKey) };
-        let entry = self.entry(uri);
+        let entry = self.entries.entry(uri);
         let now = Instant::now();
         let (found, refetch) = lookup(&entry, kid, now, self.interval);
         if let (Some(key), false) = (&found, refetch) {
@@ -128,7 +114,7 @@ impl ClientKeys {
             return found.ok_or(Refused::NoKey);
         }
         let fetched = self.fetch(uri).await;
-        let mut state = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = entry.state();
         state.attempted_at = Some(Instant::now());
         match fetched {
             Ok(cached) => {
@@ -144,35 +130,27 @@ impl ClientKeys {
         }
     }
 
-    fn entry(&self, uri: &str) -> Arc<Entry> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(uri) {
-            entries.clear();
-        }
-        entries.entry(uri.to_owned()).or_default().clone()
-    }
-
     async fn fetch(&self, uri: &str) -> Result<Cached, Refused> {
         let fetched = self.outbound.get_json(uri).await?;
         // The same rules as keys registered inline: public signing keys, RSA of 2048 bits.
         super::client_metadata::check_jwks(&fetched.body)
             .map_err(|e| Refused::KeySet(e.description))?;
+        let fresh_until = Instant::now() + fetched.ttl(self.interval);
         let keys: JwkSet =
             serde_json::from_value(fetched.body).map_err(|_| Refused::KeySet("not a JWK Set"))?;
-        let ttl = fetched.max_age.unwrap_or(DEFAULT_TTL).clamp(self.interval, MAX_TTL);
-        Ok(Cached { keys: Arc::new(keys), fresh_until: Instant::now() + ttl })
+        Ok(Cached { keys: Arc::new(keys), fresh_until })
     }
 }
 
 /// The cached key for `kid`, and whether to fetch: when nothing is cached, the keys are
 /// stale or `kid` is unknown, and the last try is older than the interval.
 fn lookup(
-    entry: &Entry,
+    entry: &UrlEntry<State>,
     kid: Option<&str>,
     now: Instant,
     interval: Duration,
 ) -> (Option<Jwk>, bool) {
-    let state = entry.state.lock().unwrap_or_else(|e| e.into_inner());
+    let state = entry.state();
     let found = state.cached.as_ref().and_then(|c| pick(&c.keys, kid));
     let due = state.cached.as_ref().is_none_or(|c| now >= c.fresh_until || found.is_none());
     let allowed = state.attempted_at.is_none_or(|at| now.duration_since(at) >= interval);

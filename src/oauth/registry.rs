@@ -391,10 +391,14 @@ fn new_client(metadata: ClientMetadata, registration: Registration) -> anyhow::R
     Ok(Registered { client, secret })
 }
 
-async fn check_scopes_exist(db: &Db, scopes: &Scopes) -> Result<(), RegistryError> {
+/// Whether every one of `scopes` is a registered scope.
+pub async fn all_registered(db: &Db, scopes: &Scopes) -> Result<bool, StoreError> {
     let names: Vec<String> = scopes.iter().map(str::to_owned).collect();
-    let existing = store::scopes::existing(db, &names).await?;
-    if existing.len() != names.len() {
+    Ok(store::scopes::existing(db, &names).await?.len() == names.len())
+}
+
+async fn check_scopes_exist(db: &Db, scopes: &Scopes) -> Result<(), RegistryError> {
+    if !all_registered(db, scopes).await? {
         return Err(FieldError {
             error: "invalid_client_metadata",
             description: "scope names a scope that is not registered",

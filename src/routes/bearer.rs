@@ -105,6 +105,14 @@ impl<R: Requirement + 'static> FromRequest for Bearer<R> {
 /// The scheme and token of an `Authorization: Bearer` or `DPoP` header (RFC 6750 §2.1, RFC 9449
 /// §7.1) and the request's one `DPoP` proof; any other scheme is treated as no credentials. A
 /// token in the query (§2.3) leaks into logs and histories: refused.
+/// The scheme and token of the Authorization header (the token trimmed), if it has both: the
+/// one reading of that header for every route that takes a token.
+pub(crate) fn authorization(req: &HttpRequest) -> Option<(&str, &str)> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    Some((scheme, token.trim()))
+}
+
 fn presented(req: &HttpRequest) -> Result<(Scheme, String, Option<String>), BearerError> {
     if url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, _)| k == "access_token")
     {
@@ -112,12 +120,7 @@ fn presented(req: &HttpRequest) -> Result<(Scheme, String, Option<String>), Bear
             "send the access token in the Authorization header",
         ));
     }
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(BearerError::Missing)?;
-    let (scheme, token) = value.split_once(' ').ok_or(BearerError::Missing)?;
+    let (scheme, token) = authorization(req).ok_or(BearerError::Missing)?;
     let scheme = if scheme.eq_ignore_ascii_case("bearer") {
         Scheme::Bearer
     } else if scheme.eq_ignore_ascii_case("dpop") {
@@ -125,7 +128,6 @@ fn presented(req: &HttpRequest) -> Result<(Scheme, String, Option<String>), Bear
     } else {
         return Err(BearerError::Missing);
     };
-    let token = token.trim();
     if token.is_empty() {
         return Err(BearerError::InvalidToken(scheme, "the token is malformed"));
     }

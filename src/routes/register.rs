@@ -75,9 +75,7 @@ pub async fn register(
     if let Err(refused) = state.throttle.registration(&state.db, address).await? {
         return Err(RegistrationError::TooMany(refused.retry_after));
     }
-    let policy = Policy::load(&state.db, &state.settings)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("registration is off but /register was routed"))?;
+    let policy = policy(&state).await?;
     let now = Utc::now();
     let initial = match bearer(&req)? {
         Some(token) => Some(
@@ -184,10 +182,7 @@ pub async fn update(
     )?;
     match current.registration {
         Registration::Open => {
-            let policy = Policy::load(&state.db, &state.settings)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("registration is off but /register was routed"))?;
-            registration::admit(&mut metadata, &Admission::Open(&policy))?;
+            registration::admit(&mut metadata, &Admission::Open(&policy(&state).await?))?;
         }
         _ => {
             registration::within_current(&mut metadata, &current.metadata)?;
@@ -229,6 +224,13 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The policy in force; `/register` is routed only while registration is on.
+async fn policy(state: &AppState) -> Result<Policy, RegistrationError> {
+    Ok(Policy::load(&state.db, &state.settings)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("registration is off but /register was routed"))?)
+}
+
 /// The client `client_id` if the request carries its registration access token. An unknown
 /// client, one an administrator registered and a wrong token all get the same 401 (RFC 7592
 /// §2: nobody learns which ids exist).
@@ -239,35 +241,33 @@ async fn authorized(
 ) -> Result<Client, RegistrationError> {
     let token = bearer(req)?
         .ok_or(RegistrationError::MissingToken("a registration access token is required"))?;
-    let refused = RegistrationError::InvalidToken("the registration access token is not valid");
-    if !is_client_id(client_id) {
-        return Err(refused);
-    }
-    let client = state.registry.load(&state.db, client_id).await?.ok_or(refused)?;
-    let held = client.registration_token_hash.as_deref();
-    if !client.registration.is_dynamic() || !secret::matches_any(&token, held) {
-        return Err(RegistrationError::InvalidToken("the registration access token is not valid"));
-    }
-    Ok(client)
+    let client = if is_client_id(client_id) {
+        state.registry.load(&state.db, client_id).await?
+    } else {
+        None
+    };
+    client
+        .filter(|c| c.registration.is_dynamic())
+        .filter(|c| secret::matches_any(&token, c.registration_token_hash.as_deref()))
+        .ok_or(RegistrationError::InvalidToken("the registration access token is not valid"))
 }
 
-/// The token of an `Authorization: Bearer` header, if the request has one (RFC 6750 §2.1).
+/// The token of an `Authorization: Bearer` header, if the request has one (RFC 6750 §2.1),
+/// read as every bearer route reads it (`bearer::authorization`).
 fn bearer(req: &HttpRequest) -> Result<Option<SecretString>, RegistrationError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else { return Ok(None) };
-    let malformed =
-        RegistrationError::InvalidToken("the Authorization header must be Bearer and a token");
-    let value = value.to_str().map_err(|_| {
-        RegistrationError::InvalidToken("the Authorization header must be Bearer and a token")
-    })?;
-    let (scheme, token) = value.split_once(' ').ok_or(malformed)?;
-    let token = token.trim();
-    let well_formed = (1..=128).contains(&token.len())
-        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b));
-    if !scheme.eq_ignore_ascii_case("bearer") || !well_formed {
-        return Err(RegistrationError::InvalidToken(
-            "the Authorization header must be Bearer and a token",
-        ));
+    if !req.headers().contains_key(header::AUTHORIZATION) {
+        return Ok(None);
     }
+    let token = super::bearer::authorization(req)
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
+        .filter(|token| {
+            (1..=128).contains(&token.len())
+                && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
+        })
+        .ok_or(RegistrationError::InvalidToken(
+            "the Authorization header must be Bearer and a token",
+        ))?;
     Ok(Some(SecretString::from(token.to_owned())))
 }
 

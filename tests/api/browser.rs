@@ -200,7 +200,7 @@ pub async fn authorize_with_consent(
 }
 
 /// Allows the request shown on a consent page.
-async fn consent(browser: &Browser, app: &TestApp, page: &str) -> Response {
+pub async fn consent(browser: &Browser, app: &TestApp, page: &str) -> Response {
     let csrf = input(page, "csrf_token").expect("csrf_token");
     let request = input(page, "request").expect("request");
     browser

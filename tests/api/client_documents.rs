@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::browser::{Browser, PASSWORD, input, location, log_in, params, pkce, user};
+use crate::browser::{Browser, PASSWORD, location, log_in, params, pkce, user};
 use crate::client_jwt::JwksServer;
 use crate::helpers::{TestApp, jwt_claims, spawn_app_with};
 
@@ -93,13 +93,7 @@ async fn a_client_named_by_its_metadata_document_signs_a_user_in() {
     assert!(page.contains("This application registered itself"), "{page}");
     assert!(page.contains("described by a document at"), "its document's host is shown");
     assert!(page.contains("Document Agent") && page.contains("agent.example"));
-    let form = [
-        ("csrf_token", input(&page, "csrf_token").expect("csrf")),
-        ("request", input(&page, "request").expect("request")),
-        ("decision", "allow".to_owned()),
-    ];
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let back = browser.post(&app.url("/consent"), &form).await;
+    let back = crate::browser::consent(&browser, &app, &page).await;
     let code = params(&location(&back).expect("redirect to the client"))["code"].clone();
     let token = |grant: Vec<(&'static str, String)>| {
         let app = &app;

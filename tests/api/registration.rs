@@ -8,7 +8,7 @@ use castellan::config::RegistrationMode;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::browser::{Browser, PASSWORD, input, location, params, pkce, user};
+use crate::browser::{Browser, PASSWORD, location, params, pkce, user};
 use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
 
 const NATIVE_REDIRECT: &str = "http://127.0.0.1/callback";
@@ -121,13 +121,7 @@ async fn an_openly_registered_native_client_signs_a_user_in_for_the_open_resourc
     assert!(page.contains("This application registered itself"), "{page}");
     assert!(page.contains("agent.example"), "its claimed home is shown");
     assert!(page.contains("127.0.0.1"), "and where the answer goes");
-    let form = [
-        ("csrf_token", input(&page, "csrf_token").expect("csrf")),
-        ("request", input(&page, "request").expect("request")),
-        ("decision", "allow".to_owned()),
-    ];
-    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let back = browser.post(&app.url("/consent"), &form).await;
+    let back = crate::browser::consent(&browser, &app, &page).await;
     let code = params(&location(&back).expect("redirect"))["code"].clone();
     let tokens: Value = app
         .http

@@ -13,6 +13,7 @@ use crate::error::AdminError;
 use crate::oauth::client::is_client_id;
 use crate::oauth::gate::ADMIN_SCOPE;
 use crate::oauth::registration::Policy;
+use crate::oauth::registry;
 use crate::oauth::scope::Scopes;
 use crate::oauth::secret;
 use crate::startup::AppState;
@@ -204,8 +205,7 @@ pub async fn set_policy(
 }
 
 async fn check_scopes_exist(state: &AppState, scopes: &Scopes) -> Result<(), AdminError> {
-    let names: Vec<String> = scopes.iter().map(str::to_owned).collect();
-    if store::scopes::existing(&state.db, &names).await?.len() != names.len() {
+    if !registry::all_registered(&state.db, scopes).await? {
         return Err(AdminError::invalid_request(
             "scope names a scope that is not registered",
             "scope",
