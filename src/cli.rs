@@ -231,6 +231,12 @@ pub struct SettingsArgs {
     /// fetched and used as a public client: true or false [default: false]
     #[arg(long, env = "CASTELLAN_CLIENT_ID_METADATA_DOCUMENTS", global = true)]
     client_id_metadata_documents: Option<String>,
+    /// How long a device's user code stays valid at /device (RFC 8628) [default: 10m]
+    #[arg(long, env = "CASTELLAN_DEVICE_CODE_LIFETIME", global = true)]
+    device_code_lifetime: Option<String>,
+    /// How long a device waits between polls of /token; slow_down adds 5s [default: 5s]
+    #[arg(long, env = "CASTELLAN_DEVICE_POLL_INTERVAL", global = true)]
+    device_poll_interval: Option<String>,
 }
 
 impl SettingsArgs {
@@ -435,6 +441,16 @@ impl SettingsArgs {
                 d.dynamic_client_idle_expiry,
             )?,
             client_id_metadata_documents,
+            device_code_lifetime: duration(
+                "CASTELLAN_DEVICE_CODE_LIFETIME",
+                self.device_code_lifetime,
+                d.device_code_lifetime,
+            )?,
+            device_poll_interval: duration(
+                "CASTELLAN_DEVICE_POLL_INTERVAL",
+                self.device_poll_interval,
+                d.device_poll_interval,
+            )?,
         };
         settings.validate()?;
         Ok(settings)

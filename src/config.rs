@@ -82,6 +82,10 @@ pub struct Settings {
     /// Whether a `client_id` that is an https URL names the client's metadata document
     /// (fetched, checked and used as a public client).
     pub client_id_metadata_documents: bool,
+    /// How long a device authorization (RFC 8628) waits for its user.
+    pub device_code_lifetime: Duration,
+    /// How long a device waits between two polls, before any `slow_down`.
+    pub device_poll_interval: Duration,
 }
 
 /// The registration policy's mode as the operator set it (docs/REFERENCE.md §5.10). `Off`
@@ -130,6 +134,8 @@ impl Default for Settings {
             registration_limit: 20,
             dynamic_client_idle_expiry: Duration::from_secs(90 * 24 * 3600),
             client_id_metadata_documents: false,
+            device_code_lifetime: Duration::from_secs(600),
+            device_poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -194,6 +200,22 @@ impl Settings {
             return Err(SettingsError::new(
                 "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL",
                 "must be between 1s and 1h",
+            ));
+        }
+        if self.device_code_lifetime < Duration::from_secs(1)
+            || self.device_code_lifetime > Duration::from_secs(3600)
+        {
+            return Err(SettingsError::new(
+                "CASTELLAN_DEVICE_CODE_LIFETIME",
+                "must be between 1s and 1h",
+            ));
+        }
+        if self.device_poll_interval < Duration::from_secs(1)
+            || self.device_poll_interval > Duration::from_secs(60)
+        {
+            return Err(SettingsError::new(
+                "CASTELLAN_DEVICE_POLL_INTERVAL",
+                "must be between 1s and 60s",
             ));
         }
         if self.db_timeout.is_zero() {

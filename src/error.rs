@@ -116,6 +116,10 @@ pub enum OAuthError {
     /// (RFC 9126 §2.3): the same error code and description.
     #[error("{error}: {description}")]
     AuthorizationRequest { error: &'static str, description: &'static str },
+    /// RFC 8628 §3.5: where a device's authorization stands (`authorization_pending`,
+    /// `slow_down`, `access_denied`, `expired_token`).
+    #[error("{error}: {description}")]
+    DeviceFlow { error: &'static str, description: &'static str },
     /// RFC 9449 §5: the DPoP proof is missing, malformed or does not fit the request.
     #[error("invalid_dpop_proof: {0}")]
     InvalidDpopProof(&'static str),
@@ -187,6 +191,7 @@ impl ResponseError for OAuthError {
             Self::InvalidTarget(d) => ("invalid_target", *d),
             Self::InvalidDpopProof(d) => ("invalid_dpop_proof", *d),
             Self::AuthorizationRequest { error, description } => (*error, *description),
+            Self::DeviceFlow { error, description } => (*error, *description),
             Self::UseDpopNonce(_) => {
                 ("use_dpop_nonce", "the DPoP proof must carry the nonce in DPoP-Nonce")
             }

@@ -6,6 +6,7 @@ pub mod bootstrap_marker;
 pub mod client;
 pub mod client_scope;
 pub mod client_secret;
+pub mod device_authorization;
 pub mod grant;
 pub mod initial_access_token;
 pub mod pushed_request;

@@ -17,6 +17,7 @@ mod m20261204_000012_pushed_requests;
 mod m20261204_000013_client_keys_and_profiles;
 mod m20261205_000014_dynamic_registration;
 mod m20261205_000015_client_ids_as_urls;
+mod m20261206_000016_device_authorizations;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_client_keys_and_profiles::Migration),
             Box::new(m20261205_000014_dynamic_registration::Migration),
             Box::new(m20261205_000015_client_ids_as_urls::Migration),
+            Box::new(m20261206_000016_device_authorizations::Migration),
         ]
     }
 }

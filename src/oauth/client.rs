@@ -59,6 +59,9 @@ impl AuthMethod {
     }
 }
 
+/// The device authorization grant's `grant_type` (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// The grant types this server implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -66,22 +69,31 @@ pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
     RefreshToken,
+    /// RFC 8628 §3.4.
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
+    DeviceCode,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 3] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken];
+    pub const ALL: [GrantType; 4] =
+        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::DeviceCode];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => DEVICE_CODE_GRANT,
         }
     }
 
     pub fn parse(value: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+
+    /// Whether `grants` hold one that a user approves, which may come with refresh tokens.
+    pub fn yields_refresh(grants: &[GrantType]) -> bool {
+        grants.contains(&Self::AuthorizationCode) || grants.contains(&Self::DeviceCode)
     }
 }
 

@@ -344,10 +344,12 @@ fn grant_types(map: &Map<String, Value>) -> Result<Vec<GrantType>, FieldError> {
     if grants.is_empty() {
         return Err(invalid("grant_types", "grant_types must not be empty"));
     }
-    // OAuth 2.1 §4.2: client_credentials never yields a refresh token.
-    if grants.contains(&GrantType::RefreshToken) && !grants.contains(&GrantType::AuthorizationCode)
-    {
-        return Err(invalid("grant_types", "refresh_token needs authorization_code"));
+    // OAuth 2.1 §4.2: client_credentials never yields a refresh token; a user's grant does.
+    if grants.contains(&GrantType::RefreshToken) && !GrantType::yields_refresh(&grants) {
+        return Err(invalid(
+            "grant_types",
+            "refresh_token needs authorization_code or the device grant",
+        ));
     }
     Ok(grants)
 }

@@ -16,6 +16,8 @@ pub struct Metadata {
     pub issuer: String,
     pub authorization_endpoint: String,
     pub token_endpoint: String,
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: String,
     pub jwks_uri: String,
     pub userinfo_endpoint: String,
     pub end_session_endpoint: String,
@@ -60,16 +62,16 @@ impl Metadata {
             issuer: issuer.as_str().to_owned(),
             authorization_endpoint: issuer.endpoint("/authorize"),
             token_endpoint: issuer.endpoint("/token"),
+            device_authorization_endpoint: issuer.endpoint("/device_authorization"),
             jwks_uri: issuer.endpoint("/jwks"),
             userinfo_endpoint: issuer.endpoint("/userinfo"),
             end_session_endpoint: issuer.endpoint("/logout"),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
-            grant_types_supported: vec![
-                "authorization_code",
-                "client_credentials",
-                "refresh_token",
-            ],
+            grant_types_supported: super::client::GrantType::ALL
+                .iter()
+                .map(|g| g.as_str())
+                .collect(),
             code_challenge_methods_supported: vec!["S256"],
             authorization_response_iss_parameter_supported: true,
             token_endpoint_auth_methods_supported: AuthMethod::ALL

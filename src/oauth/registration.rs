@@ -124,9 +124,12 @@ impl Policy {
             ));
         }
         if policy.grant_types.contains(&GrantType::RefreshToken)
-            && !policy.grant_types.contains(&GrantType::AuthorizationCode)
+            && !GrantType::yields_refresh(&policy.grant_types)
         {
-            return Err(invalid("grant_types", "refresh_token needs authorization_code"));
+            return Err(invalid(
+                "grant_types",
+                "refresh_token needs authorization_code or the device grant",
+            ));
         }
         if policy.resources.len() > 20 || !policy.resources.iter().all(|r| is_absolute_uri(r)) {
             return Err(invalid(

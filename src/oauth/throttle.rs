@@ -167,6 +167,31 @@ impl Throttle {
         Ok(Ok(()))
     }
 
+    /// Counts a user code typed at `/device` (RFC 8628 §5.1: codes are short, so guessing is
+    /// bounded) by the browser session `session_key` from `address`, before it is looked up:
+    /// past `account_failure_limit` per session, or `address_failure_limit` per address (the
+    /// address's count shared with sign-ins), refused. Every lookup counts, found or not, so
+    /// looking up codes of one's own cannot buy more guesses.
+    pub async fn user_code(
+        &self,
+        db: &Db,
+        session_key: &str,
+        address: IpAddr,
+    ) -> Result<Result<(), Refused>, StoreError> {
+        let now = now_ms();
+        let address_key = address_key(address);
+        let counted = store::attempts::count(db, &address_key, now, self.window_ms).await?;
+        if counted.attempts > self.address_limit {
+            return Ok(Err(self.block(address_key, counted.window_start, now)));
+        }
+        let key = format!("user_code:{session_key}");
+        let counted = store::attempts::count(db, &key, now, self.window_ms).await?;
+        if counted.attempts > self.account_limit {
+            return Ok(Err(refused(counted.window_start + self.window_ms, now)));
+        }
+        Ok(Ok(()))
+    }
+
     /// Re-reads which addresses are over their limit (every sync interval).
     pub async fn sync(&self, db: &Db) -> Result<(), StoreError> {
         let now = now_ms();

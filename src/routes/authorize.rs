@@ -11,7 +11,7 @@ use super::pages::{
 use crate::oauth::authorize::{
     self, AuthorizationRequest, Authorizing, ErrorRedirect, Origin, Refusal, redirect_url,
 };
-use crate::oauth::client::Registration;
+use crate::oauth::client::{Client, Registration};
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
@@ -174,16 +174,49 @@ async fn consent_page(state: &AppState, req: &HttpRequest) -> PageResult {
         )));
     };
     let request = request.for_user(&session.user);
+    let asking = Asking {
+        client: &request.client,
+        scope: &request.scope,
+        action: "/consent",
+        hidden: vec![("request", encode(&params))],
+        redirect_uri: Some(&request.redirect_uri),
+        user_code: None,
+    };
+    consent_page_for(state, &session, asking).await
+}
+
+/// What a consent page asks the user about.
+pub(crate) struct Asking<'a> {
+    pub client: &'a Client,
+    pub scope: &'a Scopes,
+    /// Where the decision is posted, and the fields that name the request there.
+    pub action: &'static str,
+    pub hidden: Vec<(&'static str, String)>,
+    /// Where the answer goes (none for a device, which polls).
+    pub redirect_uri: Option<&'a str>,
+    /// A device's user code, for the user to compare (RFC 8628 §5.4).
+    pub user_code: Option<String>,
+}
+
+/// The consent page of `/consent` and `/device`: the client, the scopes with their
+/// descriptions, and for a client nobody vetted, what it says about itself.
+pub(crate) async fn consent_page_for(
+    state: &AppState,
+    session: &Session,
+    asking: Asking<'_>,
+) -> PageResult {
     let mut scopes = Vec::new();
-    for name in request.scope.iter() {
+    for name in asking.scope.iter() {
         let description = store::scopes::find(&state.db, name).await?;
         scopes.push((name.to_owned(), description.map(|s| s.description).unwrap_or_default()));
     }
-    let client = &request.client;
+    let client = asking.client;
     let consent = ConsentPage {
         base: pages::base(state),
         csrf_token: csrf_token(state, &session.id),
-        request: encode(&params),
+        action: asking.action,
+        hidden: asking.hidden,
+        user_code: asking.user_code,
         client_name: if client.metadata.client_name.is_empty() {
             client.client_id.clone()
         } else {
@@ -197,7 +230,7 @@ async fn consent_page(state: &AppState, req: &HttpRequest) -> PageResult {
             client_uri: client.metadata.client_uri.as_ref().and_then(|uri| {
                 Some((uri.clone(), url::Url::parse(uri).ok()?.host_str()?.to_owned()))
             }),
-            destination: destination(&request.redirect_uri),
+            destination: asking.redirect_uri.map(destination),
         }),
     };
     Ok(pages::render(StatusCode::OK, &consent))

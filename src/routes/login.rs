@@ -11,15 +11,22 @@ use crate::oauth::{device, session};
 use crate::startup::AppState;
 use crate::store;
 
-/// Where a login may send the browser next: back into an authorization request, or the
-/// account page. Anything else (another site, a protocol-relative URL) is ignored; a value
+/// Where a login may send the browser next: back into an authorization request, to the
+/// device page, or the account page. Anything else (another site, a protocol-relative URL) is ignored; a value
 /// with control characters (header splitting) is refused outright.
 fn safe_return(value: Option<&str>) -> Result<String, PageError> {
     match value {
         Some(v) if v.chars().any(char::is_control) => {
             Err(PageError::bad_request("The sign-in link is malformed."))
         }
-        Some(v) if v.starts_with("/authorize?") || v == "/account" => Ok(v.to_owned()),
+        Some(v)
+            if v.starts_with("/authorize?")
+                || v == "/account"
+                || v == "/device"
+                || v.starts_with("/device?") =>
+        {
+            Ok(v.to_owned())
+        }
         _ => Ok("/account".to_owned()),
     }
 }

@@ -7,6 +7,7 @@ mod assets;
 mod authorize;
 mod bearer;
 pub(crate) mod client_auth;
+mod device;
 mod discovery;
 pub(crate) mod form;
 mod health;
@@ -60,6 +61,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         .service(resource("/health/ready", web::get().to(health::ready)))
         .service(resource("/token", web::post().to(token::exchange)))
         .service(resource("/par", web::post().to(par::push)))
+        .service(resource("/device_authorization", web::post().to(device::start)))
+        .service(
+            resource("/device", web::get().to(device::page)).route(web::post().to(device::submit)),
+        )
         .service(
             resource("/userinfo", web::get().to(userinfo::claims))
                 .route(web::post().to(userinfo::claims)),

@@ -30,7 +30,11 @@ pub struct LoginPage<'a> {
 pub struct ConsentPage<'a> {
     pub base: &'a str,
     pub csrf_token: String,
-    pub request: String,
+    /// Where the decision is posted (`/consent`, `/device`), with what names the request.
+    pub action: &'static str,
+    pub hidden: Vec<(&'static str, String)>,
+    /// For a device's request (RFC 8628 §5.4): its user code, to compare with the device's.
+    pub user_code: Option<String>,
     pub client_name: String,
     pub username: String,
     /// (scope, description)
@@ -47,8 +51,22 @@ pub struct Unvetted {
     pub document_host: Option<String>,
     /// `client_uri` and its host, if the client gave one.
     pub client_uri: Option<(String, String)>,
-    /// The host (or private-use scheme) of the redirect URI the code will be sent to.
-    pub destination: String,
+    /// The host (or private-use scheme) of the redirect URI the code will be sent to; none
+    /// for a device, which polls for its answer.
+    pub destination: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage<'a> {
+    pub base: &'a str,
+    pub csrf_token: String,
+    pub username: String,
+    /// What the code field holds (from `verification_uri_complete`, or as typed).
+    pub user_code: String,
+    pub error: Option<&'static str>,
+    /// Set once the request is decided: what to tell the user instead of the form.
+    pub notice: Option<&'static str>,
 }
 
 #[derive(Template)]

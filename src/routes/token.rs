@@ -5,8 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::client_auth;
 use crate::error::{DPOP_NONCE, OAuthError};
+use crate::oauth::client::DEVICE_CODE_GRANT;
 use crate::oauth::dpop::{Expected, Proof};
-use crate::oauth::grant::{Issuing, authorization_code};
+use crate::oauth::grant::{Issuing, authorization_code, device_code};
 use crate::oauth::grant::{client_credentials, refresh_token};
 use crate::startup::AppState;
 
@@ -59,6 +60,14 @@ pub async fn exchange(
                 proof,
             };
             refresh_token::exchange(&issuing(&state), &client, request).await?
+        }
+        Some(DEVICE_CODE_GRANT) => {
+            let request = device_code::Request {
+                device_code: form.get("device_code")?,
+                resources: form.resources()?,
+                proof,
+            };
+            device_code::exchange(&issuing(&state), &client, request).await?
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };

@@ -4,6 +4,7 @@ pub mod attempts;
 pub mod bootstrap;
 pub mod clients;
 pub mod codes;
+pub mod device_authorizations;
 pub mod grants;
 pub mod keys;
 pub mod proofs;

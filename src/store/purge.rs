@@ -34,10 +34,12 @@ pub enum Expired {
     AttemptCounters,
     /// Initial access tokens expired or used up.
     InitialAccessTokens,
+    /// Device authorizations past their expiry, decided or not.
+    DeviceAuthorizations,
 }
 
 impl Expired {
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::UsedAssertions,
         Self::UsedProofs,
         Self::Sessions,
@@ -48,6 +50,7 @@ impl Expired {
         Self::RefreshTokens,
         Self::AttemptCounters,
         Self::InitialAccessTokens,
+        Self::DeviceAuthorizations,
     ];
 
     pub fn table(self) -> &'static str {
@@ -62,6 +65,7 @@ impl Expired {
             Self::RefreshTokens => "refresh_tokens",
             Self::AttemptCounters => "attempt_counters",
             Self::InitialAccessTokens => "initial_access_tokens",
+            Self::DeviceAuthorizations => "device_authorizations",
         }
     }
 
@@ -87,6 +91,7 @@ impl Expired {
                 super::attempts::purge(db, now.timestamp_millis(), window, batch).await
             }
             Self::InitialAccessTokens => super::registration::purge_tokens(db, now, batch).await,
+            Self::DeviceAuthorizations => super::device_authorizations::purge(db, now, batch).await,
         }
     }
 }

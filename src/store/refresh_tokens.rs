@@ -101,6 +101,16 @@ pub struct Rotated {
     pub successor_expires_at: DateTime<Utc>,
 }
 
+/// What a family is started from, whose row must still stand for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// An authorization code (by hash), not replayed since its redemption.
+    Code(&'a [u8]),
+    /// A device authorization (RFC 8628, by the hash of its device code), which one poll
+    /// redeemed; nothing can replay it, so it only has to exist.
+    Device(&'a [u8]),
+}
+
 /// Starts a family with its first token, unless the code it comes from was replayed
 /// meanwhile (then nothing is stored and `false` comes back). The code row is locked while
 /// it is checked, so a replay marks it either before (no family) or after (and then finds the
@@ -108,18 +118,23 @@ pub struct Rotated {
 /// two in one transaction.
 pub async fn start_family(
     db: &DatabaseConnection,
-    code_hash: &[u8],
+    origin: Origin<'_>,
     family: &FamilyRecord,
     jti: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let backend = db.get_database_backend();
     let lock = if backend == DbBackend::Postgres { " FOR UPDATE" } else { "" };
+    let (source, hash) = match origin {
+        Origin::Code(hash) => {
+            ("authorization_codes WHERE code_hash = $9 AND replayed_at IS NULL", hash)
+        }
+        Origin::Device(hash) => ("device_authorizations WHERE device_code_hash = $9", hash),
+    };
     let insert_family = format!(
         "INSERT INTO refresh_families (id, grant_id, client_id, user_id, scope, auth_time, \
          created_at, absolute_expires_at, revoked_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL FROM authorization_codes \
-         WHERE code_hash = $9 AND replayed_at IS NULL{lock}"
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL FROM {source}{lock}"
     );
     let values = [
         family.id.clone().into(),
@@ -130,7 +145,7 @@ pub async fn start_family(
         family.auth_time.into(),
         family.created_at.into(),
         family.absolute_expires_at.into(),
-        code_hash.to_vec().into(),
+        hash.to_vec().into(),
     ];
     if backend == DbBackend::Postgres {
         let both = format!(

@@ -4,17 +4,14 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::Utc;
 
-use super::client_credentials::user_audience;
-use super::{Issuing, ProofKey, TokenResponse, require_key, token_type};
+use super::{Approved, Issuing, ProofKey, TokenResponse, require_key};
 use crate::error::OAuthError;
-use crate::oauth::access_token::{self, Grant};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
 use crate::oauth::revocation::Revocation;
-use crate::oauth::scope::Scopes;
 use crate::oauth::{pkce, secret};
 use crate::store::codes::CodeRecord;
-use crate::store::refresh_tokens::FamilyRecord;
+use crate::store::refresh_tokens::Origin;
 use crate::store::{self, Db, StoreError};
 
 fn code_hash(code: &str) -> Vec<u8> {
@@ -129,104 +126,18 @@ pub async fn exchange(
         "the code is bound to a DPoP key",
         "the DPoP proof key is not the code's",
     )?;
-    // The user must still sign in, and not have been cut off since the code was issued.
-    let (user, grant_stands) =
-        store::users::find_with_grant(ctx.db, &record.user_id, &record.grant_id)
-            .await?
-            .filter(|(u, _)| {
-                !u.disabled && u.tokens_not_before.is_none_or(|cut| cut < record.created_at)
-            })
-            .ok_or(OAuthError::InvalidGrant("the user can no longer sign in"))?;
-    if !grant_stands {
-        return Err(OAuthError::InvalidGrant("the grant was revoked"));
-    }
-    let requested = Scopes::parse(&record.scope)
-        .map_err(|_| anyhow::anyhow!("a stored code has a malformed scope"))?;
-    let scope = Issuing::user_scope(&requested, client, &user);
-    let audience = user_audience(ctx.issuer, client, &request.resources, &scope)?;
-    let offline = scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
-    let (access_token, _) = access_token::issue(
-        ctx.keys,
-        Grant {
-            issuer: ctx.issuer.as_str(),
-            client_id: &client.client_id,
-            subject: &record.user_id,
-            audience,
-            scope: &scope,
-            lifetime,
-            auth_time: Some(record.auth_time.timestamp()),
-            grant_id: Some(&record.grant_id),
-            family_id: offline.then_some(family_id.as_str()),
-            alg: client.metadata.access_token_alg,
-            jti: Some(access_jti),
-            jkt: request.proof.map(|p| p.jkt.as_str()),
-        },
-    )?;
-    let refresh_token = if offline {
-        // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
-        // confidential client's are bound to its credentials already).
-        let jkt = request.proof.filter(|_| client.is_public()).map(|p| p.jkt.as_str());
-        Some(start_family(ctx, client, &record, &scope, family_id, jkt).await?)
-    } else {
-        None
+    let approved = Approved {
+        user_id: &record.user_id,
+        grant_id: &record.grant_id,
+        scope: &record.scope,
+        auth_time: record.auth_time,
+        approved_at: record.created_at,
+        nonce: record.nonce.as_deref(),
+        access_jti,
+        family_id,
+        origin: Origin::Code(&record.code_hash),
     };
-    let id_token = ctx.id_token(
-        client,
-        &user,
-        &scope,
-        record.auth_time,
-        record.nonce.as_deref(),
-        &access_token,
-    )?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: token_type(request.proof),
-        expires_in: lifetime.as_secs(),
-        scope: scope.to_string(),
-        refresh_token,
-        id_token,
-    })
-}
-
-/// Issues the first refresh token of a new family, bound to client, user and grant, unless
-/// the code was replayed meanwhile.
-async fn start_family(
-    ctx: &Issuing<'_>,
-    client: &Client,
-    code: &CodeRecord,
-    scope: &Scopes,
-    family_id: String,
-    jkt: Option<&str>,
-) -> Result<String, OAuthError> {
-    let now = Utc::now();
-    let lifetimes = &client.metadata.lifetimes;
-    let sliding = i64::from(
-        lifetimes.refresh_token.unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_LIFETIME),
-    );
-    let absolute = i64::from(
-        lifetimes
-            .refresh_token_absolute
-            .unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME),
-    );
-    let family = FamilyRecord {
-        id: family_id,
-        grant_id: code.grant_id.clone(),
-        client_id: client.client_id.clone(),
-        user_id: code.user_id.clone(),
-        scope: scope.to_string(),
-        auth_time: code.auth_time,
-        created_at: now,
-        absolute_expires_at: now + chrono::Duration::seconds(absolute),
-    };
-    let jti = uuid::Uuid::new_v4().to_string();
-    let expires_at = now + chrono::Duration::seconds(sliding.min(absolute));
-    if !store::refresh_tokens::start_family(ctx.db, &code.code_hash, &family, &jti, expires_at)
-        .await?
-    {
-        // A replay of the code got there first: what this redemption issued is revoked.
-        return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
-    }
-    ctx.refresh_token(&family, &jti, expires_at, now, jkt)
+    ctx.user_tokens(client, approved, &request.resources, request.proof).await
 }
 
 /// A code presented again (OAuth 2.1 §4.1.3): if this caller is the code's client and proves

@@ -2,6 +2,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 
 use std::time::Duration;
@@ -11,14 +12,16 @@ use serde::Serialize;
 
 use crate::config::Issuer;
 use crate::error::OAuthError;
+use crate::oauth::access_token::{self, Grant};
 use crate::oauth::client::Client;
+use crate::oauth::client::GrantType;
 use crate::oauth::id_token::{self, IdToken};
 use crate::oauth::keyring::Keys;
 use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
 use crate::oauth::scope::Scopes;
-use crate::store::Db;
-use crate::store::refresh_tokens::FamilyRecord;
+use crate::store::refresh_tokens::{FamilyRecord, Origin};
 use crate::store::users::UserRecord;
+use crate::store::{self, Db};
 
 /// What issuing user tokens needs from the server.
 pub struct Issuing<'a> {
@@ -64,6 +67,116 @@ impl Issuing<'_> {
         if user.admin { scope } else { scope.without(crate::oauth::gate::ADMIN_SCOPE) }
     }
 
+    /// The tokens of a user's approval, redeemed once (a code, a device authorization): the
+    /// access token, a refresh family with `offline_access`, an ID token with `openid` — if
+    /// the user can still sign in, was not cut off since approving, and the grant stands.
+    pub async fn user_tokens(
+        &self,
+        client: &Client,
+        approved: Approved<'_>,
+        resources: &[&str],
+        proof: ProofKey<'_>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let (user, grant_stands) =
+            store::users::find_with_grant(self.db, approved.user_id, approved.grant_id)
+                .await?
+                .filter(|(u, _)| {
+                    !u.disabled && u.tokens_not_before.is_none_or(|cut| cut < approved.approved_at)
+                })
+                .ok_or(OAuthError::InvalidGrant("the user can no longer sign in"))?;
+        if !grant_stands {
+            return Err(OAuthError::InvalidGrant("the grant was revoked"));
+        }
+        let requested = Scopes::parse(approved.scope)
+            .map_err(|_| anyhow::anyhow!("a stored approval has a malformed scope"))?;
+        let scope = Self::user_scope(&requested, client, &user);
+        let audience = client_credentials::user_audience(self.issuer, client, resources, &scope)?;
+        let offline =
+            scope.contains("offline_access") && client.allows_grant(GrantType::RefreshToken);
+        let lifetime = client.access_token_lifetime().min(self.max_lifetime);
+        let (access_token, _) = access_token::issue(
+            self.keys,
+            Grant {
+                issuer: self.issuer.as_str(),
+                client_id: &client.client_id,
+                subject: approved.user_id,
+                audience,
+                scope: &scope,
+                lifetime,
+                auth_time: Some(approved.auth_time.timestamp()),
+                grant_id: Some(approved.grant_id),
+                family_id: offline.then_some(approved.family_id.as_str()),
+                alg: client.metadata.access_token_alg,
+                jti: Some(approved.access_jti.clone()),
+                jkt: proof.map(|p| p.jkt.as_str()),
+            },
+        )?;
+        let refresh_token = if offline {
+            // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key (a
+            // confidential client's are bound to its credentials already).
+            let jkt = proof.filter(|_| client.is_public()).map(|p| p.jkt.as_str());
+            Some(self.start_family(client, &approved, &scope, jkt).await?)
+        } else {
+            None
+        };
+        let id_token = self.id_token(
+            client,
+            &user,
+            &scope,
+            approved.auth_time,
+            approved.nonce,
+            &access_token,
+        )?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: token_type(proof),
+            expires_in: lifetime.as_secs(),
+            scope: scope.to_string(),
+            refresh_token,
+            id_token,
+        })
+    }
+
+    /// Issues the first refresh token of a new family, bound to client, user and grant,
+    /// unless the approval's origin was replayed meanwhile.
+    async fn start_family(
+        &self,
+        client: &Client,
+        approved: &Approved<'_>,
+        scope: &Scopes,
+        jkt: Option<&str>,
+    ) -> Result<String, OAuthError> {
+        let now = Utc::now();
+        let lifetimes = &client.metadata.lifetimes;
+        let sliding = i64::from(
+            lifetimes.refresh_token.unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_LIFETIME),
+        );
+        let absolute = i64::from(
+            lifetimes
+                .refresh_token_absolute
+                .unwrap_or(crate::oauth::client::DEFAULT_REFRESH_TOKEN_ABSOLUTE_LIFETIME),
+        );
+        let family = FamilyRecord {
+            id: approved.family_id.clone(),
+            grant_id: approved.grant_id.to_owned(),
+            client_id: client.client_id.clone(),
+            user_id: approved.user_id.to_owned(),
+            scope: scope.to_string(),
+            auth_time: approved.auth_time,
+            created_at: now,
+            absolute_expires_at: now + chrono::Duration::seconds(absolute),
+        };
+        let jti = uuid::Uuid::new_v4().to_string();
+        let expires_at = now + chrono::Duration::seconds(sliding.min(absolute));
+        if !store::refresh_tokens::start_family(self.db, approved.origin, &family, &jti, expires_at)
+            .await?
+        {
+            // A replay of the code got there first: what this redemption issued is revoked.
+            return Err(OAuthError::InvalidGrant("the code is invalid, expired or already used"));
+        }
+        self.refresh_token(&family, &jti, expires_at, now, jkt)
+    }
+
     /// An ID token when `openid` was granted (OIDC Core §3.1.3.3, §12.2), else none.
     pub fn id_token(
         &self,
@@ -97,6 +210,24 @@ impl Issuing<'_> {
 
 /// The DPoP key a request proved it holds (RFC 9449 §5), which what it issues is bound to.
 pub type ProofKey<'a> = Option<&'a crate::oauth::dpop::Proof>;
+
+/// A user's approval, redeemed once, and what its redemption will issue.
+pub struct Approved<'a> {
+    pub user_id: &'a str,
+    pub grant_id: &'a str,
+    /// The scope the user approved (narrowed at issuance to what client and user may hold).
+    pub scope: &'a str,
+    pub auth_time: DateTime<Utc>,
+    /// When the user approved: a cut-off since then (password reset, disabling) stops it.
+    pub approved_at: DateTime<Utc>,
+    pub nonce: Option<&'a str>,
+    /// The access token's id, chosen before (a code records it when it is redeemed).
+    pub access_jti: String,
+    /// The refresh family's id, chosen before, used with `offline_access`.
+    pub family_id: String,
+    /// Where the approval comes from, whose row the family needs.
+    pub origin: Origin<'a>,
+}
 
 /// `DPoP` when the access token is bound, else `Bearer` (RFC 9449 §5).
 pub fn token_type(proof: ProofKey<'_>) -> &'static str {
