@@ -35,6 +35,9 @@ pub enum Workload {
     Flow { login: Login },
     /// client_credentials with a new DPoP proof by `key` each time: a `DPoP` token.
     Dpop { key: crate::dpop::ProofKey, basic: String },
+    /// A device polling its own authorization, which nobody answers (RFC 8628 §3.5): every
+    /// answer must be a 400 saying `authorization_pending` or `slow_down`.
+    Pending { request: Arc<[u8]> },
 }
 
 /// The warm-up and the measured window.
@@ -123,6 +126,18 @@ impl VirtualUser {
                 }
                 if must_contain.is_some_and(|needle| !response.contains(needle)) {
                     return Err(Failure::unexpected("response body", &response));
+                }
+                Ok(true)
+            }
+            Workload::Pending { request } => {
+                let response = connection.send(request).await?;
+                if response.close {
+                    self.connection = None;
+                }
+                let waiting =
+                    response.contains(b"authorization_pending") || response.contains(b"slow_down");
+                if response.status != 400 || !waiting {
+                    return Err(Failure::unexpected("poll", &response));
                 }
                 Ok(true)
             }

@@ -12,7 +12,7 @@ use crate::load::Workload;
 use crate::setup::{self, Admin, ClientCredentials};
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "client_credentials_rs256",
     "client_credentials_es256",
     "client_credentials_eddsa",
@@ -24,6 +24,7 @@ pub const ALL: [&str; 11] = [
     "refresh",
     "authorization_code",
     "authorization_code_par",
+    "device_poll",
 ];
 
 /// The access-token algorithm each client_credentials scenario selects.
@@ -170,6 +171,9 @@ pub async fn prepare(
         });
         prepared.push(("authorization_code_par", Prepared::Run(flows.collect())));
     }
+    if wants("device_poll") {
+        prepared.push(("device_poll", device_poll(&mut admin, target, users.connections).await?));
+    }
     prepared.sort_by_key(|(name, _)| ALL.iter().position(|s| s == name));
     Ok(prepared)
 }
@@ -287,6 +291,50 @@ async fn dpop_client_credentials(
         }
     };
     Ok(prepared)
+}
+
+/// Devices waiting for their users (RFC 8628): each virtual user starts its own device
+/// authorization and polls it as fast as it can, as many waiting devices would together.
+async fn device_poll(
+    admin: &mut Admin<'_>,
+    target: &Target,
+    connections: usize,
+) -> anyhow::Result<Prepared> {
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    let metadata = json!({
+        "client_name": "bench device",
+        "grant_types": [GRANT],
+        "scope": SCOPE,
+    });
+    let client = match admin.register_client(&metadata).await? {
+        Ok(client) => client,
+        Err(reason) => return Ok(Prepared::Skipped(format!("device grant unsupported: {reason}"))),
+    };
+    let auth = [("Authorization", client.basic.as_str())];
+    let mut users = Vec::with_capacity(connections);
+    let mut connection = Connection::open(target.addr).await?;
+    for _ in 0..connections {
+        let start = http::post_form(target, "/device_authorization", &auth, &[("scope", SCOPE)]);
+        let response = connection.send(&start).await?;
+        let started = match response.json() {
+            Ok(json) if response.status == 200 => json,
+            _ => {
+                return Ok(Prepared::Failed(format!(
+                    "POST /device_authorization: HTTP {}: {}",
+                    response.status,
+                    response.text()
+                )));
+            }
+        };
+        let Some(device_code) = started["device_code"].as_str() else {
+            return Ok(Prepared::Failed("no device_code in the answer".into()));
+        };
+        let form = [("grant_type", GRANT), ("device_code", device_code)];
+        users.push(Workload::Pending {
+            request: http::post_form(target, "/token", &auth, &form).into(),
+        });
+    }
+    Ok(Prepared::Run(users))
 }
 
 /// `count` virtual users, each repeating `request`.

@@ -270,6 +270,10 @@ fn fapi2_metadata(m: &Fapi2Metadata<'_>) -> Result<(), FieldError> {
     {
         return Err(invalid(PROFILE, "fapi2 is a profile of the authorization code flow"));
     }
+    // The device grant has no pushed request and no redirect: nothing of §5.3.2.2 holds.
+    if m.grant_types.contains(&GrantType::DeviceCode) {
+        return Err(invalid(PROFILE, "fapi2 clients cannot use the device grant"));
+    }
     if m.access_token_alg == Algorithm::RS256 {
         return Err(invalid("access_token_signed_response_alg", "fapi2 forbids RS256"));
     }

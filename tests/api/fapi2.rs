@@ -67,6 +67,10 @@ async fn the_profile_sets_and_holds_the_clients_metadata() {
         ),
         (json!({"authorization_code_lifetime": 120}), "authorization_code_lifetime"),
         (json!({"security_profile": "fapi1"}), "security_profile"),
+        (
+            json!({"grant_types": ["authorization_code", "urn:ietf:params:oauth:grant-type:device_code"]}),
+            "security_profile",
+        ),
     ] {
         let mut metadata = fapi2_metadata(&es, &rsa);
         metadata.as_object_mut().expect("object").extend(change.as_object().expect("o").clone());

@@ -1,15 +1,17 @@
-//! One end-to-end run in a real headless browser (Debian's chromium and chromedriver, spoken
+//! End-to-end runs in a real headless browser (Debian's chromium and chromedriver, spoken
 //! to over the W3C WebDriver protocol): log in, consent, land on a local redirect URI with a
-//! code, exchange it. Skipped where no browser is installed, except under CI.
+//! code, exchange it; and a device polling while its user types the code and approves.
+//! Skipped where no browser is installed, except under CI.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use base64::Engine;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::browser::{PASSWORD, params, pkce, user};
-use crate::helpers::{eventually, spawn_app};
+use crate::helpers::{eventually, spawn_app, spawn_app_with};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -121,6 +123,20 @@ impl Driver {
         self.command(reqwest::Method::POST, &format!("/element/{id}/click"), json!({})).await;
     }
 
+    /// With `CASTELLAN_SCREENSHOTS` set to a folder (docs/screenshots), saves what the
+    /// browser shows there as `name`.png, at 1000×800: the README's pictures come from here.
+    async fn screenshot(&self, name: &str) {
+        let Ok(folder) = std::env::var("CASTELLAN_SCREENSHOTS") else { return };
+        self.command(reqwest::Method::POST, "/window/rect", json!({"width": 1000, "height": 800}))
+            .await;
+        let shot = self.command(reqwest::Method::GET, "/screenshot", Value::Null).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot.as_str().expect("a base64 PNG"))
+            .expect("base64");
+        std::fs::write(std::path::Path::new(&folder).join(format!("{name}.png")), png)
+            .expect("the screenshot is saved");
+    }
+
     async fn url(&self) -> String {
         self.command(reqwest::Method::GET, "/url", Value::Null)
             .await
@@ -208,5 +224,80 @@ async fn a_real_browser_logs_in_consents_and_lands_on_the_redirect_uri_with_a_co
         .await
         .expect("JSON");
     assert!(tokens["access_token"].is_string(), "{tokens}");
+    driver.command(reqwest::Method::DELETE, "", Value::Null).await;
+}
+
+/// A device as RFC 8628 §3.4–§3.5 describes it: polls at its interval, 5 s slower after each
+/// `slow_down`, until an answer other than `authorization_pending`; returns that answer and
+/// how many polls were pending.
+async fn device_polls(
+    token_endpoint: String,
+    client_id: String,
+    device_code: String,
+    interval: u64,
+) -> (Value, u32) {
+    let http = reqwest::Client::new();
+    let mut interval = Duration::from_secs(interval);
+    let mut pending = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(interval).await;
+        let answer: Value = http
+            .post(&token_endpoint)
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", device_code.as_str()),
+                ("client_id", client_id.as_str()),
+            ])
+            .send()
+            .await
+            .expect("poll")
+            .json()
+            .await
+            .expect("JSON");
+        match answer["error"].as_str() {
+            Some("authorization_pending") => pending += 1,
+            Some("slow_down") => interval += Duration::from_secs(5),
+            _ => return (answer, pending),
+        }
+    }
+    panic!("no answer within a minute");
+}
+
+#[tokio::test]
+async fn a_device_polls_while_its_user_types_the_code_in_a_real_browser_and_approves() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app_with(|s| s.device_poll_interval = Duration::from_secs(1)).await;
+    let client_id = crate::device::device_client(&app, "openid offline_access").await;
+    user(&app, "tess").await;
+    let (_, started) = crate::device::start(&app, &client_id, None).await;
+    let device = tokio::spawn(device_polls(
+        app.url("/token"),
+        client_id.clone(),
+        started["device_code"].as_str().expect("device_code").to_owned(),
+        started["interval"].as_u64().expect("interval"),
+    ));
+
+    // The user opens the short address the device shows and types the code by hand: in
+    // lower case and without the dash, as people do.
+    driver.go(started["verification_uri"].as_str().expect("verification_uri")).await;
+    driver.type_into("input[name=username]", "tess").await;
+    driver.type_into("input[name=password]", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    let typed = started["user_code"].as_str().expect("user_code").replace('-', "").to_lowercase();
+    driver.element("input[name=user_code]").await;
+    driver.screenshot("device").await;
+    driver.type_into("input[name=user_code]", &typed).await;
+    driver.click("button[type=submit]").await;
+    driver.element("button[name=decision][value=allow]").await;
+    driver.screenshot("device-consent").await;
+    driver.click("button[name=decision][value=allow]").await;
+    driver.element("p.notice").await;
+
+    let (tokens, pending) = device.await.expect("the device's task");
+    assert!(tokens["access_token"].is_string(), "{tokens}");
+    assert!(tokens["refresh_token"].is_string(), "offline_access: {tokens}");
+    assert!(tokens["id_token"].is_string(), "openid: {tokens}");
+    assert!(pending > 0, "the device was polling while its user signed in");
     driver.command(reqwest::Method::DELETE, "", Value::Null).await;
 }

@@ -345,3 +345,40 @@ async fn a_registration_runs_a_fixed_handful_and_a_dynamic_clients_use_is_writte
     .await;
     assert_eq!(later, 0, "a dynamic client's client_credentials stay off the database");
 }
+
+#[tokio::test]
+async fn a_device_authorization_costs_one_statement_and_so_does_each_poll() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.device_poll_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let client_id = crate::device::device_client(&app, "openid offline_access").await;
+    user(&app, "dev").await;
+    crate::device::start(&app, &client_id, None).await; // the client is now cached here
+    let mut started = Value::Null;
+    let starts = counted(&app, "/device_authorization", async {
+        for _ in 0..5 {
+            started = crate::device::start(&app, &client_id, None).await.1;
+        }
+    })
+    .await;
+    assert_eq!(starts, 5, "one insert per request");
+    let device_code = started["device_code"].as_str().expect("device_code").to_owned();
+    let polls = counted(&app, "/token", async {
+        for _ in 0..5 {
+            let (status, _) = crate::device::poll(&app, &client_id, &device_code).await;
+            assert_eq!(status, 400, "pending or slow_down");
+        }
+    })
+    .await;
+    assert_eq!(polls, 5, "a poll is one conditional update, whatever it finds");
+    crate::device::decide(&app, &started, "dev", "allow").await;
+    let redeemed = counted(&app, "/token", async {
+        let (status, body) = crate::device::poll(&app, &client_id, &device_code).await;
+        assert_eq!(status, 200, "{body}");
+    })
+    .await;
+    // The poll that redeems, the user with the grant, the refresh family with its first token
+    // (one statement on Postgres, two on SQLite): as a code exchange.
+    assert_eq!(redeemed, if app.db.is_postgres() { 3 } else { 4 }, "the redeeming poll");
+}
