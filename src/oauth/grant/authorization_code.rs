@@ -160,6 +160,8 @@ pub async fn exchange(
             alg: client.metadata.access_token_alg,
             jti: Some(access_jti),
             jkt: request.proof.map(|p| p.jkt.as_str()),
+            act: None,
+            not_after: None,
         },
     )?;
     let refresh_token = if offline {
@@ -185,6 +187,7 @@ pub async fn exchange(
         scope: scope.to_string(),
         refresh_token,
         id_token,
+        issued_token_type: None,
     })
 }
 

@@ -131,6 +131,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// What a token exchange issued (RFC 8693 §2.2.1); other grants leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Never a token in a log: only what kind of response it was.
@@ -144,6 +147,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .field("refresh_token", &redacted(self.refresh_token.is_some()))
             .field("id_token", &redacted(self.id_token.is_some()))
+            .field("issued_token_type", &self.issued_token_type)
             .finish()
     }
 }
