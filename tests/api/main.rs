@@ -42,3 +42,4 @@ mod statements;
 mod supply_chain;
 mod telemetry;
 mod token;
+mod token_exchange;
