@@ -53,6 +53,7 @@ fn a_token_response_never_shows_a_token() {
         scope: "openid".into(),
         refresh_token: Some(SECRET.into()),
         id_token: Some(SECRET.into()),
+        issued_token_type: None,
     };
     assert_redacted("TokenResponse", format!("{response:?}"));
 }

@@ -34,6 +34,21 @@ pub struct AccessClaims {
     /// The key the token is bound to (RFC 9449 §6.1): only a proof by it opens a resource.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Who acts for `sub` in a token from a token exchange (RFC 8693 §4.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// Who may act for `sub` (RFC 8693 §4.4). Castellan never issues it; token exchange
+    /// honours it where a subject token carries it (`delegation::may_act`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may_act: Option<serde_json::Value>,
+}
+
+/// The actor claim (RFC 8693 §4.1): the current actor, with the prior ones nested inside.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
 }
 
 /// The confirmation claim (RFC 7800 §3.1) of a DPoP-bound token: its key's thumbprint.
@@ -92,6 +107,11 @@ pub struct Grant<'a> {
     pub jti: Option<String>,
     /// The thumbprint of the DPoP key the token is bound to, if any.
     pub jkt: Option<&'a str>,
+    /// The actor chain of a token from a token exchange (RFC 8693 §4.1).
+    pub act: Option<Actor>,
+    /// The latest `exp` it may have, whatever its lifetime: a token from a token exchange
+    /// never outlives its subject token.
+    pub not_after: Option<i64>,
 }
 
 /// Signs a new access token; returns it with its claims.
@@ -102,7 +122,7 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         iss: grant.issuer.to_owned(),
         sub: grant.subject.to_owned(),
         aud: Audience::new(grant.audience),
-        exp: iat + lifetime,
+        exp: grant.not_after.map_or(iat + lifetime, |cap| (iat + lifetime).min(cap)),
         iat,
         jti: grant.jti.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         client_id: grant.client_id.to_owned(),
@@ -111,6 +131,8 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         gid: grant.grant_id.map(str::to_owned),
         fid: grant.family_id.map(str::to_owned),
         cnf: grant.jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
+        act: grant.act,
+        may_act: None,
     };
     let token = keys.sign(grant.alg, TYP, &claims)?;
     Ok((token, claims))

@@ -61,22 +61,33 @@ impl AuthMethod {
 
 /// The device authorization grant's `grant_type` (RFC 8628 §3.4).
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+/// Token exchange's `grant_type` (RFC 8693 §2.1).
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
-/// The grant types this server implements.
+/// The grant types this server implements. The serde names are the `grant_type` values
+/// (`as_str`): stored metadata and the registration policy are read back with either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GrantType {
     AuthorizationCode,
     ClientCredentials,
     RefreshToken,
-    /// RFC 8628 §3.4.
+    /// RFC 8628 §3.4: a device polls for what its user approved (docs/REFERENCE.md §3.11).
     #[serde(rename = "urn:ietf:params:oauth:grant-type:device_code")]
     DeviceCode,
+    /// RFC 8693 §2.1: a confidential client exchanges a user's access token (docs/REFERENCE.md §4.11).
+    #[serde(rename = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    TokenExchange,
 }
 
 impl GrantType {
-    pub const ALL: [GrantType; 4] =
-        [Self::AuthorizationCode, Self::ClientCredentials, Self::RefreshToken, Self::DeviceCode];
+    pub const ALL: [GrantType; 5] = [
+        Self::AuthorizationCode,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+        Self::DeviceCode,
+        Self::TokenExchange,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -84,7 +95,14 @@ impl GrantType {
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
             Self::DeviceCode => DEVICE_CODE_GRANT,
+            Self::TokenExchange => TOKEN_EXCHANGE_GRANT,
         }
+    }
+
+    /// Whether only a confidential client may hold it: a public client holds no credential
+    /// to prove it is the one using it (OAuth 2.1 §4.2; docs/REFERENCE.md §5.6).
+    pub fn needs_confidential_client(self) -> bool {
+        matches!(self, Self::ClientCredentials | Self::TokenExchange)
     }
 
     pub fn parse(value: &str) -> Option<Self> {
@@ -357,5 +375,19 @@ impl std::fmt::Debug for ClientView {
             .field("client_name", &self.client_name)
             .field("scope", &self.scope)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grant_types_stored_name_is_its_grant_type_value() {
+        // Stored metadata is written with serde and read back with `parse` (registry.rs).
+        for grant in GrantType::ALL {
+            assert_eq!(serde_json::to_value(grant).expect("JSON"), grant.as_str());
+            assert_eq!(GrantType::parse(grant.as_str()), Some(grant));
+        }
     }
 }

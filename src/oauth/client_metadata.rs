@@ -135,10 +135,10 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
             invalid("token_endpoint_auth_method", "unsupported token_endpoint_auth_method")
         })?,
     };
-    if method == AuthMethod::None && grant_types.contains(&GrantType::ClientCredentials) {
+    if method == AuthMethod::None && grant_types.iter().any(|g| g.needs_confidential_client()) {
         return Err(invalid(
             "token_endpoint_auth_method",
-            "client_credentials needs a confidential client",
+            "client_credentials and token exchange need a confidential client",
         ));
     }
     let jwks = match map.get("jwks") {
@@ -484,6 +484,9 @@ mod tests {
         let cc_public =
             json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"});
         assert_eq!(field_of(cc_public).0, "token_endpoint_auth_method");
+        let exchange_public = json!({"grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                                     "token_endpoint_auth_method": "none"});
+        assert_eq!(field_of(exchange_public).0, "token_endpoint_auth_method");
         assert_eq!(
             field_of(json!({"grant_types": ["client_credentials", "refresh_token"]})).0,
             "grant_types"

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::client::AuthMethod;
+use super::client::{AuthMethod, GrantType};
 use crate::config::Issuer;
 
 /// Algorithms a client may sign a `private_key_jwt` assertion with.
@@ -68,10 +68,7 @@ impl Metadata {
             end_session_endpoint: issuer.endpoint("/logout"),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
-            grant_types_supported: super::client::GrantType::ALL
-                .iter()
-                .map(|g| g.as_str())
-                .collect(),
+            grant_types_supported: GrantType::ALL.iter().map(|g| g.as_str()).collect(),
             code_challenge_methods_supported: vec!["S256"],
             authorization_response_iss_parameter_supported: true,
             token_endpoint_auth_methods_supported: AuthMethod::ALL

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::access_token::{self, AccessClaims, Audience, Confirmation, Rejected};
+use super::access_token::{self, AccessClaims, Actor, Audience, Confirmation, Rejected};
 use super::client::Client;
 use super::dpop::{Expected, ProofError, Proofs, Replays};
 use super::keyring::Keys;
@@ -149,6 +149,14 @@ impl Gate<'_> {
         Ok(admitted)
     }
 
+    /// Whether an access token presented as a parameter stands: a token exchange's
+    /// `subject_token` or `actor_token` (RFC 8693 §2.1). The checks of `live` for any audience;
+    /// no DPoP proof, since the token is not the request's credential (the resource server
+    /// it was presented to checked its proof). The caller decides which audience it needs.
+    pub async fn subject(&self, token: &str) -> Result<Admitted, Refused> {
+        self.live(token, Audiences::Any).await
+    }
+
     /// Whether an access token stands for a route taking `audiences`: signature with a key of our
     /// ring and that key's algorithm, `typ` at+jwt, `iss`, `exp`/`nbf` (RFC 9068 §4, RFC 8725),
     /// the audience, and liveness (revoked `jti`, family, grant, client, user cut-off) from
@@ -229,6 +237,7 @@ impl Gate<'_> {
                     jti: claims.jti,
                     token_type: "refresh_token",
                     cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
+                    act: None,
                 }),
             });
         }
@@ -260,6 +269,7 @@ impl Gate<'_> {
                 jti: claims.jti.clone(),
                 token_type: claims.token_type(),
                 cnf: claims.cnf.clone(),
+                act: claims.act.clone(),
             }),
         })
     }
@@ -309,6 +319,9 @@ pub struct TokenFacts {
     /// proof it came with against it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Who acts for `sub` in a token from a token exchange (RFC 8693 §4.1, §7.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
 }
 
 impl Introspection {

@@ -10,6 +10,7 @@ pub mod client_keys;
 pub mod client_metadata;
 pub mod csrf;
 pub mod cursor;
+pub mod delegation;
 pub mod device;
 pub mod discovery;
 pub mod dpop;

@@ -117,10 +117,10 @@ impl Policy {
                 "admin is never open to clients that register themselves",
             ));
         }
-        if policy.grant_types.contains(&GrantType::ClientCredentials) {
+        if policy.grant_types.iter().any(|g| g.needs_confidential_client()) {
             return Err(invalid(
                 "grant_types",
-                "open registration is for public clients, which cannot use client_credentials",
+                "open registration is for public clients, which cannot use client_credentials or token exchange",
             ));
         }
         if policy.grant_types.contains(&GrantType::RefreshToken)
@@ -347,6 +347,10 @@ mod tests {
         let mut cc = good.clone();
         cc["grant_types"] = json!(["client_credentials"]);
         assert_eq!(Policy::parse(&cc).expect_err("cc").field, "grant_types");
+        let mut exchange = good.clone();
+        exchange["grant_types"] =
+            json!(["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"]);
+        assert_eq!(Policy::parse(&exchange).expect_err("token exchange").field, "grant_types");
         let mut partial = good;
         partial.as_object_mut().expect("object").remove("resources");
         assert_eq!(Policy::parse(&partial).expect_err("partial").field, "body");

@@ -409,6 +409,8 @@ mod tests {
             gid: gid.map(str::to_owned),
             fid: Some("family-1".into()),
             cnf: None,
+            act: None,
+            may_act: None,
         }
     }
 

@@ -72,6 +72,8 @@ mod tests {
             gid: None,
             fid: None,
             cnf: None,
+            act: None,
+            may_act: None,
         })
     }
 

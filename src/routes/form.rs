@@ -43,15 +43,27 @@ impl OAuthForm {
 
     /// Every `resource` (RFC 8707 §2), at most `MAX_RESOURCES`.
     pub fn resources(&self) -> Result<Vec<&str>, OAuthError> {
+        self.repeated("resource", "too many resource parameters")
+    }
+
+    /// Every `resource` and every `audience` (RFC 8693 §2.1: both name targets), at most
+    /// `MAX_RESOURCES` of each.
+    pub fn targets(&self) -> Result<Vec<&str>, OAuthError> {
+        let mut targets = self.resources()?;
+        targets.extend(self.repeated("audience", "too many audience parameters")?);
+        Ok(targets)
+    }
+
+    fn repeated(&self, name: &str, too_many: &'static str) -> Result<Vec<&str>, OAuthError> {
         let all: Vec<&str> = self
             .0
             .iter()
-            .filter(|(k, v)| k == "resource" && !v.is_empty())
+            .filter(|(k, v)| k == name && !v.is_empty())
             .map(|(_, v)| v.as_str())
             .take(MAX_RESOURCES + 1)
             .collect();
         if all.len() > MAX_RESOURCES {
-            return Err(OAuthError::InvalidRequest("too many resource parameters"));
+            return Err(OAuthError::InvalidRequest(too_many));
         }
         Ok(all)
     }

@@ -5,10 +5,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::client_auth;
 use crate::error::{DPOP_NONCE, OAuthError};
-use crate::oauth::client::DEVICE_CODE_GRANT;
+use crate::oauth::client::{DEVICE_CODE_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::oauth::dpop::{Expected, Proof};
 use crate::oauth::grant::{Issuing, authorization_code, device_code};
-use crate::oauth::grant::{client_credentials, refresh_token};
+use crate::oauth::grant::{client_credentials, refresh_token, token_exchange};
 use crate::startup::AppState;
 
 pub async fn exchange(
@@ -68,6 +68,21 @@ pub async fn exchange(
                 proof,
             };
             device_code::exchange(&issuing(&state), &client, request).await?
+        }
+        Some(TOKEN_EXCHANGE_GRANT) => {
+            let request = token_exchange::Request {
+                subject_token: form.get("subject_token")?,
+                subject_token_type: form.get("subject_token_type")?,
+                actor_token: form.get("actor_token")?,
+                actor_token_type: form.get("actor_token_type")?,
+                requested_token_type: form.get("requested_token_type")?,
+                scope: form.get("scope")?,
+                targets: form.targets()?,
+                proof,
+            };
+            let max_lifetime = state.settings.max_token_lifetime;
+            token_exchange::exchange(&state.gate(), &state.issuer, max_lifetime, &client, request)
+                .await?
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };

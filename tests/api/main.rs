@@ -43,3 +43,4 @@ mod statements;
 mod supply_chain;
 mod telemetry;
 mod token;
+mod token_exchange;

@@ -382,3 +382,39 @@ async fn a_device_authorization_costs_one_statement_and_so_does_each_poll() {
     // (one statement on Postgres, two on SQLite): as a code exchange.
     assert_eq!(redeemed, if app.db.is_postgres() { 3 } else { 4 }, "the redeeming poll");
 }
+
+#[tokio::test]
+async fn a_token_exchange_reads_nothing_once_its_clients_are_cached() {
+    let app = spawn_app().await;
+    user(&app, "tess").await;
+    let api = "https://a.api.example";
+    let web = web_client_with(&app, "openid profile", json!({"audience": [api]})).await;
+    let tokens = crate::browser::tokens_for(&app, &web, "tess", "openid profile").await;
+    let subject = tokens["access_token"].as_str().expect("access").to_owned();
+    let exchanger = app
+        .create_client(json!({"grant_types": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+                              "scope": "openid profile", "served_resources": [api]}))
+        .await;
+    let (id, secret) = (
+        exchanger["client_id"].as_str().expect("id"),
+        exchanger["client_secret"].as_str().expect("secret"),
+    );
+    let form = [
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+    ];
+    let exchange = || async {
+        let response = app.token_basic(id, secret, &form).await;
+        assert_eq!(response.status(), 200);
+    };
+    exchange().await; // both clients are now in this replica's cache
+
+    let exchanges = counted(&app, "/token", async {
+        for _ in 0..5 {
+            exchange().await;
+        }
+    })
+    .await;
+    assert_eq!(exchanges, 0, "the subject token's liveness is the gate's, in memory");
+}

@@ -66,6 +66,8 @@ pub fn exchange(
             alg: client.metadata.access_token_alg,
             jti: None,
             jkt: request.proof.map(|p| p.jkt.as_str()),
+            act: None,
+            not_after: None,
         },
     )?;
     tracing::info!(client_id = %client.client_id, jti = %claims.jti, "issued a client_credentials token");
@@ -76,6 +78,7 @@ pub fn exchange(
         scope: scope.to_string(),
         refresh_token: None,
         id_token: None,
+        issued_token_type: None,
     })
 }
 

@@ -4,6 +4,7 @@ pub mod authorization_code;
 pub mod client_credentials;
 pub mod device_code;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use std::time::Duration;
 
@@ -109,6 +110,8 @@ impl Issuing<'_> {
                 alg: client.metadata.access_token_alg,
                 jti: Some(approved.access_jti.clone()),
                 jkt: proof.map(|p| p.jkt.as_str()),
+                act: None,
+                not_after: None,
             },
         )?;
         let refresh_token = if offline {
@@ -134,6 +137,7 @@ impl Issuing<'_> {
             scope: scope.to_string(),
             refresh_token,
             id_token,
+            issued_token_type: None,
         })
     }
 
@@ -262,6 +266,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// What a token exchange issued (RFC 8693 §2.2.1); other grants leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// Never a token in a log: only what kind of response it was.
@@ -275,6 +282,7 @@ impl std::fmt::Debug for TokenResponse {
             .field("scope", &self.scope)
             .field("refresh_token", &redacted(self.refresh_token.is_some()))
             .field("id_token", &redacted(self.id_token.is_some()))
+            .field("issued_token_type", &self.issued_token_type)
             .finish()
     }
 }

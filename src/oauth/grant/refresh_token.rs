@@ -123,6 +123,8 @@ pub async fn exchange(
             alg: client.metadata.access_token_alg,
             jti: None,
             jkt: request.proof.map(|p| p.jkt.as_str()),
+            act: None,
+            not_after: None,
         },
     )?;
     let refresh_token = ctx.refresh_token(
@@ -144,6 +146,7 @@ pub async fn exchange(
         scope: scope.to_string(),
         refresh_token: Some(refresh_token),
         id_token,
+        issued_token_type: None,
     })
 }
 
