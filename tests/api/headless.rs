@@ -4,6 +4,8 @@
 //! Skipped where no browser is installed, except under CI.
 
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -228,20 +230,19 @@ async fn a_real_browser_logs_in_consents_and_lands_on_the_redirect_uri_with_a_co
 }
 
 /// A device as RFC 8628 §3.4–§3.5 describes it: polls at its interval, 5 s slower after each
-/// `slow_down`, until an answer other than `authorization_pending`; returns that answer and
-/// how many polls were pending.
+/// `slow_down`, until an answer other than `authorization_pending`, which it returns;
+/// `pending` counts the polls answered `authorization_pending`.
 async fn device_polls(
     token_endpoint: String,
     client_id: String,
     device_code: String,
     interval: u64,
-) -> (Value, u32) {
+    pending: Arc<AtomicU32>,
+) -> Value {
     let http = reqwest::Client::new();
     let mut interval = Duration::from_secs(interval);
-    let mut pending = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(interval).await;
         let answer: Value = http
             .post(&token_endpoint)
             .form(&[
@@ -256,10 +257,13 @@ async fn device_polls(
             .await
             .expect("JSON");
         match answer["error"].as_str() {
-            Some("authorization_pending") => pending += 1,
+            Some("authorization_pending") => {
+                pending.fetch_add(1, Ordering::SeqCst);
+            }
             Some("slow_down") => interval += Duration::from_secs(5),
-            _ => return (answer, pending),
+            _ => return answer,
         }
+        tokio::time::sleep(interval).await;
     }
     panic!("no answer within a minute");
 }
@@ -271,11 +275,13 @@ async fn a_device_polls_while_its_user_types_the_code_in_a_real_browser_and_appr
     let client_id = crate::device::device_client(&app, "openid offline_access").await;
     user(&app, "tess").await;
     let (_, started) = crate::device::start(&app, &client_id, None).await;
+    let pending = Arc::new(AtomicU32::new(0));
     let device = tokio::spawn(device_polls(
         app.url("/token"),
         client_id.clone(),
         started["device_code"].as_str().expect("device_code").to_owned(),
         started["interval"].as_u64().expect("interval"),
+        pending.clone(),
     ));
 
     // The user opens the short address the device shows and types the code by hand: in
@@ -291,13 +297,15 @@ async fn a_device_polls_while_its_user_types_the_code_in_a_real_browser_and_appr
     driver.click("button[type=submit]").await;
     driver.element("button[name=decision][value=allow]").await;
     driver.screenshot("device-consent").await;
+    let polled =
+        eventually(Duration::from_secs(10), || async { pending.load(Ordering::SeqCst) > 0 }).await;
+    assert!(polled, "the device is told to wait while its user has not answered");
     driver.click("button[name=decision][value=allow]").await;
     driver.element("p.notice").await;
 
-    let (tokens, pending) = device.await.expect("the device's task");
+    let tokens = device.await.expect("the device's task");
     assert!(tokens["access_token"].is_string(), "{tokens}");
     assert!(tokens["refresh_token"].is_string(), "offline_access: {tokens}");
     assert!(tokens["id_token"].is_string(), "openid: {tokens}");
-    assert!(pending > 0, "the device was polling while its user signed in");
     driver.command(reqwest::Method::DELETE, "", Value::Null).await;
 }
