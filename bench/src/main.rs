@@ -186,7 +186,7 @@ fn run(args: Args) -> anyhow::Result<Report> {
     for result in &mut results {
         let alg = match result.name {
             "refresh" => Some("RS256"),
-            scenarios::DPOP => Some("ES256"),
+            scenarios::DPOP | "token_exchange" => Some("ES256"),
             name => scenarios::CLIENT_CREDENTIALS.iter().find(|(n, _)| *n == name).map(|(_, a)| *a),
         };
         let ceiling = ceilings

@@ -12,7 +12,7 @@ use crate::load::Workload;
 use crate::setup::{self, Admin, ClientCredentials};
 
 /// Every scenario, in the order they run.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     "client_credentials_rs256",
     "client_credentials_es256",
     "client_credentials_eddsa",
@@ -25,6 +25,7 @@ pub const ALL: [&str; 12] = [
     "authorization_code",
     "authorization_code_par",
     "device_poll",
+    "token_exchange",
 ];
 
 /// The access-token algorithm each client_credentials scenario selects.
@@ -171,6 +172,11 @@ pub async fn prepare(
         });
         prepared.push(("authorization_code_par", Prepared::Run(flows.collect())));
     }
+    if wants("token_exchange") {
+        admin.create_user("bench-exchange", PASSWORD).await?;
+        let outcome = token_exchange(&mut admin, target, users).await?;
+        prepared.push(("token_exchange", outcome));
+    }
     if wants("device_poll") {
         prepared.push(("device_poll", device_poll(&mut admin, target, users.connections).await?));
     }
@@ -291,6 +297,75 @@ async fn dpop_client_credentials(
         }
     };
     Ok(prepared)
+}
+
+/// Token exchange (RFC 8693): an API's client exchanges one user's access token, meant for
+/// the API it serves, for an ES256 token meant for the API it calls, again and again (the
+/// subject token's checks, the gate's liveness in memory, one signature).
+async fn token_exchange(
+    admin: &mut Admin<'_>,
+    target: &Target,
+    users: Users,
+) -> anyhow::Result<Prepared> {
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const SERVED: &str = "https://orders.bench.example";
+    const CALLED: &str = "https://stock.bench.example";
+    let web = json!({
+        "client_name": "bench web app for the orders API",
+        "redirect_uris": [REDIRECT_URI],
+        "grant_types": ["authorization_code"],
+        "scope": flow::SCOPE,
+        "audience": [SERVED],
+        "access_token_lifetime": 3600,
+    });
+    let exchanger = json!({
+        "client_name": "bench orders API",
+        "grant_types": [GRANT],
+        "scope": flow::SCOPE,
+        "served_resources": [SERVED],
+        "audience": [CALLED],
+        "access_token_signed_response_alg": "ES256",
+    });
+    let (web, exchanger) =
+        match (admin.register_client(&web).await?, admin.register_client(&exchanger).await?) {
+            (Ok(web), Ok(exchanger)) => (web, exchanger),
+            (Err(reason), _) | (_, Err(reason)) => {
+                return Ok(Prepared::Skipped(format!("token exchange unsupported: {reason}")));
+            }
+        };
+    let login = Login {
+        client_id: web.client_id.clone(),
+        basic: web.basic.clone(),
+        username: "bench-exchange".into(),
+        password: PASSWORD.to_owned(),
+        prompt_consent: false,
+        scope: flow::SCOPE,
+        pushed: false,
+    };
+    let mut connection = Connection::open(target.addr).await?;
+    let subject = match flow::run(&mut connection, target, &login).await {
+        Ok(completed) => completed.access_token,
+        Err(failure) => return Ok(Prepared::Failed(format!("the user's access token: {failure}"))),
+    };
+    let form = [
+        ("grant_type", GRANT),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+        ("audience", CALLED),
+    ];
+    let request = http::post_form(target, "/token", &[("Authorization", &exchanger.basic)], &form);
+    let probe = match connection.send(&request).await {
+        Ok(response) => response,
+        Err(e) => return Ok(Prepared::Failed(format!("probe exchange: {e}"))),
+    };
+    if probe.status != 200 || !probe.contains(b"issued_token_type") {
+        return Ok(Prepared::Failed(format!(
+            "probe exchange: HTTP {}: {}",
+            probe.status,
+            probe.text()
+        )));
+    }
+    Ok(fixed(request, Some(b"issued_token_type"), users.connections))
 }
 
 /// Devices waiting for their users (RFC 8628): each virtual user starts its own device
