@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::audit::{self, Actor, Event, EventType};
 use super::client::{AuthMethod, Client, is_client_id};
 use super::client_keys::ClientKeys;
 use super::registry::Registry;
@@ -50,6 +51,8 @@ pub struct Authenticating<'a> {
     pub address: IpAddr,
     /// The client's keys, for `private_key_jwt`.
     pub client_keys: &'a ClientKeys,
+    /// The request's id, for the audit event of a lockout.
+    pub request_id: Option<String>,
 }
 
 /// Authenticates the client. An address over its failure limit is refused with 429; each
@@ -66,7 +69,23 @@ pub async fn authenticate(
     match check(ctx, presented).await {
         Err(OAuthError::InvalidClient { basic }) if counted => {
             match ctx.throttle.client_failed(ctx.db, ctx.address).await? {
-                Some(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
+                Some(refused) => {
+                    // The database already counted this failure; the lockout's event is one
+                    // more statement on that path (later refusals are answered from memory).
+                    let address = ctx.address.to_string();
+                    let actor =
+                        Actor::anonymous().at(Some(address.clone()), ctx.request_id.clone());
+                    let event = Event::new(
+                        EventType::ClientAuthLocked,
+                        actor,
+                        format!("address:{address}"),
+                    )
+                    .failed()
+                    .with("retry_after", refused.retry_after.as_secs());
+                    audit::record(ctx.db, &event).await?;
+                    event.log();
+                    Err(OAuthError::TooManyAttempts(refused.retry_after))
+                }
                 None => Err(OAuthError::InvalidClient { basic }),
             }
         }

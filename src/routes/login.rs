@@ -4,9 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 
+use super::actor::anonymous;
 use super::pages::{
     self, LoginPage, PageError, PageResult, csrf_ok, csrf_token, field, pre_session_binding,
 };
+use crate::oauth::audit::{self, Event, EventType};
 use crate::oauth::{device, session};
 use crate::startup::AppState;
 use crate::store;
@@ -97,40 +99,62 @@ async fn sign_in(
     let device = req
         .cookie(pages::device_cookie_name(state))
         .and_then(|c| device::recognise(&state.device_key, c.value(), username, now));
-    let attempt =
-        match state.throttle.attempt(&state.db, username, device.as_deref(), address).await? {
-            Ok(attempt) => attempt,
-            Err(refused) => {
-                tracing::info!("login refused: too many failed attempts");
-                let mut response = retry(
-                    "Too many failed sign-ins. Wait a while, then try again.",
-                    StatusCode::TOO_MANY_REQUESTS,
-                );
-                response.headers_mut().insert(
-                    actix_web::http::header::RETRY_AFTER,
-                    refused.retry_after.as_secs().into(),
-                );
-                return Ok(response);
-            }
-        };
+    let attempt = match state
+        .throttle
+        .attempt(&state.db, username, device.as_deref(), address)
+        .await?
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::info!("login refused: too many failed attempts");
+            // Recorded on the counter's connection (this path only: a read of whom it
+            // was for, and the event).
+            let user = store::users::find_by_username(&state.db, username).await?;
+            let event =
+                Event::new(EventType::SignInLocked, anonymous(state, req), subject(user.as_ref()))
+                    .failed()
+                    .with("retry_after", refused.retry_after.as_secs());
+            audit::record(&state.db, &event).await?;
+            event.log();
+            let mut response = retry(
+                "Too many failed sign-ins. Wait a while, then try again.",
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, refused.retry_after.as_secs().into());
+            return Ok(response);
+        }
+    };
     let user = store::users::find_by_username(&state.db, username).await?;
     // Unknown users are checked against a dummy hash: same answer, about the same time.
     let verified =
         state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
     let user = match user {
         Some(user) if verified && !user.disabled => user,
-        _ => {
+        user => {
             tracing::info!("login refused");
             state.throttle.failed(&state.db, attempt).await?;
+            // Never the password, nor a username as typed (people type passwords there).
+            let event =
+                Event::new(EventType::SignIn, anonymous(state, req), subject(user.as_ref()))
+                    .failed();
+            audit::record(&state.db, &event).await?;
+            event.log();
             return Ok(retry("Wrong username or password.", StatusCode::UNAUTHORIZED));
         }
     };
     state.throttle.succeeded(&state.db, attempt).await?;
     // A new session id at every login (no fixation); the old session ends.
     if let Some(old) = req.cookie(pages::session_cookie_name(state)) {
-        let _ = session::end(&state.db, old.value()).await;
+        let _ = session::end(&state.db, old.value(), None).await;
     }
-    let id = session::start(&state.db, &user.id, state.settings.session_lifetime).await?;
+    let event = Event::new(
+        EventType::SignIn,
+        super::actor::user(&user.id, state, req),
+        format!("user:{}", user.id),
+    );
+    let id = session::start(&state.db, &user.id, state.settings.session_lifetime, &event).await?;
     tracing::info!(user = %user.id, "logged in");
     let mut response = pages::see_other(&format!("{}{return_to}", pages::base(state)));
     let _ = response.add_cookie(&pages::cookie(state, pages::session_cookie_name(state), id));
@@ -141,4 +165,9 @@ async fn sign_in(
         let _ = response.add_cookie(&cookie);
     }
     Ok(response)
+}
+
+/// A refused sign-in's subject: the user it was for, or `user:unknown`.
+fn subject(user: Option<&store::users::UserRecord>) -> String {
+    format!("user:{}", user.map_or("unknown", |u| u.id.as_str()))
 }

@@ -2,13 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use entity::grant;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use super::StoreError;
-use super::is_unique_violation;
 
 #[derive(Debug, Clone)]
 pub struct GrantRecord {
@@ -88,11 +87,21 @@ pub async fn consent(
                 created_at: Set(record.created_at),
                 updated_at: Set(record.updated_at),
             };
-            match grant::Entity::insert(row).exec_without_returning(db).await {
-                Ok(_) => return Ok(record),
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(e.into()),
+            // A concurrent first consent wins the row; this one merges into it next turn.
+            // (DO NOTHING, not a caught violation: a violation would abort the transaction
+            // this may run in.)
+            let inserted = grant::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([grant::Column::UserId, grant::Column::ClientId])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(db)
+                .await?;
+            if inserted == 1 {
+                return Ok(record);
             }
+            continue;
         };
         let scope = merge(Some(&existing.scope));
         let swapped = grant::Entity::update_many()
