@@ -227,6 +227,10 @@ pub struct SettingsArgs {
     /// [default: 90d]
     #[arg(long, env = "CASTELLAN_DYNAMIC_CLIENT_IDLE_EXPIRY", global = true)]
     dynamic_client_idle_expiry: Option<String>,
+    /// Audit events (GET /admin/events) older than this are purged; 0s keeps them forever
+    /// [default: 90d]
+    #[arg(long, env = "CASTELLAN_EVENT_RETENTION", global = true)]
+    event_retention: Option<String>,
     /// Whether a client_id that is an https URL names the client's metadata document,
     /// fetched and used as a public client: true or false [default: false]
     #[arg(long, env = "CASTELLAN_CLIENT_ID_METADATA_DOCUMENTS", global = true)]
@@ -439,6 +443,11 @@ impl SettingsArgs {
                 "CASTELLAN_DYNAMIC_CLIENT_IDLE_EXPIRY",
                 self.dynamic_client_idle_expiry,
                 d.dynamic_client_idle_expiry,
+            )?,
+            event_retention: duration(
+                "CASTELLAN_EVENT_RETENTION",
+                self.event_retention,
+                d.event_retention,
             )?,
             client_id_metadata_documents,
             device_code_lifetime: duration(
