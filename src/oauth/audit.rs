@@ -1,4 +1,4 @@
-//! The audit trail's one shape (docs/REFERENCE.md §6.9): an event names its type, who acted
+//! The audit trail's one shape (docs/REFERENCE.md §6.5): an event names its type, who acted
 //! (with their address and request id), what it touched, the outcome and a small detail that
 //! never holds a secret, token, password or code. Whoever owns a change's transaction writes
 //! its event there ([`record`]) and logs it after the commit ([`Event::log`]).
@@ -17,7 +17,7 @@ macro_rules! event_types {
         pub enum EventType { $($variant,)* }
 
         impl EventType {
-            /// Every type, in the order docs/REFERENCE.md §6.9 lists them.
+            /// Every type, in the order docs/REFERENCE.md §6.5 lists them.
             pub const ALL: &'static [Self] = &[$(Self::$variant,)*];
 
             /// The type's name, as stored, listed and logged.

@@ -1,4 +1,4 @@
-//! The audit trail (docs/REFERENCE.md §6.9): every change is recorded with its actor,
+//! The audit trail (docs/REFERENCE.md §6.5): every change is recorded with its actor,
 //! subject and outcome in the change's own transaction, never with a secret; a change that
 //! fails records nothing; `GET /admin/events` filters and pages; old events are purged.
 

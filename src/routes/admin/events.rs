@@ -1,5 +1,5 @@
 //! `GET /admin/events`: the audit trail, newest first, filtered and a page at a time
-//! (docs/REFERENCE.md §6.9).
+//! (docs/REFERENCE.md §6.5).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
