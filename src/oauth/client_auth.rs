@@ -14,6 +14,7 @@ use super::client::{AuthMethod, Client, is_client_id};
 use super::client_keys::ClientKeys;
 use super::registry::Registry;
 use super::secret;
+use super::throttle::Counted;
 use super::throttle::Throttle;
 use crate::config::Issuer;
 use crate::error::OAuthError;
@@ -69,9 +70,10 @@ pub async fn authenticate(
     match check(ctx, presented).await {
         Err(OAuthError::InvalidClient { basic }) if counted => {
             match ctx.throttle.client_failed(ctx.db, ctx.address).await? {
-                Some(refused) => {
-                    // The database already counted this failure; the lockout's event is one
-                    // more statement on that path (later refusals are answered from memory).
+                Counted::Allowed => Err(OAuthError::InvalidClient { basic }),
+                Counted::Locked(refused) => {
+                    // The failure that locks the address out is recorded, once per window,
+                    // with one more statement on the failure's path.
                     let address = ctx.address.to_string();
                     let actor =
                         Actor::anonymous().at(Some(address.clone()), ctx.request_id.clone());
@@ -84,9 +86,9 @@ pub async fn authenticate(
                     .with("retry_after", refused.retry_after.as_secs());
                     audit::record(ctx.db, &event).await?;
                     event.log();
-                    Err(OAuthError::TooManyAttempts(refused.retry_after))
+                    Err(OAuthError::InvalidClient { basic })
                 }
-                None => Err(OAuthError::InvalidClient { basic }),
+                Counted::Refused(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
             }
         }
         other => other,

@@ -11,7 +11,10 @@ use crate::browser::{
     Browser, PASSWORD, authorize_url, authorize_with_consent, input, location, params, pkce,
     redeem, user, web_client,
 };
-use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with};
+use crate::helpers::{
+    ServerProcess, TestApp, TestDatabase, as_refs, cli_admin, eventually, process_env, spawn_app,
+    spawn_app_with, token_from,
+};
 
 /// The events `query` selects (one page of up to 100), newest first.
 async fn events(app: &TestApp, query: &str) -> Vec<Value> {
@@ -534,4 +537,87 @@ async fn a_zero_retention_keeps_events_forever() {
         .expect("purge");
 
     assert_eq!((kept, gone), (0, 1));
+}
+
+#[tokio::test]
+async fn the_failure_that_locks_out_a_guessing_address_is_recorded_once() {
+    let app = spawn_app_with(|s| {
+        s.address_failure_limit = 3;
+        s.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    let (id, _) = app.service_client("profile", &[]).await;
+    let from = |secret: &'static str| {
+        let request = app
+            .http
+            .post(app.url("/token"))
+            .basic_auth(&id, Some(secret))
+            .header("x-forwarded-for", "198.51.100.9")
+            .form(&[("grant_type", "client_credentials")]);
+        async move { request.send().await.expect("POST").status().as_u16() }
+    };
+
+    let statuses =
+        [from("wrong").await, from("wrong").await, from("wrong").await, from("wrong").await];
+
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    let locked = events(&app, "type=client_auth.locked").await;
+    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked[0]["subject"], "address:198.51.100.9");
+    assert_eq!(locked[0]["actor"]["address"], "198.51.100.9");
+    assert_eq!(locked[0]["outcome"], "failure");
+}
+
+#[tokio::test]
+async fn a_device_code_lookup_refused_for_too_many_guesses_is_recorded() {
+    let app = spawn_app().await;
+    let client_id = crate::device::device_client(&app, "openid").await;
+    let user_id = user(&app, "gil").await;
+    let (_, started) = crate::device::start(&app, &client_id, None).await;
+    let browser = Browser::new();
+    let complete = started["verification_uri_complete"].as_str().expect("complete URI");
+    let entry = crate::device::sign_in_at_device(&browser, &app, complete, "gil").await;
+
+    for guess in 0..11 {
+        crate::device::look_up(&browser, &app, &entry, &format!("WXYZ-{guess:04}")).await;
+    }
+
+    let locked = events(&app, "type=device_lookup.locked").await;
+    assert_eq!(locked.len(), 1, "{locked:?}");
+    assert_eq!(locked[0]["actor"]["id"], format!("user:{user_id}").as_str());
+    assert!(!locked[0].to_string().contains("WXYZ"), "never the code typed");
+}
+
+#[tokio::test]
+async fn each_recorded_event_is_one_json_audit_log_line_after_its_commit() {
+    let db = TestDatabase::create().await;
+    let env = process_env(&db);
+    let admin = cli_admin(&db);
+    let server = ServerProcess::spawn(db.dir.path(), &as_refs(&env)).await;
+    let token = token_from(&server.address, &admin).await;
+
+    let created = reqwest::Client::new()
+        .post(format!("{}/admin/scopes", server.address))
+        .bearer_auth(token)
+        .header("x-request-id", "audit-me-1")
+        .json(&json!({"name": "logged", "description": "d"}))
+        .send()
+        .await
+        .expect("POST");
+
+    assert_eq!(created.status(), 201);
+    let logged = eventually(Duration::from_secs(5), || async {
+        server.stderr.lock().expect("lock").iter().any(|line| {
+            serde_json::from_str::<Value>(line).is_ok_and(|line| {
+                line["message"] == "audit"
+                    && line["event"] == "scope.created"
+                    && line["subject"] == "scope:logged"
+                    && line["outcome"] == "success"
+                    && line["actor"] == format!("client:{}", admin.0).as_str()
+                    && line["span"]["request_id"] == "audit-me-1"
+            })
+        })
+    })
+    .await;
+    assert!(logged, "{:?}", server.stderr.lock().expect("lock"));
 }
