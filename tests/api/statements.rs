@@ -174,9 +174,10 @@ async fn a_refresh_that_keeps_its_token_costs_no_more_than_a_rotation() {
 /// Count the attempt per (account, address) and per account before the password is checked,
 /// read the user, clear both counts, store the session with its `sign_in` audit event.
 const LOGIN: u64 = 7;
-/// Read the session with its user, merge the grant (read, then write) with its
-/// `consent.given` audit event, store the code.
-const CONSENT: u64 = 5;
+/// Read the session with its user, create the grant (an insert that does nothing when the
+/// grant exists, then a read and a conditional write) with its `consent.given` audit event,
+/// store the code.
+const CONSENT: u64 = 4;
 
 #[tokio::test]
 async fn on_postgres_refresh_token_pages_keep_room_for_the_rotation_update() {
