@@ -28,23 +28,23 @@ pub async fn give(
     Ok(grant)
 }
 
-/// A device request decided by `user_id` at `/device`: approved (the grant gains `asked`, the
+/// A device request decided by the signed-in `user_id` at `/device`: approved (the grant gains `asked`, the
 /// request is marked approved) or denied, with `device.approved` / `device.denied`. `false`
 /// when the request was no longer pending: nothing changed, nothing recorded.
 pub async fn decide_device(
     db: &Db,
     user_code_hash: &[u8],
     client_id: &str,
+    user_id: &str,
     approve: Option<(&Scopes, DateTime<Utc>)>,
     event: Event,
 ) -> Result<bool, StoreError> {
     let now = Utc::now();
-    let user_id = event.actor.id.strip_prefix("user:").unwrap_or_default().to_owned();
     let txn = db.begin().await?;
     let (decided, event) = match approve {
         Some((asked, auth_time)) => {
-            let grant = merge(&txn, &user_id, client_id, asked, now).await?;
-            let decision = Decision::Approve { user_id: &user_id, grant_id: &grant.id, auth_time };
+            let grant = merge(&txn, user_id, client_id, asked, now).await?;
+            let decision = Decision::Approve { user_id, grant_id: &grant.id, auth_time };
             let decided =
                 device_authorizations::decide(&txn, user_code_hash, client_id, decision, now)
                     .await?;

@@ -145,7 +145,8 @@ async fn decide(
     else {
         return Ok(entry(state, &session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
     };
-    let actor = super::actor::user(&session.user.id, state, req);
+    let user = session.user.id.as_str();
+    let actor = super::actor::user(user, state, req);
     let event = Event::new(EventType::DeviceDenied, actor, format!("client:{}", pending.client_id));
     let recorded = match decision {
         "allow" => {
@@ -155,9 +156,12 @@ async fn decide(
             let asked = asked_scope(&pending.scope, &session)?;
             // The grant gains the scopes, as at /consent: the user sees it at /account.
             let approval = Some((&asked, session.auth_time));
-            consent::decide_device(&state.db, &hash, &client.client_id, approval, event).await?
+            consent::decide_device(&state.db, &hash, &client.client_id, user, approval, event)
+                .await?
         }
-        "deny" => consent::decide_device(&state.db, &hash, &pending.client_id, None, event).await?,
+        "deny" => {
+            consent::decide_device(&state.db, &hash, &pending.client_id, user, None, event).await?
+        }
         _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     };
     if !recorded {

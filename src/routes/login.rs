@@ -99,33 +99,28 @@ async fn sign_in(
     let device = req
         .cookie(pages::device_cookie_name(state))
         .and_then(|c| device::recognise(&state.device_key, c.value(), username, now));
-    let attempt = match state
-        .throttle
-        .attempt(&state.db, username, device.as_deref(), address)
-        .await?
-    {
-        Ok(attempt) => attempt,
-        Err(refused) => {
-            tracing::info!("login refused: too many failed attempts");
-            // Recorded on the counter's connection (this path only: a read of whom it
-            // was for, and the event).
-            let user = store::users::find_by_username(&state.db, username).await?;
-            let event =
-                Event::new(EventType::SignInLocked, anonymous(state, req), subject(user.as_ref()))
-                    .failed()
-                    .with("retry_after", refused.retry_after.as_secs());
-            audit::record(&state.db, &event).await?;
-            event.log();
-            let mut response = retry(
-                "Too many failed sign-ins. Wait a while, then try again.",
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, refused.retry_after.as_secs().into());
-            return Ok(response);
-        }
-    };
+    let attempt =
+        match state.throttle.attempt(&state.db, username, device.as_deref(), address).await? {
+            Ok(attempt) => attempt,
+            Err(refused) => {
+                tracing::info!("login refused: too many failed attempts");
+                // This path only: a read of whom it was for, then the event.
+                let user = store::users::find_by_username(&state.db, username).await?;
+                let locked =
+                    Event::new(EventType::SignInLocked, anonymous(state, req), subject(&user))
+                        .with("retry_after", refused.retry_after.as_secs());
+                record_refusal(state, locked).await?;
+                let mut response = retry(
+                    "Too many failed sign-ins. Wait a while, then try again.",
+                    StatusCode::TOO_MANY_REQUESTS,
+                );
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    refused.retry_after.as_secs().into(),
+                );
+                return Ok(response);
+            }
+        };
     let user = store::users::find_by_username(&state.db, username).await?;
     // Unknown users are checked against a dummy hash: same answer, about the same time.
     let verified =
@@ -135,12 +130,11 @@ async fn sign_in(
         user => {
             tracing::info!("login refused");
             state.throttle.failed(&state.db, attempt).await?;
-            // Never the password, nor a username as typed (people type passwords there).
-            let event =
-                Event::new(EventType::SignIn, anonymous(state, req), subject(user.as_ref()))
-                    .failed();
-            audit::record(&state.db, &event).await?;
-            event.log();
+            record_refusal(
+                state,
+                Event::new(EventType::SignIn, anonymous(state, req), subject(&user)),
+            )
+            .await?;
             return Ok(retry("Wrong username or password.", StatusCode::UNAUTHORIZED));
         }
     };
@@ -167,7 +161,17 @@ async fn sign_in(
     Ok(response)
 }
 
-/// A refused sign-in's subject: the user it was for, or `user:unknown`.
-fn subject(user: Option<&store::users::UserRecord>) -> String {
-    format!("user:{}", user.map_or("unknown", |u| u.id.as_str()))
+/// A refused sign-in's subject: the user it was for, or `user:unknown`. Never the username
+/// as typed (people type passwords there), never the password.
+fn subject(user: &Option<store::users::UserRecord>) -> String {
+    format!("user:{}", user.as_ref().map_or("unknown", |u| u.id.as_str()))
+}
+
+/// Records a refused sign-in as one more statement after its counter's: it changes nothing
+/// else, so there is no transaction to share.
+async fn record_refusal(state: &AppState, event: Event) -> Result<(), store::StoreError> {
+    let event = event.failed();
+    audit::record(&state.db, &event).await?;
+    event.log();
+    Ok(())
 }
