@@ -227,6 +227,10 @@ pub struct SettingsArgs {
     /// [default: 90d]
     #[arg(long, env = "CASTELLAN_DYNAMIC_CLIENT_IDLE_EXPIRY", global = true)]
     dynamic_client_idle_expiry: Option<String>,
+    /// Audit events (GET /admin/events) older than this are purged; 0s keeps them forever
+    /// [default: 90d]
+    #[arg(long, env = "CASTELLAN_EVENT_RETENTION", global = true)]
+    event_retention: Option<String>,
     /// Whether a client_id that is an https URL names the client's metadata document,
     /// fetched and used as a public client: true or false [default: false]
     #[arg(long, env = "CASTELLAN_CLIENT_ID_METADATA_DOCUMENTS", global = true)]
@@ -440,6 +444,11 @@ impl SettingsArgs {
                 self.dynamic_client_idle_expiry,
                 d.dynamic_client_idle_expiry,
             )?,
+            event_retention: duration(
+                "CASTELLAN_EVENT_RETENTION",
+                self.event_retention,
+                d.event_retention,
+            )?,
             client_id_metadata_documents,
             device_code_lifetime: duration(
                 "CASTELLAN_DEVICE_CODE_LIFETIME",
@@ -519,7 +528,8 @@ async fn clients_create(create: CreateClient, settings: Settings) -> anyhow::Res
         client_metadata::parse(&body.into(), settings.max_token_lifetime)
             .map_err(|e| anyhow::anyhow!("invalid client ({}): {}", e.field, e.description))?
     };
-    let registered = Registry::new(settings.sync_interval).register(&db, metadata).await?;
+    let actor = crate::oauth::audit::Actor::system("cli");
+    let registered = Registry::new(settings.sync_interval).register(&db, metadata, actor).await?;
     let client_id = registered.client.client_id;
     match registered.secret {
         Some(client_secret) => println!("{}", Credentials { client_id, client_secret }.to_json()),
@@ -548,7 +558,8 @@ async fn users_create(
         .map_err(|e| anyhow::anyhow!("invalid user ({}): {}", e.field, e.description))?;
     store::migrate(&settings).await?;
     let db = store::connect(&settings).await?;
-    let user = crate::oauth::users::create(&db, &Default::default(), input).await?;
+    let actor = crate::oauth::audit::Actor::system("cli");
+    let user = crate::oauth::users::create(&db, &Default::default(), input, actor).await?;
     println!("{}", serde_json::to_string(&user)?);
     db.close().await?;
     Ok(())
@@ -562,7 +573,12 @@ async fn users_end_sessions(settings: Settings, id: String) -> anyhow::Result<()
     }
     let stale_after = crate::startup::key_policy(&settings).stale_after;
     let revocations = Revocations::load(&db, settings.max_token_lifetime, stale_after).await?;
-    let ended = revocations.cut_off_user(&db, &id, None).await?;
+    let event = crate::oauth::audit::Event::new(
+        crate::oauth::audit::EventType::UserSessionsEnded,
+        crate::oauth::audit::Actor::system("cli"),
+        format!("user:{id}"),
+    );
+    let ended = revocations.cut_off_user(&db, &id, None, Some(&event)).await?;
     println!("{}", serde_json::json!({ "user": id, "sessions_ended": ended }));
     db.close().await?;
     Ok(())
@@ -577,10 +593,14 @@ async fn keys(action: KeysCommand, settings: Settings) -> anyhow::Result<()> {
             let master =
                 MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
             let keys = Keys::bootstrap(&db, master, policy).await?;
-            keys.rotate(&db, force).await.map_err(|e| match e {
-                KeyError::NextTooNew(_) => anyhow::anyhow!("{e} (castellan keys rotate --force)"),
-                other => other.into(),
-            })?;
+            keys.rotate(&db, force, crate::oauth::audit::Actor::system("cli")).await.map_err(
+                |e| match e {
+                    KeyError::NextTooNew(_) => {
+                        anyhow::anyhow!("{e} (castellan keys rotate --force)")
+                    }
+                    other => other.into(),
+                },
+            )?;
             for alg in crate::oauth::jwk::Algorithm::ALL {
                 println!("{} {}", alg.as_str(), keys.active_kid(alg));
             }

@@ -79,6 +79,8 @@ pub struct Settings {
     /// A client that registered itself and got no token for this long is deleted; zero
     /// keeps them.
     pub dynamic_client_idle_expiry: Duration,
+    /// Audit events older than this are purged by housekeeping; zero keeps them forever.
+    pub event_retention: Duration,
     /// Whether a `client_id` that is an https URL names the client's metadata document
     /// (fetched, checked and used as a public client).
     pub client_id_metadata_documents: bool,
@@ -133,6 +135,7 @@ impl Default for Settings {
             registration: RegistrationMode::Closed,
             registration_limit: 20,
             dynamic_client_idle_expiry: Duration::from_secs(90 * 24 * 3600),
+            event_retention: Duration::from_secs(90 * 24 * 3600),
             client_id_metadata_documents: false,
             device_code_lifetime: Duration::from_secs(600),
             device_poll_interval: Duration::from_secs(5),

@@ -288,7 +288,10 @@ fn world() -> &'static World {
                 settings.max_token_lifetime,
             )
             .expect("metadata");
-            let registered = registry.register(&db, metadata).await.expect("register");
+            let registered = registry
+                .register(&db, metadata, crate::oauth::audit::Actor::system("fuzz"))
+                .await
+                .expect("register");
             let revocations = crate::oauth::revocation::Revocations::load(
                 &db,
                 settings.max_token_lifetime,

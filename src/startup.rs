@@ -364,7 +364,11 @@ async fn purge_expired(state: web::Data<AppState>, metrics: web::Data<Metrics>) 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match store::purge::round(&state.db, state.settings.failure_window, every / 2).await {
+        let windows = store::purge::Windows {
+            attempts: state.settings.failure_window,
+            events: state.settings.event_retention,
+        };
+        match store::purge::round(&state.db, windows, every / 2).await {
             Ok(deleted) => metrics.count_purged(&deleted),
             Err(e) => tracing::warn!(error = %e, "housekeeping failed"),
         }

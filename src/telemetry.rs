@@ -7,7 +7,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpMessage, web};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
@@ -159,6 +159,10 @@ impl Metrics {
     }
 }
 
+/// The id `observe` gave a request, in its extensions (the audit trail records it).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Middleware: gives each request an id (a sane incoming `X-Request-Id`, else a new one),
 /// runs it inside a span carrying that id, echoes the id, logs and counts the outcome.
 pub async fn observe(
@@ -172,6 +176,7 @@ pub async fn observe(
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span =
         tracing::info_span!("request", request_id = %request_id, method = %method, route = %route);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let counted = STATEMENTS.scope(Cell::new(0), async {
         let response = next.call(req).instrument(span.clone()).await;

@@ -7,6 +7,7 @@ pub mod client;
 pub mod client_scope;
 pub mod client_secret;
 pub mod device_authorization;
+pub mod event;
 pub mod grant;
 pub mod initial_access_token;
 pub mod pushed_request;

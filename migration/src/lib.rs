@@ -18,6 +18,7 @@ mod m20261204_000013_client_keys_and_profiles;
 mod m20261205_000014_dynamic_registration;
 mod m20261205_000015_client_ids_as_urls;
 mod m20261206_000016_device_authorizations;
+mod m20261207_000017_events;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000014_dynamic_registration::Migration),
             Box::new(m20261205_000015_client_ids_as_urls::Migration),
             Box::new(m20261206_000016_device_authorizations::Migration),
+            Box::new(m20261207_000017_events::Migration),
         ]
     }
 }

@@ -9,10 +9,12 @@ use jsonwebtoken::{Algorithm, Validation};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::audit::{self, Actor, Event, EventType};
 use super::client::{AuthMethod, Client, is_client_id};
 use super::client_keys::ClientKeys;
 use super::registry::Registry;
 use super::secret;
+use super::throttle::Counted;
 use super::throttle::Throttle;
 use crate::config::Issuer;
 use crate::error::OAuthError;
@@ -50,6 +52,8 @@ pub struct Authenticating<'a> {
     pub address: IpAddr,
     /// The client's keys, for `private_key_jwt`.
     pub client_keys: &'a ClientKeys,
+    /// The request's id, for the audit event of a lockout.
+    pub request_id: Option<String>,
 }
 
 /// Authenticates the client. An address over its failure limit is refused with 429; each
@@ -66,8 +70,25 @@ pub async fn authenticate(
     match check(ctx, presented).await {
         Err(OAuthError::InvalidClient { basic }) if counted => {
             match ctx.throttle.client_failed(ctx.db, ctx.address).await? {
-                Some(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
-                None => Err(OAuthError::InvalidClient { basic }),
+                Counted::Allowed => Err(OAuthError::InvalidClient { basic }),
+                Counted::Locked(refused) => {
+                    // The failure that locks the address out is recorded, once per window,
+                    // with one more statement on the failure's path.
+                    let address = ctx.address.to_string();
+                    let actor =
+                        Actor::anonymous().at(Some(address.clone()), ctx.request_id.clone());
+                    let event = Event::new(
+                        EventType::ClientAuthLocked,
+                        actor,
+                        format!("address:{address}"),
+                    )
+                    .failed()
+                    .with("retry_after", refused.retry_after.as_secs());
+                    audit::record(ctx.db, &event).await?;
+                    event.log();
+                    Err(OAuthError::InvalidClient { basic })
+                }
+                Counted::Refused(refused) => Err(OAuthError::TooManyAttempts(refused.retry_after)),
             }
         }
         other => other,

@@ -144,7 +144,8 @@ impl ClientDocuments {
                 return Err(DocumentError::Taken);
             }
             Some(client) if client.metadata != metadata => {
-                registry.replace(db, revocations, url, metadata, None).await?;
+                let actor = crate::oauth::audit::Actor::system("client_metadata_document");
+                registry.replace(db, revocations, url, metadata, None, actor).await?;
                 tracing::info!(client_id = %url, "a client's metadata document changed");
             }
             Some(_) => {}

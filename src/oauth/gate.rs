@@ -280,7 +280,7 @@ impl Gate<'_> {
     pub async fn revoke(&self, caller: &str, token: &str) -> Result<(), StoreError> {
         if let Some(claims) = self.refresh_keys.verify(self.issuer, token) {
             if claims.client_id == caller {
-                self.revocations.revoke(self.db, Revocation::Family(&claims.fid)).await?;
+                self.revocations.revoke(self.db, Revocation::Family(&claims.fid), None).await?;
             }
             return Ok(());
         }
@@ -290,7 +290,7 @@ impl Gate<'_> {
             let expires_at =
                 chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_else(Utc::now);
             let revocation = Revocation::AccessToken { jti: &claims.jti, expires_at };
-            self.revocations.revoke(self.db, revocation).await?;
+            self.revocations.revoke(self.db, revocation, None).await?;
         }
         Ok(())
     }

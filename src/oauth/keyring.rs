@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
 use serde::Serialize;
 
+use super::audit::{self, Actor, Event, EventType};
 use super::jwk::{self, Algorithm, PublicJwk};
 use super::jws::Signer;
 use super::master_key::MasterKey;
@@ -157,7 +159,9 @@ impl Keys {
     /// For every algorithm at once: activates the published next key, retires the active one
     /// and creates a new next key. Unless forced, refuses while a next key may still be
     /// missing from JWKS caches.
-    pub async fn rotate(&self, db: &Db, force: bool) -> Result<(), KeyError> {
+    /// Records `key.rotated` by `actor` per algorithm (subject the newly active key) in the
+    /// rotation's transaction.
+    pub async fn rotate(&self, db: &Db, force: bool, actor: Actor) -> Result<(), KeyError> {
         self.refresh(db).await?;
         let live = self.live_keys()?;
         let now = Utc::now();
@@ -182,9 +186,25 @@ impl Keys {
         for rotation in &mut rotations {
             rotation.new_next.created_at = now;
         }
-        store::keys::rotate(db, &rotations, now).await?;
-        for r in &rotations {
+        let events: Vec<Event> = rotations
+            .iter()
+            .map(|r| {
+                Event::new(EventType::KeyRotated, actor.clone(), format!("key:{}", r.next))
+                    .with("retired", r.active.as_str())
+                    .with("next", r.new_next.kid.as_str())
+                    .with("forced", force)
+            })
+            .collect();
+        // Dropped on any error: the transaction rolls back, events and all.
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        store::keys::rotate(&txn, &rotations, now).await?;
+        for event in &events {
+            audit::record(&txn, event).await?;
+        }
+        txn.commit().await.map_err(StoreError::from)?;
+        for (r, event) in rotations.iter().zip(&events) {
             tracing::info!(retired = %r.active, activated = %r.next, "rotated a signing key");
+            event.log();
         }
         self.refresh(db).await
     }
@@ -202,7 +222,7 @@ impl Keys {
         if !(due && ready) {
             return Ok(());
         }
-        match self.rotate(db, false).await {
+        match self.rotate(db, false, Actor::system("scheduler")).await {
             Err(KeyError::Raced) => self.refresh(db).await,
             other => other,
         }

@@ -2,12 +2,14 @@
 //! (no actix, no SeaORM).
 
 pub mod access_token;
+pub mod audit;
 pub mod authorize;
 pub mod client;
 pub mod client_auth;
 pub mod client_documents;
 pub mod client_keys;
 pub mod client_metadata;
+pub mod consent;
 pub mod csrf;
 pub mod cursor;
 pub mod delegation;
@@ -25,9 +27,11 @@ pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh_token;
 pub mod registration;
+pub mod registration_admin;
 pub mod registry;
 pub mod revocation;
 pub mod scope;
+pub mod scopes;
 pub mod secret;
 pub mod session;
 pub mod throttle;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use secrecy::SecretString;
 
+use super::audit::{self, Actor, Event, EventType};
 use super::client::{
     AuthMethod, Client, ClientMetadata, GrantType, Lifetimes, Profile, Registration, SecretHash,
 };
@@ -170,26 +171,36 @@ impl Registry {
         }
     }
 
+    /// Registers a client for an administrator, recording `client.created` by `actor` with it.
     pub async fn register(
         &self,
         db: &Db,
         metadata: ClientMetadata,
+        actor: Actor,
     ) -> Result<Registered, RegistryError> {
         check_scopes_exist(db, &metadata.scope).await?;
         let registered = new_client(metadata, Registration::Admin)?;
-        store::clients::insert(db, &to_record(&registered.client)?).await?;
+        let client_id = &registered.client.client_id;
+        let event = Event::new(EventType::ClientCreated, actor, format!("client:{client_id}"));
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        store::clients::insert_in(&txn, &to_record(&registered.client)?).await?;
+        audit::record(&txn, &event).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        event.log();
         Ok(registered)
     }
 
     /// Registers a client that registered itself (RFC 7591), holding `token_hash` as its
     /// registration access token; with `initial_access_token`, one use of that token is
-    /// taken in the same transaction. `None` when that token has no use left.
+    /// taken in the same transaction, and `client.registered` by `actor` recorded. `None`
+    /// when that token has no use left.
     pub async fn register_dynamic(
         &self,
         db: &Db,
         metadata: ClientMetadata,
         token_hash: Vec<u8>,
         initial_access_token: Option<&str>,
+        actor: Actor,
     ) -> Result<Option<Registered>, RegistryError> {
         check_scopes_exist(db, &metadata.scope).await?;
         let registration =
@@ -205,7 +216,13 @@ impl Registry {
             return Ok(None);
         }
         store::clients::insert_in(&txn, &record).await?;
+        let client_id = &registered.client.client_id;
+        let event = Event::new(EventType::ClientRegistered, actor, format!("client:{client_id}"))
+            .with("registration", registered.client.registration.as_str())
+            .with("initial_access_token", initial_access_token);
+        audit::record(&txn, &event).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        event.log();
         Ok(Some(registered))
     }
 
@@ -255,7 +272,7 @@ impl Registry {
     ) -> Result<u64, StoreError> {
         let mut deleted = 0;
         for client_id in store::clients::idle_dynamic(db, cutoff, limit).await? {
-            if self.delete(db, revocations, &client_id).await? {
+            if self.delete(db, revocations, &client_id, Actor::system("housekeeping")).await? {
                 tracing::info!(client_id = %client_id, "deleted a dynamic client unused too long");
                 deleted += 1;
             }
@@ -283,7 +300,8 @@ impl Registry {
 
     /// Replaces a client's metadata; its id and secrets stay. A client that newly needs a
     /// secret gets one, returned once. `registration_token` replaces a dynamic client's
-    /// registration access token hash in the same transaction (RFC 7592 §2.2).
+    /// registration access token hash in the same transaction (RFC 7592 §2.2). Records
+    /// `client.updated` by `actor` with the change.
     pub async fn replace(
         &self,
         db: &Db,
@@ -291,6 +309,7 @@ impl Registry {
         client_id: &str,
         metadata: ClientMetadata,
         registration_token: Option<Vec<u8>>,
+        actor: Actor,
     ) -> Result<Option<Registered>, RegistryError> {
         check_scopes_exist(db, &metadata.scope).await?;
         let Some(current) = store::clients::find(db, client_id).await? else { return Ok(None) };
@@ -309,14 +328,20 @@ impl Registry {
             return Ok(None);
         }
         revocations.client_changed(&txn, client_id).await?;
+        let event =
+            Event::new(EventType::ClientUpdated, actor.clone(), format!("client:{client_id}"));
+        audit::record(&txn, &event).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        event.log();
         self.forget(client_id);
         let mut secret = None;
         if uses_secret && client.live_secret_hashes(now).next().is_none() {
-            let (rotated, new_secret) =
-                self.rotate_secret(db, revocations, client_id, Duration::ZERO).await?.ok_or_else(
-                    || anyhow::anyhow!("client {client_id} vanished while being replaced"),
-                )?;
+            let (rotated, new_secret) = self
+                .rotate_secret(db, revocations, client_id, Duration::ZERO, actor)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!("client {client_id} vanished while being replaced")
+                })?;
             client = rotated;
             secret = Some(new_secret);
         }
@@ -324,25 +349,33 @@ impl Registry {
     }
 
     /// Deletes a client through the revocation hook: every token issued to it ends too.
+    /// Records `client.deleted` by `actor` with it.
     pub async fn delete(
         &self,
         db: &Db,
         revocations: &Revocations,
         client_id: &str,
+        actor: Actor,
     ) -> Result<bool, StoreError> {
-        let deleted = revocations.revoke_client(db, client_id).await?;
+        let event = Event::new(EventType::ClientDeleted, actor, format!("client:{client_id}"));
+        let deleted = revocations.revoke_client(db, client_id, &event).await?;
         self.forget(client_id);
         Ok(deleted)
     }
 
-    /// Issues a new secret; older ones keep working for `overlap`, then stop.
+    /// Issues a new secret; older ones keep working for `overlap`, then stop. Records
+    /// `client.secret_rotated` by `actor` (the overlap, never the secret).
     pub async fn rotate_secret(
         &self,
         db: &Db,
         revocations: &Revocations,
         client_id: &str,
         overlap: Duration,
+        actor: Actor,
     ) -> Result<Option<(Client, SecretString)>, RegistryError> {
+        let event =
+            Event::new(EventType::ClientSecretRotated, actor, format!("client:{client_id}"))
+                .with("overlap_seconds", overlap.as_secs());
         let new_secret = secret::generate()?;
         let now = Utc::now();
         let record =
@@ -354,7 +387,9 @@ impl Registry {
             return Ok(None);
         }
         revocations.client_changed(&txn, client_id).await?;
+        audit::record(&txn, &event).await?;
         txn.commit().await.map_err(StoreError::from)?;
+        event.log();
         self.forget(client_id);
         let Some(stored) = store::clients::find(db, client_id).await? else { return Ok(None) };
         Ok(Some((from_record(stored)?, new_secret)))

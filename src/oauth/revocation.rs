@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 
 use super::access_token::AccessClaims;
+use super::audit::{self, Event};
 use super::keyring::LEEWAY;
 use crate::store::refresh_tokens::FamilyOwner;
 use crate::store::revocations::{Entry, Kind};
@@ -266,12 +267,27 @@ impl Revocations {
 
     /// Revokes an access token or a refresh family (the token endpoint's paths: `/revoke`,
     /// refresh-token reuse, code replay).
-    pub async fn revoke(&self, db: &Db, what: Revocation<'_>) -> Result<(), StoreError> {
+    /// `event`, when given, is recorded with the revocation (reuse, replay).
+    pub async fn revoke(
+        &self,
+        db: &Db,
+        what: Revocation<'_>,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
         let now = Utc::now();
         let entry = match what {
             Revocation::AccessToken { jti, expires_at } => {
                 let until = expires_at + chrono::Duration::from_std(LEEWAY).unwrap_or_default();
-                self.append(db, Kind::AccessToken, jti, None, until).await?
+                match event {
+                    None => self.append(db, Kind::AccessToken, jti, None, until).await?,
+                    Some(event) => {
+                        let txn = db.begin().await?;
+                        let entry = self.append(&txn, Kind::AccessToken, jti, None, until).await?;
+                        audit::record(&txn, event).await?;
+                        txn.commit().await?;
+                        entry
+                    }
+                }
             }
             Revocation::Family(family_id) => {
                 let txn = db.begin().await?;
@@ -283,11 +299,17 @@ impl Revocations {
                 .await?;
                 let entry =
                     self.append(&txn, Kind::Family, family_id, None, now + self.memory).await?;
+                if let Some(event) = event {
+                    audit::record(&txn, event).await?;
+                }
                 txn.commit().await?;
                 entry
             }
         };
         self.apply(&entry);
+        if let Some(event) = event {
+            event.log();
+        }
         Ok(())
     }
 
@@ -298,6 +320,7 @@ impl Revocations {
         db: &Db,
         grant_id: &str,
         owner: Option<&str>,
+        event: &Event,
     ) -> Result<bool, StoreError> {
         let txn = db.begin().await?;
         if !store::grants::delete(&txn, grant_id, owner).await? {
@@ -308,13 +331,20 @@ impl Revocations {
             .await?;
         let entry =
             self.append(&txn, Kind::Grant, grant_id, None, Utc::now() + self.memory).await?;
+        audit::record(&txn, event).await?;
         txn.commit().await?;
         self.apply(&entry);
+        event.log();
         Ok(true)
     }
 
     /// Deletes a client and ends every token issued to it. `false` if there was none.
-    pub async fn revoke_client(&self, db: &Db, client_id: &str) -> Result<bool, StoreError> {
+    pub async fn revoke_client(
+        &self,
+        db: &Db,
+        client_id: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         let txn = db.begin().await?;
         if !store::clients::delete(&txn, client_id).await? {
             txn.rollback().await?;
@@ -324,20 +354,24 @@ impl Revocations {
             .await?;
         let entry =
             self.append(&txn, Kind::Client, client_id, None, Utc::now() + self.memory).await?;
+        audit::record(&txn, event).await?;
         txn.commit().await?;
         self.apply(&entry);
+        event.log();
         Ok(true)
     }
 
     /// Cuts off a user: every token issued to them so far stays dead (refresh families too,
     /// whatever happens to the user later), and every session but `keep_session` (a hash)
     /// ends. Used when a user is disabled or deleted, changes password, or an admin ends
-    /// their sessions. Returns how many sessions ended.
+    /// their sessions. Returns how many sessions ended. `event`, when given, is recorded with
+    /// it (a cut-off that follows a recorded user update carries none of its own).
     pub async fn cut_off_user(
         &self,
         db: &Db,
         user_id: &str,
         keep_session: Option<&[u8]>,
+        event: Option<&Event>,
     ) -> Result<u64, StoreError> {
         let now = Utc::now();
         let txn = db.begin().await?;
@@ -345,14 +379,25 @@ impl Revocations {
         store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::User(user_id), now).await?;
         let ended = store::sessions::delete_for_user(&txn, user_id, keep_session).await?;
         let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
+        if let Some(event) = event {
+            audit::record(&txn, event).await?;
+        }
         txn.commit().await?;
         self.apply(&entry);
+        if let Some(event) = event {
+            event.log();
+        }
         Ok(ended)
     }
 
     /// Deletes a user (their sessions and grants go with the row) and cuts off every token
     /// issued to them. `false` if there was no such user.
-    pub async fn delete_user(&self, db: &Db, user_id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_user(
+        &self,
+        db: &Db,
+        user_id: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         let now = Utc::now();
         let txn = db.begin().await?;
         if !store::users::delete(&txn, user_id).await? {
@@ -361,8 +406,10 @@ impl Revocations {
         }
         store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::User(user_id), now).await?;
         let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
+        audit::record(&txn, event).await?;
         txn.commit().await?;
         self.apply(&entry);
+        event.log();
         Ok(true)
     }
 

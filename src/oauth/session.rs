@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
 
+use super::audit::{self, Event};
 use super::secret;
 use crate::store::sessions::SessionRecord;
 use crate::store::users::UserRecord;
@@ -38,8 +40,14 @@ fn hash(id: &str) -> Vec<u8> {
     digest(&SHA256, id.as_bytes()).as_ref().to_vec()
 }
 
-/// Starts a session for `user_id` (128+ random bits) and returns its id for the cookie.
-pub async fn start(db: &Db, user_id: &str, lifetime: Duration) -> Result<String, StoreError> {
+/// Starts a session for `user_id` (128+ random bits) and returns its id for the cookie;
+/// `event` (the sign-in) is recorded in the same transaction.
+pub async fn start(
+    db: &Db,
+    user_id: &str,
+    lifetime: Duration,
+    event: &Event,
+) -> Result<String, StoreError> {
     let id = secret::random_token(32)?;
     let now = Utc::now();
     let lifetime = chrono::Duration::from_std(lifetime).unwrap_or(chrono::Duration::hours(12));
@@ -50,7 +58,11 @@ pub async fn start(db: &Db, user_id: &str, lifetime: Duration) -> Result<String,
         last_seen_at: now,
         expires_at: now + lifetime,
     };
-    store::sessions::insert(db, &record).await?;
+    let txn = db.begin().await?;
+    store::sessions::insert(&txn, &record).await?;
+    audit::record(&txn, event).await?;
+    txn.commit().await?;
+    event.log();
     Ok(id)
 }
 
@@ -88,7 +100,14 @@ pub async fn find(
     Ok(Some(Session { id: cookie.to_owned(), user, auth_time: record.auth_time }))
 }
 
-/// Ends the session a cookie names (logout, or a new login replacing it).
-pub async fn end(db: &Db, cookie: &str) -> Result<(), StoreError> {
-    store::sessions::delete(db, &hash(cookie)).await
+/// Ends the session a cookie names (logout, or a new login replacing it); `event`, when
+/// given (a logout), is recorded in the same transaction.
+pub async fn end(db: &Db, cookie: &str, event: Option<&Event>) -> Result<(), StoreError> {
+    let Some(event) = event else { return store::sessions::delete(db, &hash(cookie)).await };
+    let txn = db.begin().await?;
+    store::sessions::delete(&txn, &hash(cookie)).await?;
+    audit::record(&txn, event).await?;
+    txn.commit().await?;
+    event.log();
+    Ok(())
 }

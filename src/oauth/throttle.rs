@@ -37,6 +37,18 @@ pub struct Refused {
     pub retry_after: Duration,
 }
 
+/// What counting a failed client authentication decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// Under the limit: the failure is answered as such.
+    Allowed,
+    /// This failure reached the limit: answered as a failure, and the address is refused
+    /// from now on (exactly one failure per window gets this, whichever replica counts it).
+    Locked(Refused),
+    /// Past the limit: refused.
+    Refused(Refused),
+}
+
 /// A sign-in attempt that may go on to have its password checked.
 #[derive(Debug)]
 pub struct Attempt {
@@ -134,19 +146,19 @@ impl Throttle {
 
     /// Counts a failed client authentication against its source address only; refused when
     /// the address is past its limit.
-    pub async fn client_failed(
-        &self,
-        db: &Db,
-        address: IpAddr,
-    ) -> Result<Option<Refused>, StoreError> {
+    pub async fn client_failed(&self, db: &Db, address: IpAddr) -> Result<Counted, StoreError> {
         let now = now_ms();
         let key = address_key(address);
         let counted = store::attempts::count(db, &key, now, self.window_ms).await?;
         if counted.attempts < self.address_limit {
-            return Ok(None);
+            return Ok(Counted::Allowed);
         }
         let blocked = self.block(key, counted.window_start, now);
-        Ok((counted.attempts > self.address_limit).then_some(blocked))
+        Ok(if counted.attempts == self.address_limit {
+            Counted::Locked(blocked)
+        } else {
+            Counted::Refused(blocked)
+        })
     }
 
     /// Counts a client registration attempt (RFC 7591) from `address`, in the shared

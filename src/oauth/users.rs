@@ -6,10 +6,12 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::audit::{self, Actor, Event, EventType};
 use super::client_metadata::FieldError;
 
 use crate::store::scopes::Written;
@@ -176,7 +178,13 @@ fn compute(
 /// An Argon2id hash of a random password nobody knows, with the default parameters.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Yhu2TMSW1oq0wqzGYY1NKqSPQuUpRw8SR+6R0pkcRyc";
 
-pub async fn create(db: &Db, passwords: &Passwords, input: UserInput) -> Result<User, UserError> {
+/// Creates a user, recording `user.created` by `actor` in the same transaction.
+pub async fn create(
+    db: &Db,
+    passwords: &Passwords,
+    input: UserInput,
+    actor: Actor,
+) -> Result<User, UserError> {
     let password = input.password.ok_or_else(|| anyhow::anyhow!("a new user needs a password"))?;
     let now = Utc::now();
     let record = UserRecord {
@@ -192,21 +200,47 @@ pub async fn create(db: &Db, passwords: &Passwords, input: UserInput) -> Result<
         created_at: now,
         updated_at: now,
     };
-    match store::users::insert(db, &record).await? {
-        Written::Done => Ok(record.into()),
-        _ => Err(UserError::UsernameTaken),
+    let event = Event::new(EventType::UserCreated, actor, format!("user:{}", record.id))
+        .with("admin", record.admin)
+        .with("disabled", record.disabled);
+    let txn = db.begin().await.map_err(StoreError::from)?;
+    if store::users::insert(&txn, &record).await? != Written::Done {
+        txn.rollback().await.map_err(StoreError::from)?;
+        return Err(UserError::UsernameTaken);
     }
+    audit::record(&txn, &event).await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    event.log();
+    Ok(record.into())
 }
 
-/// Replaces a user's fields; the password changes only when one is given.
+/// Replaces a user's fields; the password changes only when one is given. Records, in the
+/// same transaction, `user.password_reset` when a password was set, else `user.disabled` when
+/// the user was just disabled, else `user.updated` (the detail says which flags changed).
 pub async fn replace(
     db: &Db,
     passwords: &Passwords,
     id: &str,
     input: UserInput,
+    actor: Actor,
 ) -> Result<Replaced, UserError> {
     let current = store::users::find(db, id).await?.ok_or(UserError::NotFound)?;
-    let must_cut_off = input.password.is_some() || (input.disabled && !current.disabled);
+    let password_reset = input.password.is_some();
+    let disabled_now = input.disabled && !current.disabled;
+    let must_cut_off = password_reset || disabled_now;
+    let kind = if password_reset {
+        EventType::UserPasswordReset
+    } else if disabled_now {
+        EventType::UserDisabled
+    } else {
+        EventType::UserUpdated
+    };
+    let event = Event::new(kind, actor, format!("user:{id}"))
+        .with("password_reset", password_reset)
+        .with("disabled", input.disabled)
+        .with("admin", input.admin)
+        .with("admin_changed", input.admin != current.admin)
+        .with("disabled_changed", input.disabled != current.disabled);
     let password_hash = match input.password {
         Some(password) => passwords.hash(password).await?,
         None => current.password_hash,
@@ -224,11 +258,20 @@ pub async fn replace(
         created_at: current.created_at,
         updated_at: Utc::now(),
     };
-    match store::users::replace(db, &record).await? {
-        Written::Done => Ok(Replaced { user: record.into(), must_cut_off }),
-        Written::NotFound => Err(UserError::NotFound),
-        Written::Conflict => Err(UserError::UsernameTaken),
+    let txn = db.begin().await.map_err(StoreError::from)?;
+    let refused = match store::users::replace(&txn, &record).await? {
+        Written::Done => None,
+        Written::NotFound => Some(UserError::NotFound),
+        Written::Conflict => Some(UserError::UsernameTaken),
+    };
+    if let Some(refused) = refused {
+        txn.rollback().await.map_err(StoreError::from)?;
+        return Err(refused);
     }
+    audit::record(&txn, &event).await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    event.log();
+    Ok(Replaced { user: record.into(), must_cut_off })
 }
 
 const MEMBERS: [&str; 7] =

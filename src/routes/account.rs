@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::pages::{
     self, AccountPage, GrantRow, PageError, PageResult, csrf_token, current_session,
 };
+use crate::oauth::audit::{Event, EventType};
 use crate::startup::AppState;
 use crate::store;
 
@@ -56,7 +57,10 @@ async fn revoke_own(
     body: Result<web::Bytes, actix_web::Error>,
 ) -> PageResult {
     let (session, _) = pages::signed_in_form(state, req, body).await?;
-    if !state.revocations.revoke_grant(&state.db, id, Some(&session.user.id)).await? {
+    let actor = super::actor::user(&session.user.id, state, req);
+    let event =
+        Event::new(EventType::GrantRevoked, actor, format!("grant:{id}")).with("by", "user");
+    if !state.revocations.revoke_grant(&state.db, id, Some(&session.user.id), &event).await? {
         return Err(PageError::Shown(StatusCode::NOT_FOUND, "No such grant."));
     }
     tracing::info!(user = %session.user.id, grant = %id, "grant revoked by its user");

@@ -8,10 +8,12 @@ use chrono::Utc;
 use super::pages::{
     self, ConsentPage, PageError, PageResult, csrf_token, current_session, field, form_pairs,
 };
+use crate::oauth::audit::{Event, EventType};
 use crate::oauth::authorize::{
     self, AuthorizationRequest, Authorizing, ErrorRedirect, Origin, Refusal, redirect_url,
 };
 use crate::oauth::client::{Client, Registration};
+use crate::oauth::consent;
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
@@ -279,16 +281,15 @@ async fn record_decision(
         _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     }
     let request = request.for_user(&session.user);
-    // The grant gains the requested scopes, atomically (concurrent consents lose nothing).
-    let grant = store::grants::consent(
+    // The grant gains the requested scopes, atomically, with the consent's event.
+    let actor = super::actor::user(&session.user.id, state, req);
+    let event = Event::new(EventType::ConsentGiven, actor, String::new());
+    let grant = consent::give(
         &state.db,
         &session.user.id,
         &request.client.client_id,
-        Utc::now(),
-        |current| {
-            let held = Scopes::parse(current.unwrap_or_default()).unwrap_or_default();
-            held.union(&request.scope).to_string()
-        },
+        &request.scope,
+        event,
     )
     .await?;
     tracing::info!(user = %session.user.id, client_id = %request.client.client_id, "consent recorded");

@@ -42,6 +42,7 @@ async fn client_of(
         throttle: &state.throttle,
         address: super::address::source(req, &state.settings.trusted_proxies),
         client_keys: &state.client_keys,
+        request_id: super::actor::request_id(req),
     };
     authenticate(&ctx, presented).await
 }

@@ -11,11 +11,13 @@ use super::authorize::{Asking, consent_page_for};
 use super::client_auth;
 use super::pages::{self, DevicePage, PageError, PageResult, csrf_token, current_session, field};
 use crate::error::OAuthError;
+use crate::oauth::audit::{self, Event, EventType};
+use crate::oauth::consent;
 use crate::oauth::grant::device_code::{self, Starting};
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
 use crate::startup::AppState;
-use crate::store::{self, device_authorizations::Decision};
+use crate::store;
 
 /// `POST /device_authorization` (RFC 8628 §3.1): the client authenticates as at `/token`
 /// (a public client with `none`) and gets a device code and a user code.
@@ -143,6 +145,9 @@ async fn decide(
     else {
         return Ok(entry(state, &session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
     };
+    let user = session.user.id.as_str();
+    let actor = super::actor::user(user, state, req);
+    let event = Event::new(EventType::DeviceDenied, actor, format!("client:{}", pending.client_id));
     let recorded = match decision {
         "allow" => {
             let Some(client) = state.registry.find(&state.db, &pending.client_id).await? else {
@@ -150,34 +155,12 @@ async fn decide(
             };
             let asked = asked_scope(&pending.scope, &session)?;
             // The grant gains the scopes, as at /consent: the user sees it at /account.
-            let grant = store::grants::consent(
-                &state.db,
-                &session.user.id,
-                &client.client_id,
-                now,
-                |current| {
-                    let held = Scopes::parse(current.unwrap_or_default()).unwrap_or_default();
-                    held.union(&asked).to_string()
-                },
-            )
-            .await?;
-            let approval = Decision::Approve {
-                user_id: &session.user.id,
-                grant_id: &grant.id,
-                auth_time: session.auth_time,
-            };
-            store::device_authorizations::decide(&state.db, &hash, &client.client_id, approval, now)
+            let approval = Some((&asked, session.auth_time));
+            consent::decide_device(&state.db, &hash, &client.client_id, user, approval, event)
                 .await?
         }
         "deny" => {
-            store::device_authorizations::decide(
-                &state.db,
-                &hash,
-                &pending.client_id,
-                Decision::Deny,
-                now,
-            )
-            .await?
+            consent::decide_device(&state.db, &hash, &pending.client_id, user, None, event).await?
         }
         _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     };
@@ -210,6 +193,14 @@ async fn look_up(
         state.throttle.user_code(&state.db, &session_key(session), address).await?
     {
         tracing::info!(user = %session.user.id, "device code lookup refused: too many attempts");
+        // Recorded on the counter's connection, never the code typed.
+        let actor = super::actor::user(&session.user.id, state, req);
+        let event =
+            Event::new(EventType::DeviceLookupLocked, actor, format!("user:{}", session.user.id))
+                .failed()
+                .with("retry_after", refused.retry_after.as_secs());
+        audit::record(&state.db, &event).await?;
+        event.log();
         let mut response = entry(
             state,
             session,

@@ -4,9 +4,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 
+use super::actor::anonymous;
 use super::pages::{
     self, LoginPage, PageError, PageResult, csrf_ok, csrf_token, field, pre_session_binding,
 };
+use crate::oauth::audit::{self, Event, EventType};
 use crate::oauth::{device, session};
 use crate::startup::AppState;
 use crate::store;
@@ -102,6 +104,12 @@ async fn sign_in(
             Ok(attempt) => attempt,
             Err(refused) => {
                 tracing::info!("login refused: too many failed attempts");
+                // This path only: a read of whom it was for, then the event.
+                let user = store::users::find_by_username(&state.db, username).await?;
+                let locked =
+                    Event::new(EventType::SignInLocked, anonymous(state, req), subject(&user))
+                        .with("retry_after", refused.retry_after.as_secs());
+                record_refusal(state, locked).await?;
                 let mut response = retry(
                     "Too many failed sign-ins. Wait a while, then try again.",
                     StatusCode::TOO_MANY_REQUESTS,
@@ -119,18 +127,28 @@ async fn sign_in(
         state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
     let user = match user {
         Some(user) if verified && !user.disabled => user,
-        _ => {
+        user => {
             tracing::info!("login refused");
             state.throttle.failed(&state.db, attempt).await?;
+            record_refusal(
+                state,
+                Event::new(EventType::SignIn, anonymous(state, req), subject(&user)),
+            )
+            .await?;
             return Ok(retry("Wrong username or password.", StatusCode::UNAUTHORIZED));
         }
     };
     state.throttle.succeeded(&state.db, attempt).await?;
     // A new session id at every login (no fixation); the old session ends.
     if let Some(old) = req.cookie(pages::session_cookie_name(state)) {
-        let _ = session::end(&state.db, old.value()).await;
+        let _ = session::end(&state.db, old.value(), None).await;
     }
-    let id = session::start(&state.db, &user.id, state.settings.session_lifetime).await?;
+    let event = Event::new(
+        EventType::SignIn,
+        super::actor::user(&user.id, state, req),
+        format!("user:{}", user.id),
+    );
+    let id = session::start(&state.db, &user.id, state.settings.session_lifetime, &event).await?;
     tracing::info!(user = %user.id, "logged in");
     let mut response = pages::see_other(&format!("{}{return_to}", pages::base(state)));
     let _ = response.add_cookie(&pages::cookie(state, pages::session_cookie_name(state), id));
@@ -141,4 +159,19 @@ async fn sign_in(
         let _ = response.add_cookie(&cookie);
     }
     Ok(response)
+}
+
+/// A refused sign-in's subject: the user it was for, or `user:unknown`. Never the username
+/// as typed (people type passwords there), never the password.
+fn subject(user: &Option<store::users::UserRecord>) -> String {
+    format!("user:{}", user.as_ref().map_or("unknown", |u| u.id.as_str()))
+}
+
+/// Records a refused sign-in as one more statement after its counter's: it changes nothing
+/// else, so there is no transaction to share.
+async fn record_refusal(state: &AppState, event: Event) -> Result<(), store::StoreError> {
+    let event = event.failed();
+    audit::record(&state.db, &event).await?;
+    event.log();
+    Ok(())
 }

@@ -10,6 +10,7 @@ use super::pages::{
     self, EXPIRED_FORM, LogoutPage, PageError, PageResult, csrf_ok, csrf_token, current_session,
     field,
 };
+use crate::oauth::audit::{Event, EventType};
 use crate::oauth::authorize::redirect_url;
 use crate::oauth::{id_token, session};
 use crate::startup::AppState;
@@ -56,7 +57,8 @@ async fn sign_out(
         if !csrf_ok(state, &session.id, field(&form, "csrf_token")) {
             return Err(PageError::bad_request(EXPIRED_FORM));
         }
-        session::end(&state.db, &session.id).await?;
+        let event = logout(state, req, &session.user.id, "user");
+        session::end(&state.db, &session.id, Some(&event)).await?;
         tracing::info!(user = %session.user.id, "logged out");
     }
     Ok(signed_out(state, None))
@@ -80,7 +82,8 @@ async fn rp_initiated(
     if let Some(session) = current_session(state, req).await?
         && session.user.id == hint.sub
     {
-        session::end(&state.db, &session.id).await?;
+        let event = logout(state, req, &session.user.id, "relying_party");
+        session::end(&state.db, &session.id, Some(&event)).await?;
         tracing::info!(user = %session.user.id, "logged out by the relying party");
     }
     let mut target = None;
@@ -98,6 +101,12 @@ async fn rp_initiated(
         None => uri,
     });
     Ok(signed_out(state, redirect))
+}
+
+/// The `logout` event of `user_id`'s session, ended at the request of `by`.
+fn logout(state: &AppState, req: &HttpRequest, user_id: &str, by: &str) -> Event {
+    let actor = super::actor::user(user_id, state, req);
+    Event::new(EventType::Logout, actor, format!("user:{user_id}")).with("by", by)
 }
 
 /// The signed-out answer: back to the relying party, or our page; the cookie goes either way.

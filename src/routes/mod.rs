@@ -1,6 +1,7 @@
 //! The route table: every path the server answers, and the extractor error handlers.
 
 mod account;
+pub(crate) mod actor;
 mod address;
 mod admin;
 mod assets;

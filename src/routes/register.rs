@@ -113,6 +113,7 @@ pub async fn register(
             metadata,
             secret::hash(&access),
             initial.as_ref().map(|t| t.id.as_str()),
+            super::actor::anonymous(&state, &req),
         )
         .await?
         .ok_or(RegistrationError::InvalidToken("the initial access token is used up"))?;
@@ -201,6 +202,7 @@ pub async fn update(
             &current.client_id,
             metadata,
             Some(secret::hash(&access)),
+            super::actor::seen_client(&current.client_id, &state, &req),
         )
         .await?
         .ok_or(RegistrationError::InvalidToken("the client no longer exists"))?;
@@ -217,7 +219,8 @@ pub async fn delete(
     client_id: web::Path<String>,
 ) -> Result<HttpResponse, RegistrationError> {
     let client = authorized(&state, &req, &client_id).await?;
-    if !state.registry.delete(&state.db, &state.revocations, &client.client_id).await? {
+    let actor = super::actor::seen_client(&client.client_id, &state, &req);
+    if !state.registry.delete(&state.db, &state.revocations, &client.client_id, actor).await? {
         return Err(RegistrationError::InvalidToken("the client no longer exists"));
     }
     tracing::info!(client_id = %client.client_id, "a client deleted its registration");

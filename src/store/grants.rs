@@ -2,13 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use entity::grant;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use super::StoreError;
-use super::is_unique_violation;
 
 #[derive(Debug, Clone)]
 pub struct GrantRecord {
@@ -62,6 +61,11 @@ pub async fn list_for_user(
 /// `merge(current scope)`. Atomic: the scope is replaced only if it is still what was read
 /// (compare-and-set), retried otherwise, so concurrent consents never lose a scope; a
 /// concurrent first consent loses the insert race and extends the winner's grant.
+///
+/// Written first, read after: run in a transaction on SQLite, the insert takes the write lock
+/// before anything is read (a read-then-write transaction would fail on a concurrent write
+/// instead of waiting for it). The insert does nothing when the grant exists (no violation,
+/// which would abort a Postgres transaction).
 pub async fn consent(
     db: &impl ConnectionTrait,
     user_id: &str,
@@ -71,29 +75,35 @@ pub async fn consent(
 ) -> Result<GrantRecord, StoreError> {
     const ATTEMPTS: usize = 16;
     for _ in 0..ATTEMPTS {
-        let Some(mut existing) = find_for(db, user_id, client_id).await? else {
-            let record = GrantRecord {
-                id: uuid::Uuid::new_v4().to_string(),
-                user_id: user_id.to_owned(),
-                client_id: client_id.to_owned(),
-                scope: merge(None),
-                created_at: now,
-                updated_at: now,
-            };
-            let row = grant::ActiveModel {
-                id: Set(record.id.clone()),
-                user_id: Set(record.user_id.clone()),
-                client_id: Set(record.client_id.clone()),
-                scope: Set(record.scope.clone()),
-                created_at: Set(record.created_at),
-                updated_at: Set(record.updated_at),
-            };
-            match grant::Entity::insert(row).exec_without_returning(db).await {
-                Ok(_) => return Ok(record),
-                Err(e) if is_unique_violation(&e) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let record = GrantRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: user_id.to_owned(),
+            client_id: client_id.to_owned(),
+            scope: merge(None),
+            created_at: now,
+            updated_at: now,
         };
+        let row = grant::ActiveModel {
+            id: Set(record.id.clone()),
+            user_id: Set(record.user_id.clone()),
+            client_id: Set(record.client_id.clone()),
+            scope: Set(record.scope.clone()),
+            created_at: Set(record.created_at),
+            updated_at: Set(record.updated_at),
+        };
+        let inserted = grant::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([grant::Column::UserId, grant::Column::ClientId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+        if inserted == 1 {
+            return Ok(record);
+        }
+        // Revoked between the insert and this read: the next turn inserts it again.
+        let Some(mut existing) = find_for(db, user_id, client_id).await? else { continue };
         let scope = merge(Some(&existing.scope));
         let swapped = grant::Entity::update_many()
             .col_expr(grant::Column::Scope, Expr::value(scope.as_str()))

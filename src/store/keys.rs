@@ -9,7 +9,6 @@ use super::StoreError;
 use super::is_unique_violation;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    TransactionSession, TransactionTrait,
 };
 
 /// A key's place in its life cycle.
@@ -122,14 +121,14 @@ pub struct Rotation {
     pub new_next: StoredKey,
 }
 
-/// Applies every rotation in one transaction. Each step is conditional on the state it
-/// expects, so of two concurrent rotations one wins and the other changes nothing.
+/// Applies every rotation in the caller's transaction `txn` (which commits it with its audit
+/// events). Each step is conditional on the state it expects, so of two concurrent rotations
+/// one wins and the other changes nothing: `Raced`, and the caller's transaction rolls back.
 pub async fn rotate(
-    db: &impl TransactionTrait,
+    txn: &impl ConnectionTrait,
     rotations: &[Rotation],
     now: DateTime<Utc>,
 ) -> Result<(), RotateError> {
-    let txn = db.begin().await?;
     for rotation in rotations {
         // Retire first: the partial unique index allows one `active` key per algorithm.
         let retired = SigningKeys::update_many()
@@ -137,23 +136,21 @@ pub async fn rotate(
             .col_expr(signing_key::Column::RetiredAt, Expr::value(now))
             .filter(signing_key::Column::Kid.eq(&rotation.active))
             .filter(signing_key::Column::State.eq(KeyState::Active.as_str()))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         let activated = SigningKeys::update_many()
             .col_expr(signing_key::Column::State, Expr::value(KeyState::Active.as_str()))
             .col_expr(signing_key::Column::ActivatedAt, Expr::value(now))
             .filter(signing_key::Column::Kid.eq(&rotation.next))
             .filter(signing_key::Column::State.eq(KeyState::Next.as_str()))
-            .exec(&txn)
+            .exec(txn)
             .await?;
         if retired.rows_affected != 1
             || activated.rows_affected != 1
-            || !insert(&txn, rotation.new_next.clone()).await?
+            || !insert(txn, rotation.new_next.clone()).await?
         {
-            txn.rollback().await?;
             return Err(RotateError::Raced);
         }
     }
-    txn.commit().await?;
     Ok(())
 }

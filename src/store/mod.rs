@@ -5,6 +5,7 @@ pub mod bootstrap;
 pub mod clients;
 pub mod codes;
 pub mod device_authorizations;
+pub mod events;
 pub mod grants;
 pub mod keys;
 pub mod proofs;

@@ -36,10 +36,21 @@ pub enum Expired {
     InitialAccessTokens,
     /// Device authorizations past their expiry, decided or not.
     DeviceAuthorizations,
+    /// Audit events older than the retention period (none when it is zero: kept forever).
+    Events,
+}
+
+/// How long the kinds kept by a setting rather than their own expiry stay.
+#[derive(Debug, Clone, Copy)]
+pub struct Windows {
+    /// The failure-counting window (`CASTELLAN_FAILURE_WINDOW`).
+    pub attempts: Duration,
+    /// The audit trail's retention (`CASTELLAN_EVENT_RETENTION`); zero keeps events forever.
+    pub events: Duration,
 }
 
 impl Expired {
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::UsedAssertions,
         Self::UsedProofs,
         Self::Sessions,
@@ -51,6 +62,7 @@ impl Expired {
         Self::AttemptCounters,
         Self::InitialAccessTokens,
         Self::DeviceAuthorizations,
+        Self::Events,
     ];
 
     pub fn table(self) -> &'static str {
@@ -66,6 +78,7 @@ impl Expired {
             Self::AttemptCounters => "attempt_counters",
             Self::InitialAccessTokens => "initial_access_tokens",
             Self::DeviceAuthorizations => "device_authorizations",
+            Self::Events => "events",
         }
     }
 
@@ -74,7 +87,7 @@ impl Expired {
         self,
         db: &impl ConnectionTrait,
         now: DateTime<Utc>,
-        attempt_window: Duration,
+        windows: Windows,
         batch: u64,
     ) -> Result<u64, StoreError> {
         match self {
@@ -87,11 +100,17 @@ impl Expired {
             Self::RefreshFamilies => super::refresh_tokens::purge_families(db, now, batch).await,
             Self::RefreshTokens => super::refresh_tokens::purge_tokens(db, now, batch).await,
             Self::AttemptCounters => {
-                let window = i64::try_from(attempt_window.as_millis()).unwrap_or(i64::MAX);
+                let window = i64::try_from(windows.attempts.as_millis()).unwrap_or(i64::MAX);
                 super::attempts::purge(db, now.timestamp_millis(), window, batch).await
             }
             Self::InitialAccessTokens => super::registration::purge_tokens(db, now, batch).await,
             Self::DeviceAuthorizations => super::device_authorizations::purge(db, now, batch).await,
+            Self::Events => match chrono::Duration::from_std(windows.events) {
+                Ok(retention) if !retention.is_zero() => {
+                    super::events::purge(db, now - retention, batch).await
+                }
+                _ => Ok(0),
+            },
         }
     }
 }
@@ -102,7 +121,7 @@ impl Expired {
 /// others. Returns the rows deleted per kind.
 pub async fn round(
     db: &impl ConnectionTrait,
-    attempt_window: Duration,
+    windows: Windows,
     budget: Duration,
 ) -> Result<Vec<(Expired, u64)>, StoreError> {
     let deadline = Instant::now() + budget;
@@ -111,7 +130,7 @@ pub async fn round(
     while !pending.is_empty() {
         let mut still = Vec::with_capacity(pending.len());
         for kind in pending {
-            let rows = kind.purge(db, Utc::now(), attempt_window, BATCH).await?;
+            let rows = kind.purge(db, Utc::now(), windows, BATCH).await?;
             if let Some((_, total)) = deleted.iter_mut().find(|(k, _)| *k == kind) {
                 *total += rows;
             }

@@ -58,7 +58,7 @@ pub async fn poll(app: &TestApp, client_id: &str, device_code: &str) -> (u16, Va
 }
 
 /// Signs `username` in from `/device?user_code=…` and returns the code-entry page.
-async fn sign_in_at_device(
+pub(crate) async fn sign_in_at_device(
     browser: &Browser,
     app: &TestApp,
     complete: &str,
@@ -81,7 +81,7 @@ async fn sign_in_at_device(
 }
 
 /// Types `user_code` into the entry form of `page`: the response (a consent page when found).
-async fn look_up(
+pub(crate) async fn look_up(
     browser: &Browser,
     app: &TestApp,
     page: &str,

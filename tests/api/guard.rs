@@ -3,6 +3,7 @@
 //! the guard hammer the JWKS, rotation breaks nothing, cached keys outlive an outage, scopes
 //! and DPoP are enforced with RFC 6750/9449 challenges, introspection sees a revocation.
 
+use castellan::oauth::audit::Actor;
 use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
@@ -244,7 +245,7 @@ async fn a_key_rotation_fails_no_request() {
     for _ in 0..3 {
         // Rotations months apart in real life; here more than the refetch interval apart.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        app.keys.rotate(&db, true).await.expect("rotation");
+        app.keys.rotate(&db, true, Actor::system("test")).await.expect("rotation");
         for client in &clients {
             let fresh = token(&app, client).await;
             for bearer in [&fresh, &before[requests % before.len()]] {

@@ -17,6 +17,7 @@ mod device;
 mod discovery;
 mod dpop;
 mod drills;
+mod events;
 mod fapi2;
 mod gate;
 mod guard;

@@ -1,6 +1,7 @@
 //! Key rotation (docs/REFERENCE.md §7): published before signing, retired keys kept until their tokens
 //! expire, kids never reused, and every replica in step.
 
+use castellan::oauth::audit::Actor;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ async fn the_next_key_of_every_algorithm_is_published_before_it_signs() {
     let signing = Algorithm::ALL.map(|alg| app.keys.active_kid(alg));
     let_next_key_publish().await;
 
-    app.keys.rotate(&app.store().await, false).await.expect("rotation");
+    app.keys.rotate(&app.store().await, false, Actor::system("test")).await.expect("rotation");
 
     let after = app.jwks().await;
     assert_eq!(all_kids(&after).len(), 12, "per algorithm: active, new next and the retired key");
@@ -55,7 +56,7 @@ async fn rotation_waits_until_the_next_key_has_outlived_jwks_caches() {
     let app = spawn_app_with(|s| s.jwks_max_age = Duration::from_secs(60)).await;
     let signing = app.keys.active_kid(Algorithm::RS256);
 
-    let refused = app.keys.rotate(&app.store().await, false).await;
+    let refused = app.keys.rotate(&app.store().await, false, Actor::system("test")).await;
 
     assert!(matches!(refused, Err(KeyError::NextTooNew(_))), "{refused:?}");
     assert_eq!(app.keys.active_kid(Algorithm::RS256), signing);
@@ -70,7 +71,7 @@ async fn the_retired_key_stays_published_until_every_token_it_signed_has_expired
         app.keys.sign(Algorithm::RS256, "at+jwt", &serde_json::json!({"sub": "x"})).expect("sign");
     let_next_key_publish().await;
 
-    app.keys.rotate(&app.store().await, false).await.expect("rotation");
+    app.keys.rotate(&app.store().await, false, Actor::system("test")).await.expect("rotation");
     let rotated_at = Instant::now();
 
     assert!(app.jwks_kids().await.contains(&retired), "still published right after rotation");
@@ -93,7 +94,7 @@ async fn a_kid_is_never_reused() {
     let db = app.store().await;
 
     for _ in 0..3 {
-        app.keys.rotate(&db, true).await.expect("forced rotation");
+        app.keys.rotate(&db, true, Actor::system("test")).await.expect("forced rotation");
     }
 
     let policy = keyring::KeyPolicy {
@@ -140,7 +141,7 @@ async fn two_replicas_sign_with_the_same_kid_after_a_rotation_through_one_of_the
     assert_eq!(first.jwks().await, second.jwks().await);
     let_next_key_publish().await;
 
-    first.keys.rotate(&first.store().await, false).await.expect("rotation");
+    first.keys.rotate(&first.store().await, false, Actor::system("test")).await.expect("rotation");
 
     let in_step = eventually(Duration::from_secs(5), || async {
         second.keys.active_kid(Algorithm::RS256) == first.keys.active_kid(Algorithm::RS256)

@@ -172,9 +172,11 @@ async fn a_refresh_that_keeps_its_token_costs_no_more_than_a_rotation() {
 }
 
 /// Count the attempt per (account, address) and per account before the password is checked,
-/// read the user, clear both counts, store the session.
-const LOGIN: u64 = 6;
-/// Read the session with its user, merge the grant (read, then write), store the code.
+/// read the user, clear both counts, store the session with its `sign_in` audit event.
+const LOGIN: u64 = 7;
+/// Read the session with its user, create the grant (an insert that does nothing when the
+/// grant exists, then a read and a conditional write) with its `consent.given` audit event,
+/// store the code.
 const CONSENT: u64 = 4;
 
 #[tokio::test]
@@ -307,12 +309,13 @@ async fn a_registration_runs_a_fixed_handful_and_a_dynamic_clients_use_is_writte
             response.json::<Value>().await.expect("JSON")
         }
     };
-    // The address's counter, the policy, the scopes' existence, the client and its scopes.
+    // The address's counter, the policy, the scopes' existence, the client and its scopes,
+    // and the `client.registered` audit event.
     for _ in 0..2 {
-        assert_eq!(counted(&app, "/register", register(body.clone(), None)).await, 5);
+        assert_eq!(counted(&app, "/register", register(body.clone(), None)).await, 6);
     }
     // With an initial access token: the counter, the policy, the token's lookup, its use, the
-    // client and its secret (no scopes to check or insert: it asked for none).
+    // client and its secret (no scopes to check or insert: it asked for none), the event.
     let issued: Value = app
         .admin(reqwest::Method::POST, "/admin/initial-access-tokens", Some(json!({"uses": 1})))
         .await
@@ -325,7 +328,7 @@ async fn a_registration_runs_a_fixed_handful_and_a_dynamic_clients_use_is_writte
         client = register(service, issued["token"].as_str().map(str::to_owned)).await;
     })
     .await;
-    assert_eq!(with_token, 6);
+    assert_eq!(with_token, 7);
 
     // Its tokens: one write records its first use; then nothing for the hour.
     let (id, secret) = (

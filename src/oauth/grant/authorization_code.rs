@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::{Approved, Issuing, ProofKey, TokenResponse, require_key};
 use crate::error::OAuthError;
+use crate::oauth::audit::{self, Actor, Event, EventType};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
 use crate::oauth::revocation::Revocation;
@@ -158,11 +159,27 @@ async fn replayed(
     // Marked first: a first redemption still issuing then starts no family, or (holding the
     // code row) finishes starting it before this goes on, and the family is revoked below.
     store::codes::mark_replayed(ctx.db, hash, Utc::now()).await?;
+    // Recorded with the first revocation it causes (never the code itself).
+    let mut event = Some(
+        Event::new(
+            EventType::AuthorizationCodeReplayed,
+            Actor::client(&client.client_id),
+            format!("client:{}", client.client_id),
+        )
+        .failed()
+        .with("family_revoked", first.family_id.is_some()),
+    );
     if let Some(family_id) = &first.family_id {
-        ctx.revocations.revoke(ctx.db, Revocation::Family(family_id)).await?;
+        let revocation = Revocation::Family(family_id);
+        ctx.revocations.revoke(ctx.db, revocation, event.take().as_ref()).await?;
     }
     if let (Some(jti), Some(expires_at)) = (&first.access_jti, first.access_expires_at) {
-        ctx.revocations.revoke(ctx.db, Revocation::AccessToken { jti, expires_at }).await?;
+        let revocation = Revocation::AccessToken { jti, expires_at };
+        ctx.revocations.revoke(ctx.db, revocation, event.take().as_ref()).await?;
+    }
+    if let Some(event) = event {
+        audit::record(ctx.db, &event).await?;
+        event.log();
     }
     tracing::warn!(client_id = %client.client_id, "authorization code replayed: what it issued is revoked");
     Ok(())

@@ -11,6 +11,7 @@ use super::client_credentials::user_audience;
 use super::{ProofKey, TokenResponse, require_key, token_type};
 use crate::error::OAuthError;
 use crate::oauth::access_token::{self, Grant};
+use crate::oauth::audit::{Actor, Event, EventType};
 use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
 use crate::oauth::gate::ADMIN_SCOPE;
 use crate::oauth::revocation::Revocation;
@@ -166,7 +167,18 @@ async fn refused(ctx: &Issuing<'_>, jti: &str, grace: Duration) -> Result<OAuthE
     let orphaned = current.status == Status::Active && !current.stands(now);
     if replayed || orphaned {
         let family = &current.family.id;
-        ctx.revocations.revoke(ctx.db, Revocation::Family(family)).await?;
+        // Reuse is an attack on the family's user: recorded with the revocation.
+        let event = replayed.then(|| {
+            Event::new(
+                EventType::RefreshTokenReused,
+                Actor::client(&current.family.client_id),
+                format!("grant:{}", current.family.grant_id),
+            )
+            .failed()
+            .with("family", family.as_str())
+            .with("user_id", current.family.user_id.as_str())
+        });
+        ctx.revocations.revoke(ctx.db, Revocation::Family(family), event.as_ref()).await?;
         if replayed {
             tracing::warn!(client_id = %current.family.client_id, family = %family, "refresh token reuse: family revoked");
         }

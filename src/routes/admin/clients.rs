@@ -12,6 +12,7 @@ use crate::error::AdminError;
 use crate::oauth::client::ClientView;
 use crate::oauth::client_metadata;
 use crate::oauth::registry::RegistryError;
+use crate::routes::actor;
 use crate::startup::AppState;
 
 const LIST: &str = "clients";
@@ -34,13 +35,14 @@ impl From<RegistryError> for AdminError {
     responses((status = 201, body = ClientView), (status = 400), (status = 401), (status = 403)))]
 pub async fn create(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let metadata =
         client_metadata::parse(&json_body(&req, &body)?, state.settings.max_token_lifetime)?;
-    let registered = state.registry.register(&state.db, metadata).await?;
+    let actor = actor::admin(&admin, &state, &req);
+    let registered = state.registry.register(&state.db, metadata, actor).await?;
     let secret = registered.secret.map(|s| s.expose_secret().to_owned());
     Ok(no_store(HttpResponse::Created()).json(registered.client.view(secret)))
 }
@@ -80,7 +82,7 @@ pub async fn read(
     responses((status = 200, body = ClientView), (status = 400), (status = 404)))]
 pub async fn replace(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     client_id: web::Path<String>,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
@@ -88,9 +90,10 @@ pub async fn replace(
     well_formed(&client_id)?;
     let metadata =
         client_metadata::parse(&json_body(&req, &body)?, state.settings.max_token_lifetime)?;
+    let actor = actor::admin(&admin, &state, &req);
     let registered = state
         .registry
-        .replace(&state.db, &state.revocations, &client_id, metadata, None)
+        .replace(&state.db, &state.revocations, &client_id, metadata, None, actor)
         .await?
         .ok_or(AdminError::NotFound)?;
     let secret = registered.secret.map(|s| s.expose_secret().to_owned());
@@ -104,9 +107,11 @@ pub async fn delete(
     state: web::Data<AppState>,
     admin: Admin,
     client_id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&client_id)?;
-    if !state.registry.delete(&state.db, &state.revocations, &client_id).await? {
+    let actor = actor::admin(&admin, &state, &req);
+    if !state.registry.delete(&state.db, &state.revocations, &client_id, actor).await? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(admin = %admin.actor(), client_id = %client_id, "deleted a client");
@@ -139,7 +144,13 @@ pub async fn rotate_secret(
     }
     let (client, secret) = state
         .registry
-        .rotate_secret(&state.db, &state.revocations, &client_id, Duration::from_secs(overlap))
+        .rotate_secret(
+            &state.db,
+            &state.revocations,
+            &client_id,
+            Duration::from_secs(overlap),
+            actor::admin(&admin, &state, &req),
+        )
         .await?
         .ok_or(AdminError::NotFound)?;
     tracing::info!(admin = %admin.actor(), client_id = %client_id, overlap, "rotated a client secret");

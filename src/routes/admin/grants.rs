@@ -1,11 +1,13 @@
 //! `GET /admin/users/{id}/grants` and `DELETE /admin/grants/{id}`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{Admin, Page, well_formed};
 use crate::error::AdminError;
+use crate::oauth::audit::{Event, EventType};
+use crate::routes::actor;
 use crate::startup::AppState;
 use crate::store;
 
@@ -54,9 +56,13 @@ pub async fn revoke(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
-    if !state.revocations.revoke_grant(&state.db, &id, None).await? {
+    let actor = actor::admin(&admin, &state, &req);
+    let event =
+        Event::new(EventType::GrantRevoked, actor, format!("grant:{id}")).with("by", "admin");
+    if !state.revocations.revoke_grant(&state.db, &id, None, &event).await? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(admin = %admin.actor(), grant = %id, "grant revoked by an admin");

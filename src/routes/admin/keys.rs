@@ -25,7 +25,8 @@ pub async fn rotate(
 ) -> Result<HttpResponse, AdminError> {
     let force = url::form_urlencoded::parse(req.query_string().as_bytes())
         .any(|(name, value)| name == "force" && value == "true");
-    state.keys.rotate(&state.db, force).await.map_err(|e| match e {
+    let actor = crate::routes::actor::admin(&admin, &state, &req);
+    state.keys.rotate(&state.db, force, actor).await.map_err(|e| match e {
         KeyError::NextTooNew(_) => AdminError::Conflict(
             "the next key is not yet past every JWKS cache; retry later or force",
         ),

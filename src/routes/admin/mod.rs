@@ -2,6 +2,7 @@
 
 mod auth;
 mod clients;
+mod events;
 mod grants;
 mod json;
 mod keys;
@@ -64,6 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/admin/registration-policy", web::get().to(registration::policy))
             .route(web::put().to(registration::set_policy)),
     )
+    .service(resource("/admin/events", web::get().to(events::list)))
     .service(resource("/admin/openapi.json", web::get().to(openapi::document)));
 }
 

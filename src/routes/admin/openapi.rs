@@ -4,20 +4,20 @@
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::{Admin, clients, grants, keys, registration, scopes, users};
+use super::{Admin, clients, events, grants, keys, registration, scopes, users};
 use crate::error::AdminError;
 use crate::startup::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Castellan admin API", description = "Clients, scopes, users, grants, signing keys and dynamic registration (docs/REFERENCE.md §6)."),
+    info(title = "Castellan admin API", description = "Clients, scopes, users, grants, signing keys, dynamic registration and the audit trail (docs/REFERENCE.md §6)."),
     paths(
         clients::create, clients::list, clients::read, clients::replace, clients::delete,
         clients::rotate_secret, scopes::create, scopes::list, scopes::read, scopes::replace,
         scopes::delete, users::create, users::list, users::read, users::replace, users::delete, users::end_sessions,
         grants::for_user, grants::revoke, keys::list, keys::rotate, registration::issue,
         registration::list, registration::revoke, registration::policy, registration::set_policy,
-        document
+        events::list, document
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

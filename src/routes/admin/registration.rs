@@ -12,10 +12,12 @@ use super::{Admin, Page, json_body, page, page_params};
 use crate::error::AdminError;
 use crate::oauth::client::is_client_id;
 use crate::oauth::gate::ADMIN_SCOPE;
-use crate::oauth::registration::Policy;
+use crate::oauth::registration::{Mode, Policy};
+use crate::oauth::registration_admin;
 use crate::oauth::registry;
 use crate::oauth::scope::Scopes;
 use crate::oauth::secret;
+use crate::routes::actor;
 use crate::startup::AppState;
 use crate::store::{self, registration::InitialAccessToken};
 
@@ -125,7 +127,7 @@ pub async fn issue(
         created_at: now,
         expires_at: now + chrono::Duration::seconds(expires_in),
     };
-    store::registration::insert_token(&state.db, &stored).await?;
+    registration_admin::issue(&state.db, &stored, actor::admin(&admin, &state, &req)).await?;
     tracing::info!(admin = %admin.actor(), id = %stored.id, uses, "issued an initial access token");
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -154,8 +156,11 @@ pub async fn revoke(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
-    if !is_client_id(&id) || !store::registration::delete_token(&state.db, &id).await? {
+    if !is_client_id(&id)
+        || !registration_admin::revoke(&state.db, &id, actor::admin(&admin, &state, &req)).await?
+    {
         return Err(AdminError::NotFound);
     }
     tracing::info!(admin = %admin.actor(), id = %id, "revoked an initial access token");
@@ -199,7 +204,13 @@ pub async fn set_policy(
     let policy = Policy::parse(&json_body(&req, &body)?)?;
     check_scopes_exist(&state, &policy.scopes()).await?;
     let json = serde_json::to_string(&policy).map_err(anyhow::Error::from)?;
-    store::registration::set_policy(&state.db, &json, &admin.actor(), Utc::now()).await?;
+    let mode = match policy.mode {
+        Mode::Open => "open",
+        Mode::Closed => "closed",
+    };
+    let actor = actor::admin(&admin, &state, &req);
+    registration_admin::set_policy(&state.db, &json, mode, &admin.actor(), actor, Utc::now())
+        .await?;
     tracing::info!(admin = %admin.actor(), policy = %json, "set the registration policy");
     Ok(HttpResponse::Ok().json(PolicyView { policy, source: "admin" }))
 }

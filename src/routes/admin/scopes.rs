@@ -8,6 +8,8 @@ use serde_json::Value;
 use super::{Admin, Page, json_body, page, page_params};
 use crate::error::AdminError;
 use crate::oauth::scope::is_scope_token;
+use crate::oauth::scopes as changes;
+use crate::routes::actor;
 use crate::startup::AppState;
 use crate::store::scopes::{self, ScopeRecord, Written};
 
@@ -33,7 +35,7 @@ impl From<ScopeRecord> for ScopeView {
     responses((status = 201, body = ScopeView), (status = 400), (status = 409)))]
 pub async fn create(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
@@ -47,7 +49,7 @@ pub async fn create(
     }
     let description = description(&body, &["name", "description"])?;
     let record = ScopeRecord { name, description, created_at: Utc::now() };
-    match scopes::insert(&state.db, &record).await? {
+    match changes::create(&state.db, &record, actor::admin(&admin, &state, &req)).await? {
         Written::Done => Ok(HttpResponse::Created().json(ScopeView::from(record))),
         _ => Err(AdminError::Conflict("a scope with this name exists")),
     }
@@ -87,7 +89,7 @@ pub async fn read(
     request_body = ScopeView, responses((status = 200, body = ScopeView), (status = 400), (status = 404)))]
 pub async fn replace(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     name: web::Path<String>,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
@@ -100,7 +102,8 @@ pub async fn replace(
         return Err(AdminError::invalid_request("a scope cannot be renamed", "name"));
     }
     let description = description(&body, &["name", "description"])?;
-    match scopes::update(&state.db, &name, &description).await? {
+    let actor = actor::admin(&admin, &state, &req);
+    match changes::update(&state.db, &name, &description, actor).await? {
         Written::Done => {
             Ok(HttpResponse::Ok().json(ScopeView { name: name.into_inner(), description }))
         }
@@ -113,8 +116,9 @@ pub async fn replace(
     responses((status = 204), (status = 404), (status = 409)))]
 pub async fn delete(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     name: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     if !is_scope_token(&name) {
         return Err(AdminError::NotFound);
@@ -122,7 +126,7 @@ pub async fn delete(
     if BUILT_IN.contains(&name.as_str()) {
         return Err(AdminError::Conflict("built-in scopes cannot be deleted"));
     }
-    match scopes::delete(&state.db, &name).await? {
+    match changes::delete(&state.db, &name, actor::admin(&admin, &state, &req)).await? {
         Written::Done => Ok(HttpResponse::NoContent().finish()),
         Written::NotFound => Err(AdminError::NotFound),
         Written::Conflict => Err(AdminError::Conflict("the scope is still allowed to some client")),

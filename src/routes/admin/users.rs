@@ -4,7 +4,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{Admin, Page, json_body, page, page_params, well_formed};
 use crate::error::AdminError;
+use crate::oauth::audit::{Event, EventType};
 use crate::oauth::users::{self, User, UserError};
+use crate::routes::actor;
 use crate::startup::AppState;
 use crate::store;
 
@@ -28,12 +30,14 @@ impl From<UserError> for AdminError {
     responses((status = 201, body = User), (status = 400), (status = 409)))]
 pub async fn create(
     state: web::Data<AppState>,
-    _admin: Admin,
+    admin: Admin,
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
     let input = users::parse_input(&json_body(&req, &body)?, true)?;
-    Ok(HttpResponse::Created().json(users::create(&state.db, &state.passwords, input).await?))
+    let actor = actor::admin(&admin, &state, &req);
+    Ok(HttpResponse::Created()
+        .json(users::create(&state.db, &state.passwords, input, actor).await?))
 }
 
 /// List users, a page at a time.
@@ -76,11 +80,13 @@ pub async fn replace(
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
     let input = users::parse_input(&json_body(&req, &body)?, false)?;
-    let replaced = users::replace(&state.db, &state.passwords, &id, input).await?;
+    let actor = actor::admin(&admin, &state, &req);
+    let replaced = users::replace(&state.db, &state.passwords, &id, input, actor).await?;
     // A new password or a disabling ends the user's sessions and tokens; re-enabling later
     // does not bring them back.
     if replaced.must_cut_off {
-        state.revocations.cut_off_user(&state.db, &id, None).await?;
+        // Recorded above, with the update that caused it.
+        state.revocations.cut_off_user(&state.db, &id, None, None).await?;
         tracing::info!(admin = %admin.actor(), user = %id, "user cut off: sessions and tokens ended");
     }
     Ok(HttpResponse::Ok().json(replaced.user))
@@ -92,9 +98,12 @@ pub async fn delete(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
-    if !state.revocations.delete_user(&state.db, &id).await? {
+    let event =
+        Event::new(EventType::UserDeleted, actor::admin(&admin, &state, &req), subject(&id));
+    if !state.revocations.delete_user(&state.db, &id, &event).await? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(admin = %admin.actor(), user = %id, "deleted a user");
@@ -108,12 +117,19 @@ pub async fn end_sessions(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
     if store::users::find(&state.db, &id).await?.is_none() {
         return Err(AdminError::NotFound);
     }
-    let ended = state.revocations.cut_off_user(&state.db, &id, None).await?;
+    let actor = actor::admin(&admin, &state, &req);
+    let event = Event::new(EventType::UserSessionsEnded, actor, subject(&id));
+    let ended = state.revocations.cut_off_user(&state.db, &id, None, Some(&event)).await?;
     tracing::info!(admin = %admin.actor(), user = %id, sessions = ended, "ended a user's sessions");
     Ok(HttpResponse::NoContent().finish())
+}
+
+fn subject(id: &str) -> String {
+    format!("user:{id}")
 }
