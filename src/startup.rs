@@ -122,6 +122,10 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let address = listener.local_addr()?;
         let issuer = settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(address));
+        registry
+            .ensure_console(&db, &revocations, issuer.as_str())
+            .await
+            .context("cannot register the admin console's client")?;
         let discovery = ArcSwap::from_pointee(metadata(&db, &issuer, &settings).await?);
         let (replays, writers) = Replays::new(&db);
         for writer in writers {

@@ -53,6 +53,7 @@ event_types! {
     DeviceLookupLocked => "device_lookup.locked",
     ClientAuthLocked => "client_auth.locked",
     Logout => "logout",
+    ConsoleSignIn => "console.sign_in",
     ConsentGiven => "consent.given",
     DeviceApproved => "device.approved",
     DeviceDenied => "device.denied",

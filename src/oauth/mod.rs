@@ -10,6 +10,7 @@ pub mod client_documents;
 pub mod client_keys;
 pub mod client_metadata;
 pub mod consent;
+pub mod console;
 pub mod csrf;
 pub mod cursor;
 pub mod delegation;

@@ -23,9 +23,23 @@ pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
     verify_slices_are_equal(computed.as_bytes(), challenge.as_bytes()).is_ok()
 }
 
+/// The S256 challenge of `verifier` (RFC 7636 §4.2), for a relying party of our own.
+pub fn challenge_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 7636 Appendix B, from the verifier's side.
+    #[test]
+    fn the_challenge_of_the_appendix_b_verifier_is_its_challenge() {
+        assert_eq!(
+            challenge_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
 
     /// RFC 7636 Appendix B.
     const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";

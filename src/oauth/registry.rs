@@ -298,6 +298,43 @@ impl Registry {
         Ok(Some(Credentials { client_id: registered.client.client_id, client_secret }))
     }
 
+    /// Ensures the console's reserved client exists with the redirect URI of `issuer`
+    /// (docs/REFERENCE.md §3.12): created, or its metadata restored, by `system:startup`.
+    /// Replicas starting together race on the insert; the loser finds the winner's client.
+    pub async fn ensure_console(
+        &self,
+        db: &Db,
+        revocations: &Revocations,
+        issuer: &str,
+    ) -> Result<(), RegistryError> {
+        let metadata = super::console::metadata(issuer);
+        let client_id = super::console::CLIENT_ID;
+        if let Some(current) = store::clients::find(db, client_id).await? {
+            if from_record(current)?.metadata.redirect_uris != metadata.redirect_uris {
+                let actor = Actor::system("startup");
+                self.replace(db, revocations, client_id, metadata, None, actor).await?;
+            }
+            return Ok(());
+        }
+        let mut registered = new_client(metadata, Registration::Admin)?;
+        registered.client.client_id = client_id.to_owned();
+        let event = Event::new(
+            EventType::ClientCreated,
+            Actor::system("startup"),
+            format!("client:{client_id}"),
+        );
+        let txn = db.begin().await.map_err(StoreError::from)?;
+        match store::clients::insert_in(&txn, &to_record(&registered.client)?).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        audit::record(&txn, &event).await?;
+        txn.commit().await.map_err(StoreError::from)?;
+        event.log();
+        Ok(())
+    }
+
     /// Replaces a client's metadata; its id and secrets stay. A client that newly needs a
     /// secret gets one, returned once. `registration_token` replaces a dynamic client's
     /// registration access token hash in the same transaction (RFC 7592 §2.2). Records

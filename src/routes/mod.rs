@@ -8,6 +8,7 @@ mod assets;
 mod authorize;
 mod bearer;
 pub(crate) mod client_auth;
+mod console;
 mod device;
 mod discovery;
 pub(crate) mod form;
@@ -88,6 +89,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         )
         .service(resource("/account", web::get().to(account::page)))
         .service(resource("/account/grants/{id}/revoke", web::post().to(account::revoke)))
+        .service(resource("/console", web::get().to(console::dashboard)))
+        .service(resource("/console/callback", web::get().to(console::callback)))
+        .service(resource("/console/logout", web::post().to(console::logout)))
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .configure(admin::configure)
         .default_service(web::to(not_found));

@@ -123,7 +123,7 @@ pub(crate) async fn proof_of(
     Ok(Some(state.proofs.accept(&state.replays, proof, &expected).await?))
 }
 
-fn issuing(state: &AppState) -> Issuing<'_> {
+pub(crate) fn issuing(state: &AppState) -> Issuing<'_> {
     Issuing {
         db: &state.db,
         keys: &state.keys,

@@ -8,6 +8,7 @@ pub mod device_authorizations;
 pub mod events;
 pub mod grants;
 pub mod keys;
+pub mod overview;
 pub mod proofs;
 pub mod purge;
 pub mod pushed;

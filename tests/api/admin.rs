@@ -65,7 +65,7 @@ async fn lists_page_with_cursors_and_refuse_a_tampered_one() {
         .iter()
         .flat_map(|p| p["items"].as_array().expect("items").iter().map(|c| c["client_id"].clone()))
         .collect();
-    assert_eq!(ids.len(), 5, "four clients and the first admin, each once");
+    assert_eq!(ids.len(), 6, "four clients, the first admin and the console's client, each once");
     assert!(third["next_cursor"].is_null());
     let mut tampered = cursor.into_bytes();
     tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };

@@ -13,6 +13,7 @@ mod client_documents;
 mod client_jwt;
 mod client_keys;
 mod code_exchange;
+mod console;
 mod device;
 mod discovery;
 mod dpop;

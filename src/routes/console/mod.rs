@@ -1,0 +1,198 @@
+//! `/console`: the admin console (docs/REFERENCE.md §3.12). It signs in through this server's
+//! own code flow as the reserved client `castellan-console`; its session is a login session
+//! row in its own cookie, good only while its user holds the administrator flag.
+
+mod chart;
+
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{DateTime, Utc};
+
+use super::pages::{self, PageError, PageResult};
+use crate::oauth::audit::{Event, EventType};
+use crate::oauth::console::{self, Flow, Refused};
+use crate::oauth::keyring::{self, KeyInfo};
+use crate::oauth::{secret, session};
+use crate::startup::{AppState, key_policy};
+use crate::store::overview::{self, Counts};
+
+/// How long a browser has to come back from `/authorize` with the code.
+const FLOW_SECS: i64 = 600;
+const NOT_ADMINISTRATOR: &str = "The console is for administrators only.";
+const RESTART: &str = "The console sign-in could not be completed. Open the console again.";
+
+#[derive(Template)]
+#[template(path = "console/dashboard.html")]
+struct Dashboard<'a> {
+    base: &'a str,
+    csrf_token: String,
+    username: String,
+    counts: Counts,
+    keys: Vec<KeyInfo>,
+    next_rotation: Option<DateTime<Utc>>,
+    chart: chart::Chart,
+}
+
+#[derive(Template)]
+#[template(path = "console/signed_out.html")]
+struct SignedOut<'a> {
+    base: &'a str,
+}
+
+fn session_cookie(state: &AppState) -> &'static str {
+    if state.issuer.is_https() { "__Host-castellan_console" } else { "castellan_console" }
+}
+
+fn flow_cookie(state: &AppState) -> &'static str {
+    if state.issuer.is_https() { "__Host-castellan_console_flow" } else { "castellan_console_flow" }
+}
+
+/// This browser's console session: live, and its user an administrator now. A session whose
+/// user lost the flag is ended here.
+async fn console_session(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<session::Session>, PageError> {
+    let Some(cookie) = req.cookie(session_cookie(state)) else { return Ok(None) };
+    let idle = state.settings.session_idle_timeout;
+    let Some(found) = session::find(&state.db, cookie.value(), idle).await? else {
+        return Ok(None);
+    };
+    if !found.user.admin {
+        session::end(&state.db, &found.id, None).await?;
+        return Err(PageError::Shown(StatusCode::FORBIDDEN, NOT_ADMINISTRATOR));
+    }
+    Ok(Some(found))
+}
+
+/// `GET /console`: the dashboard, or off to `/authorize` to sign in.
+pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    pages::answer(&state, show_dashboard(&state, &req).await)
+}
+
+async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
+    let Some(session) = console_session(state, req).await? else { return sign_in(state) };
+    let now = Utc::now();
+    let counts = overview::counts(&state.db, now).await?;
+    let sign_ins = overview::sign_ins_since(&state.db, chart::since(now)).await?;
+    let policy = key_policy(&state.settings);
+    let keys = keyring::list_stored(&state.db, &policy).await.map_err(|e| match e {
+        keyring::KeyError::Store(s) => PageError::Store(s),
+        other => PageError::Store(anyhow::Error::from(other).into()),
+    })?;
+    let period = chrono::Duration::from_std(policy.rotation_period).unwrap_or_default();
+    let next_rotation = keys
+        .iter()
+        .filter(|k| k.state == keyring::KeyState::Active)
+        .filter_map(|k| k.activated_at)
+        .min()
+        .map(|at| at + period);
+    let page = Dashboard {
+        base: pages::base(state),
+        csrf_token: pages::csrf_token(state, &session.id),
+        username: session.user.username,
+        counts,
+        keys,
+        next_rotation,
+        chart: chart::draw(now, &sign_ins),
+    };
+    Ok(pages::render(StatusCode::OK, &page))
+}
+
+/// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization
+/// request derived from it (state, nonce, PKCE S256).
+fn sign_in(state: &AppState) -> PageResult {
+    let binding = secret::random_token(16).map_err(|e| PageError::Store(e.into()))?;
+    let flow = Flow::derive(&state.csrf_key, &binding);
+    let mut response = pages::see_other(&flow.authorize_url(state.issuer.as_str()));
+    let mut cookie = pages::cookie(state, flow_cookie(state), binding);
+    cookie.set_max_age(CookieDuration::seconds(FLOW_SECS));
+    let _ = response.add_cookie(&cookie);
+    Ok(response)
+}
+
+/// `GET /console/callback`: the end of the code flow. The flow cookie goes either way: an
+/// attempt is answered once.
+pub async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let mut response = pages::answer(&state, finish_sign_in(&state, &req).await);
+    let mut spent = pages::cookie(&state, flow_cookie(&state), String::new());
+    spent.make_removal();
+    let _ = response.add_cookie(&spent);
+    response
+}
+
+async fn finish_sign_in(state: &AppState, req: &HttpRequest) -> PageResult {
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let binding = req.cookie(flow_cookie(state)).map(|c| c.value().to_owned());
+    let (Some(binding), Some(returned)) = (binding, pages::field(&query, "state")) else {
+        return Err(PageError::bad_request(RESTART));
+    };
+    if !Flow::state_matches(&state.csrf_key, &binding, returned) {
+        return Err(PageError::bad_request(RESTART));
+    }
+    if pages::field(&query, "error") == Some("access_denied") {
+        return Err(PageError::Shown(StatusCode::FORBIDDEN, "The console sign-in was declined."));
+    }
+    let code = pages::field(&query, "code").ok_or(PageError::bad_request(RESTART))?;
+    let Some(client) = state.registry.find(&state.db, console::CLIENT_ID).await? else {
+        tracing::error!("the console client is missing: it is restored at the next start");
+        return Err(PageError::Shown(StatusCode::SERVICE_UNAVAILABLE, RESTART));
+    };
+    let flow = Flow::derive(&state.csrf_key, &binding);
+    let issuing = super::token::issuing(state);
+    let user_id = match console::redeem(&issuing, &state.gate(), &client, &flow, code).await {
+        Ok(user_id) => user_id,
+        Err(Refused::NotAdministrator) => {
+            return Err(PageError::Shown(StatusCode::FORBIDDEN, NOT_ADMINISTRATOR));
+        }
+        Err(refused) => {
+            tracing::info!(?refused, "a console sign-in was refused");
+            return Err(PageError::bad_request(RESTART));
+        }
+    };
+    if let Some(old) = req.cookie(session_cookie(state)) {
+        session::end(&state.db, old.value(), None).await?;
+    }
+    let actor = super::actor::user(&user_id, state, req);
+    let event = Event::new(EventType::ConsoleSignIn, actor, format!("user:{user_id}"));
+    let id = session::start(&state.db, &user_id, state.settings.session_lifetime, &event).await?;
+    let mut response = pages::see_other(&format!("{}/console", pages::base(state)));
+    let _ = response.add_cookie(&pages::cookie(state, session_cookie(state), id));
+    Ok(response)
+}
+
+/// `POST /console/logout`: ends the console session (CSRF-checked); the login session stays.
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    pages::answer(&state, end_session(&state, &req, body).await)
+}
+
+async fn end_session(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
+    let form = pages::read_form(req, body)?;
+    let Some(session) = console_session(state, req).await? else {
+        return Err(PageError::bad_request("You are not signed in to the console."));
+    };
+    if !pages::csrf_ok(state, &session.id, pages::field(&form, "csrf_token")) {
+        return Err(PageError::bad_request(pages::EXPIRED_FORM));
+    }
+    let user_id = &session.user.id;
+    let actor = super::actor::user(user_id, state, req);
+    let event =
+        Event::new(EventType::Logout, actor, format!("user:{user_id}")).with("by", "console");
+    session::end(&state.db, &session.id, Some(&event)).await?;
+    let mut response = pages::render(StatusCode::OK, &SignedOut { base: pages::base(state) });
+    let mut expired = pages::cookie(state, session_cookie(state), String::new());
+    expired.make_removal();
+    let _ = response.add_cookie(&expired);
+    Ok(response)
+}
