@@ -299,7 +299,8 @@ impl Registry {
     }
 
     /// Ensures the console's reserved client exists with the redirect URI of `issuer`
-    /// (docs/REFERENCE.md §3.12): created, or its metadata restored, by `system:startup`.
+    /// (docs/REFERENCE.md §3.12): created (unrecorded), or its metadata restored by
+    /// `system:startup` (recorded as `client.updated`).
     /// Replicas starting together race on the insert; the loser finds the winner's client.
     pub async fn ensure_console(
         &self,
@@ -316,22 +317,16 @@ impl Registry {
             }
             return Ok(());
         }
+        // Like the first admin client, made by the server and not recorded as an admin change.
         let mut registered = new_client(metadata, Registration::Admin)?;
         registered.client.client_id = client_id.to_owned();
-        let event = Event::new(
-            EventType::ClientCreated,
-            Actor::system("startup"),
-            format!("client:{client_id}"),
-        );
         let txn = db.begin().await.map_err(StoreError::from)?;
         match store::clients::insert_in(&txn, &to_record(&registered.client)?).await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Ok(()),
             Err(e) => return Err(e.into()),
         }
-        audit::record(&txn, &event).await?;
         txn.commit().await.map_err(StoreError::from)?;
-        event.log();
         Ok(())
     }
 
