@@ -437,6 +437,18 @@ impl Registry {
         let records = store::clients::list(db, after, limit).await?;
         Ok(records.into_iter().map(from_record).collect::<anyhow::Result<_>>()?)
     }
+
+    /// A page of the clients whose id or name contains `term` (ASCII case ignored).
+    pub async fn search(
+        &self,
+        db: &Db,
+        term: &str,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Client>, RegistryError> {
+        let records = store::clients::list_matching(db, term, after, limit).await?;
+        Ok(records.into_iter().map(from_record).collect::<anyhow::Result<_>>()?)
+    }
 }
 
 fn new_client(metadata: ClientMetadata, registration: Registration) -> anyhow::Result<Registered> {

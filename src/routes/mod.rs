@@ -92,6 +92,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         .service(resource("/console", web::get().to(console::dashboard)))
         .service(resource("/console/callback", web::get().to(console::callback)))
         .service(resource("/console/logout", web::post().to(console::logout)))
+        .service(
+            resource("/console/clients", web::get().to(console::clients::list))
+                .route(web::post().to(console::clients::create)),
+        )
+        .service(resource("/console/clients/new", web::get().to(console::clients::new)))
+        .service(resource("/console/clients/{id}", web::get().to(console::clients::read)))
+        .service(resource("/console/clients/{id}/secret", web::post().to(console::clients::rotate)))
+        .service(
+            resource(
+                "/console/clients/{id}/delete",
+                web::get().to(console::clients::confirm_delete),
+            )
+            .route(web::post().to(console::clients::delete)),
+        )
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .configure(admin::configure)
         .default_service(web::to(not_found));

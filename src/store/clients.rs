@@ -85,6 +85,36 @@ pub async fn list(
     attach(db, query.all(db).await?).await
 }
 
+/// Up to `limit` clients after `after` whose id or name contains `term`, ignoring ASCII case
+/// on both databases (the console's search).
+pub async fn list_matching(
+    db: &impl ConnectionTrait,
+    term: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<ClientRecord>, StoreError> {
+    use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
+    let escaped: String = term
+        .to_ascii_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
+    let lower = |column| Expr::expr(Func::lower(Expr::col(column)));
+    let matches = Condition::any()
+        .add(lower(client::Column::ClientId).like(pattern()))
+        .add(lower(client::Column::ClientName).like(pattern()));
+    let mut query =
+        client::Entity::find().filter(matches).order_by_asc(client::Column::ClientId).limit(limit);
+    if let Some(after) = after {
+        query = query.filter(client::Column::ClientId.gt(after));
+    }
+    attach(db, query.all(db).await?).await
+}
+
 /// Loads the scopes and secrets of `rows` in two queries.
 async fn attach(
     db: &impl ConnectionTrait,

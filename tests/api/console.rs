@@ -175,3 +175,175 @@ async fn console_session_ends_when_its_user_is_no_longer_an_administrator() {
     assert_eq!(refused.status(), 403);
     assert!(!inside(&browser, &app).await);
 }
+
+/// An administrator's browser inside the console; returns it with the administrator's id.
+async fn console_browser(app: &TestApp) -> (Browser, String) {
+    let id = administrator(app, "root").await;
+    let browser = Browser::new();
+    let (status, _) = sign_in(&browser, app, "root").await;
+    assert_eq!(status, 303);
+    (browser, id)
+}
+
+async fn page(browser: &Browser, app: &TestApp, path: &str) -> String {
+    let response = browser.get(&app.url(path)).await;
+    assert_eq!(response.status(), 200, "{path}");
+    response.text().await.expect("page")
+}
+
+fn shown_client_id(html: &str) -> String {
+    let start = html.find("id=\"client-id\">").expect("a client id") + "id=\"client-id\">".len();
+    html[start..start + html[start..].find('<').expect("end")].to_owned()
+}
+
+async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+    let form = [("grant_type", "client_credentials")];
+    app.token_basic(id, secret, &form).await.status().as_u16()
+}
+
+/// The events about `subject`, as (type, actor id).
+async fn events_about(app: &TestApp, subject: &str) -> Vec<(String, String)> {
+    let path = format!("/admin/events?subject={subject}");
+    let body: Value = app.admin(Method::GET, &path, None).await.json().await.expect("JSON");
+    let items = body["items"].as_array().expect("items").iter();
+    items
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or("").to_owned(),
+                e["actor"]["id"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Registers a client_credentials client through the console's form.
+async fn register_at_console(browser: &Browser, app: &TestApp, csrf: Option<&str>) -> Response {
+    let mut form = vec![
+        ("client_name", "Nightly reports"),
+        ("grant_types", "client_credentials"),
+        ("scope", ""),
+        ("token_endpoint_auth_method", "client_secret_basic"),
+    ];
+    if let Some(csrf) = csrf {
+        form.push(("csrf_token", csrf));
+    }
+    browser.post(&app.url("/console/clients"), &form).await
+}
+
+#[tokio::test]
+async fn console_registers_a_client_and_shows_its_secret_once_for_use_at_the_token_endpoint() {
+    let app = spawn_app().await;
+    let (browser, admin_id) = console_browser(&app).await;
+    let form = page(&browser, &app, "/console/clients/new").await;
+    let csrf = input(&form, "csrf_token").expect("csrf");
+
+    let without_token = register_at_console(&browser, &app, None).await;
+    let created = register_at_console(&browser, &app, Some(&csrf)).await;
+
+    assert_eq!(without_token.status(), 400);
+    assert_eq!(created.status(), 201);
+    let html = created.text().await.expect("page");
+    let id = shown_client_id(&html);
+    let secret = input(&html, "client_secret").expect("the secret, once");
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 200);
+    let again = page(&browser, &app, &format!("/console/clients/{id}")).await;
+    assert!(!again.contains(&secret), "the secret is shown only once");
+    let listed = page(&browser, &app, "/console/clients").await;
+    assert_eq!(
+        listed.matches("Nightly reports").count(),
+        1,
+        "one client: the refused form made none"
+    );
+    let events = events_about(&app, &format!("client:{id}")).await;
+    assert_eq!(events, [("client.created".to_owned(), format!("user:{admin_id}"))]);
+}
+
+#[tokio::test]
+async fn console_refuses_invalid_client_metadata_with_the_admin_api_rules() {
+    let app = spawn_app().await;
+    let (browser, _) = console_browser(&app).await;
+    let csrf =
+        input(&page(&browser, &app, "/console/clients/new").await, "csrf_token").expect("csrf");
+    let form = [
+        ("csrf_token", csrf.as_str()),
+        ("client_name", "Web"),
+        ("grant_types", "authorization_code"),
+        ("redirect_uris", "http://evil.example/cb"),
+        ("scope", "openid"),
+        ("token_endpoint_auth_method", "client_secret_basic"),
+    ];
+
+    let refused = browser.post(&app.url("/console/clients"), &form).await;
+
+    assert_eq!(refused.status(), 400);
+    let html = refused.text().await.expect("page");
+    assert!(html.contains("redirect_uris") && html.contains("class=\"error\""), "{html}");
+}
+
+#[tokio::test]
+async fn console_rotates_a_secret_so_only_the_new_one_works() {
+    let app = spawn_app().await;
+    let (browser, admin_id) = console_browser(&app).await;
+    let (id, old) = app.service_client("", &[]).await;
+    let detail = page(&browser, &app, &format!("/console/clients/{id}")).await;
+    let csrf = input(&detail, "csrf_token").expect("csrf");
+    let rotate = app.url(&format!("/console/clients/{id}/secret"));
+
+    let forged = browser.post(&rotate, &[("csrf_token", "forged")]).await;
+    let old_after_forged = client_credentials_status(&app, &id, &old).await;
+    let rotated = browser.post(&rotate, &[("csrf_token", &csrf)]).await;
+
+    assert_eq!(forged.status(), 400);
+    assert_eq!(old_after_forged, 200, "a refused change changes nothing");
+    assert_eq!(rotated.status(), 200);
+    let new = input(&rotated.text().await.expect("page"), "client_secret").expect("new secret");
+    assert_eq!(client_credentials_status(&app, &id, &new).await, 200);
+    assert_eq!(client_credentials_status(&app, &id, &old).await, 401);
+    let events = events_about(&app, &format!("client:{id}")).await;
+    assert_eq!(events[0], ("client.secret_rotated".to_owned(), format!("user:{admin_id}")));
+}
+
+#[tokio::test]
+async fn console_deletes_a_client_only_after_the_confirmation_step() {
+    let app = spawn_app().await;
+    let (browser, admin_id) = console_browser(&app).await;
+    let (id, secret) = app.service_client("", &[]).await;
+
+    let detail = page(&browser, &app, &format!("/console/clients/{id}")).await;
+    let confirm = page(&browser, &app, &format!("/console/clients/{id}/delete")).await;
+    let still_there = client_credentials_status(&app, &id, &secret).await;
+    let csrf = input(&confirm, "csrf_token").expect("csrf");
+    let deleted = browser
+        .post(&app.url(&format!("/console/clients/{id}/delete")), &[("csrf_token", &csrf)])
+        .await;
+
+    assert!(detail.contains(&format!("/console/clients/{id}/delete")));
+    assert!(confirm.contains("cannot be undone"));
+    assert_eq!(still_there, 200, "opening the confirmation deletes nothing");
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(app.admin(Method::GET, &format!("/admin/clients/{id}"), None).await.status(), 404);
+    assert_eq!(client_credentials_status(&app, &id, &secret).await, 401);
+    let events = events_about(&app, &format!("client:{id}")).await;
+    assert_eq!(events[0], ("client.deleted".to_owned(), format!("user:{admin_id}")));
+}
+
+#[tokio::test]
+async fn console_searches_clients_by_name_or_id_ignoring_case() {
+    let app = spawn_app().await;
+    let (browser, _) = console_browser(&app).await;
+    let alpha = app
+        .create_client(
+            json!({"client_name": "Alpha_Reports", "grant_types": ["client_credentials"]}),
+        )
+        .await;
+    app.create_client(json!({"client_name": "Beta", "grant_types": ["client_credentials"]})).await;
+    let alpha_id = alpha["client_id"].as_str().expect("id");
+
+    let by_name = page(&browser, &app, "/console/clients?q=alpha_r").await;
+    let by_id = page(&browser, &app, &format!("/console/clients?q={alpha_id}")).await;
+    let wildcard = page(&browser, &app, "/console/clients?q=a%25r").await;
+
+    assert!(by_name.contains("Alpha_Reports") && !by_name.contains("Beta"));
+    assert!(by_id.contains("Alpha_Reports") && !by_id.contains("Beta"));
+    assert!(wildcard.contains("No clients match"), "% is matched literally");
+}

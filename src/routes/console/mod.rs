@@ -3,6 +3,7 @@
 //! row in its own cookie, good only while its user holds the administrator flag.
 
 mod chart;
+pub mod clients;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
@@ -51,7 +52,7 @@ fn flow_cookie(state: &AppState) -> &'static str {
 
 /// This browser's console session: live, and its user an administrator now. A session whose
 /// user lost the flag is ended here.
-async fn console_session(
+pub(super) async fn console_session(
     state: &AppState,
     req: &HttpRequest,
 ) -> Result<Option<session::Session>, PageError> {
@@ -103,7 +104,7 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
 
 /// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization
 /// request derived from it (state, nonce, PKCE S256).
-fn sign_in(state: &AppState) -> PageResult {
+pub(super) fn sign_in(state: &AppState) -> PageResult {
     let binding = secret::random_token(16).map_err(|e| PageError::Store(e.into()))?;
     let flow = Flow::derive(&state.csrf_key, &binding);
     let mut response = pages::see_other(&flow.authorize_url(state.issuer.as_str()));
@@ -164,6 +165,23 @@ async fn finish_sign_in(state: &AppState, req: &HttpRequest) -> PageResult {
     Ok(response)
 }
 
+/// A POSTed console form with its CSRF token checked first: the console session and the
+/// form's fields, or the error page to answer with (nothing has been done yet).
+pub(super) async fn signed_form(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> Result<(session::Session, Vec<(String, String)>), PageError> {
+    let form = pages::read_form(req, body)?;
+    let Some(session) = console_session(state, req).await? else {
+        return Err(PageError::bad_request("You are not signed in to the console."));
+    };
+    if !pages::csrf_ok(state, &session.id, pages::field(&form, "csrf_token")) {
+        return Err(PageError::bad_request(pages::EXPIRED_FORM));
+    }
+    Ok((session, form))
+}
+
 /// `POST /console/logout`: ends the console session (CSRF-checked); the login session stays.
 pub async fn logout(
     state: web::Data<AppState>,
@@ -178,13 +196,7 @@ async fn end_session(
     req: &HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> PageResult {
-    let form = pages::read_form(req, body)?;
-    let Some(session) = console_session(state, req).await? else {
-        return Err(PageError::bad_request("You are not signed in to the console."));
-    };
-    if !pages::csrf_ok(state, &session.id, pages::field(&form, "csrf_token")) {
-        return Err(PageError::bad_request(pages::EXPIRED_FORM));
-    }
+    let (session, _) = signed_form(state, req, body).await?;
     let user_id = &session.user.id;
     let actor = super::actor::user(user_id, state, req);
     let event =
