@@ -96,6 +96,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             resource("/console/clients", web::get().to(console::clients::list))
                 .route(web::post().to(console::clients::create)),
         )
+        .service(resource("/console/events", web::get().to(console::events::list)))
         .service(resource("/console/clients/new", web::get().to(console::clients::new)))
         .service(resource("/console/clients/{id}", web::get().to(console::clients::read)))
         .service(resource("/console/clients/{id}/secret", web::post().to(console::clients::rotate)))

@@ -347,3 +347,33 @@ async fn console_searches_clients_by_name_or_id_ignoring_case() {
     assert!(by_id.contains("Alpha_Reports") && !by_id.contains("Beta"));
     assert!(wildcard.contains("No clients match"), "% is matched literally");
 }
+
+#[tokio::test]
+async fn console_events_page_shows_the_consoles_changes_with_the_administrator_as_actor() {
+    let app = spawn_app().await;
+    let (browser, admin_id) = console_browser(&app).await;
+    let (id, _) = app.service_client("", &[]).await;
+    let detail = page(&browser, &app, &format!("/console/clients/{id}")).await;
+    let csrf = input(&detail, "csrf_token").expect("csrf");
+    let rotate = app.url(&format!("/console/clients/{id}/secret"));
+    assert_eq!(browser.post(&rotate, &[("csrf_token", &csrf)]).await.status(), 200);
+    let actor = format!("user:{admin_id}");
+
+    let by_actor =
+        page(&browser, &app, &format!("/console/events?type=&actor={actor}&subject=")).await;
+    let by_type = page(&browser, &app, "/console/events?type=client.created&actor=&subject=").await;
+    let bad_type = browser.get(&app.url("/console/events?type=nonsense")).await;
+
+    let rows: Vec<&str> = by_actor.split("<tr>").skip(2).collect();
+    assert!(
+        rows.iter().any(|r| r.contains("client.secret_rotated")
+            && r.contains(&format!(">{actor}<"))
+            && r.contains(&format!(">client:{id}<"))),
+        "{by_actor}"
+    );
+    assert!(rows.iter().any(|r| r.contains("console.sign_in")));
+    assert!(rows.iter().all(|r| r.contains(&format!(">{actor}<"))), "only that actor's events");
+    assert!(by_type.contains(&format!(">client:{id}<")));
+    assert!(!by_type.contains("client.secret_rotated</td>"));
+    assert_eq!(bad_type.status(), 400);
+}

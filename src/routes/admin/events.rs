@@ -74,8 +74,15 @@ pub async fn list(
 
 /// The filters of the query; a value that cannot match anything well-formed is refused.
 fn filter(req: &HttpRequest) -> Result<Filter, AdminError> {
+    filter_of(url::form_urlencoded::parse(req.query_string().as_bytes()))
+}
+
+/// The filters named by `pairs` (the console's event page uses the same rules).
+pub(crate) fn filter_of<'a>(
+    pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>,
+) -> Result<Filter, AdminError> {
     let mut filter = Filter::default();
-    for (name, value) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+    for (name, value) in pairs {
         match name.as_ref() {
             "type" => {
                 let kind = EventType::parse(&value).ok_or_else(|| {

@@ -2,7 +2,7 @@
 
 mod auth;
 mod clients;
-mod events;
+pub(crate) mod events;
 mod grants;
 mod json;
 mod keys;

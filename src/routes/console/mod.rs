@@ -4,6 +4,7 @@
 
 mod chart;
 pub mod clients;
+pub mod events;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;

@@ -1,0 +1,87 @@
+//! `/console/events`: the audit trail as a table, filtered by type, actor and subject with the
+//! same rules and store query as `GET /admin/events`.
+
+use std::borrow::Cow;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::console_session;
+use crate::error::AdminError;
+use crate::oauth::audit::EventType;
+use crate::routes::admin::events::filter_of;
+use crate::routes::pages::{self, PageError, PageResult};
+use crate::startup::AppState;
+use crate::store::events::{self, EventRecord};
+
+/// Events per page.
+const PAGE: u64 = 50;
+
+#[derive(Template)]
+#[template(path = "console/events.html")]
+struct EventsPage<'a> {
+    base: &'a str,
+    csrf_token: String,
+    username: String,
+    types: Vec<&'static str>,
+    kind: String,
+    actor: String,
+    subject: String,
+    events: Vec<EventRecord>,
+    /// The query of the next (older) page, when there is one.
+    next: Option<String>,
+}
+
+impl EventsPage<'_> {
+    fn is_kind(&self, t: &str) -> bool {
+        self.kind == t
+    }
+}
+
+/// `GET /console/events[?type=…&actor=…&subject=…&before=…]`: newest first.
+pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    pages::answer(&state, show(&state, &req).await)
+}
+
+async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
+    let Some(session) = console_session(state, req).await? else { return super::sign_in(state) };
+    // An empty field of the form means "any", so only filled ones reach the filter's rules.
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .filter(|(_, v)| !v.is_empty())
+        .collect();
+    let value = |name: &str| pages::field(&pairs, name).unwrap_or_default().to_owned();
+    let wanted = pairs
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "type" | "actor" | "subject"))
+        .map(|(k, v)| (Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_str())));
+    let filter = filter_of(wanted).map_err(|e| match e {
+        AdminError::Invalid { description, .. } => PageError::bad_request(description),
+        _ => PageError::bad_request("The filter is not valid."),
+    })?;
+    let before = pages::field(&pairs, "before").filter(|b| b.len() == 32);
+    let mut found = events::list(&state.db, &filter, before, PAGE + 1).await?;
+    let next = (found.len() as u64 > PAGE).then(|| {
+        found.truncate(PAGE as usize);
+        let last = found.last().map(|e| e.id.clone()).unwrap_or_default();
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("type", &value("type"))
+            .append_pair("actor", &value("actor"))
+            .append_pair("subject", &value("subject"))
+            .append_pair("before", &last)
+            .finish()
+    });
+    let page = EventsPage {
+        base: pages::base(state),
+        csrf_token: pages::csrf_token(state, &session.id),
+        username: session.user.username,
+        types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
+        kind: value("type"),
+        actor: value("actor"),
+        subject: value("subject"),
+        events: found,
+        next,
+    };
+    Ok(pages::render(StatusCode::OK, &page))
+}
