@@ -443,9 +443,7 @@ impl AuthorizationRequest {
     /// else it is left out of what is asked, shown and granted (RFC 6749 §3.3 lets the server
     /// grant less; the token response's `scope` says what was granted).
     pub fn for_user(mut self, user: &crate::store::users::UserRecord) -> Self {
-        if !user.admin {
-            self.scope = self.scope.without(super::gate::ADMIN_SCOPE);
-        }
+        self.scope = super::gate::as_held_by(self.scope, user);
         self
     }
 }

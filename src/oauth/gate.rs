@@ -21,6 +21,11 @@ use crate::store::{self, Db, StoreError};
 /// The scope that opens the admin API.
 pub const ADMIN_SCOPE: &str = "admin";
 
+/// What of `scope` `user` may hold: `admin` only for an administrator (docs/REFERENCE.md §5.8).
+pub fn as_held_by(scope: Scopes, user: &crate::store::users::UserRecord) -> Scopes {
+    if user.admin { scope } else { scope.without(ADMIN_SCOPE) }
+}
+
 /// Which audiences a route takes (docs/REFERENCE.md §4, the audience rule).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audiences {

@@ -93,6 +93,11 @@ fn entry(
     )
 }
 
+/// The entry form again, saying the code cannot be used (400).
+fn unusable(state: &AppState, session: &Session, shown: String) -> HttpResponse {
+    entry(state, session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST)
+}
+
 fn notice(state: &AppState, session: &Session, message: &'static str) -> HttpResponse {
     pages::render(
         StatusCode::OK,
@@ -143,7 +148,7 @@ async fn decide(
     let now = Utc::now();
     let Some(pending) = store::device_authorizations::find_pending(&state.db, &hash, now).await?
     else {
-        return Ok(entry(state, &session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
+        return Ok(unusable(state, &session, shown));
     };
     let user = session.user.id.as_str();
     let actor = super::actor::user(user, state, req);
@@ -151,7 +156,7 @@ async fn decide(
     let recorded = match decision {
         "allow" => {
             let Some(client) = state.registry.find(&state.db, &pending.client_id).await? else {
-                return Ok(entry(state, &session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
+                return Ok(unusable(state, &session, shown));
             };
             let asked = asked_scope(&pending.scope, &session)?;
             // The grant gains the scopes, as at /consent: the user sees it at /account.
@@ -165,7 +170,7 @@ async fn decide(
         _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     };
     if !recorded {
-        return Ok(entry(state, &session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
+        return Ok(unusable(state, &session, shown));
     }
     tracing::info!(user = %session.user.id, client_id = %pending.client_id, decision, "device authorization decided");
     Ok(notice(
@@ -224,10 +229,10 @@ async fn look_up(
         None => None,
     };
     let (Some(canonical), Some(pending)) = (canonical, pending) else {
-        return Ok(entry(state, session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
+        return Ok(unusable(state, session, shown));
     };
     let Some(client) = state.registry.find(&state.db, &pending.client_id).await? else {
-        return Ok(entry(state, session, shown, Some(UNUSABLE), StatusCode::BAD_REQUEST));
+        return Ok(unusable(state, session, shown));
     };
     let scope = asked_scope(&pending.scope, session)?;
     let display = device_code::display_user_code(&canonical);
@@ -250,7 +255,7 @@ async fn look_up(
 fn asked_scope(stored: &str, session: &Session) -> Result<Scopes, PageError> {
     let scope = Scopes::parse(stored)
         .map_err(|_| store::StoreError::corrupt("a device authorization's scope"))?;
-    Ok(if session.user.admin { scope } else { scope.without(crate::oauth::gate::ADMIN_SCOPE) })
+    Ok(crate::oauth::gate::as_held_by(scope, &session.user))
 }
 
 /// What the consent page's `lookup` token binds: this session and this code.

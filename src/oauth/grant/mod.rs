@@ -64,8 +64,7 @@ impl Issuing<'_> {
     /// What of `requested` a user's token may carry now: only what the client is allowed
     /// now, and `admin` only for an administrator (docs/REFERENCE.md §5).
     pub fn user_scope(requested: &Scopes, client: &Client, user: &UserRecord) -> Scopes {
-        let scope = requested.intersection(&client.metadata.scope);
-        if user.admin { scope } else { scope.without(crate::oauth::gate::ADMIN_SCOPE) }
+        crate::oauth::gate::as_held_by(requested.intersection(&client.metadata.scope), user)
     }
 
     /// The tokens of a user's approval, redeemed once (a code, a device authorization): the

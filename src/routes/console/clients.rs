@@ -255,8 +255,7 @@ pub async fn read(
         let Some(session) = console_session(&state, &req).await? else {
             return super::sign_in(&state);
         };
-        let client = state.registry.load(&state.db, &id).await.map_err(registry_error)?;
-        let client = client.ok_or(PageError::Shown(StatusCode::NOT_FOUND, NOT_FOUND))?;
+        let client = loaded(&state, &id).await?;
         Ok(client_page(&state, &session, &client, None, "Client", StatusCode::OK))
     };
     pages::answer(&state, outcome.await)
@@ -274,8 +273,7 @@ pub async fn rotate(
         if id.as_str() == CONSOLE_CLIENT {
             return Err(PageError::bad_request(RESERVED));
         }
-        let client = state.registry.load(&state.db, &id).await.map_err(registry_error)?;
-        let client = client.ok_or(PageError::Shown(StatusCode::NOT_FOUND, NOT_FOUND))?;
+        let client = loaded(&state, &id).await?;
         if !client.metadata.token_endpoint_auth_method.uses_secret() {
             return Err(PageError::bad_request("This client authenticates without a secret."));
         }
@@ -303,8 +301,7 @@ pub async fn confirm_delete(
         let Some(session) = console_session(&state, &req).await? else {
             return super::sign_in(&state);
         };
-        let client = state.registry.load(&state.db, &id).await.map_err(registry_error)?;
-        let client = client.ok_or(PageError::Shown(StatusCode::NOT_FOUND, NOT_FOUND))?;
+        let client = loaded(&state, &id).await?;
         let page = DeletePage {
             base: pages::base(&state),
             csrf_token: pages::csrf_token(&state, &session.id),
@@ -335,4 +332,10 @@ pub async fn delete(
         Ok(pages::see_other(&format!("{}/console/clients", pages::base(&state))))
     };
     pages::answer(&state, outcome.await)
+}
+
+/// The client `id` as the admin API reads it, or the console's 404 page.
+async fn loaded(state: &AppState, id: &str) -> Result<Client, PageError> {
+    let client = state.registry.load(&state.db, id).await.map_err(registry_error)?;
+    client.ok_or(PageError::Shown(StatusCode::NOT_FOUND, NOT_FOUND))
 }
