@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::config::{Issuer, LogFormat, RegistrationMode, Settings, SettingsError, parse_duration};
+use crate::config::{
+    Brand, Colour, Issuer, LogFormat, RegistrationMode, Settings, SettingsError, parse_duration,
+};
 use crate::oauth::client_metadata;
 use crate::oauth::keyring::{self, KeyError, Keys};
 use crate::oauth::master_key::MasterKey;
@@ -241,6 +243,21 @@ pub struct SettingsArgs {
     /// How long a device waits between polls of /token; slow_down adds 5s [default: 5s]
     #[arg(long, env = "CASTELLAN_DEVICE_POLL_INTERVAL", global = true)]
     device_poll_interval: Option<String>,
+    /// The product name the pages show [default: Castellan]
+    #[arg(long, env = "CASTELLAN_BRAND_NAME", global = true)]
+    brand_name: Option<String>,
+    /// An image file (.png, .svg, .jpg, .webp) shown on every page
+    #[arg(long, env = "CASTELLAN_BRAND_LOGO", global = true)]
+    brand_logo: Option<PathBuf>,
+    /// The pages' accent colour, #rgb or #rrggbb [default: #2456c4]
+    #[arg(long, env = "CASTELLAN_BRAND_ACCENT", global = true)]
+    brand_accent: Option<String>,
+    /// The pages' background colour, #rgb or #rrggbb [default: the browser's]
+    #[arg(long, env = "CASTELLAN_BRAND_BACKGROUND", global = true)]
+    brand_background: Option<String>,
+    /// A folder of templates (and castellan.css) replacing the built-in ones by name
+    #[arg(long, env = "CASTELLAN_THEME_DIR", global = true)]
+    theme_dir: Option<PathBuf>,
 }
 
 impl SettingsArgs {
@@ -257,6 +274,10 @@ impl SettingsArgs {
             Some(value) => value
                 .parse::<u32>()
                 .map_err(|_| SettingsError::new(name, "expected a whole number")),
+        };
+        let colour = |name, value: Option<String>| match value.as_deref() {
+            None | Some("") => Ok(None),
+            Some(value) => Colour::parse(value).map(Some).map_err(|e| SettingsError::new(name, e)),
         };
         let address = |name, value: &str| {
             value
@@ -460,6 +481,13 @@ impl SettingsArgs {
                 self.device_poll_interval,
                 d.device_poll_interval,
             )?,
+            brand: Brand {
+                name: self.brand_name.unwrap_or(d.brand.name),
+                logo: self.brand_logo.filter(|p| !p.as_os_str().is_empty()),
+                accent: colour("CASTELLAN_BRAND_ACCENT", self.brand_accent)?,
+                background: colour("CASTELLAN_BRAND_BACKGROUND", self.brand_background)?,
+                theme_dir: self.theme_dir.filter(|p| !p.as_os_str().is_empty()),
+            },
         };
         settings.validate()?;
         Ok(settings)

@@ -88,6 +88,49 @@ pub struct Settings {
     pub device_code_lifetime: Duration,
     /// How long a device waits between two polls, before any `slow_down`.
     pub device_poll_interval: Duration,
+    /// How the pages look: name, logo, colours, templates (docs/REFERENCE.md §3.13).
+    pub brand: Brand,
+}
+
+/// A deployment's look, applied when the server starts: no rebuild.
+#[derive(Debug, Clone)]
+pub struct Brand {
+    /// The product name the pages show instead of "Castellan".
+    pub name: String,
+    /// An image file (PNG, SVG, JPEG, WebP) shown above every page's content.
+    pub logo: Option<PathBuf>,
+    /// The colour of buttons, links in focus and the chart.
+    pub accent: Option<Colour>,
+    /// The pages' background.
+    pub background: Option<Colour>,
+    /// A folder whose `*.html` files replace the built-in templates of the same name, and
+    /// whose `castellan.css`, if any, replaces the stylesheet.
+    pub theme_dir: Option<PathBuf>,
+}
+
+impl Default for Brand {
+    fn default() -> Self {
+        Self { name: "Castellan".into(), logo: None, accent: None, background: None, theme_dir: None }
+    }
+}
+
+/// A CSS colour as `#rgb` or `#rrggbb`: nothing else reaches the stylesheet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Colour(String);
+
+impl Colour {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let digits = value.strip_prefix('#').unwrap_or_default();
+        if matches!(digits.len(), 3 | 6) && digits.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Self(value.to_ascii_lowercase()))
+        } else {
+            Err(format!("expected a colour as #rgb or #rrggbb, got {value:?}"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// The registration policy's mode as the operator set it (docs/REFERENCE.md §5.10). `Off`
@@ -139,6 +182,7 @@ impl Default for Settings {
             client_id_metadata_documents: false,
             device_code_lifetime: Duration::from_secs(600),
             device_poll_interval: Duration::from_secs(5),
+            brand: Brand::default(),
         }
     }
 }
@@ -219,6 +263,13 @@ impl Settings {
             return Err(SettingsError::new(
                 "CASTELLAN_DEVICE_POLL_INTERVAL",
                 "must be between 1s and 60s",
+            ));
+        }
+        let name = self.brand.name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(SettingsError::new(
+                "CASTELLAN_BRAND_NAME",
+                "must be 1 to 64 printable characters",
             ));
         }
         if self.db_timeout.is_zero() {

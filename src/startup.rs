@@ -29,6 +29,7 @@ use crate::oauth::users::Passwords;
 use crate::oauth::verified::Verified;
 use crate::outbound::Outbound;
 use crate::routes;
+use crate::routes::theme::Theme;
 use crate::store::{self, Db};
 use crate::telemetry::{self, Metrics};
 
@@ -66,6 +67,8 @@ pub struct AppState {
     pub verified: Verified,
     /// Set on SIGTERM: readiness answers 503 while in-flight requests drain.
     pub draining: Arc<AtomicBool>,
+    /// The pages' templates, stylesheet and logo (docs/REFERENCE.md §3.13).
+    pub theme: Theme,
 }
 
 impl AppState {
@@ -134,6 +137,7 @@ impl Application {
 
         // The one outgoing HTTP client (docs/REFERENCE.md §9.7), shared by every user of it.
         let outbound = Outbound::new(settings.outbound_allow_private_networks)?;
+        let theme = Theme::load(&settings.brand).context("cannot load the theme")?;
         let state = web::Data::new(AppState {
             issuer,
             db,
@@ -153,6 +157,7 @@ impl Application {
             verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),
+            theme,
             settings,
         });
         let shutdown_timeout = state.settings.shutdown_timeout.as_secs();

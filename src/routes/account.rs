@@ -36,7 +36,7 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
         username: session.user.username.clone(),
         grants: rows,
     };
-    Ok(pages::render(StatusCode::OK, &page))
+    Ok(pages::render(state, StatusCode::OK, &page))
 }
 
 /// Revokes one of the signed-in user's own grants (session + CSRF).

@@ -1,14 +1,31 @@
-//! `GET /static/castellan.css`: the pages' one stylesheet, compiled into the binary.
+//! `GET /static/castellan.css` and `GET /static/logo`: the theme's stylesheet and logo
+//! (docs/REFERENCE.md §3.13), read once at start.
 
-use actix_web::HttpResponse;
 use actix_web::http::header;
+use actix_web::{HttpResponse, web};
 
-const STYLESHEET: &str = include_str!("../../static/castellan.css");
+use crate::error::ApiError;
+use crate::startup::AppState;
 
-pub async fn stylesheet() -> HttpResponse {
+pub async fn stylesheet(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .body(STYLESHEET)
+        .body(state.theme.stylesheet().to_owned())
+}
+
+/// The brand's logo; 404 when none is set. An SVG opened on its own runs nothing: the
+/// sandbox and `default-src 'none'` keep its scripts and links inert.
+pub async fn logo(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let logo = state.theme.logo().ok_or(ApiError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(logo.content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        ))
+        .body(logo.bytes.clone()))
 }

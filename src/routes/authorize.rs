@@ -235,7 +235,7 @@ pub(crate) async fn consent_page_for(
             destination: asking.redirect_uri.map(destination),
         }),
     };
-    Ok(pages::render(StatusCode::OK, &consent))
+    Ok(pages::render(state, StatusCode::OK, &consent))
 }
 
 /// Where a redirect URI sends the user: its host, or for a native app's private-use scheme

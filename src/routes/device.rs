@@ -81,6 +81,7 @@ fn entry(
     status: StatusCode,
 ) -> HttpResponse {
     pages::render(
+        state,
         status,
         &DevicePage {
             base: pages::base(state),
@@ -100,6 +101,7 @@ fn unusable(state: &AppState, session: &Session, shown: String) -> HttpResponse 
 
 fn notice(state: &AppState, session: &Session, message: &'static str) -> HttpResponse {
     pages::render(
+        state,
         StatusCode::OK,
         &DevicePage {
             base: pages::base(state),

@@ -48,7 +48,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         username: field(&query, "login_hint").unwrap_or_default().chars().take(64).collect(),
         error: None,
     };
-    let mut response = pages::render(StatusCode::OK, &page);
+    let mut response = pages::render(&state, StatusCode::OK, &page);
     if let Some(cookie) = new_cookie {
         let _ = response.add_cookie(&cookie);
     }
@@ -90,7 +90,7 @@ async fn sign_in(
             username: username.chars().take(64).collect(),
             error: Some(error),
         };
-        pages::render(status, &page)
+        pages::render(state, status, &page)
     };
     // Counted before the password is checked, so concurrency cannot beat the limit; the same
     // for unknown and known usernames (docs/REFERENCE.md §9.6).

@@ -32,7 +32,7 @@ async fn ask(state: &AppState, req: &HttpRequest) -> PageResult {
         csrf_token: session.as_ref().map(|s| csrf_token(state, &s.id)),
         username: session.map(|s| s.user.username).unwrap_or_default(),
     };
-    Ok(pages::render(StatusCode::OK, &page))
+    Ok(pages::render(state, StatusCode::OK, &page))
 }
 
 pub async fn submit(
@@ -114,6 +114,7 @@ fn signed_out(state: &AppState, redirect: Option<String>) -> HttpResponse {
     let mut response = match redirect {
         Some(location) => pages::see_other(&location),
         None => pages::render(
+            state,
             StatusCode::OK,
             &LogoutPage { base: pages::base(state), csrf_token: None, username: String::new() },
         ),

@@ -21,6 +21,7 @@ mod metrics;
 mod pages;
 mod par;
 mod register;
+pub(crate) mod theme;
 mod token;
 mod userinfo;
 
@@ -108,6 +109,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             .route(web::post().to(console::clients::delete)),
         )
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
+        .service(resource("/static/logo", web::get().to(assets::logo)))
         .configure(admin::configure)
         .default_service(web::to(not_found));
 }

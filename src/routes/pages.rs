@@ -4,10 +4,11 @@
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
-use askama::Template;
+use serde::Serialize;
 
 use crate::oauth::authorize::{ErrorRedirect, Refusal, redirect_url};
 use crate::oauth::{csrf, secret, session};
+use super::theme::Page;
 use crate::startup::AppState;
 use crate::store::StoreError;
 
@@ -15,8 +16,7 @@ use crate::store::StoreError;
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-#[derive(Template)]
-#[template(path = "login.html")]
+#[derive(Serialize)]
 pub struct LoginPage<'a> {
     pub base: &'a str,
     pub csrf_token: String,
@@ -25,8 +25,11 @@ pub struct LoginPage<'a> {
     pub error: Option<&'static str>,
 }
 
-#[derive(Template)]
-#[template(path = "consent.html")]
+impl Page for LoginPage<'_> {
+    const TEMPLATE: &'static str = "login.html";
+}
+
+#[derive(Serialize)]
 pub struct ConsentPage<'a> {
     pub base: &'a str,
     pub csrf_token: String,
@@ -44,8 +47,13 @@ pub struct ConsentPage<'a> {
     pub unvetted: Option<Unvetted>,
 }
 
+impl Page for ConsentPage<'_> {
+    const TEMPLATE: &'static str = "consent.html";
+}
+
 /// What the consent page says about a client nobody vetted: where it claims to come from,
 /// and where the answer will actually go.
+#[derive(Serialize)]
 pub struct Unvetted {
     /// For a client whose id is its metadata document's URL: that host, who vouches for it.
     pub document_host: Option<String>,
@@ -56,8 +64,7 @@ pub struct Unvetted {
     pub destination: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "device.html")]
+#[derive(Serialize)]
 pub struct DevicePage<'a> {
     pub base: &'a str,
     pub csrf_token: String,
@@ -69,15 +76,21 @@ pub struct DevicePage<'a> {
     pub notice: Option<&'static str>,
 }
 
-#[derive(Template)]
-#[template(path = "error.html")]
+impl Page for DevicePage<'_> {
+    const TEMPLATE: &'static str = "device.html";
+}
+
+#[derive(Serialize)]
 pub struct ErrorPage<'a> {
     pub base: &'a str,
     pub message: &'a str,
 }
 
-#[derive(Template)]
-#[template(path = "logout.html")]
+impl Page for ErrorPage<'_> {
+    const TEMPLATE: &'static str = "error.html";
+}
+
+#[derive(Serialize)]
 pub struct LogoutPage<'a> {
     pub base: &'a str,
     /// Set while a session is open: the confirmation form's token.
@@ -85,19 +98,27 @@ pub struct LogoutPage<'a> {
     pub username: String,
 }
 
+impl Page for LogoutPage<'_> {
+    const TEMPLATE: &'static str = "logout.html";
+}
+
+#[derive(Serialize)]
 pub struct GrantRow {
     pub id: String,
     pub client_name: String,
     pub scope: String,
 }
 
-#[derive(Template)]
-#[template(path = "account.html")]
+#[derive(Serialize)]
 pub struct AccountPage<'a> {
     pub base: &'a str,
     pub csrf_token: String,
     pub username: String,
     pub grants: Vec<GrantRow>,
+}
+
+impl Page for AccountPage<'_> {
+    const TEMPLATE: &'static str = "account.html";
 }
 
 /// The path prefix of the issuer, so links work behind a path-prefixing proxy.
@@ -108,8 +129,8 @@ pub fn base(state: &AppState) -> &str {
 }
 
 /// Renders a page with the security headers of docs/REFERENCE.md §3.
-pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
-    match page.render() {
+pub fn render(state: &AppState, status: StatusCode, page: &impl Page) -> HttpResponse {
+    match state.theme.render(page) {
         Ok(body) => {
             secured(HttpResponse::build(status)).content_type("text/html; charset=utf-8").body(body)
         }
@@ -123,7 +144,7 @@ pub fn render(status: StatusCode, page: &impl Template) -> HttpResponse {
 }
 
 pub fn error_page(state: &AppState, status: StatusCode, message: &str) -> HttpResponse {
-    render(status, &ErrorPage { base: base(state), message })
+    render(state, status, &ErrorPage { base: base(state), message })
 }
 
 /// A 303 redirect (after a POST the browser must GET the target).

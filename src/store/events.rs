@@ -11,7 +11,7 @@ use sea_orm::{
 use super::StoreError;
 
 /// A stored event.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct EventRecord {
     /// Hex of `at` in microseconds, then random bits: ordering ids orders by time.
     pub id: String,

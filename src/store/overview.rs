@@ -9,7 +9,7 @@ use sea_orm::{
 use super::StoreError;
 
 /// How many of each there are now.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Counts {
     pub clients: u64,
     pub users: u64,

@@ -11,6 +11,7 @@ const SLOT: u32 = 20;
 const BAR: u32 = 8;
 
 /// One hour: its start and how many sign-ins succeeded and failed.
+#[derive(serde::Serialize)]
 pub struct Hour {
     pub start: DateTime<Utc>,
     pub succeeded: u32,
@@ -18,6 +19,7 @@ pub struct Hour {
 }
 
 /// One bar to draw.
+#[derive(serde::Serialize)]
 pub struct Bar {
     pub x: u32,
     pub y: u32,
@@ -28,6 +30,7 @@ pub struct Bar {
 }
 
 /// The chart: its hours (also shown as a table) and the bars drawn from them.
+#[derive(serde::Serialize)]
 pub struct Chart {
     pub hours: Vec<Hour>,
     pub bars: Vec<Bar>,

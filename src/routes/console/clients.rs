@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
+use serde::Serialize;
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -15,6 +15,7 @@ use crate::oauth::client::{Client, ClientView};
 use crate::oauth::client_metadata;
 use crate::oauth::console::CLIENT_ID as CONSOLE_CLIENT;
 use crate::oauth::registry::RegistryError;
+use crate::routes::theme::Page;
 use crate::routes::pages::{self, PageError, PageResult};
 use crate::startup::AppState;
 
@@ -23,8 +24,7 @@ const PAGE: u64 = 50;
 const NOT_FOUND: &str = "There is no such client.";
 const RESERVED: &str = "The console's own client is managed by the server.";
 
-#[derive(Template)]
-#[template(path = "console/clients.html")]
+#[derive(Serialize)]
 struct ListPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -35,8 +35,11 @@ struct ListPage<'a> {
     next: Option<String>,
 }
 
-#[derive(Template)]
-#[template(path = "console/client_new.html")]
+impl Page for ListPage<'_> {
+    const TEMPLATE: &'static str = "console/clients.html";
+}
+
+#[derive(Serialize)]
 struct NewPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -45,8 +48,12 @@ struct NewPage<'a> {
     error: Option<(&'static str, String)>,
 }
 
+impl Page for NewPage<'_> {
+    const TEMPLATE: &'static str = "console/client_new.html";
+}
+
 /// What the create form holds (given back as typed when it is refused).
-#[derive(Default)]
+#[derive(Default, Serialize)]
 struct NewForm {
     client_name: String,
     redirect_uris: String,
@@ -55,14 +62,7 @@ struct NewForm {
     token_endpoint_auth_method: String,
 }
 
-impl NewForm {
-    fn has_grant(&self, grant: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant)
-    }
-}
-
-#[derive(Template)]
-#[template(path = "console/client.html")]
+#[derive(Serialize)]
 struct ClientPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -75,13 +75,20 @@ struct ClientPage<'a> {
     reserved: bool,
 }
 
-#[derive(Template)]
-#[template(path = "console/client_delete.html")]
+impl Page for ClientPage<'_> {
+    const TEMPLATE: &'static str = "console/client.html";
+}
+
+#[derive(Serialize)]
 struct DeletePage<'a> {
     base: &'a str,
     csrf_token: String,
     username: String,
     client: ClientView,
+}
+
+impl Page for DeletePage<'_> {
+    const TEMPLATE: &'static str = "console/client_delete.html";
 }
 
 fn registry_error(e: RegistryError) -> PageError {
@@ -127,7 +134,7 @@ async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
         clients: clients.iter().map(|c| c.view(None)).collect(),
         next,
     };
-    Ok(pages::render(StatusCode::OK, &page))
+    Ok(pages::render(state, StatusCode::OK, &page))
 }
 
 /// `GET /console/clients/new`: the registration form.
@@ -161,7 +168,7 @@ fn new_page(
         form,
         error,
     };
-    pages::render(status, &page)
+    pages::render(state, status, &page)
 }
 
 /// `POST /console/clients`: registers a client from the form, validated by the same parser as
@@ -242,7 +249,7 @@ fn client_page(
         secret,
         heading,
     };
-    pages::render(status, &page)
+    pages::render(state, status, &page)
 }
 
 /// `GET /console/clients/{id}`.
@@ -308,7 +315,7 @@ pub async fn confirm_delete(
             username: session.user.username,
             client: client.view(None),
         };
-        Ok(pages::render(StatusCode::OK, &page))
+        Ok(pages::render(&state, StatusCode::OK, &page))
     };
     pages::answer(&state, outcome.await)
 }

@@ -5,12 +5,13 @@ use std::borrow::Cow;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
+use serde::Serialize;
 
 use super::console_session;
 use crate::error::AdminError;
 use crate::oauth::audit::EventType;
 use crate::routes::admin::events::filter_of;
+use crate::routes::theme::Page;
 use crate::routes::pages::{self, PageError, PageResult};
 use crate::startup::AppState;
 use crate::store::events::{self, EventRecord};
@@ -18,8 +19,7 @@ use crate::store::events::{self, EventRecord};
 /// Events per page.
 const PAGE: u64 = 50;
 
-#[derive(Template)]
-#[template(path = "console/events.html")]
+#[derive(Serialize)]
 struct EventsPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -33,10 +33,8 @@ struct EventsPage<'a> {
     next: Option<String>,
 }
 
-impl EventsPage<'_> {
-    fn is_kind(&self, t: &str) -> bool {
-        self.kind == t
-    }
+impl Page for EventsPage<'_> {
+    const TEMPLATE: &'static str = "console/events.html";
 }
 
 /// `GET /console/events[?type=…&actor=…&subject=…&before=…]`: newest first.
@@ -83,5 +81,5 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
         events: found,
         next,
     };
-    Ok(pages::render(StatusCode::OK, &page))
+    Ok(pages::render(state, StatusCode::OK, &page))
 }

@@ -9,10 +9,11 @@ pub mod events;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
+use serde::Serialize;
 use chrono::{DateTime, Utc};
 
 use super::pages::{self, PageError, PageResult};
+use super::theme::Page;
 use crate::oauth::audit::{Event, EventType};
 use crate::oauth::console::{self, Flow, Refused};
 use crate::oauth::keyring::{self, KeyInfo};
@@ -25,8 +26,7 @@ const FLOW_SECS: i64 = 600;
 const NOT_ADMINISTRATOR: &str = "The console is for administrators only.";
 const RESTART: &str = "The console sign-in could not be completed. Open the console again.";
 
-#[derive(Template)]
-#[template(path = "console/dashboard.html")]
+#[derive(Serialize)]
 struct Dashboard<'a> {
     base: &'a str,
     csrf_token: String,
@@ -37,10 +37,17 @@ struct Dashboard<'a> {
     chart: chart::Chart,
 }
 
-#[derive(Template)]
-#[template(path = "console/signed_out.html")]
+impl Page for Dashboard<'_> {
+    const TEMPLATE: &'static str = "console/dashboard.html";
+}
+
+#[derive(Serialize)]
 struct SignedOut<'a> {
     base: &'a str,
+}
+
+impl Page for SignedOut<'_> {
+    const TEMPLATE: &'static str = "console/signed_out.html";
 }
 
 fn session_cookie(state: &AppState) -> &'static str {
@@ -100,7 +107,7 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
         next_rotation,
         chart: chart::draw(now, &sign_ins),
     };
-    Ok(pages::render(StatusCode::OK, &page))
+    Ok(pages::render(state, StatusCode::OK, &page))
 }
 
 /// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization
@@ -203,7 +210,7 @@ async fn end_session(
     let event =
         Event::new(EventType::Logout, actor, format!("user:{user_id}")).with("by", "console");
     session::end(&state.db, &session.id, Some(&event)).await?;
-    let mut response = pages::render(StatusCode::OK, &SignedOut { base: pages::base(state) });
+    let mut response = pages::render(state, StatusCode::OK, &SignedOut { base: pages::base(state) });
     let mut expired = pages::cookie(state, session_cookie(state), String::new());
     expired.make_removal();
     let _ = response.add_cookie(&expired);
