@@ -110,7 +110,13 @@ pub struct Brand {
 
 impl Default for Brand {
     fn default() -> Self {
-        Self { name: "Castellan".into(), logo: None, accent: None, background: None, theme_dir: None }
+        Self {
+            name: "Castellan".into(),
+            logo: None,
+            accent: None,
+            background: None,
+            theme_dir: None,
+        }
     }
 }
 

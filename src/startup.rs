@@ -102,6 +102,8 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
+        // Before anything is touched: a broken theme stops the start here.
+        let theme = Theme::load(&settings.brand).context("cannot load the theme")?;
         let master = MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
         let cursors = Cursors::new(master.mac_key("cursor v1"));
         let csrf_key = master.mac_key("csrf v1");
@@ -137,7 +139,6 @@ impl Application {
 
         // The one outgoing HTTP client (docs/REFERENCE.md §9.7), shared by every user of it.
         let outbound = Outbound::new(settings.outbound_allow_private_networks)?;
-        let theme = Theme::load(&settings.brand).context("cannot load the theme")?;
         let state = web::Data::new(AppState {
             issuer,
             db,

@@ -6,9 +6,9 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use super::theme::Page;
 use crate::oauth::authorize::{ErrorRedirect, Refusal, redirect_url};
 use crate::oauth::{csrf, secret, session};
-use super::theme::Page;
 use crate::startup::AppState;
 use crate::store::StoreError;
 

@@ -159,7 +159,8 @@ fn read_limited(path: &Path) -> anyhow::Result<String> {
 }
 
 fn read_bytes(path: &Path) -> anyhow::Result<Vec<u8>> {
-    let size = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let size =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if size.len() > FILE_LIMIT {
         bail!("{} is larger than {} KiB", path.display(), FILE_LIMIT / 1024);
     }

@@ -44,5 +44,6 @@ mod startup;
 mod statements;
 mod supply_chain;
 mod telemetry;
+mod theme;
 mod token;
 mod token_exchange;

@@ -99,6 +99,8 @@ async fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("CASTELLAN_SYNC_INTERVAL", "banana"),
         ("CASTELLAN_LOG_FORMAT", "xml"),
         ("DATABASE_URL", "mysql://x"),
+        ("CASTELLAN_BRAND_ACCENT", "red; } body { display: none"),
+        ("CASTELLAN_BRAND_NAME", " "),
     ] {
         let output = castellan(dir.path()).env(name, value).output().expect("run castellan");
 

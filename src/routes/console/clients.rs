@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use secrecy::ExposeSecret;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{console_session, signed_form};
@@ -15,8 +15,8 @@ use crate::oauth::client::{Client, ClientView};
 use crate::oauth::client_metadata;
 use crate::oauth::console::CLIENT_ID as CONSOLE_CLIENT;
 use crate::oauth::registry::RegistryError;
-use crate::routes::theme::Page;
 use crate::routes::pages::{self, PageError, PageResult};
+use crate::routes::theme::Page;
 use crate::startup::AppState;
 
 /// Clients per page of the list.

@@ -11,8 +11,8 @@ use super::console_session;
 use crate::error::AdminError;
 use crate::oauth::audit::EventType;
 use crate::routes::admin::events::filter_of;
-use crate::routes::theme::Page;
 use crate::routes::pages::{self, PageError, PageResult};
+use crate::routes::theme::Page;
 use crate::startup::AppState;
 use crate::store::events::{self, EventRecord};
 

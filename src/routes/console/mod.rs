@@ -9,8 +9,8 @@ pub mod events;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Serialize;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::pages::{self, PageError, PageResult};
 use super::theme::Page;
@@ -210,7 +210,8 @@ async fn end_session(
     let event =
         Event::new(EventType::Logout, actor, format!("user:{user_id}")).with("by", "console");
     session::end(&state.db, &session.id, Some(&event)).await?;
-    let mut response = pages::render(state, StatusCode::OK, &SignedOut { base: pages::base(state) });
+    let mut response =
+        pages::render(state, StatusCode::OK, &SignedOut { base: pages::base(state) });
     let mut expired = pages::cookie(state, session_cookie(state), String::new());
     expired.make_removal();
     let _ = response.add_cookie(&expired);
