@@ -13,10 +13,10 @@ use crate::oauth::authorize::{
     self, AuthorizationRequest, Authorizing, ErrorRedirect, Origin, Refusal, redirect_url,
 };
 use crate::oauth::client::{Client, Registration};
-use crate::oauth::consent;
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
+use crate::oauth::{consent, console};
 use crate::startup::AppState;
 use crate::store::{self, grants::GrantRecord};
 
@@ -119,6 +119,11 @@ async fn authorize(
     match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await? {
         Some(grant) if covers(&grant, &request.scope) && !request.prompt.consent => {
             approve(state, &request, &session, &grant.id).await
+        }
+        // The console is this server's own page, not a third party: nobody is asked whether
+        // Castellan may show them Castellan. The grant is recorded all the same, as implied.
+        _ if request.client.client_id == console::CLIENT_ID => {
+            consent_and_approve(state, req, &request, &session, "console").await
         }
         _ if request.prompt.none => back("consent_required", "the user has not consented"),
         _ => Ok(pages::see_other(&format!("{}/consent?{}", pages::base(state), encode(&params)))),
@@ -281,9 +286,20 @@ async fn record_decision(
         _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     }
     let request = request.for_user(&session.user);
-    // The grant gains the requested scopes, atomically, with the consent's event.
+    consent_and_approve(state, req, &request, &session, "user").await
+}
+
+/// Records the consent — the grant gains the requested scopes, atomically, with its event,
+/// whose `by` says who gave it — and issues the code.
+async fn consent_and_approve(
+    state: &AppState,
+    req: &HttpRequest,
+    request: &AuthorizationRequest,
+    session: &Session,
+    by: &'static str,
+) -> PageResult {
     let actor = super::actor::user(&session.user.id, state, req);
-    let event = Event::new(EventType::ConsentGiven, actor, String::new());
+    let event = Event::new(EventType::ConsentGiven, actor, String::new()).with("by", by);
     let grant = consent::give(
         &state.db,
         &session.user.id,
@@ -293,7 +309,7 @@ async fn record_decision(
     )
     .await?;
     tracing::info!(user = %session.user.id, client_id = %request.client.client_id, "consent recorded");
-    approve(state, &request, &session, &grant.id).await
+    approve(state, request, session, &grant.id).await
 }
 
 /// Issues a code and sends the browser back to the client with it (RFC 6749 §4.1.2, RFC 9207).

@@ -377,3 +377,65 @@ async fn console_events_page_shows_the_consoles_changes_with_the_administrator_a
     assert!(!by_type.contains("client.secret_rotated</td>"));
     assert_eq!(bad_type.status(), 400);
 }
+
+#[tokio::test]
+async fn console_sign_in_asks_no_consent_and_returns_to_the_page_asked_for() {
+    let app = spawn_app().await;
+    let admin_id = administrator(&app, "root").await;
+    let browser = Browser::new();
+    let asked = "/console/events?type=client.created&actor=&subject=";
+
+    let login = browser.follow(&app, browser.get(&app.url(asked)).await).await;
+    let login = login.text().await.expect("login page");
+    let signed_in = log_in(&browser, &app, &login, "root", PASSWORD).await;
+    let landed = browser.follow(&app, signed_in).await;
+
+    // Straight from the login to the page first asked for: no consent page in between.
+    assert_eq!(landed.status(), 200);
+    assert_eq!(landed.url().path(), "/console/events");
+    assert_eq!(landed.url().query(), Some("type=client.created&actor=&subject="));
+    assert!(landed.text().await.expect("page").contains("<h1>Events</h1>"));
+    // The grant is recorded all the same, as implied by the console.
+    let path = "/admin/events?type=consent.given";
+    let body: Value = app.admin(Method::GET, path, None).await.json().await.expect("JSON");
+    let given = &body["items"][0];
+    assert_eq!(given["actor"]["id"], format!("user:{admin_id}"));
+    assert_eq!(given["detail"]["by"], "console");
+}
+
+#[tokio::test]
+async fn console_events_page_through_a_macd_cursor_and_refuse_a_forged_one() {
+    let app = spawn_app().await;
+    let (browser, _) = console_browser(&app).await;
+    for i in 0..55 {
+        let scope = json!({"name": format!("reports.{i:02}"), "description": "Reports"});
+        assert_eq!(app.admin(Method::POST, "/admin/scopes", Some(scope)).await.status(), 201);
+    }
+    let subjects = |html: &str| -> Vec<String> {
+        html.split("event-subject\">")
+            .skip(1)
+            .map(|r| r[..r.find('<').expect("end")].to_owned())
+            .collect()
+    };
+
+    let first = page(&browser, &app, "/console/events?type=scope.created&actor=&subject=").await;
+    let end = first.find("\">Older events</a>").expect("a link to older events");
+    let start = first[..end].rfind("href=\"").expect("href") + "href=\"".len();
+    let older = crate::browser::unescape(&first[start..end]);
+    let second = page(&browser, &app, &older).await;
+    let cursor = older.split("cursor=").nth(1).expect("a cursor").to_owned();
+    let forged = older.replace(&cursor, &format!("A{}", &cursor[1..]));
+    let raw_id = older.replace(&format!("cursor={cursor}"), "before=00");
+
+    let mut seen = subjects(&first);
+    assert_eq!(seen.len(), 50);
+    assert_eq!(subjects(&second).len(), 5);
+    assert!(!second.contains("Older events"));
+    seen.extend(subjects(&second));
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 55, "every event once, across the two pages");
+    assert_eq!(browser.get(&app.url(&forged)).await.status(), 400);
+    // A raw event id is not a cursor: it is ignored, and the first page comes back.
+    assert_eq!(subjects(&page(&browser, &app, &raw_id).await).len(), 50);
+}

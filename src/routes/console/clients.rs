@@ -112,7 +112,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 }
 
 async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
-    let Some(session) = console_session(state, req).await? else { return super::sign_in(state) };
+    let Some(session) = console_session(state, req).await? else {
+        return super::sign_in(state, req);
+    };
     let q = query(req, "q").unwrap_or_default();
     let q: String = q.chars().filter(|c| !c.is_control()).take(200).collect();
     let after = query(req, "after");
@@ -141,7 +143,7 @@ async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
 pub async fn new(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let outcome = async {
         let Some(session) = console_session(&state, &req).await? else {
-            return super::sign_in(&state);
+            return super::sign_in(&state, &req);
         };
         let form = NewForm {
             grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
@@ -260,7 +262,7 @@ pub async fn read(
 ) -> HttpResponse {
     let outcome = async {
         let Some(session) = console_session(&state, &req).await? else {
-            return super::sign_in(&state);
+            return super::sign_in(&state, &req);
         };
         let client = loaded(&state, &id).await?;
         Ok(client_page(&state, &session, &client, None, "Client", StatusCode::OK))
@@ -306,7 +308,7 @@ pub async fn confirm_delete(
 ) -> HttpResponse {
     let outcome = async {
         let Some(session) = console_session(&state, &req).await? else {
-            return super::sign_in(&state);
+            return super::sign_in(&state, &req);
         };
         let client = loaded(&state, &id).await?;
         let page = DeletePage {

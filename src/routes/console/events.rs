@@ -18,6 +18,8 @@ use crate::store::events::{self, EventRecord};
 
 /// Events per page.
 const PAGE: u64 = 50;
+/// The cursors' list name: the admin API's, since the two page through the same query.
+const LIST: &str = "events";
 
 #[derive(Serialize)]
 struct EventsPage<'a> {
@@ -37,13 +39,15 @@ impl Page for EventsPage<'_> {
     const TEMPLATE: &'static str = "console/events.html";
 }
 
-/// `GET /console/events[?type=…&actor=…&subject=…&before=…]`: newest first.
+/// `GET /console/events[?type=…&actor=…&subject=…&cursor=…]`: newest first.
 pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     pages::answer(&state, show(&state, &req).await)
 }
 
 async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
-    let Some(session) = console_session(state, req).await? else { return super::sign_in(state) };
+    let Some(session) = console_session(state, req).await? else {
+        return super::sign_in(state, req);
+    };
     // An empty field of the form means "any", so only filled ones reach the filter's rules.
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
         .into_owned()
@@ -58,8 +62,17 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
         AdminError::Invalid { description, .. } => PageError::bad_request(description),
         _ => PageError::bad_request("The filter is not valid."),
     })?;
-    let before = pages::field(&pairs, "before").filter(|b| b.len() == 32);
-    let mut found = events::list(&state.db, &filter, before, PAGE + 1).await?;
+    // The admin API's cursor: MACed, so a page link cannot be forged into another query.
+    let before = match pages::field(&pairs, "cursor") {
+        None => None,
+        Some(cursor) => Some(
+            state
+                .cursors
+                .open(LIST, cursor)
+                .map_err(|_| PageError::bad_request("That page link is not valid."))?,
+        ),
+    };
+    let mut found = events::list(&state.db, &filter, before.as_deref(), PAGE + 1).await?;
     let next = (found.len() as u64 > PAGE).then(|| {
         found.truncate(PAGE as usize);
         let last = found.last().map(|e| e.id.clone()).unwrap_or_default();
@@ -67,7 +80,7 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
             .append_pair("type", &value("type"))
             .append_pair("actor", &value("actor"))
             .append_pair("subject", &value("subject"))
-            .append_pair("before", &last)
+            .append_pair("cursor", &state.cursors.make(LIST, &last))
             .finish()
     });
     let page = EventsPage {

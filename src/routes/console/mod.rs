@@ -9,6 +9,8 @@ pub mod events;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -23,6 +25,11 @@ use crate::store::overview::{self, Counts};
 
 /// How long a browser has to come back from `/authorize` with the code.
 const FLOW_SECS: i64 = 600;
+/// Between the binding and the page asked for in the flow cookie: never in a binding, which
+/// is base64url.
+const RETURN_SEPARATOR: char = '.';
+/// The longest page address kept for after the sign-in.
+const RETURN_LIMIT: usize = 1024;
 const NOT_ADMINISTRATOR: &str = "The console is for administrators only.";
 const RESTART: &str = "The console sign-in could not be completed. Open the console again.";
 
@@ -82,7 +89,7 @@ pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
 }
 
 async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
-    let Some(session) = console_session(state, req).await? else { return sign_in(state) };
+    let Some(session) = console_session(state, req).await? else { return sign_in(state, req) };
     let now = Utc::now();
     let counts = overview::counts(&state.db, now).await?;
     let sign_ins = overview::sign_ins_since(&state.db, chart::since(now)).await?;
@@ -111,15 +118,37 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
 }
 
 /// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization
-/// request derived from it (state, nonce, PKCE S256).
-pub(super) fn sign_in(state: &AppState) -> PageResult {
+/// request derived from it (state, nonce, PKCE S256). The cookie also keeps the console page
+/// asked for, where the callback goes once signed in.
+pub(super) fn sign_in(state: &AppState, req: &HttpRequest) -> PageResult {
     let binding = secret::random_token(16).map_err(|e| PageError::Store(e.into()))?;
     let flow = Flow::derive(&state.csrf_key, &binding);
     let mut response = pages::see_other(&flow.authorize_url(state.issuer.as_str()));
-    let mut cookie = pages::cookie(state, flow_cookie(state), binding);
+    let asked = req.uri().path_and_query().map_or("", |p| p.as_str());
+    let value = format!("{binding}{RETURN_SEPARATOR}{}", URL_SAFE_NO_PAD.encode(asked));
+    let mut cookie = pages::cookie(state, flow_cookie(state), value);
     cookie.set_max_age(CookieDuration::seconds(FLOW_SECS));
     let _ = response.add_cookie(&cookie);
     Ok(response)
+}
+
+/// Where a finished sign-in goes: the console page that was asked for (`asked`, base64url of
+/// its path and query) when it is one — a path under `{base}/console`, never another site,
+/// never the callback — else the dashboard.
+fn return_to(base: &str, asked: &str) -> String {
+    let dashboard = format!("{base}/console");
+    let Some(path) = URL_SAFE_NO_PAD.decode(asked).ok().and_then(|b| String::from_utf8(b).ok())
+    else {
+        return dashboard;
+    };
+    let Some(rest) = path.strip_prefix(&dashboard) else { return dashboard };
+    let inside = rest.is_empty() || rest.starts_with('/') || rest.starts_with('?');
+    let plain = !path.contains("//") && !path.contains('\\') && !path.chars().any(char::is_control);
+    if inside && plain && path.len() <= RETURN_LIMIT && !rest.starts_with("/callback") {
+        path
+    } else {
+        dashboard
+    }
 }
 
 /// `GET /console/callback`: the end of the code flow. The flow cookie goes either way: an
@@ -135,7 +164,12 @@ pub async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpRespo
 async fn finish_sign_in(state: &AppState, req: &HttpRequest) -> PageResult {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-    let binding = req.cookie(flow_cookie(state)).map(|c| c.value().to_owned());
+    let cookie = req.cookie(flow_cookie(state)).map(|c| c.value().to_owned());
+    let (binding, asked) = match cookie.as_deref().map(|v| v.split_once(RETURN_SEPARATOR)) {
+        Some(Some((binding, asked))) => (Some(binding.to_owned()), asked.to_owned()),
+        Some(None) => (cookie.clone(), String::new()),
+        None => (None, String::new()),
+    };
     let (Some(binding), Some(returned)) = (binding, pages::field(&query, "state")) else {
         return Err(PageError::bad_request(RESTART));
     };
@@ -168,7 +202,7 @@ async fn finish_sign_in(state: &AppState, req: &HttpRequest) -> PageResult {
     let actor = super::actor::user(&user_id, state, req);
     let event = Event::new(EventType::ConsoleSignIn, actor, format!("user:{user_id}"));
     let id = session::start(&state.db, &user_id, state.settings.session_lifetime, &event).await?;
-    let mut response = pages::see_other(&format!("{}/console", pages::base(state)));
+    let mut response = pages::see_other(&return_to(pages::base(state), &asked));
     let _ = response.add_cookie(&pages::cookie(state, session_cookie(state), id));
     Ok(response)
 }
@@ -216,4 +250,34 @@ async fn end_session(
     expired.make_removal();
     let _ = response.add_cookie(&expired);
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(path: &str) -> String {
+        URL_SAFE_NO_PAD.encode(path)
+    }
+
+    #[test]
+    fn a_sign_in_returns_only_to_a_console_page() {
+        assert_eq!(return_to("", &asked("/console/clients?q=a")), "/console/clients?q=a");
+        assert_eq!(return_to("/id", &asked("/id/console/events")), "/id/console/events");
+        assert_eq!(return_to("", &asked("/console")), "/console");
+        for elsewhere in [
+            "https://evil.example/console",
+            "//evil.example/console",
+            "/console//evil.example",
+            "/console\\evil",
+            "/consolex",
+            "/account",
+            "/console/callback?code=x",
+            "/console/\u{7}",
+        ] {
+            assert_eq!(return_to("", &asked(elsewhere)), "/console", "{elsewhere}");
+        }
+        assert_eq!(return_to("", "not base64!"), "/console");
+        assert_eq!(return_to("", &asked(&format!("/console/{}", "a".repeat(2000)))), "/console");
+    }
 }
