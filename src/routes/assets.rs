@@ -1,5 +1,6 @@
 //! `GET /static/castellan.css` and `GET /static/logo`: the theme's stylesheet and logo
-//! (docs/REFERENCE.md §3.13), read once at start.
+//! (docs/REFERENCE.md §3.13), read once at start; `GET /static/console.js`, the console's
+//! optional script, compiled in.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -13,6 +14,16 @@ pub async fn stylesheet(state: web::Data<AppState>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(state.theme.stylesheet().to_owned())
+}
+
+const CONSOLE_SCRIPT: &str = include_str!("../../static/console.js");
+
+pub async fn console_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(CONSOLE_SCRIPT)
 }
 
 /// The brand's logo; 404 when none is set. An SVG opened on its own runs nothing: the

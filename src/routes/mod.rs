@@ -110,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         )
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .service(resource("/static/logo", web::get().to(assets::logo)))
+        .service(resource("/static/console.js", web::get().to(assets::console_script)))
         .configure(admin::configure)
         .default_service(web::to(not_found));
 }

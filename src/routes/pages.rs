@@ -15,6 +15,8 @@ use crate::store::StoreError;
 /// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// The console's pages (templates under `console/`) may also run its own script file.
+const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Serialize)]
 pub struct LoginPage<'a> {
@@ -129,10 +131,14 @@ pub fn base(state: &AppState) -> &str {
 }
 
 /// Renders a page with the security headers of docs/REFERENCE.md §3.
-pub fn render(state: &AppState, status: StatusCode, page: &impl Page) -> HttpResponse {
+pub fn render<P: Page>(state: &AppState, status: StatusCode, page: &P) -> HttpResponse {
     match state.theme.render(page) {
         Ok(body) => {
-            secured(HttpResponse::build(status)).content_type("text/html; charset=utf-8").body(body)
+            let mut response = secured(HttpResponse::build(status));
+            if P::TEMPLATE.starts_with("console/") {
+                response.insert_header((header::CONTENT_SECURITY_POLICY, CONSOLE_CSP));
+            }
+            response.content_type("text/html; charset=utf-8").body(body)
         }
         Err(e) => {
             tracing::error!(error = %e, "a page failed to render");

@@ -102,7 +102,10 @@ async fn console_signs_an_administrator_in_through_the_code_flow_and_shows_the_d
     assert!(html.contains("<svg") && html.contains("<rect class=\"failed\""));
     assert!(html.contains(">active<") && html.contains(">next<"));
     assert!(!html.contains("Next rotation: none"));
-    assert!(!html.contains("style=") && !html.contains("<script"));
+    assert!(!html.contains("style="));
+    // One script, the console's own file; nothing inline.
+    assert_eq!(html.matches("<script").count(), 1);
+    assert!(html.contains(r#"<script src="/static/console.js" defer></script>"#));
 }
 
 #[tokio::test]
@@ -438,4 +441,24 @@ async fn console_events_page_through_a_macd_cursor_and_refuse_a_forged_one() {
     assert_eq!(browser.get(&app.url(&forged)).await.status(), 400);
     // A raw event id is not a cursor: it is ignored, and the first page comes back.
     assert_eq!(subjects(&page(&browser, &app, &raw_id).await).len(), 50);
+}
+
+#[tokio::test]
+async fn console_pages_may_run_only_the_consoles_own_script_and_other_pages_none() {
+    let app = spawn_app().await;
+    let (browser, _) = console_browser(&app).await;
+
+    let console = browser.get(&app.url("/console")).await;
+    let login = crate::browser::Browser::new().get(&app.url("/login")).await;
+    let script = app.get("/static/console.js").await;
+
+    let csp =
+        |r: &Response| r.headers()["content-security-policy"].to_str().expect("csp").to_owned();
+    assert_eq!(
+        csp(&console),
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    assert!(!csp(&login).contains("script-src"));
+    assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.text().await.expect("script").contains("data-copy"));
 }
