@@ -596,17 +596,13 @@ async fn users_create(
 async fn users_end_sessions(settings: Settings, id: String) -> anyhow::Result<()> {
     store::migrate(&settings).await?;
     let db = store::connect(&settings).await?;
-    if store::users::find(&db, &id).await?.is_none() {
-        anyhow::bail!("no user with this id");
-    }
     let stale_after = crate::startup::key_policy(&settings).stale_after;
     let revocations = Revocations::load(&db, settings.max_token_lifetime, stale_after).await?;
-    let event = crate::oauth::audit::Event::new(
-        crate::oauth::audit::EventType::UserSessionsEnded,
-        crate::oauth::audit::Actor::system("cli"),
-        format!("user:{id}"),
-    );
-    let ended = revocations.cut_off_user(&db, &id, None, Some(&event)).await?;
+    let actor = crate::oauth::audit::Actor::system("cli");
+    let ended = match crate::oauth::users::end_sessions(&db, &revocations, &id, actor).await {
+        Err(crate::oauth::users::UserError::NotFound) => anyhow::bail!("no user with this id"),
+        ended => ended?,
+    };
     println!("{}", serde_json::json!({ "user": id, "sessions_ended": ended }));
     db.close().await?;
     Ok(())

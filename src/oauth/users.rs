@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::audit::{self, Actor, Event, EventType};
 use super::client_metadata::FieldError;
+use super::revocation::Revocations;
 
 use crate::store::scopes::Written;
 use crate::store::users::UserRecord;
@@ -214,10 +215,50 @@ pub async fn create(
     Ok(record.into())
 }
 
-/// Replaces a user's fields; the password changes only when one is given. Records, in the
+/// Replaces a user's fields (see [`write_replacement`]) and, when the change must end what
+/// they hold (a new password, a disabling), cuts them off: every session ends and every token
+/// issued to them so far stays dead; re-enabling later does not bring them back. The one
+/// way a user is changed (`PUT /admin/users/{id}`, the console's user page): the cut-off
+/// cannot be forgotten by a caller.
+pub async fn replace(
+    db: &Db,
+    passwords: &Passwords,
+    revocations: &Revocations,
+    id: &str,
+    input: UserInput,
+    actor: Actor,
+) -> Result<Replaced, UserError> {
+    let by = actor.id.clone();
+    let replaced = write_replacement(db, passwords, id, input, actor).await?;
+    if replaced.must_cut_off {
+        // Recorded with the update that caused it.
+        revocations.cut_off_user(db, id, None, None).await?;
+        tracing::info!(actor = %by, user = %id, "user cut off: sessions and tokens ended");
+    }
+    Ok(replaced)
+}
+
+/// Ends every session of a user and cuts off every token issued to them so far, recording
+/// `user.sessions_ended` by `actor` with it. Returns how many sessions ended.
+pub async fn end_sessions(
+    db: &Db,
+    revocations: &Revocations,
+    id: &str,
+    actor: Actor,
+) -> Result<u64, UserError> {
+    if store::users::find(db, id).await?.is_none() {
+        return Err(UserError::NotFound);
+    }
+    let event = Event::new(EventType::UserSessionsEnded, actor, format!("user:{id}"));
+    let ended = revocations.cut_off_user(db, id, None, Some(&event)).await?;
+    tracing::info!(actor = %event.actor.id, user = %id, sessions = ended, "ended a user's sessions");
+    Ok(ended)
+}
+
+/// Writes a user's new fields; the password changes only when one is given. Records, in the
 /// same transaction, `user.password_reset` when a password was set, else `user.disabled` when
 /// the user was just disabled, else `user.updated` (the detail says which flags changed).
-pub async fn replace(
+async fn write_replacement(
     db: &Db,
     passwords: &Passwords,
     id: &str,

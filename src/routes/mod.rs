@@ -108,6 +108,32 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             )
             .route(web::post().to(console::clients::delete)),
         )
+        .service(
+            resource("/console/users", web::get().to(console::users::list))
+                .route(web::post().to(console::users::create)),
+        )
+        .service(resource("/console/users/new", web::get().to(console::users::new)))
+        .service(resource("/console/users/{id}", web::get().to(console::users::read)))
+        .service(resource(
+            "/console/users/{id}/disabled",
+            web::post().to(console::users::set_disabled),
+        ))
+        .service(resource(
+            "/console/users/{id}/admin-flag",
+            web::post().to(console::users::set_admin),
+        ))
+        .service(resource(
+            "/console/users/{id}/password",
+            web::post().to(console::users::reset_password),
+        ))
+        .service(resource(
+            "/console/users/{id}/sessions/end",
+            web::post().to(console::users::end_sessions),
+        ))
+        .service(resource(
+            "/console/grants/{id}/revoke",
+            web::post().to(console::users::revoke_grant),
+        ))
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .service(resource("/static/logo", web::get().to(assets::logo)))
         .service(resource("/static/console.js", web::get().to(assets::console_script)))

@@ -93,20 +93,9 @@ pub async fn list_matching(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<ClientRecord>, StoreError> {
-    use sea_orm::sea_query::{ExprTrait, Func, LikeExpr};
-    let escaped: String = term
-        .to_ascii_lowercase()
-        .chars()
-        .flat_map(|c| match c {
-            '\\' | '%' | '_' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    let pattern = || LikeExpr::new(format!("%{escaped}%")).escape('\\');
-    let lower = |column| Expr::expr(Func::lower(Expr::col(column)));
     let matches = Condition::any()
-        .add(lower(client::Column::ClientId).like(pattern()))
-        .add(lower(client::Column::ClientName).like(pattern()));
+        .add(super::contains_ignoring_case(client::Column::ClientId, term))
+        .add(super::contains_ignoring_case(client::Column::ClientName, term));
     let mut query =
         client::Entity::find().filter(matches).order_by_asc(client::Column::ClientId).limit(limit);
     if let Some(after) = after {

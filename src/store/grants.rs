@@ -32,6 +32,10 @@ impl From<grant::Model> for GrantRecord {
     }
 }
 
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<GrantRecord>, StoreError> {
+    Ok(grant::Entity::find_by_id(id).one(db).await?.map(GrantRecord::from))
+}
+
 pub async fn find_for(
     db: &impl ConnectionTrait,
     user_id: &str,

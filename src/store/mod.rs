@@ -199,6 +199,25 @@ where
     Ok(E::delete_many().filter(key.is_in(keys)).filter(expired).exec(db).await?.rows_affected)
 }
 
+/// `column` contains `term`, ASCII case ignored on both databases, with `%`, `_` and `\` in
+/// `term` taken literally: the console's searches.
+pub(crate) fn contains_ignoring_case(
+    column: impl sea_orm::sea_query::IntoColumnRef,
+    term: &str,
+) -> sea_orm::sea_query::Expr {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+    let escaped: String = term
+        .to_ascii_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '\\' | '%' | '_' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    Expr::expr(Func::lower(Expr::col(column)))
+        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
 /// Whether the error is a unique-constraint violation, on either backend.
 pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))

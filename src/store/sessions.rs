@@ -4,7 +4,10 @@ use super::StoreError;
 use chrono::{DateTime, Utc};
 use entity::session;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
@@ -81,6 +84,35 @@ pub async fn purge(
         batch,
     )
     .await
+}
+
+/// Up to `limit` live sessions of `user_id`: not past their absolute expiry at `now`, used
+/// after `idle_since`; the most recently used first.
+pub async fn list_for_user(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    now: DateTime<Utc>,
+    idle_since: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    let rows = session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresAt.gt(now))
+        .filter(session::Column::LastSeenAt.gt(idle_since))
+        .order_by_desc(session::Column::LastSeenAt)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|m| SessionRecord {
+            id_hash: m.id_hash,
+            user_id: m.user_id,
+            auth_time: m.auth_time,
+            last_seen_at: m.last_seen_at,
+            expires_at: m.expires_at,
+        })
+        .collect())
 }
 
 /// Ends every session of `user_id` but `keep` (the caller's own, when a user changes their

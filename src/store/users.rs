@@ -122,6 +122,24 @@ pub async fn list(
     Ok(query.all(db).await?.into_iter().map(UserRecord::from).collect())
 }
 
+/// Users ordered by username, after the username `after`; with `term`, only those whose
+/// username contains it (ASCII case ignored, taken literally): the console's list.
+pub async fn list_by_username(
+    db: &impl ConnectionTrait,
+    term: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<UserRecord>, StoreError> {
+    let mut query = user::Entity::find().order_by_asc(user::Column::Username).limit(limit);
+    if let Some(term) = term {
+        query = query.filter(super::contains_ignoring_case(user::Column::Username, term));
+    }
+    if let Some(after) = after {
+        query = query.filter(user::Column::Username.gt(after));
+    }
+    Ok(query.all(db).await?.into_iter().map(UserRecord::from).collect())
+}
+
 /// Inserts a user; `Conflict` when the username is taken.
 pub async fn insert(db: &impl ConnectionTrait, record: &UserRecord) -> Result<Written, StoreError> {
     match user::Entity::insert(active_model(record)).exec(db).await {

@@ -8,7 +8,7 @@ use crate::browser::{Browser, PASSWORD, consent, input, location, log_in, user};
 use crate::helpers::{TestApp, spawn_app};
 
 /// An administrator with `PASSWORD`; returns their id.
-async fn administrator(app: &TestApp, username: &str) -> String {
+pub(crate) async fn administrator(app: &TestApp, username: &str) -> String {
     let body = json!({"username": username, "password": PASSWORD, "admin": true});
     let response = app.admin(Method::POST, "/admin/users", Some(body)).await;
     assert_eq!(response.status(), 201);
@@ -45,7 +45,7 @@ async fn walk_to_callback(browser: &Browser, app: &TestApp, username: &str) -> S
 }
 
 /// The whole sign-in: the callback's answer and, when it redirects, the page it leads to.
-async fn sign_in(browser: &Browser, app: &TestApp, username: &str) -> (u16, Response) {
+pub(crate) async fn sign_in(browser: &Browser, app: &TestApp, username: &str) -> (u16, Response) {
     let callback = walk_to_callback(browser, app, username).await;
     let answer = browser.get(&callback).await;
     let status = answer.status().as_u16();
@@ -53,7 +53,7 @@ async fn sign_in(browser: &Browser, app: &TestApp, username: &str) -> (u16, Resp
 }
 
 /// Whether this browser is inside the console (not sent off to sign in).
-async fn inside(browser: &Browser, app: &TestApp) -> bool {
+pub(crate) async fn inside(browser: &Browser, app: &TestApp) -> bool {
     browser.get(&app.url("/console")).await.status() == 200
 }
 
@@ -180,7 +180,7 @@ async fn console_session_ends_when_its_user_is_no_longer_an_administrator() {
 }
 
 /// An administrator's browser inside the console; returns it with the administrator's id.
-async fn console_browser(app: &TestApp) -> (Browser, String) {
+pub(crate) async fn console_browser(app: &TestApp) -> (Browser, String) {
     let id = administrator(app, "root").await;
     let browser = Browser::new();
     let (status, _) = sign_in(&browser, app, "root").await;
@@ -188,7 +188,7 @@ async fn console_browser(app: &TestApp) -> (Browser, String) {
     (browser, id)
 }
 
-async fn page(browser: &Browser, app: &TestApp, path: &str) -> String {
+pub(crate) async fn page(browser: &Browser, app: &TestApp, path: &str) -> String {
     let response = browser.get(&app.url(path)).await;
     assert_eq!(response.status(), 200, "{path}");
     response.text().await.expect("page")
@@ -205,7 +205,7 @@ async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16
 }
 
 /// The events about `subject`, as (type, actor id).
-async fn events_about(app: &TestApp, subject: &str) -> Vec<(String, String)> {
+pub(crate) async fn events_about(app: &TestApp, subject: &str) -> Vec<(String, String)> {
     let path = format!("/admin/events?subject={subject}");
     let body: Value = app.admin(Method::GET, &path, None).await.json().await.expect("JSON");
     let items = body["items"].as_array().expect("items").iter();

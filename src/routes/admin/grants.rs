@@ -6,10 +6,10 @@ use serde::Serialize;
 
 use super::{Admin, Page, well_formed};
 use crate::error::AdminError;
-use crate::oauth::audit::{Event, EventType};
+use crate::oauth::audit::{Actor, Event, EventType};
 use crate::routes::actor;
 use crate::startup::AppState;
-use crate::store;
+use crate::store::{self, StoreError};
 
 /// A grant: a user's consent to a client's scopes.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -60,11 +60,25 @@ pub async fn revoke(
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
     let actor = actor::admin(&admin, &state, &req);
-    let event =
-        Event::new(EventType::GrantRevoked, actor, format!("grant:{id}")).with("by", "admin");
-    if !state.revocations.revoke_grant(&state.db, &id, None, &event).await? {
+    if !revoke_by_admin(&state, &id, actor).await? {
         return Err(AdminError::NotFound);
     }
-    tracing::info!(admin = %admin.actor(), grant = %id, "grant revoked by an admin");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Revokes any user's grant as an administrator (`actor`), recording `grant.revoked` with
+/// `by: admin`: the admin API's and the console's one path. `false` if there was none.
+pub(crate) async fn revoke_by_admin(
+    state: &AppState,
+    id: &str,
+    actor: Actor,
+) -> Result<bool, StoreError> {
+    let by = actor.id.clone();
+    let event =
+        Event::new(EventType::GrantRevoked, actor, format!("grant:{id}")).with("by", "admin");
+    let revoked = state.revocations.revoke_grant(&state.db, id, None, &event).await?;
+    if revoked {
+        tracing::info!(admin = %by, grant = %id, "grant revoked by an admin");
+    }
+    Ok(revoked)
 }

@@ -3,7 +3,7 @@
 mod auth;
 mod clients;
 pub(crate) mod events;
-mod grants;
+pub(crate) mod grants;
 mod json;
 mod keys;
 mod openapi;

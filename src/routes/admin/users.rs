@@ -81,14 +81,8 @@ pub async fn replace(
     well_formed(&id)?;
     let input = users::parse_input(&json_body(&req, &body)?, false)?;
     let actor = actor::admin(&admin, &state, &req);
-    let replaced = users::replace(&state.db, &state.passwords, &id, input, actor).await?;
-    // A new password or a disabling ends the user's sessions and tokens; re-enabling later
-    // does not bring them back.
-    if replaced.must_cut_off {
-        // Recorded above, with the update that caused it.
-        state.revocations.cut_off_user(&state.db, &id, None, None).await?;
-        tracing::info!(admin = %admin.actor(), user = %id, "user cut off: sessions and tokens ended");
-    }
+    let replaced =
+        users::replace(&state.db, &state.passwords, &state.revocations, &id, input, actor).await?;
     Ok(HttpResponse::Ok().json(replaced.user))
 }
 
@@ -120,13 +114,8 @@ pub async fn end_sessions(
     req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&id)?;
-    if store::users::find(&state.db, &id).await?.is_none() {
-        return Err(AdminError::NotFound);
-    }
     let actor = actor::admin(&admin, &state, &req);
-    let event = Event::new(EventType::UserSessionsEnded, actor, subject(&id));
-    let ended = state.revocations.cut_off_user(&state.db, &id, None, Some(&event)).await?;
-    tracing::info!(admin = %admin.actor(), user = %id, sessions = ended, "ended a user's sessions");
+    users::end_sessions(&state.db, &state.revocations, &id, actor).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

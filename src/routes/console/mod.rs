@@ -5,6 +5,7 @@
 mod chart;
 pub mod clients;
 pub mod events;
+pub mod users;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
