@@ -30,6 +30,9 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("console/client_new.html", include_str!("../../templates/console/client_new.html")),
     ("console/client_delete.html", include_str!("../../templates/console/client_delete.html")),
     ("console/events.html", include_str!("../../templates/console/events.html")),
+    ("console/users.html", include_str!("../../templates/console/users.html")),
+    ("console/user.html", include_str!("../../templates/console/user.html")),
+    ("console/user_new.html", include_str!("../../templates/console/user_new.html")),
 ];
 
 /// The built-in stylesheet.

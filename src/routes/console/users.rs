@@ -9,8 +9,8 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use askama::Template;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{console_session, signed_form};
@@ -20,6 +20,7 @@ use crate::oauth::session::Session;
 use crate::oauth::users::{self, UserError};
 use crate::routes::admin::grants::revoke_by_admin;
 use crate::routes::pages::{self, PageError, PageResult};
+use crate::routes::theme::Page;
 use crate::startup::AppState;
 use crate::store;
 use crate::store::users::UserRecord;
@@ -38,6 +39,7 @@ const NOT_YOURSELF_ADMIN: &str = "You cannot remove your own administrator flag:
      session would end. Ask another administrator.";
 
 /// A row of the list, every value ready to show.
+#[derive(Serialize)]
 struct UserRow {
     id: String,
     username: String,
@@ -48,8 +50,7 @@ struct UserRow {
     created: String,
 }
 
-#[derive(Template)]
-#[template(path = "console/users.html")]
+#[derive(Serialize)]
 struct ListPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -62,8 +63,12 @@ struct ListPage<'a> {
     next_href: String,
 }
 
+impl Page for ListPage<'_> {
+    const TEMPLATE: &'static str = "console/users.html";
+}
+
 /// What the create form holds (given back as typed, never the password, when refused).
-#[derive(Default)]
+#[derive(Default, Serialize)]
 struct NewForm {
     username: String,
     email: String,
@@ -71,8 +76,7 @@ struct NewForm {
     admin: bool,
 }
 
-#[derive(Template)]
-#[template(path = "console/user_new.html")]
+#[derive(Serialize)]
 struct NewPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -83,7 +87,12 @@ struct NewPage<'a> {
     error: String,
 }
 
+impl Page for NewPage<'_> {
+    const TEMPLATE: &'static str = "console/user_new.html";
+}
+
 /// The facts of a user, ready to show.
+#[derive(Serialize)]
 struct UserFacts {
     id: String,
     username: String,
@@ -96,6 +105,7 @@ struct UserFacts {
     updated: String,
 }
 
+#[derive(Serialize)]
 struct GrantRow {
     id: String,
     client: String,
@@ -105,14 +115,14 @@ struct GrantRow {
     updated: String,
 }
 
+#[derive(Serialize)]
 struct SessionRow {
     signed_in: String,
     last_used: String,
     expires: String,
 }
 
-#[derive(Template)]
-#[template(path = "console/user.html")]
+#[derive(Serialize)]
 struct UserPage<'a> {
     base: &'a str,
     csrf_token: String,
@@ -131,6 +141,10 @@ struct UserPage<'a> {
     sessions_summary: String,
     has_error: bool,
     error: String,
+}
+
+impl Page for UserPage<'_> {
+    const TEMPLATE: &'static str = "console/user.html";
 }
 
 fn when(at: DateTime<Utc>) -> String {
@@ -175,7 +189,9 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 }
 
 async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
-    let Some(session) = console_session(state, req).await? else { return super::sign_in(state) };
+    let Some(session) = console_session(state, req).await? else {
+        return super::sign_in(state, req);
+    };
     let q = query(req, "q").unwrap_or_default();
     let q: String = q.chars().filter(|c| !c.is_control()).take(200).collect();
     let after = query(req, "after");
@@ -216,14 +232,14 @@ async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
         has_next,
         next_href,
     };
-    Ok(pages::render(StatusCode::OK, &page))
+    Ok(pages::render(state, StatusCode::OK, &page))
 }
 
 /// `GET /console/users/new`: the create form.
 pub async fn new(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let outcome = async {
         let Some(session) = console_session(&state, &req).await? else {
-            return super::sign_in(&state);
+            return super::sign_in(&state, &req);
         };
         Ok(new_page(&state, &session, NewForm::default(), None, StatusCode::OK))
     };
@@ -247,7 +263,7 @@ fn new_page(
         error_field,
         error: error_text.to_owned(),
     };
-    pages::render(status, &page)
+    pages::render(state, status, &page)
 }
 
 /// `POST /console/users`: creates a user from the form, through the admin API's parser and
@@ -311,7 +327,7 @@ pub async fn read(
 ) -> HttpResponse {
     let outcome = async {
         let Some(session) = console_session(&state, &req).await? else {
-            return super::sign_in(&state);
+            return super::sign_in(&state, &req);
         };
         let user = loaded(&state, &id).await?;
         user_page(&state, &session, user, None, StatusCode::OK).await
@@ -394,7 +410,7 @@ async fn user_page(
         has_error: error.is_some(),
         error: error.unwrap_or_default().to_owned(),
     };
-    Ok(pages::render(status, &page))
+    Ok(pages::render(state, status, &page))
 }
 
 /// The user `id`, or the console's 404 page.
