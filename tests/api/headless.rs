@@ -139,6 +139,28 @@ impl Driver {
             .expect("the screenshot is saved");
     }
 
+    /// The `value` of the form field `css` selects (what a user would copy).
+    async fn value(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        let path = format!("/element/{id}/property/value");
+        let value = self.command(reqwest::Method::GET, &path, Value::Null).await;
+        value.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        let path = format!("/element/{id}/text");
+        let text = self.command(reqwest::Method::GET, &path, Value::Null).await;
+        text.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn displayed(&self, css: &str) -> bool {
+        let id = self.element(css).await;
+        let path = format!("/element/{id}/displayed");
+        let shown = self.command(reqwest::Method::GET, &path, Value::Null).await;
+        shown.as_bool().unwrap_or(false)
+    }
+
     async fn url(&self) -> String {
         self.command(reqwest::Method::GET, "/url", Value::Null)
             .await
@@ -307,5 +329,100 @@ async fn a_device_polls_while_its_user_types_the_code_in_a_real_browser_and_appr
     assert!(tokens["access_token"].is_string(), "{tokens}");
     assert!(tokens["refresh_token"].is_string(), "offline_access: {tokens}");
     assert!(tokens["id_token"].is_string(), "openid: {tokens}");
+    driver.command(reqwest::Method::DELETE, "", Value::Null).await;
+}
+
+/// The walk through the console, in a real browser: an administrator signs in,
+/// registers a client and copies its secret, rotates it, disables a user, revokes a grant,
+/// rotates the keys, and finds each of those on the events page. Every click is a plain form
+/// post: the console's script only adds the Copy button.
+#[tokio::test]
+async fn an_administrator_walks_the_console_in_a_real_browser() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = spawn_app().await;
+    let root = json!({"username": "root", "password": PASSWORD, "admin": true});
+    let root = app.admin(reqwest::Method::POST, "/admin/users", Some(root)).await;
+    let root_id = root.json::<Value>().await.expect("JSON")["id"].as_str().expect("id").to_owned();
+    let bob = user(&app, "bob").await;
+    let (printer, _) = crate::browser::web_client(&app, "Photo Printer", "openid profile").await;
+    let (_, challenge) = pkce();
+    let asked = crate::browser::authorize_url(&app, &printer, &challenge, "openid profile", "s");
+    let bobs_browser = crate::browser::Browser::new();
+    crate::browser::authorize_with_consent(&bobs_browser, &app, &asked, "bob").await;
+    let actor = format!("user:{root_id}");
+
+    // Signing in: the console sends the browser through the login page and back.
+    driver.go(&app.url("/console")).await;
+    driver.type_into("input[name=username]", "root").await;
+    driver.type_into("input[name=password]", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    assert_eq!(driver.text("#count-users").await, "2");
+    driver.screenshot("console-dashboard").await;
+
+    // A client registered, its secret shown once and copyable, and working.
+    driver.go(&app.url("/console/clients/new")).await;
+    driver.type_into("#client_name", "Nightly reports").await;
+    driver.click("input[value=authorization_code]").await;
+    driver.click("input[value=refresh_token]").await;
+    driver.click("input[value=client_credentials]").await;
+    driver.click("form[action$='/console/clients'] button[type=submit]").await;
+    let secret = driver.value("#client_secret").await;
+    let client_id = driver.text("#client-id").await;
+    assert!(driver.displayed("button[data-copy=client_secret]").await, "the script ran");
+    driver.screenshot("console-client").await;
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(app.token_basic(&client_id, &secret, &form).await.status(), 200);
+
+    // Rotated: the new secret works and the old one stops.
+    driver.click("form[action$='/secret'] button[type=submit]").await;
+    let rotated = eventually(Duration::from_secs(15), || async {
+        driver.value("#client_secret").await != secret
+    })
+    .await;
+    assert!(rotated, "a new secret is shown");
+    let new_secret = driver.value("#client_secret").await;
+    assert_eq!(app.token_basic(&client_id, &new_secret, &form).await.status(), 200);
+    assert_eq!(app.token_basic(&client_id, &secret, &form).await.status(), 401);
+    driver.go(&app.url("/console/clients")).await;
+    driver.element("table").await;
+    driver.screenshot("console-clients").await;
+
+    // Bob disabled, then his grant revoked, from his page.
+    driver.go(&app.url(&format!("/console/users/{bob}"))).await;
+    driver.screenshot("console-user").await;
+    driver.click("form[action$='/disabled'] button[type=submit]").await;
+    let disabled = eventually(Duration::from_secs(15), || async {
+        driver.text("#user-disabled").await == "yes"
+    })
+    .await;
+    assert!(disabled, "the page shows bob disabled");
+    driver.click("form[action*='/console/grants/'] button[type=submit]").await;
+    let path = format!("/admin/users/{bob}/grants");
+    let revoked = eventually(Duration::from_secs(15), || async {
+        let grants = app.admin(reqwest::Method::GET, &path, None).await;
+        grants.json::<Value>().await.expect("JSON")["items"] == json!([])
+    })
+    .await;
+    assert!(revoked, "the grant is gone");
+    let login = bobs_browser.get(&app.url("/account")).await;
+    assert_ne!(login.status(), 200, "bob's session ended with the disabling");
+    driver.go(&app.url("/console/users")).await;
+    driver.element("table").await;
+    driver.screenshot("console-users").await;
+
+    // Each change is on the events page, with the administrator as its actor.
+    driver.go(&app.url(&format!("/console/events?type=&actor={actor}&subject="))).await;
+    driver.element("table.events").await;
+    driver.screenshot("console-events").await;
+    let shown = driver.text("table.events").await;
+    for kind in [
+        "console.sign_in",
+        "client.created",
+        "client.secret_rotated",
+        "user.disabled",
+        "grant.revoked",
+    ] {
+        assert!(shown.contains(kind), "{kind} in {shown}");
+    }
     driver.command(reqwest::Method::DELETE, "", Value::Null).await;
 }
