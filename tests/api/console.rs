@@ -177,7 +177,7 @@ async fn console_session_ends_when_its_user_is_no_longer_an_administrator() {
 }
 
 /// An administrator's browser inside the console; returns it with the administrator's id.
-async fn console_browser(app: &TestApp) -> (Browser, String) {
+pub(crate) async fn console_browser(app: &TestApp) -> (Browser, String) {
     let id = administrator(app, "root").await;
     let browser = Browser::new();
     let (status, _) = sign_in(&browser, app, "root").await;
@@ -185,7 +185,7 @@ async fn console_browser(app: &TestApp) -> (Browser, String) {
     (browser, id)
 }
 
-async fn page(browser: &Browser, app: &TestApp, path: &str) -> String {
+pub(crate) async fn page(browser: &Browser, app: &TestApp, path: &str) -> String {
     let response = browser.get(&app.url(path)).await;
     assert_eq!(response.status(), 200, "{path}");
     response.text().await.expect("page")
@@ -196,13 +196,13 @@ fn shown_client_id(html: &str) -> String {
     html[start..start + html[start..].find('<').expect("end")].to_owned()
 }
 
-async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+pub(crate) async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16 {
     let form = [("grant_type", "client_credentials")];
     app.token_basic(id, secret, &form).await.status().as_u16()
 }
 
 /// The events about `subject`, as (type, actor id).
-async fn events_about(app: &TestApp, subject: &str) -> Vec<(String, String)> {
+pub(crate) async fn events_about(app: &TestApp, subject: &str) -> Vec<(String, String)> {
     let path = format!("/admin/events?subject={subject}");
     let body: Value = app.admin(Method::GET, &path, None).await.json().await.expect("JSON");
     let items = body["items"].as_array().expect("items").iter();

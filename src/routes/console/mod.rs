@@ -5,6 +5,8 @@
 mod chart;
 pub mod clients;
 pub mod events;
+pub mod keys;
+pub mod scopes;
 
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::http::StatusCode;
@@ -100,6 +102,11 @@ pub(super) async fn key_ring(
     let keys = keyring::list_stored(&state.db, &policy).await?;
     let next_rotation = keyring::next_rotation(&keys, &policy);
     Ok((keys, next_rotation))
+}
+
+/// A time as the console shows it.
+pub(super) fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization
