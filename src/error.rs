@@ -447,6 +447,22 @@ impl From<crate::oauth::client_metadata::FieldError> for AdminError {
     }
 }
 
+/// A rotation refused for a reason an administrator can act on is a conflict (409); any other
+/// key ring failure is ours.
+impl From<crate::oauth::keyring::KeyError> for AdminError {
+    fn from(e: crate::oauth::keyring::KeyError) -> Self {
+        use crate::oauth::keyring::KeyError;
+        match e {
+            KeyError::NextTooNew(_) => Self::Conflict(
+                "the next key is not yet past every JWKS cache; retry later or force",
+            ),
+            KeyError::Raced => Self::Conflict("another rotation happened at the same time"),
+            KeyError::Store(s) => s.into(),
+            other => anyhow::Error::from(other).into(),
+        }
+    }
+}
+
 impl ResponseError for AdminError {
     fn status_code(&self) -> StatusCode {
         match self {

@@ -232,6 +232,48 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     })
 }
 
+/// The JSON body `parse` turns back into `metadata`: every member the client has, lifetimes
+/// and optional members only when set. Start from it to change some members of a client and
+/// keep the others (`PUT /admin/clients/{id}` replaces the whole metadata).
+pub fn to_json(metadata: &ClientMetadata) -> Value {
+    let m = metadata;
+    let mut map = Map::new();
+    let mut put = |name: &str, value: Value| {
+        map.insert(name.to_owned(), value);
+    };
+    put("client_name", m.client_name.clone().into());
+    put("redirect_uris", m.redirect_uris.clone().into());
+    put("grant_types", m.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>().into());
+    put("response_types", m.response_types.clone().into());
+    put("scope", m.scope.to_string().into());
+    put("token_endpoint_auth_method", m.token_endpoint_auth_method.as_str().into());
+    put("post_logout_redirect_uris", m.post_logout_redirect_uris.clone().into());
+    put("audience", m.audience.clone().into());
+    put("served_resources", m.served_resources.clone().into());
+    put("access_token_signed_response_alg", m.access_token_alg.as_str().into());
+    put("id_token_signed_response_alg", m.id_token_alg.as_str().into());
+    put("dpop_bound_access_tokens", m.dpop_bound_access_tokens.into());
+    put("require_pushed_authorization_requests", m.require_pushed_authorization_requests.into());
+    put("refresh_token_rotation", m.refresh_token_rotation.into());
+    let optional = [
+        ("client_uri", m.client_uri.clone().map(Value::from)),
+        ("jwks", m.jwks.clone()),
+        ("jwks_uri", m.jwks_uri.clone().map(Value::from)),
+        ("security_profile", m.profile.map(|p| p.as_str().into())),
+        ("access_token_lifetime", m.lifetimes.access_token.map(Value::from)),
+        ("id_token_lifetime", m.lifetimes.id_token.map(Value::from)),
+        ("refresh_token_lifetime", m.lifetimes.refresh_token.map(Value::from)),
+        ("refresh_token_absolute_lifetime", m.lifetimes.refresh_token_absolute.map(Value::from)),
+        ("authorization_code_lifetime", m.lifetimes.authorization_code.map(Value::from)),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            put(name, value);
+        }
+    }
+    Value::Object(map)
+}
+
 /// A JWS algorithm member: one the key ring signs with, `default` when absent.
 fn algorithm(
     map: &Map<String, Value>,
@@ -517,6 +559,29 @@ mod tests {
             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
         let body = json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [enc]}});
         assert_eq!(field_of(body).0, "jwks", "an encryption key is refused");
+    }
+
+    #[test]
+    fn to_json_is_what_parse_reads_back() {
+        let bodies = [
+            json!({"redirect_uris": ["https://a.example/cb"]}),
+            json!({"client_name": "Reports", "client_uri": "https://a.example",
+                   "grant_types": ["authorization_code", "refresh_token"],
+                   "redirect_uris": ["https://a.example/cb"], "scope": "openid email",
+                   "audience": ["https://api.example"], "served_resources": ["https://b.example"],
+                   "post_logout_redirect_uris": ["https://a.example/bye"],
+                   "access_token_lifetime": 300, "refresh_token_lifetime": 3600,
+                   "id_token_signed_response_alg": "ES256", "dpop_bound_access_tokens": true,
+                   "refresh_token_rotation": false}),
+            json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method":
+                   "private_key_jwt", "jwks_uri": "https://a.example/jwks"}),
+            json!({"security_profile": "fapi2", "token_endpoint_auth_method": "private_key_jwt",
+                   "jwks_uri": "https://a.example/jwks", "redirect_uris": ["https://a.example/cb"]}),
+        ];
+        for body in bodies {
+            let parsed = parse(&body, MAX).expect("valid");
+            assert_eq!(parse(&to_json(&parsed), MAX), Ok(parsed), "{body}");
+        }
     }
 
     #[test]

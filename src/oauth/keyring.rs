@@ -306,6 +306,18 @@ pub async fn list_stored(db: &Db, policy: &KeyPolicy) -> Result<Vec<KeyInfo>, Ke
         .collect()
 }
 
+/// When the keys in `keys` are next due to rotate on schedule: the earliest active key's
+/// activation plus the rotation period (the rule `rotate_if_due` follows). `None` without an
+/// active key.
+pub fn next_rotation(keys: &[KeyInfo], policy: &KeyPolicy) -> Option<DateTime<Utc>> {
+    let period = chrono::Duration::from_std(policy.rotation_period).ok()?;
+    keys.iter()
+        .filter(|k| k.state == KeyState::Active)
+        .map(|k| k.activated_at.unwrap_or(k.created_at))
+        .min()
+        .map(|at| at + period)
+}
+
 async fn generate_sealed(
     master: &MasterKey,
     alg: Algorithm,

@@ -45,6 +45,16 @@ pub struct Registry {
     documents: bool,
 }
 
+/// Longest a rotated secret may keep working beside the new one (a week), for every surface
+/// that rotates secrets.
+pub const MAX_SECRET_OVERLAP: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The overlap of `seconds`, if it is within `MAX_SECRET_OVERLAP`.
+pub fn secret_overlap(seconds: u64) -> Option<Duration> {
+    let overlap = Duration::from_secs(seconds);
+    (overlap <= MAX_SECRET_OVERLAP).then_some(overlap)
+}
+
 /// A dynamic client's last use is recorded at most this often per replica.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(3600);
 

@@ -99,7 +99,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         )
         .service(resource("/console/events", web::get().to(console::events::list)))
         .service(resource("/console/clients/new", web::get().to(console::clients::new)))
-        .service(resource("/console/clients/{id}", web::get().to(console::clients::read)))
+        .service(
+            resource("/console/clients/{id}", web::get().to(console::clients::read))
+                .route(web::post().to(console::clients::update)),
+        )
+        .service(resource("/console/clients/{id}/edit", web::get().to(console::clients::edit)))
         .service(resource("/console/clients/{id}/secret", web::post().to(console::clients::rotate)))
         .service(
             resource(
@@ -134,6 +138,23 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             "/console/grants/{id}/revoke",
             web::post().to(console::users::revoke_grant),
         ))
+        .service(
+            resource("/console/scopes", web::get().to(console::scopes::list))
+                .route(web::post().to(console::scopes::create)),
+        )
+        .service(
+            resource("/console/scopes/{name}", web::get().to(console::scopes::read))
+                .route(web::post().to(console::scopes::update)),
+        )
+        .service(
+            resource(
+                "/console/scopes/{name}/delete",
+                web::get().to(console::scopes::confirm_delete),
+            )
+            .route(web::post().to(console::scopes::delete)),
+        )
+        .service(resource("/console/keys", web::get().to(console::keys::list)))
+        .service(resource("/console/keys/rotate", web::post().to(console::keys::rotate)))
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .service(resource("/static/logo", web::get().to(assets::logo)))
         .service(resource("/static/console.js", web::get().to(assets::console_script)))

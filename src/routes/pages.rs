@@ -261,6 +261,17 @@ impl From<StoreError> for PageError {
     }
 }
 
+/// A key ring failure behind a page: the cause goes to the log, the browser gets the 503 page
+/// (a refused rotation is answered by the keys page itself, before this).
+impl From<crate::oauth::keyring::KeyError> for PageError {
+    fn from(error: crate::oauth::keyring::KeyError) -> Self {
+        match error {
+            crate::oauth::keyring::KeyError::Store(s) => Self::Store(s),
+            other => Self::Store(anyhow::Error::from(other).into()),
+        }
+    }
+}
+
 impl From<Refusal> for PageError {
     fn from(refusal: Refusal) -> Self {
         match refusal {

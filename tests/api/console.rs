@@ -199,7 +199,7 @@ fn shown_client_id(html: &str) -> String {
     html[start..start + html[start..].find('<').expect("end")].to_owned()
 }
 
-async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16 {
+pub(crate) async fn client_credentials_status(app: &TestApp, id: &str, secret: &str) -> u16 {
     let form = [("grant_type", "client_credentials")];
     app.token_basic(id, secret, &form).await.status().as_u16()
 }

@@ -14,6 +14,7 @@ mod client_jwt;
 mod client_keys;
 mod code_exchange;
 mod console;
+mod console_manage;
 mod console_users;
 mod device;
 mod discovery;

@@ -11,13 +11,11 @@ use super::{Admin, Page, json_body, page, page_params, well_formed};
 use crate::error::AdminError;
 use crate::oauth::client::ClientView;
 use crate::oauth::client_metadata;
-use crate::oauth::registry::RegistryError;
+use crate::oauth::registry::{self, RegistryError};
 use crate::routes::actor;
 use crate::startup::AppState;
 
 const LIST: &str = "clients";
-/// Longest overlap a rotated secret may keep working (a week).
-const MAX_OVERLAP_SECS: u64 = 7 * 24 * 3600;
 
 impl From<RegistryError> for AdminError {
     fn from(e: RegistryError) -> Self {
@@ -132,8 +130,8 @@ pub async fn rotate_secret(
 ) -> Result<HttpResponse, AdminError> {
     well_formed(&client_id)?;
     let overlap = match &body {
-        Ok(bytes) if bytes.is_empty() => 0,
-        _ => overlap_seconds(&json_body(&req, &body)?)?,
+        Ok(bytes) if bytes.is_empty() => Duration::ZERO,
+        _ => overlap_of(&json_body(&req, &body)?)?,
     };
     let client = state.registry.load(&state.db, &client_id).await?.ok_or(AdminError::NotFound)?;
     if !client.metadata.token_endpoint_auth_method.uses_secret() {
@@ -148,16 +146,17 @@ pub async fn rotate_secret(
             &state.db,
             &state.revocations,
             &client_id,
-            Duration::from_secs(overlap),
+            overlap,
             actor::admin(&admin, &state, &req),
         )
         .await?
         .ok_or(AdminError::NotFound)?;
+    let overlap = overlap.as_secs();
     tracing::info!(admin = %admin.actor(), client_id = %client_id, overlap, "rotated a client secret");
     Ok(no_store(HttpResponse::Ok()).json(client.view(Some(secret.expose_secret().to_owned()))))
 }
 
-fn overlap_seconds(body: &Value) -> Result<u64, AdminError> {
+fn overlap_of(body: &Value) -> Result<Duration, AdminError> {
     let map = body
         .as_object()
         .ok_or_else(|| AdminError::invalid_request("the body must be a JSON object", "body"))?;
@@ -165,8 +164,8 @@ fn overlap_seconds(body: &Value) -> Result<u64, AdminError> {
         return Err(AdminError::invalid_request("only overlap_seconds may be sent", "body"));
     }
     match map.get("overlap_seconds") {
-        None | Some(Value::Null) => Ok(0),
-        Some(v) => v.as_u64().filter(|s| *s <= MAX_OVERLAP_SECS).ok_or_else(|| {
+        None | Some(Value::Null) => Ok(Duration::ZERO),
+        Some(v) => v.as_u64().and_then(registry::secret_overlap).ok_or_else(|| {
             AdminError::invalid_request(
                 "overlap_seconds must be an integer from 0 to 604800",
                 "overlap_seconds",

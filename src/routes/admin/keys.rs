@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::{Admin, Page};
 use crate::error::AdminError;
-use crate::oauth::keyring::{self, KeyError, KeyInfo};
+use crate::oauth::keyring::{self, KeyInfo};
 use crate::startup::{AppState, key_policy};
 
 /// Every key with its state and timestamps (never private material).
@@ -26,25 +26,13 @@ pub async fn rotate(
     let force = url::form_urlencoded::parse(req.query_string().as_bytes())
         .any(|(name, value)| name == "force" && value == "true");
     let actor = crate::routes::actor::admin(&admin, &state, &req);
-    state.keys.rotate(&state.db, force, actor).await.map_err(|e| match e {
-        KeyError::NextTooNew(_) => AdminError::Conflict(
-            "the next key is not yet past every JWKS cache; retry later or force",
-        ),
-        KeyError::Raced => AdminError::Conflict("another rotation happened at the same time"),
-        KeyError::Store(s) => s.into(),
-        other => anyhow::Error::from(other).into(),
-    })?;
+    state.keys.rotate(&state.db, force, actor).await?;
     let kid = state.keys.active_kid(crate::oauth::jwk::Algorithm::RS256);
     tracing::info!(admin = %admin.actor(), rs256_kid = %kid, "rotated the signing keys");
     Ok(HttpResponse::Ok().json(key_page(&state).await?))
 }
 
 async fn key_page(state: &AppState) -> Result<Page<KeyInfo>, AdminError> {
-    let items = keyring::list_stored(&state.db, &key_policy(&state.settings)).await.map_err(
-        |e| match e {
-            KeyError::Store(s) => AdminError::from(s),
-            other => anyhow::Error::from(other).into(),
-        },
-    )?;
+    let items = keyring::list_stored(&state.db, &key_policy(&state.settings)).await?;
     Ok(Page { items, next_cursor: None })
 }

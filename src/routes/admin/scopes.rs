@@ -7,15 +7,12 @@ use serde_json::Value;
 
 use super::{Admin, Page, json_body, page, page_params};
 use crate::error::AdminError;
-use crate::oauth::scope::is_scope_token;
-use crate::oauth::scopes as changes;
+use crate::oauth::scopes::{self as changes, Invalid};
 use crate::routes::actor;
 use crate::startup::AppState;
 use crate::store::scopes::{self, ScopeRecord, Written};
 
 const LIST: &str = "scopes";
-/// Scopes the server itself relies on; they cannot be deleted.
-const BUILT_IN: [&str; 5] = ["openid", "profile", "email", "offline_access", "admin"];
 
 /// A scope in the admin API.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -41,12 +38,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AdminError> {
     let body = json_body(&req, &body)?;
     let name = string_member(&body, "name")?;
-    if !is_scope_token(&name) {
-        return Err(AdminError::invalid_request(
-            "a scope name is 1 to 128 printable characters without spaces, quotes or backslashes",
-            "name",
-        ));
-    }
+    changes::check_name(&name).map_err(refused)?;
     let description = description(&body, &["name", "description"])?;
     let record = ScopeRecord { name, description, created_at: Utc::now() };
     match changes::create(&state.db, &record, actor::admin(&admin, &state, &req)).await? {
@@ -77,7 +69,7 @@ pub async fn read(
     _admin: Admin,
     name: web::Path<String>,
 ) -> Result<HttpResponse, AdminError> {
-    if !is_scope_token(&name) {
+    if changes::check_name(&name).is_err() {
         return Err(AdminError::NotFound);
     }
     let record = scopes::find(&state.db, &name).await?.ok_or(AdminError::NotFound)?;
@@ -94,7 +86,7 @@ pub async fn replace(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> Result<HttpResponse, AdminError> {
-    if !is_scope_token(&name) {
+    if changes::check_name(&name).is_err() {
         return Err(AdminError::NotFound);
     }
     let body = json_body(&req, &body)?;
@@ -120,10 +112,10 @@ pub async fn delete(
     name: web::Path<String>,
     req: HttpRequest,
 ) -> Result<HttpResponse, AdminError> {
-    if !is_scope_token(&name) {
+    if changes::check_name(&name).is_err() {
         return Err(AdminError::NotFound);
     }
-    if BUILT_IN.contains(&name.as_str()) {
+    if changes::is_built_in(&name) {
         return Err(AdminError::Conflict("built-in scopes cannot be deleted"));
     }
     match changes::delete(&state.db, &name, actor::admin(&admin, &state, &req)).await? {
@@ -139,7 +131,7 @@ fn string_member(body: &Value, name: &'static str) -> Result<String, AdminError>
     })
 }
 
-/// The `description` member: 1–500 printable characters; other members than `allowed` refused.
+/// The `description` member, checked by the scope rules; other members than `allowed` refused.
 fn description(body: &Value, allowed: &[&str]) -> Result<String, AdminError> {
     if let Some(map) = body.as_object()
         && map.keys().any(|k| !allowed.contains(&k.as_str()))
@@ -147,12 +139,10 @@ fn description(body: &Value, allowed: &[&str]) -> Result<String, AdminError> {
         return Err(AdminError::invalid_request("unknown member", "body"));
     }
     let description = string_member(body, "description")?;
-    let length = description.chars().count();
-    if !(1..=500).contains(&length) || description.chars().any(char::is_control) {
-        return Err(AdminError::invalid_request(
-            "description must be 1 to 500 printable characters",
-            "description",
-        ));
-    }
+    changes::check_description(&description).map_err(refused)?;
     Ok(description)
+}
+
+fn refused(e: Invalid) -> AdminError {
+    AdminError::invalid_request(e.description, e.field)
 }

@@ -5,6 +5,8 @@
 mod chart;
 pub mod clients;
 pub mod events;
+pub mod keys;
+pub mod scopes;
 pub mod users;
 
 use actix_web::cookie::time::Duration as CookieDuration;
@@ -94,18 +96,7 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
     let now = Utc::now();
     let counts = overview::counts(&state.db, now).await?;
     let sign_ins = overview::sign_ins_since(&state.db, chart::since(now)).await?;
-    let policy = key_policy(&state.settings);
-    let keys = keyring::list_stored(&state.db, &policy).await.map_err(|e| match e {
-        keyring::KeyError::Store(s) => PageError::Store(s),
-        other => PageError::Store(anyhow::Error::from(other).into()),
-    })?;
-    let period = chrono::Duration::from_std(policy.rotation_period).unwrap_or_default();
-    let next_rotation = keys
-        .iter()
-        .filter(|k| k.state == keyring::KeyState::Active)
-        .filter_map(|k| k.activated_at)
-        .min()
-        .map(|at| at + period);
+    let (keys, next_rotation) = key_ring(state).await?;
     let page = Dashboard {
         base: pages::base(state),
         csrf_token: pages::csrf_token(state, &session.id),
@@ -116,6 +107,21 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
         chart: chart::draw(now, &sign_ins),
     };
     Ok(pages::render(state, StatusCode::OK, &page))
+}
+
+/// Every stored key, and when the next scheduled rotation is due.
+pub(super) async fn key_ring(
+    state: &AppState,
+) -> Result<(Vec<KeyInfo>, Option<DateTime<Utc>>), PageError> {
+    let policy = key_policy(&state.settings);
+    let keys = keyring::list_stored(&state.db, &policy).await?;
+    let next_rotation = keyring::next_rotation(&keys, &policy);
+    Ok((keys, next_rotation))
+}
+
+/// A time as the console shows it.
+pub(super) fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization
