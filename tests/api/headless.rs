@@ -334,12 +334,14 @@ async fn a_device_polls_while_its_user_types_the_code_in_a_real_browser_and_appr
 
 /// The walk through the console, in a real browser: an administrator signs in,
 /// registers a client and copies its secret, rotates it, disables a user, revokes a grant,
-/// rotates the keys, and finds each of those on the events page. Every click is a plain form
+/// rotates the keys, and finds each of those on the events page; the pages' screenshots for
+/// the README come from here. Every click is a plain form
 /// post: the console's script only adds the Copy button.
 #[tokio::test]
 async fn an_administrator_walks_the_console_in_a_real_browser() {
     let Some(driver) = Driver::start().await else { return };
-    let app = spawn_app().await;
+    // JWKS caches of five minutes: a rotation right after start is refused until forced.
+    let app = spawn_app_with(|s| s.jwks_max_age = Duration::from_secs(300)).await;
     let root = json!({"username": "root", "password": PASSWORD, "admin": true});
     let root = app.admin(reqwest::Method::POST, "/admin/users", Some(root)).await;
     let root_id = root.json::<Value>().await.expect("JSON")["id"].as_str().expect("id").to_owned();
@@ -410,6 +412,30 @@ async fn an_administrator_walks_the_console_in_a_real_browser() {
     driver.element("table").await;
     driver.screenshot("console-users").await;
 
+    // The keys rotated: refused at first while the next key may be missing from caches,
+    // then forced; the page then names a new signing key.
+    driver.go(&app.url("/console/keys")).await;
+    let before = driver.text("#signing-kid").await;
+    driver.screenshot("console-keys").await;
+    driver.click("form[action$='/console/keys/rotate'] button[type=submit]").await;
+    let refused = eventually(Duration::from_secs(15), || async {
+        driver.text("h1").await.contains("too new")
+    })
+    .await;
+    assert!(refused, "refused first: the next key is younger than the JWKS caches");
+    driver.click("input[name=force] ~ div button[type=submit]").await;
+    let rotated = eventually(Duration::from_secs(15), || async {
+        driver.go(&app.url("/console/keys")).await;
+        driver.text("#signing-kid").await != before
+    })
+    .await;
+    assert!(rotated, "a new key signs");
+    let after = driver.text("#signing-kid").await;
+    assert!(app.jwks_kids().await.contains(&after), "the new signing key is published");
+    driver.go(&app.url("/console/scopes")).await;
+    driver.element("table").await;
+    driver.screenshot("console-scopes").await;
+
     // Each change is on the events page, with the administrator as its actor.
     driver.go(&app.url(&format!("/console/events?type=&actor={actor}&subject="))).await;
     driver.element("table.events").await;
@@ -421,6 +447,7 @@ async fn an_administrator_walks_the_console_in_a_real_browser() {
         "client.secret_rotated",
         "user.disabled",
         "grant.revoked",
+        "key.rotated",
     ] {
         assert!(shown.contains(kind), "{kind} in {shown}");
     }
