@@ -249,10 +249,10 @@ pub struct SettingsArgs {
     /// An image file (.png, .svg, .jpg, .webp) shown on every page
     #[arg(long, env = "CASTELLAN_BRAND_LOGO", global = true)]
     brand_logo: Option<PathBuf>,
-    /// The pages' accent colour, #rgb or #rrggbb [default: #2456c4]
+    /// The pages' accent colour, #rgb or #rrggbb (unset: the stylesheet's blue)
     #[arg(long, env = "CASTELLAN_BRAND_ACCENT", global = true)]
     brand_accent: Option<String>,
-    /// The pages' background colour, #rgb or #rrggbb [default: the browser's]
+    /// The pages' background colour, #rgb or #rrggbb (unset: the browser's)
     #[arg(long, env = "CASTELLAN_BRAND_BACKGROUND", global = true)]
     brand_background: Option<String>,
     /// A folder of templates (and castellan.css) replacing the built-in ones by name
