@@ -24,6 +24,7 @@ use crate::oauth::master_key::MasterKey;
 use crate::oauth::refresh_token::RefreshKeys;
 use crate::oauth::registry::{Credentials, Registry};
 use crate::oauth::revocation::Revocations;
+use crate::oauth::tally::Tally;
 use crate::oauth::throttle::Throttle;
 use crate::oauth::users::Passwords;
 use crate::oauth::verified::Verified;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// The pages' templates, stylesheet and logo (docs/REFERENCE.md §3.13).
     pub theme: Theme,
+    /// Tokens issued per hour at this replica, not yet added to `token_hours`.
+    pub tally: Tally,
 }
 
 impl AppState {
@@ -159,6 +162,7 @@ impl Application {
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),
             theme,
+            tally: Tally::default(),
             settings,
         });
         let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
@@ -281,6 +285,8 @@ impl Application {
         let served = self.server.await;
         signals.abort();
         self.background.abort();
+        // What was counted since the last sync, before the connection goes.
+        flush_tally(&self.state).await;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         served
@@ -304,6 +310,7 @@ async fn sync_shared_state(state: web::Data<AppState>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        flush_tally(&state).await;
         if let Err(e) = state.keys.refresh(&state.db).await {
             tracing::warn!(error = %e, "cannot refresh the key ring");
             continue;
@@ -323,6 +330,18 @@ async fn sync_shared_state(state: web::Data<AppState>) {
         }
     }
 }
+
+/// Adds the tokens counted since the last flush to `token_hours`, one upsert per hour, its
+/// statements counted as `token_hours` (never as a route's); kept for the next one if it fails.
+async fn flush_tally(state: &AppState) {
+    let flushed = telemetry::statements_as(TALLY_STATEMENTS, state.tally.flush(&state.db));
+    if let Err(e) = flushed.await {
+        tracing::warn!(error = %e, "cannot add the tokens issued to token_hours; kept for the next sync");
+    }
+}
+
+/// The label the token tally's flushes are counted under in `castellan_db_statements_total`.
+pub const TALLY_STATEMENTS: &str = "token_hours";
 
 /// Postgres: applies each change another replica or the CLI commits as soon as its
 /// notification arrives (a trigger sends `castellan_changes`, see the migrations), so a

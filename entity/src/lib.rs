@@ -18,6 +18,7 @@ pub mod revocation;
 pub mod scope;
 pub mod session;
 pub mod signing_key;
+pub mod token_hour;
 pub mod used_assertion;
 pub mod used_dpop_proof;
 pub mod user;

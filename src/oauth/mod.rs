@@ -35,6 +35,7 @@ pub mod scope;
 pub mod scopes;
 pub mod secret;
 pub mod session;
+pub mod tally;
 pub mod throttle;
 pub mod users;
 pub mod verified;

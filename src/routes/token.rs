@@ -86,6 +86,9 @@ pub async fn exchange(
         }
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
     };
+    // Every grant's successful response passes here, once: counted in memory, flushed by the
+    // sync loop (no statement on this path).
+    state.tally.count(chrono::Utc::now());
     // A client that registered itself stays while it is used (docs/REFERENCE.md §5.10). The
     // tokens are issued (a refresh already rotated): a failure here must not lose them.
     if let Err(e) = state.registry.touch(&state.db, &client).await {

@@ -17,6 +17,7 @@ pub mod registration;
 pub mod revocations;
 pub mod scopes;
 pub mod sessions;
+pub mod token_hours;
 pub mod users;
 
 use std::time::Duration;

@@ -38,6 +38,8 @@ pub enum Expired {
     DeviceAuthorizations,
     /// Audit events older than the retention period (none when it is zero: kept forever).
     Events,
+    /// Hourly token counts older than two days (the dashboard shows one).
+    TokenHours,
 }
 
 /// How long the kinds kept by a setting rather than their own expiry stay.
@@ -50,7 +52,7 @@ pub struct Windows {
 }
 
 impl Expired {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::UsedAssertions,
         Self::UsedProofs,
         Self::Sessions,
@@ -63,6 +65,7 @@ impl Expired {
         Self::InitialAccessTokens,
         Self::DeviceAuthorizations,
         Self::Events,
+        Self::TokenHours,
     ];
 
     pub fn table(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Expired {
             Self::InitialAccessTokens => "initial_access_tokens",
             Self::DeviceAuthorizations => "device_authorizations",
             Self::Events => "events",
+            Self::TokenHours => "token_hours",
         }
     }
 
@@ -111,6 +115,10 @@ impl Expired {
                 }
                 _ => Ok(0),
             },
+            Self::TokenHours => {
+                let cutoff = now - chrono::Duration::hours(super::token_hours::KEPT_HOURS);
+                super::token_hours::purge(db, cutoff, batch).await
+            }
         }
     }
 }
