@@ -24,6 +24,7 @@ use crate::oauth::console::{self, Flow, Refused};
 use crate::oauth::keyring::{self, KeyInfo};
 use crate::oauth::{secret, session};
 use crate::startup::{AppState, key_policy};
+use crate::store;
 use crate::store::overview::{self, Counts};
 
 /// How long a browser has to come back from `/authorize` with the code.
@@ -44,7 +45,13 @@ struct Dashboard<'a> {
     counts: Counts,
     keys: Vec<KeyInfo>,
     next_rotation: Option<DateTime<Utc>>,
-    chart: chart::Chart,
+    sign_ins: chart::Chart,
+    tokens: chart::Chart,
+    succeeded: u32,
+    failed: u32,
+    tokens_issued: u32,
+    /// Both charts' numbers: each hour's succeeded and failed sign-ins, and tokens issued.
+    hours: Vec<chart::Row>,
 }
 
 impl Page for Dashboard<'_> {
@@ -95,7 +102,15 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
     let Some(session) = console_session(state, req).await? else { return sign_in(state, req) };
     let now = Utc::now();
     let counts = overview::counts(&state.db, now).await?;
-    let sign_ins = overview::sign_ins_since(&state.db, chart::since(now)).await?;
+    let since = chart::since(now);
+    let sign_ins = overview::sign_ins_since(&state.db, since).await?;
+    let of = |ok: bool| sign_ins.iter().filter(move |s| s.1 == ok).map(|s| (s.0, 1));
+    let succeeded = chart::Series::bucket(now, "succeeded", of(true));
+    let failed = chart::Series::bucket(now, "failed", of(false));
+    // Every replica's flushed counts: up to a sync interval behind (docs/REFERENCE.md §3.12).
+    let issued = store::token_hours::since(&state.db, since).await?;
+    let issued = issued.into_iter().map(|(hour, n)| (hour, u32::try_from(n).unwrap_or(u32::MAX)));
+    let tokens = chart::Series::bucket(now, "tokens", issued);
     let (keys, next_rotation) = key_ring(state).await?;
     let page = Dashboard {
         base: pages::base(state),
@@ -104,7 +119,12 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
         counts,
         keys,
         next_rotation,
-        chart: chart::draw(now, &sign_ins),
+        sign_ins: chart::draw(now, &[&succeeded, &failed]),
+        tokens: chart::draw(now, &[&tokens]),
+        succeeded: succeeded.total(),
+        failed: failed.total(),
+        tokens_issued: tokens.total(),
+        hours: chart::table(now, &[&succeeded, &failed, &tokens]),
     };
     Ok(pages::render(state, StatusCode::OK, &page))
 }
