@@ -462,3 +462,56 @@ async fn console_pages_may_run_only_the_consoles_own_script_and_other_pages_none
     assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
     assert!(script.text().await.expect("script").contains("data-copy"));
 }
+
+/// What the dashboard shows for `id`, once it shows `value` (the counts are flushed every
+/// sync interval, so they may lag that long).
+async fn eventually_shows(browser: &Browser, app: &TestApp, id: &str, value: &str) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let html = browser.get(&app.url("/console")).await.text().await.expect("dashboard");
+        if shows(&html, id, value) {
+            return html;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{id} never showed {value:?}:\n{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_counts_every_successful_token_response_and_nothing_else() {
+    use crate::browser::{tokens_for, web_client_with};
+    let app = spawn_app().await;
+    let hour = chrono::Utc::now().format("%Y-%m-%d %H:00").to_string();
+    // Every admin API call below takes a fresh client_credentials token: 4 of them.
+    administrator(&app, "root").await;
+    user(&app, "stan").await;
+    let (id, secret) = app.service_client("profile", &[]).await;
+    let web = web_client_with(&app, "openid offline_access", json!({})).await;
+    for _ in 0..3 {
+        assert!(app.client_token(&id, &secret, None).await["access_token"].is_string());
+    }
+    // A code exchange and a refresh: 2 more.
+    let tokens = tokens_for(&app, &web, "stan", "openid offline_access").await;
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh)];
+    assert_eq!(app.token_basic(&web.0, &web.1, &form).await.status(), 200);
+    // Refused: neither counts.
+    let wrong = app.token_basic(&id, "not the secret", &[("grant_type", "client_credentials")]);
+    assert_eq!(wrong.await.status(), 401);
+    let unknown = app.token_basic(&web.0, &web.1, &[("grant_type", "password")]).await;
+    assert_eq!(unknown.status(), 400);
+
+    // The console's own sign-in redeems its code in-process, not at /token: not counted.
+    let browser = Browser::new();
+    let (status, _) = sign_in(&browser, &app, "root").await;
+    assert_eq!(status, 303);
+    let html = eventually_shows(&browser, &app, "token-totals", "9 tokens issued.").await;
+
+    // In the table too, beside the hour's sign-ins (stan's and root's), unless the hour turned.
+    if hour == chrono::Utc::now().format("%Y-%m-%d %H:00").to_string() {
+        let row = format!("<td>{hour}</td><td>2</td><td>0</td><td>9</td>");
+        assert!(html.contains(&row), "{row} in\n{html}");
+    }
+    assert!(html.contains("<rect class=\"tokens\""));
+    assert!(!html.contains("style="));
+}

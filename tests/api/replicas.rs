@@ -207,3 +207,30 @@ async fn a_refresh_race_split_across_two_processes_has_exactly_one_winner() {
     .await;
     assert_eq!(status, 200, "one live chain");
 }
+
+/// Tokens issued in the last hours, as the table has them: every
+/// replica's flushed tallies added up.
+async fn tokens_in_table(app: &crate::helpers::TestApp) -> u64 {
+    let since = chrono::Utc::now() - chrono::Duration::hours(2);
+    let db = app.store().await;
+    let hours = castellan::store::token_hours::since(&db, since).await.expect("token hours");
+    hours.iter().map(|(_, n)| n).sum()
+}
+
+#[tokio::test]
+async fn each_replica_tallies_its_own_tokens_and_the_table_adds_them_up() {
+    let a = crate::helpers::spawn_app().await;
+    let b = a.replica().await;
+    for _ in 0..2 {
+        a.admin_token().await;
+    }
+    for _ in 0..3 {
+        b.admin_token().await;
+    }
+
+    let five = eventually(Duration::from_secs(5), || async { tokens_in_table(&a).await == 5 });
+    assert!(five.await, "{} tokens in the table", tokens_in_table(&a).await);
+    // Flushed once: later syncs add nothing more.
+    tokio::time::sleep(a.settings.sync_interval * 3).await;
+    assert_eq!(tokens_in_table(&a).await, 5);
+}

@@ -421,3 +421,31 @@ async fn a_token_exchange_reads_nothing_once_its_clients_are_cached() {
     .await;
     assert_eq!(exchanges, 0, "the subject token's liveness is the gate's, in memory");
 }
+
+#[tokio::test]
+async fn the_token_tally_costs_the_token_endpoint_nothing_and_its_flush_one_upsert_per_hour() {
+    let app = spawn_app().await;
+    let (id, secret) = app.service_client("profile", &[]).await;
+    app.client_token(&id, &secret, None).await; // the client is now in this replica's cache
+    let flushes = || async { statements(&app).await.get("token_hours").copied().unwrap_or(0) };
+    let settle = std::time::Duration::from_secs(5);
+    assert!(crate::helpers::eventually(settle, || async { flushes().await > 0 }).await);
+    tokio::time::sleep(app.settings.sync_interval * 2).await;
+    let before = flushes().await;
+
+    let issuing = counted(&app, "/token", async {
+        for _ in 0..5 {
+            assert!(app.client_token(&id, &secret, None).await["access_token"].is_string());
+        }
+    })
+    .await;
+    assert_eq!(issuing, 0, "counted in memory");
+
+    assert!(crate::helpers::eventually(settle, || async { flushes().await > before }).await);
+    // Then syncs with nothing counted write nothing.
+    tokio::time::sleep(app.settings.sync_interval * 3).await;
+    let flushed = flushes().await - before;
+    // One upsert per flush for the hour the five fell in: one flush, or two if a sync tick
+    // (or the hour) fell between them.
+    assert!(flushed == 1 || flushed == 2, "{flushed} statements");
+}
