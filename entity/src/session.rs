@@ -11,6 +11,10 @@ pub struct Model {
     pub auth_time: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// The User-Agent that started the session, cut to 120 characters (NULL before it was kept).
+    pub user_agent: Option<String>,
+    /// The address it signed in from, as the audit trail sees it (trusted proxies honoured).
+    pub address: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

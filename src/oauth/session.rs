@@ -4,6 +4,9 @@
 use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 
@@ -36,8 +39,56 @@ impl std::fmt::Debug for Session {
     }
 }
 
+impl Session {
+    /// The stored key of this session (the hash of its id, never the id).
+    pub fn id_hash(&self) -> Vec<u8> {
+        hash(&self.id)
+    }
+}
+
 fn hash(id: &str) -> Vec<u8> {
     digest(&SHA256, id.as_bytes()).as_ref().to_vec()
+}
+
+/// The longest User-Agent a session keeps, in characters.
+pub const USER_AGENT_CHARS: usize = 120;
+
+/// The browser a session was started from, shown to its user on /account: the User-Agent
+/// (cut to [`USER_AGENT_CHARS`], control characters dropped) and the source address.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub user_agent: Option<String>,
+    pub address: Option<String>,
+}
+
+impl Origin {
+    pub fn new(user_agent: Option<&str>, address: Option<String>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars().filter(|c| !c.is_control()).take(USER_AGENT_CHARS).collect::<String>()
+            })
+            .filter(|ua| !ua.trim().is_empty());
+        Self { user_agent, address }
+    }
+}
+
+/// An opaque name for the session stored under `id_hash`, for a form that ends it: a MAC of
+/// the hash, so neither the cookie nor the stored hash leaves the server, and a handle
+/// cannot be made up. Only ever matched against the sessions of the user asking.
+pub fn handle(key: &hmac::Key, id_hash: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(hmac::sign(key, &handle_input(id_hash)))
+}
+
+fn handle_matches(key: &hmac::Key, id_hash: &[u8], presented: &str) -> bool {
+    let Ok(tag) = URL_SAFE_NO_PAD.decode(presented) else { return false };
+    hmac::verify(key, &handle_input(id_hash), &tag).is_ok()
+}
+
+/// Domain-separated from the CSRF tokens made with the same key (`csrf\n…`).
+fn handle_input(id_hash: &[u8]) -> Vec<u8> {
+    let mut input = b"session handle\n".to_vec();
+    input.extend_from_slice(id_hash);
+    input
 }
 
 /// Starts a session for `user_id` (128+ random bits) and returns its id for the cookie;
@@ -46,6 +97,7 @@ pub async fn start(
     db: &Db,
     user_id: &str,
     lifetime: Duration,
+    origin: Origin,
     event: &Event,
 ) -> Result<String, StoreError> {
     let id = secret::random_token(32)?;
@@ -57,6 +109,8 @@ pub async fn start(
         auth_time: now,
         last_seen_at: now,
         expires_at: now + lifetime,
+        user_agent: origin.user_agent,
+        address: origin.address,
     };
     let txn = db.begin().await?;
     store::sessions::insert(&txn, &record).await?;
@@ -110,4 +164,48 @@ pub async fn end(db: &Db, cookie: &str, event: Option<&Event>) -> Result<(), Sto
     txn.commit().await?;
     event.log();
     Ok(())
+}
+
+/// Ends the session of `user_id` that `handle` names, if it is one of their live sessions
+/// other than `current` (the browser asking); `event` is recorded with it. Whether one ended:
+/// a handle of another user's session, of the current one, or made up ends nothing.
+pub async fn end_other(
+    db: &Db,
+    key: &hmac::Key,
+    current: &Session,
+    handle: &str,
+    idle_timeout: Duration,
+    event: &Event,
+) -> Result<bool, StoreError> {
+    let own = current.id_hash();
+    let user_id = &current.user.id;
+    let live = list_live(db, user_id, idle_timeout).await?;
+    let Some(target) =
+        live.into_iter().find(|s| s.id_hash != own && handle_matches(key, &s.id_hash, handle))
+    else {
+        return Ok(false);
+    };
+    let txn = db.begin().await?;
+    if !store::sessions::delete_of_user(&txn, user_id, &target.id_hash).await? {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    audit::record(&txn, event).await?;
+    txn.commit().await?;
+    event.log();
+    Ok(true)
+}
+
+/// At most this many of a user's sessions are listed to them (and so may be ended by handle).
+pub const LISTED: u64 = 50;
+
+/// Up to [`LISTED`] live sessions of `user_id`, the most recently used first.
+pub async fn list_live(
+    db: &Db,
+    user_id: &str,
+    idle_timeout: Duration,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    let now = Utc::now();
+    let idle = chrono::Duration::from_std(idle_timeout).unwrap_or(chrono::Duration::minutes(30));
+    store::sessions::list_for_user(db, user_id, now, now - idle, LISTED).await
 }

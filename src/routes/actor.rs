@@ -5,6 +5,7 @@ use actix_web::{HttpMessage, HttpRequest};
 
 use super::bearer::Bearer;
 use crate::oauth::audit::Actor;
+use crate::oauth::session::Origin;
 use crate::startup::AppState;
 use crate::telemetry::RequestId;
 
@@ -36,6 +37,15 @@ pub fn anonymous(state: &AppState, req: &HttpRequest) -> Actor {
 fn seen(actor: Actor, state: &AppState, req: &HttpRequest) -> Actor {
     let address = super::address::source(req, &state.settings.trusted_proxies).to_string();
     actor.at(Some(address), request_id(req))
+}
+
+/// The browser a session starts from: its User-Agent and the same source address the
+/// audit trail records (trusted proxies honoured).
+pub fn origin(state: &AppState, req: &HttpRequest) -> Origin {
+    let user_agent =
+        req.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let address = super::address::source(req, &state.settings.trusted_proxies).to_string();
+    Origin::new(user_agent, Some(address))
 }
 
 /// The id the telemetry middleware gave this request.

@@ -148,7 +148,9 @@ async fn sign_in(
         super::actor::user(&user.id, state, req),
         format!("user:{}", user.id),
     );
-    let id = session::start(&state.db, &user.id, state.settings.session_lifetime, &event).await?;
+    let origin = super::actor::origin(state, req);
+    let id = session::start(&state.db, &user.id, state.settings.session_lifetime, origin, &event)
+        .await?;
     tracing::info!(user = %user.id, "logged in");
     let mut response = pages::see_other(&format!("{}{return_to}", pages::base(state)));
     let _ = response.add_cookie(&pages::cookie(state, pages::session_cookie_name(state), id));

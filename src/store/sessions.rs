@@ -16,6 +16,24 @@ pub struct SessionRecord {
     pub auth_time: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The browser's User-Agent, cut short; `None` for sessions older than the column.
+    pub user_agent: Option<String>,
+    /// The address the session signed in from.
+    pub address: Option<String>,
+}
+
+impl From<session::Model> for SessionRecord {
+    fn from(m: session::Model) -> Self {
+        Self {
+            id_hash: m.id_hash,
+            user_id: m.user_id,
+            auth_time: m.auth_time,
+            last_seen_at: m.last_seen_at,
+            expires_at: m.expires_at,
+            user_agent: m.user_agent,
+            address: m.address,
+        }
+    }
 }
 
 pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), StoreError> {
@@ -25,6 +43,8 @@ pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), 
         auth_time: Set(r.auth_time),
         last_seen_at: Set(r.last_seen_at),
         expires_at: Set(r.expires_at),
+        user_agent: Set(r.user_agent.clone()),
+        address: Set(r.address.clone()),
     })
     .exec(db)
     .await?;
@@ -41,16 +61,7 @@ pub async fn find_with_user(
         .find_also_related(entity::user::Entity)
         .one(db)
         .await?;
-    Ok(found.map(|(m, user)| {
-        let record = SessionRecord {
-            id_hash: m.id_hash,
-            user_id: m.user_id,
-            auth_time: m.auth_time,
-            last_seen_at: m.last_seen_at,
-            expires_at: m.expires_at,
-        };
-        (record, user.map(super::users::UserRecord::from))
-    }))
+    Ok(found.map(|(m, user)| (m.into(), user.map(super::users::UserRecord::from))))
 }
 
 pub async fn touch(
@@ -69,6 +80,20 @@ pub async fn touch(
 pub async fn delete(db: &impl ConnectionTrait, id_hash: &[u8]) -> Result<(), StoreError> {
     session::Entity::delete_by_id(id_hash.to_vec()).exec(db).await?;
     Ok(())
+}
+
+/// Ends the session `id_hash` names only if it is `user_id`'s; whether one ended.
+pub async fn delete_of_user(
+    db: &impl ConnectionTrait,
+    user_id: &str,
+    id_hash: &[u8],
+) -> Result<bool, StoreError> {
+    let deleted = session::Entity::delete_many()
+        .filter(session::Column::IdHash.eq(id_hash.to_vec()))
+        .filter(session::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected == 1)
 }
 
 /// Removes up to `batch` sessions past their absolute expiry.
@@ -103,16 +128,7 @@ pub async fn list_for_user(
         .limit(limit)
         .all(db)
         .await?;
-    Ok(rows
-        .into_iter()
-        .map(|m| SessionRecord {
-            id_hash: m.id_hash,
-            user_id: m.user_id,
-            auth_time: m.auth_time,
-            last_seen_at: m.last_seen_at,
-            expires_at: m.expires_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(SessionRecord::from).collect())
 }
 
 /// Ends every session of `user_id` but `keep` (the caller's own, when a user changes their
