@@ -41,6 +41,7 @@ event_types! {
     UserUpdated => "user.updated",
     UserDisabled => "user.disabled",
     UserPasswordReset => "user.password_reset",
+    UserPasswordChanged => "user.password_changed",
     UserDeleted => "user.deleted",
     UserSessionsEnded => "user.sessions_ended",
     KeyRotated => "key.rotated",

@@ -373,12 +373,8 @@ impl Revocations {
         keep_session: Option<&[u8]>,
         event: Option<&Event>,
     ) -> Result<u64, StoreError> {
-        let now = Utc::now();
         let txn = db.begin().await?;
-        store::users::cut_off(&txn, user_id, now).await?;
-        store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::User(user_id), now).await?;
-        let ended = store::sessions::delete_for_user(&txn, user_id, keep_session).await?;
-        let entry = self.append(&txn, Kind::User, user_id, Some(now), now + self.memory).await?;
+        let (ended, entry) = self.cut_off_in(&txn, user_id, keep_session).await?;
         if let Some(event) = event {
             audit::record(&txn, event).await?;
         }
@@ -388,6 +384,46 @@ impl Revocations {
             event.log();
         }
         Ok(ended)
+    }
+
+    /// A user's own password change (`/account`): the new hash is written and the user cut
+    /// off as in [`Self::cut_off_user`], every session but `keep_session` (the browser that
+    /// changed it) ending, with `event` in the same transaction. `None` if there was no such
+    /// user; else how many sessions ended.
+    pub async fn change_password(
+        &self,
+        db: &Db,
+        user_id: &str,
+        password_hash: &str,
+        keep_session: &[u8],
+        event: &Event,
+    ) -> Result<Option<u64>, StoreError> {
+        let txn = db.begin().await?;
+        if !store::users::set_password_hash(&txn, user_id, password_hash, Utc::now()).await? {
+            txn.rollback().await?;
+            return Ok(None);
+        }
+        let (ended, entry) = self.cut_off_in(&txn, user_id, Some(keep_session)).await?;
+        audit::record(&txn, event).await?;
+        txn.commit().await?;
+        self.apply(&entry);
+        event.log();
+        Ok(Some(ended))
+    }
+
+    /// The cut-off's writes, in the caller's transaction; the entry is applied once it commits.
+    async fn cut_off_in(
+        &self,
+        txn: &impl sea_orm::ConnectionTrait,
+        user_id: &str,
+        keep_session: Option<&[u8]>,
+    ) -> Result<(u64, Entry), StoreError> {
+        let now = Utc::now();
+        store::users::cut_off(txn, user_id, now).await?;
+        store::refresh_tokens::revoke_families_of(txn, FamilyOwner::User(user_id), now).await?;
+        let ended = store::sessions::delete_for_user(txn, user_id, keep_session).await?;
+        let entry = self.append(txn, Kind::User, user_id, Some(now), now + self.memory).await?;
+        Ok((ended, entry))
     }
 
     /// Deletes a user (their sessions and grants go with the row) and cuts off every token

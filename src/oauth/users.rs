@@ -255,6 +255,31 @@ pub async fn end_sessions(
     Ok(ended)
 }
 
+/// A user changes their own password (the current one already verified by the caller): the
+/// new one is hashed and written, every token issued to them so far cut off and every
+/// session but `keep_session` (the browser that asked) ended, recording
+/// `user.password_changed` by `actor` with it (never the password). Returns how many
+/// sessions ended.
+pub async fn change_own_password(
+    db: &Db,
+    passwords: &Passwords,
+    revocations: &Revocations,
+    id: &str,
+    password: SecretString,
+    keep_session: &[u8],
+    actor: Actor,
+) -> Result<u64, UserError> {
+    check_password(password.expose_secret()).map_err(|rule| anyhow::anyhow!(rule))?;
+    let hash = passwords.hash(password).await?;
+    let event = Event::new(EventType::UserPasswordChanged, actor, format!("user:{id}"));
+    let ended = revocations
+        .change_password(db, id, &hash, keep_session, &event)
+        .await?
+        .ok_or(UserError::NotFound)?;
+    tracing::info!(user = %id, sessions = ended, "a user changed their password: other sessions and tokens ended");
+    Ok(ended)
+}
+
 /// Writes a user's new fields; the password changes only when one is given. Records, in the
 /// same transaction, `user.password_reset` when a password was set, else `user.disabled` when
 /// the user was just disabled, else `user.updated` (the detail says which flags changed).
@@ -322,6 +347,16 @@ fn invalid(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_request", description, field: field.to_owned() }
 }
 
+/// The rule every new password meets, whoever sets it (the admin API, the console, the user
+/// on /account): the rule it breaks, if any, fit to show.
+pub fn check_password(password: &str) -> Result<(), &'static str> {
+    if (8..=1024).contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err("a password is 8 to 1024 characters")
+    }
+}
+
 /// Validates a user body member by member; errors name the member, never echo it.
 pub fn parse_input(body: &Value, creating: bool) -> Result<UserInput, FieldError> {
     let map = body.as_object().ok_or_else(|| invalid("body", "the body must be a JSON object"))?;
@@ -345,8 +380,8 @@ pub fn parse_input(body: &Value, creating: bool) -> Result<UserInput, FieldError
     if creating && password.is_none() {
         return Err(invalid("password", "password is required"));
     }
-    if password.as_ref().is_some_and(|p| !(8..=1024).contains(&p.chars().count())) {
-        return Err(invalid("password", "a password is 8 to 1024 characters"));
+    if let Some(Err(rule)) = password.as_deref().map(check_password) {
+        return Err(invalid("password", rule));
     }
     let email = optional_string(map, "email")?;
     if email.as_ref().is_some_and(|e| {

@@ -1,12 +1,18 @@
-//! `GET /account` (the signed-in user's grants) and `POST /account/grants/{id}/revoke`.
+//! `GET /account` (the signed-in user's grants and sessions), `POST
+//! /account/grants/{id}/revoke`, `POST /account/password` (change the password) and `POST
+//! /account/sessions/end` (end another session) (docs/REFERENCE.md §3.6).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 use super::pages::{
-    self, AccountPage, GrantRow, PageError, PageResult, csrf_token, current_session,
+    self, AccountPage, GrantRow, PageError, PageResult, SessionRow, csrf_token, current_session,
+    field,
 };
-use crate::oauth::audit::{Event, EventType};
+use crate::oauth::audit::{self, Event, EventType};
+use crate::oauth::{device, session, users};
 use crate::startup::AppState;
 use crate::store;
 
@@ -30,11 +36,26 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
         };
         rows.push(GrantRow { id: grant.id, client_name, scope: grant.scope });
     }
+    let own = session.id_hash();
+    let live = session::list_live(&state.db, &session.user.id, state.settings.session_idle_timeout)
+        .await?;
+    let sessions = live
+        .into_iter()
+        .map(|s| SessionRow {
+            handle: session::handle(&state.csrf_key, &s.id_hash),
+            signed_in: when(s.auth_time),
+            last_used: when(s.last_seen_at),
+            device: s.user_agent,
+            address: s.address,
+            current: s.id_hash == own,
+        })
+        .collect();
     let page = AccountPage {
         base: pages::base(state),
         csrf_token: csrf_token(state, &session.id),
         username: session.user.username.clone(),
         grants: rows,
+        sessions,
     };
     Ok(pages::render(state, StatusCode::OK, &page))
 }
@@ -64,5 +85,130 @@ async fn revoke_own(
         return Err(PageError::Shown(StatusCode::NOT_FOUND, "No such grant."));
     }
     tracing::info!(user = %session.user.id, grant = %id, "grant revoked by its user");
+    Ok(pages::see_other(&format!("{}/account", pages::base(state))))
+}
+
+fn when(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// Changes the signed-in user's password (session + CSRF + the current password).
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let outcome = change_own_password(&state, &req, body).await;
+    pages::answer(&state, outcome)
+}
+
+/// The form is checked first (CSRF, the new password's rule, its confirmation), then the
+/// current password, counted like a sign-in (docs/REFERENCE.md §9.6): a stolen session
+/// cannot guess its way to the password, nor lock the account out of the sign-in page any
+/// more than guessing there could.
+async fn change_own_password(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
+    let (session, form) = pages::signed_in_form(state, req, body).await?;
+    let new_password = field(&form, "new_password").unwrap_or_default();
+    users::check_password(new_password).map_err(PageError::bad_request)?;
+    if field(&form, "confirm_password") != Some(new_password) {
+        return Err(PageError::bad_request("The new password and its confirmation differ."));
+    }
+    let user = &session.user;
+    let address = super::address::source(req, &state.settings.trusted_proxies);
+    let now = Utc::now().timestamp();
+    let known = req
+        .cookie(pages::device_cookie_name(state))
+        .and_then(|c| device::recognise(&state.device_key, c.value(), &user.username, now));
+    let actor = || super::actor::user(&user.id, state, req);
+    let subject = format!("user:{}", user.id);
+    let attempt = match state
+        .throttle
+        .attempt(&state.db, &user.username, known.as_deref(), address)
+        .await?
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::info!(user = %user.id, "password change refused: too many failed attempts");
+            let locked = Event::new(EventType::SignInLocked, actor(), subject)
+                .with("retry_after", refused.retry_after.as_secs())
+                .with("at", "password_change");
+            record_refusal(state, locked).await?;
+            let mut response = pages::error_page(
+                state,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many wrong passwords. Wait a while, then try again.",
+            );
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, refused.retry_after.as_secs().into());
+            return Ok(response);
+        }
+    };
+    let current = SecretString::from(field(&form, "current_password").unwrap_or_default());
+    if !state.passwords.verify(current, Some(user.password_hash.clone())).await {
+        tracing::info!(user = %user.id, "password change refused: wrong current password");
+        state.throttle.failed(&state.db, attempt).await?;
+        record_refusal(state, Event::new(EventType::UserPasswordChanged, actor(), subject)).await?;
+        return Err(PageError::Shown(
+            StatusCode::UNAUTHORIZED,
+            "The current password is wrong. Nothing was changed.",
+        ));
+    }
+    state.throttle.succeeded(&state.db, attempt).await?;
+    let changed = users::change_own_password(
+        &state.db,
+        &state.passwords,
+        &state.revocations,
+        &user.id,
+        SecretString::from(new_password),
+        &session.id_hash(),
+        actor(),
+    )
+    .await;
+    match changed {
+        Ok(_) => Ok(pages::see_other(&format!("{}/account", pages::base(state)))),
+        Err(users::UserError::Store(error)) => Err(PageError::Store(error)),
+        Err(error) => Err(PageError::Store(anyhow::Error::from(error).into())),
+    }
+}
+
+/// Records a refused change as one more statement after its counter's: nothing else
+/// changed, so there is no transaction to share.
+async fn record_refusal(state: &AppState, event: Event) -> Result<(), store::StoreError> {
+    let event = event.failed();
+    audit::record(&state.db, &event).await?;
+    event.log();
+    Ok(())
+}
+
+/// Ends one of the signed-in user's other sessions, named by its handle (session + CSRF).
+pub async fn end_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let outcome = end_other_session(&state, &req, body).await;
+    pages::answer(&state, outcome)
+}
+
+async fn end_other_session(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
+    let (session, form) = pages::signed_in_form(state, req, body).await?;
+    let handle = field(&form, "session").unwrap_or_default();
+    let actor = super::actor::user(&session.user.id, state, req);
+    let event = Event::new(EventType::Logout, actor, format!("user:{}", session.user.id))
+        .with("by", "account");
+    let timeout = state.settings.session_idle_timeout;
+    if !session::end_other(&state.db, &state.csrf_key, &session, handle, timeout, &event).await? {
+        return Err(PageError::Shown(StatusCode::NOT_FOUND, "No such session."));
+    }
+    tracing::info!(user = %session.user.id, "a session ended by its user from another");
     Ok(pages::see_other(&format!("{}/account", pages::base(state))))
 }

@@ -90,6 +90,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         )
         .service(resource("/account", web::get().to(account::page)))
         .service(resource("/account/grants/{id}/revoke", web::post().to(account::revoke)))
+        .service(resource("/account/password", web::post().to(account::change_password)))
+        .service(resource("/account/sessions/end", web::post().to(account::end_session)))
         .service(resource("/console", web::get().to(console::dashboard)))
         .service(resource("/console/callback", web::get().to(console::callback)))
         .service(resource("/console/logout", web::post().to(console::logout)))

@@ -111,12 +111,26 @@ pub struct GrantRow {
     pub scope: String,
 }
 
+/// One of the user's live sessions on /account. `handle` names it in the form that ends it
+/// (a MAC, never the cookie or the stored hash); the device is shown as text.
+#[derive(Serialize)]
+pub struct SessionRow {
+    pub handle: String,
+    pub signed_in: String,
+    pub last_used: String,
+    pub device: Option<String>,
+    pub address: Option<String>,
+    /// The browser looking at the page.
+    pub current: bool,
+}
+
 #[derive(Serialize)]
 pub struct AccountPage<'a> {
     pub base: &'a str,
     pub csrf_token: String,
     pub username: String,
     pub grants: Vec<GrantRow>,
+    pub sessions: Vec<SessionRow>,
 }
 
 impl Page for AccountPage<'_> {

@@ -171,6 +171,22 @@ pub async fn replace(
     }
 }
 
+/// Replaces a user's password hash (their own change); whether the user exists.
+pub async fn set_password_hash(
+    db: &impl ConnectionTrait,
+    id: &str,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let updated = user::Entity::update_many()
+        .col_expr(user::Column::PasswordHash, sea_orm::sea_query::Expr::value(password_hash))
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
 pub async fn delete(db: &impl ConnectionTrait, id: &str) -> Result<bool, StoreError> {
     Ok(user::Entity::delete_by_id(id).exec(db).await?.rows_affected == 1)
 }

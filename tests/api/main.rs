@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` is set).
 
 mod abuse;
+mod account;
 mod admin;
 mod admin_auth;
 mod admin_users;
