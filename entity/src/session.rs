@@ -11,6 +11,8 @@ pub struct Model {
     pub auth_time: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
+    /// How the user signed in (RFC 8176 values, space-separated); NULL: a password alone.
+    pub amr: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,7 @@ mod m20261205_000015_client_ids_as_urls;
 mod m20261206_000016_device_authorizations;
 mod m20261207_000017_events;
 mod m20261208_000018_token_hours;
+mod m20261209_000019_totp;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_device_authorizations::Migration),
             Box::new(m20261207_000017_events::Migration),
             Box::new(m20261208_000018_token_hours::Migration),
+            Box::new(m20261209_000019_totp::Migration),
         ]
     }
 }

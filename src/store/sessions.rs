@@ -16,6 +16,8 @@ pub struct SessionRecord {
     pub auth_time: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// How the user signed in (`session::Amr::as_stored`); `None`: a password alone.
+    pub amr: Option<String>,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), StoreError> {
@@ -25,6 +27,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), 
         auth_time: Set(r.auth_time),
         last_seen_at: Set(r.last_seen_at),
         expires_at: Set(r.expires_at),
+        amr: Set(r.amr.clone()),
     })
     .exec(db)
     .await?;
@@ -48,6 +51,7 @@ pub async fn find_with_user(
             auth_time: m.auth_time,
             last_seen_at: m.last_seen_at,
             expires_at: m.expires_at,
+            amr: m.amr,
         };
         (record, user.map(super::users::UserRecord::from))
     }))
@@ -111,6 +115,7 @@ pub async fn list_for_user(
             auth_time: m.auth_time,
             last_seen_at: m.last_seen_at,
             expires_at: m.expires_at,
+            amr: m.amr,
         })
         .collect())
 }

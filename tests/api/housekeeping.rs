@@ -45,6 +45,7 @@ async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches()
             auth_time: now,
             last_seen_at: now,
             expires_at,
+            amr: None,
         };
         store::sessions::insert(&db, &session).await.expect("session");
         insert_family(&db, &format!("family-{i}"), &user_id, expires_at).await;
@@ -115,6 +116,7 @@ async fn the_running_server_works_through_an_expired_backlog_and_keeps_live_rows
             auth_time: now,
             last_seen_at: now,
             expires_at: if i == BACKLOG { future } else { past },
+            amr: None,
         };
         store::sessions::insert(&db, &session).await.expect("session");
     }
