@@ -49,3 +49,4 @@ mod telemetry;
 mod theme;
 mod token;
 mod token_exchange;
+mod totp;
