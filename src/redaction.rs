@@ -39,7 +39,12 @@ fn a_user_record_never_shows_its_password_hash() {
 
 #[test]
 fn a_session_never_shows_its_raw_id() {
-    let session = Session { id: SECRET.into(), user: user(), auth_time: Utc::now() };
+    let session = Session {
+        id: SECRET.into(),
+        user: user(),
+        auth_time: Utc::now(),
+        amr: crate::oauth::session::Amr::Password,
+    };
     assert_redacted("Session", format!("{session:?}"));
     assert_redacted("Session (alternate)", format!("{session:#?}"));
 }

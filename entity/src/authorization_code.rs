@@ -33,6 +33,8 @@ pub struct Model {
     pub access_expires_at: Option<DateTimeUtc>,
     /// When the code was presented again after its redemption.
     pub replayed_at: Option<DateTimeUtc>,
+    /// How the user signed in (the session's `amr`); NULL: a password alone.
+    pub amr: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

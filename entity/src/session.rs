@@ -15,6 +15,8 @@ pub struct Model {
     pub user_agent: Option<String>,
     /// The address it signed in from, as the audit trail sees it (trusted proxies honoured).
     pub address: Option<String>,
+    /// How the user signed in (RFC 8176 values, space-separated); NULL: a password alone.
+    pub amr: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -21,6 +21,7 @@ mod m20261206_000016_device_authorizations;
 mod m20261207_000017_events;
 mod m20261208_000018_token_hours;
 mod m20261209_000019_session_devices;
+mod m20261210_000020_totp;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000017_events::Migration),
             Box::new(m20261208_000018_token_hours::Migration),
             Box::new(m20261209_000019_session_devices::Migration),
+            Box::new(m20261210_000020_totp::Migration),
         ]
     }
 }

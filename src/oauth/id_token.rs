@@ -65,6 +65,9 @@ struct IdClaims<'a> {
     exp: i64,
     iat: i64,
     auth_time: i64,
+    /// RFC 8176: how the user signed in, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amr: Option<&'static [&'static str]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     at_hash: String,
@@ -79,6 +82,8 @@ pub struct IdToken<'a> {
     pub user: &'a UserRecord,
     pub scope: &'a Scopes,
     pub auth_time: i64,
+    /// How the user signed in (RFC 8176), when known.
+    pub amr: Option<&'static [&'static str]>,
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
     pub lifetime: Duration,
@@ -96,6 +101,7 @@ pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
         exp: iat + i64::try_from(token.lifetime.as_secs()).unwrap_or(600),
         iat,
         auth_time: token.auth_time,
+        amr: token.amr,
         nonce: token.nonce,
         at_hash: at_hash(token.alg, token.access_token),
         user: UserClaims::new(token.user, token.scope),

@@ -115,6 +115,12 @@ pub struct Keys {
 }
 
 impl Keys {
+    /// The master key the ring's private keys are sealed under; also seals other secrets at
+    /// rest (TOTP secrets, `oauth::totp`), each bound to its own context.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
     /// Makes sure an active and a next key exist (creating them on an empty database,
     /// whichever replica wins), then loads the ring. Fails if the master key is wrong.
     pub async fn bootstrap(

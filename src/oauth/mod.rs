@@ -37,5 +37,6 @@ pub mod secret;
 pub mod session;
 pub mod tally;
 pub mod throttle;
+pub mod totp;
 pub mod users;
 pub mod verified;

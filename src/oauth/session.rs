@@ -20,12 +20,48 @@ use crate::store::{self, Db, StoreError};
 /// shorter), not on every request.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
-/// A logged-in browser: who, since when, and the session's id (to bind CSRF tokens).
+/// How a user signed in, as RFC 8176 Authentication Method Reference values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Amr {
+    /// A password alone: `["pwd"]`.
+    Password,
+    /// A password, then a TOTP code or a recovery code: `["pwd", "otp", "mfa"]`.
+    PasswordOtp,
+}
+
+impl Amr {
+    /// The values, in the order the claim lists them.
+    pub fn values(self) -> &'static [&'static str] {
+        match self {
+            Self::Password => &["pwd"],
+            Self::PasswordOtp => &["pwd", "otp", "mfa"],
+        }
+    }
+
+    /// As stored (space-separated values).
+    pub fn as_stored(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordOtp => "pwd otp mfa",
+        }
+    }
+
+    /// From a stored value; NULL (rows from before TOTP) or anything unknown is a password.
+    pub fn from_stored(stored: Option<&str>) -> Self {
+        match stored {
+            Some("pwd otp mfa") => Self::PasswordOtp,
+            _ => Self::Password,
+        }
+    }
+}
+
+/// A logged-in browser: who, since when, how, and the session's id (to bind CSRF tokens).
 #[derive(Clone)]
 pub struct Session {
     pub id: String,
     pub user: UserRecord,
     pub auth_time: DateTime<Utc>,
+    pub amr: Amr,
 }
 
 /// Never the raw session id (it is the cookie) in a log.
@@ -35,6 +71,7 @@ impl std::fmt::Debug for Session {
             .field("id", &"[redacted]")
             .field("user", &self.user)
             .field("auth_time", &self.auth_time)
+            .field("amr", &self.amr)
             .finish()
     }
 }
@@ -91,11 +128,12 @@ fn handle_input(id_hash: &[u8]) -> Vec<u8> {
     input
 }
 
-/// Starts a session for `user_id` (128+ random bits) and returns its id for the cookie;
-/// `event` (the sign-in) is recorded in the same transaction.
+/// Starts a session for `user_id` (128+ random bits), signed in by `amr`, and returns its id
+/// for the cookie; `event` (the sign-in) is recorded in the same transaction.
 pub async fn start(
     db: &Db,
     user_id: &str,
+    amr: Amr,
     lifetime: Duration,
     origin: Origin,
     event: &Event,
@@ -111,6 +149,7 @@ pub async fn start(
         expires_at: now + lifetime,
         user_agent: origin.user_agent,
         address: origin.address,
+        amr: Some(amr.as_stored().to_owned()),
     };
     let txn = db.begin().await?;
     store::sessions::insert(&txn, &record).await?;
@@ -151,7 +190,8 @@ pub async fn find(
     if now - record.last_seen_at >= touch_every {
         store::sessions::touch(db, &id_hash, now).await?;
     }
-    Ok(Some(Session { id: cookie.to_owned(), user, auth_time: record.auth_time }))
+    let amr = Amr::from_stored(record.amr.as_deref());
+    Ok(Some(Session { id: cookie.to_owned(), user, auth_time: record.auth_time, amr }))
 }
 
 /// Ends the session a cookie names (logout, or a new login replacing it); `event`, when

@@ -130,6 +130,14 @@ impl Throttle {
         Ok(())
     }
 
+    /// The password was right but a second factor is still to come: the pair starts afresh
+    /// (its guesses at the code count from here, against the same limit), while the address
+    /// keeps this attempt until the sign-in completes.
+    pub async fn first_factor_passed(&self, db: &Db, attempt: Attempt) -> Result<(), StoreError> {
+        store::attempts::forget(db, &attempt.pair).await?;
+        Ok(())
+    }
+
     /// Refuses an address this replica knows to be over its limit (no I/O): the client
     /// authentication path.
     pub fn check(&self, address: IpAddr) -> Result<(), Refused> {

@@ -333,6 +333,7 @@ async fn approve(
         &session.user.id,
         grant_id,
         session.auth_time,
+        session.amr,
     )
     .await?;
     let mut params = vec![("code", code.as_str())];

@@ -5,11 +5,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 
 use super::actor::anonymous;
+use sea_orm::TransactionTrait;
+
 use super::pages::{
-    self, LoginPage, PageError, PageResult, csrf_ok, csrf_token, field, pre_session_binding,
+    self, LoginPage, PageError, PageResult, TotpLoginPage, csrf_ok, csrf_token, field,
+    pre_session_binding,
 };
 use crate::oauth::audit::{self, Event, EventType};
-use crate::oauth::{device, session};
+use crate::oauth::{device, session, totp};
 use crate::startup::AppState;
 use crate::store;
 
@@ -138,20 +141,48 @@ async fn sign_in(
             return Ok(retry("Wrong username or password.", StatusCode::UNAUTHORIZED));
         }
     };
-    state.throttle.succeeded(&state.db, attempt).await?;
-    // A new session id at every login (no fixation); the old session ends.
-    if let Some(old) = req.cookie(pages::session_cookie_name(state)) {
-        let _ = session::end(&state.db, old.value(), None).await;
+    // A second factor to come: no session yet, only a sealed pending sign-in on the next form.
+    if store::totp::find(&state.db, &user.id).await?.is_some() {
+        state.throttle.first_factor_passed(&state.db, attempt).await?;
+        let pending = totp::PendingLogin {
+            user_id: user.id.clone(),
+            return_to,
+            expires_at: now + totp::PENDING_LOGIN_SECS,
+        };
+        let sealed =
+            totp::seal_login(state.keys.master(), &binding, &pending).ok_or_else(|| {
+                store::StoreError::from(anyhow::anyhow!("cannot seal a pending sign-in"))
+            })?;
+        return Ok(code_page(state, &binding, sealed, None, StatusCode::OK));
     }
+    state.throttle.succeeded(&state.db, attempt).await?;
     let event = Event::new(
         EventType::SignIn,
         super::actor::user(&user.id, state, req),
         format!("user:{}", user.id),
     );
+    start_session(state, req, &user, session::Amr::Password, &return_to, event, now).await
+}
+
+/// Ends this browser's old session and starts a new one (a new id at every login: no
+/// fixation), then sends the browser on to `return_to` as a known device of the account.
+async fn start_session(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &store::users::UserRecord,
+    amr: session::Amr,
+    return_to: &str,
+    event: Event,
+    now: i64,
+) -> PageResult {
+    if let Some(old) = req.cookie(pages::session_cookie_name(state)) {
+        let _ = session::end(&state.db, old.value(), None).await;
+    }
+    let event = event.with("amr", amr.as_stored());
+    let lifetime = state.settings.session_lifetime;
     let origin = super::actor::origin(state, req);
-    let id = session::start(&state.db, &user.id, state.settings.session_lifetime, origin, &event)
-        .await?;
-    tracing::info!(user = %user.id, "logged in");
+    let id = session::start(&state.db, &user.id, amr, lifetime, origin, &event).await?;
+    tracing::info!(user = %user.id, amr = amr.as_stored(), "logged in");
     let mut response = pages::see_other(&format!("{}{return_to}", pages::base(state)));
     let _ = response.add_cookie(&pages::cookie(state, pages::session_cookie_name(state), id));
     // This browser is now a known device of this account (for 90 days).
@@ -161,6 +192,146 @@ async fn sign_in(
         let _ = response.add_cookie(&cookie);
     }
     Ok(response)
+}
+
+/// The page asking for the authenticator app's code (or a recovery code).
+fn code_page(
+    state: &AppState,
+    binding: &str,
+    pending: String,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> HttpResponse {
+    let page = TotpLoginPage {
+        base: pages::base(state),
+        csrf_token: csrf_token(state, binding),
+        pending,
+        error,
+    };
+    pages::render(state, status, &page)
+}
+
+/// `POST /login/totp`: the second step of a sign-in whose password was right.
+pub async fn submit_code(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let outcome = second_step(&state, &req, body).await;
+    pages::answer(&state, outcome)
+}
+
+const SIGN_IN_AGAIN: &str = "This sign-in has expired. Go back and sign in again.";
+
+async fn second_step(
+    state: &AppState,
+    req: &HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> PageResult {
+    let form = pages::read_form(req, body)?;
+    let (binding, _) = pre_session_binding(state, req);
+    if !csrf_ok(state, &binding, field(&form, "csrf_token")) {
+        return Err(PageError::bad_request(pages::EXPIRED_FORM));
+    }
+    let now = chrono::Utc::now().timestamp();
+    let sealed = field(&form, "pending").unwrap_or_default();
+    // Sealed for this browser's binding, and live: else start again.
+    let pending = totp::open_login(state.keys.master(), &binding, sealed, now)
+        .ok_or(PageError::bad_request(SIGN_IN_AGAIN))?;
+    let return_to = safe_return(Some(&pending.return_to))?;
+    let user = match store::users::find(&state.db, &pending.user_id).await? {
+        Some(user) if !user.disabled => user,
+        _ => return Err(PageError::bad_request(SIGN_IN_AGAIN)),
+    };
+    let retry = |error, status| code_page(state, &binding, sealed.to_owned(), Some(error), status);
+    // The same limits as the password's (docs/REFERENCE.md §9.6): counted before the code
+    // is checked, against the same account and address.
+    let address = super::address::source(req, &state.settings.trusted_proxies);
+    let device = req
+        .cookie(pages::device_cookie_name(state))
+        .and_then(|c| device::recognise(&state.device_key, c.value(), &user.username, now));
+    let attempt = match state
+        .throttle
+        .attempt(&state.db, &user.username, device.as_deref(), address)
+        .await?
+    {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::info!("sign-in code refused: too many failed attempts");
+            let locked = Event::new(
+                EventType::SignInLocked,
+                anonymous(state, req),
+                format!("user:{}", user.id),
+            )
+            .with("factor", "otp")
+            .with("retry_after", refused.retry_after.as_secs());
+            record_refusal(state, locked).await?;
+            let mut response = retry(
+                "Too many failed sign-ins. Wait a while, then try again.",
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::RETRY_AFTER, refused.retry_after.as_secs().into());
+            return Ok(response);
+        }
+    };
+    let Some(enrolled) = store::totp::find(&state.db, &user.id).await? else {
+        // Turned off meanwhile: the password alone is no longer what was asked.
+        return Err(PageError::bad_request(SIGN_IN_AGAIN));
+    };
+    let presented = field(&form, "code").unwrap_or_default();
+    let actor = super::actor::user(&user.id, state, req);
+    let accepted = if totp::normalise_code(presented).is_some() {
+        let secret = state
+            .keys
+            .master()
+            .open(&totp::secret_context(&user.id), &enrolled.sealed_secret)
+            .map_err(|e| store::StoreError::from(anyhow::Error::from(e)))?;
+        match totp::matching_step(&secret, presented, totp::step_at(now)) {
+            // Once per step: a code already accepted (or an older one) is refused.
+            Some(step) => store::totp::accept_step(&state.db, &user.id, step).await?,
+            None => false,
+        }
+        .then_some(false)
+    } else if !presented.trim().is_empty() && presented.len() <= 64 {
+        let hash = totp::recovery_hash(presented);
+        // Used up and recorded together, in one transaction.
+        let txn = state.db.begin().await.map_err(store::StoreError::from)?;
+        let accepted = store::totp::use_recovery_code(&txn, &user.id, &hash).await?;
+        if accepted {
+            let left = store::totp::recovery_codes_left(&txn, &user.id).await?;
+            let used = Event::new(
+                EventType::MfaRecoveryCodeUsed,
+                actor.clone(),
+                format!("user:{}", user.id),
+            )
+            .with("left", left);
+            audit::record(&txn, &used).await?;
+            txn.commit().await.map_err(store::StoreError::from)?;
+            used.log();
+        } else {
+            txn.rollback().await.map_err(store::StoreError::from)?;
+        }
+        accepted.then_some(true)
+    } else {
+        None
+    };
+    let Some(recovery) = accepted else {
+        tracing::info!("sign-in code refused");
+        state.throttle.failed(&state.db, attempt).await?;
+        let refused =
+            Event::new(EventType::SignIn, anonymous(state, req), format!("user:{}", user.id))
+                .with("factor", "otp");
+        record_refusal(state, refused).await?;
+        return Ok(retry("Wrong code.", StatusCode::UNAUTHORIZED));
+    };
+    state.throttle.succeeded(&state.db, attempt).await?;
+    let mut event = Event::new(EventType::SignIn, actor, format!("user:{}", user.id));
+    if recovery {
+        event = event.with("recovery_code", true);
+    }
+    start_session(state, req, &user, session::Amr::PasswordOtp, &return_to, event, now).await
 }
 
 /// A refused sign-in's subject: the user it was for, or `user:unknown`. Never the username

@@ -88,7 +88,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         .service(
             resource("/logout", web::get().to(logout::page)).route(web::post().to(logout::submit)),
         )
+        .service(resource("/login/totp", web::post().to(login::submit_code)))
         .service(resource("/account", web::get().to(account::page)))
+        .service(
+            resource("/account/totp", web::get().to(account::totp_page))
+                .route(web::post().to(account::totp_confirm)),
+        )
+        .service(resource("/account/totp/remove", web::post().to(account::totp_remove)))
         .service(resource("/account/grants/{id}/revoke", web::post().to(account::revoke)))
         .service(resource("/account/password", web::post().to(account::change_password)))
         .service(resource("/account/sessions/end", web::post().to(account::end_session)))

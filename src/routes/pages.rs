@@ -31,6 +31,49 @@ impl Page for LoginPage<'_> {
     const TEMPLATE: &'static str = "login.html";
 }
 
+/// The second step of a sign-in: the authenticator app's code (or a recovery code).
+#[derive(Serialize)]
+pub struct TotpLoginPage<'a> {
+    pub base: &'a str,
+    pub csrf_token: String,
+    /// The sealed pending sign-in (`oauth::totp::PendingLogin`).
+    pub pending: String,
+    pub error: Option<&'static str>,
+}
+
+impl Page for TotpLoginPage<'_> {
+    const TEMPLATE: &'static str = "login_totp.html";
+}
+
+/// Setting up an authenticator app: the QR code, the key to type, the confirmation form.
+#[derive(Serialize)]
+pub struct TotpSetupPage<'a> {
+    pub base: &'a str,
+    pub csrf_token: String,
+    /// The sealed pending enrolment (the new secret, for this session).
+    pub pending: String,
+    /// The otpauth URI as an inline SVG QR code (our own markup: no style, no script).
+    pub qr_svg: String,
+    /// The secret in base32, in groups of four, for typing in.
+    pub secret: String,
+    pub error: Option<&'static str>,
+}
+
+impl Page for TotpSetupPage<'_> {
+    const TEMPLATE: &'static str = "totp_setup.html";
+}
+
+/// The recovery codes, shown once when an authenticator app is confirmed.
+#[derive(Serialize)]
+pub struct RecoveryCodesPage<'a> {
+    pub base: &'a str,
+    pub codes: Vec<String>,
+}
+
+impl Page for RecoveryCodesPage<'_> {
+    const TEMPLATE: &'static str = "totp_recovery.html";
+}
+
 #[derive(Serialize)]
 pub struct ConsentPage<'a> {
     pub base: &'a str,
@@ -131,6 +174,12 @@ pub struct AccountPage<'a> {
     pub username: String,
     pub grants: Vec<GrantRow>,
     pub sessions: Vec<SessionRow>,
+    /// Whether sign-in asks for an authenticator app's code.
+    pub totp: bool,
+    /// Unused recovery codes, when `totp`.
+    pub recovery_codes_left: u64,
+    /// Why turning the app off was refused, if it was.
+    pub error: Option<&'static str>,
 }
 
 impl Page for AccountPage<'_> {

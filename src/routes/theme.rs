@@ -17,6 +17,9 @@ use crate::config::Brand;
 const BUILT_IN: &[(&str, &str)] = &[
     ("base.html", include_str!("../../templates/base.html")),
     ("login.html", include_str!("../../templates/login.html")),
+    ("login_totp.html", include_str!("../../templates/login_totp.html")),
+    ("totp_setup.html", include_str!("../../templates/totp_setup.html")),
+    ("totp_recovery.html", include_str!("../../templates/totp_recovery.html")),
     ("consent.html", include_str!("../../templates/consent.html")),
     ("device.html", include_str!("../../templates/device.html")),
     ("error.html", include_str!("../../templates/error.html")),

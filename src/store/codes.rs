@@ -22,6 +22,8 @@ pub struct CodeRecord {
     pub auth_time: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// How the user signed in (`session::Amr::as_stored`); `None`: a password alone.
+    pub amr: Option<String>,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), StoreError> {
@@ -44,6 +46,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), Sto
         access_jti: Set(None),
         access_expires_at: Set(None),
         replayed_at: Set(None),
+        amr: Set(r.amr.clone()),
     })
     .exec(db)
     .await?;
@@ -92,6 +95,7 @@ pub async fn redeem(
         auth_time: m.auth_time,
         created_at: m.created_at,
         expires_at: m.expires_at,
+        amr: m.amr,
     }))
 }
 

@@ -18,6 +18,7 @@ pub mod revocations;
 pub mod scopes;
 pub mod sessions;
 pub mod token_hours;
+pub mod totp;
 pub mod users;
 
 use std::time::Duration;

@@ -20,6 +20,8 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     /// The address the session signed in from.
     pub address: Option<String>,
+    /// How the user signed in (`session::Amr::as_stored`); `None`: a password alone.
+    pub amr: Option<String>,
 }
 
 impl From<session::Model> for SessionRecord {
@@ -32,6 +34,7 @@ impl From<session::Model> for SessionRecord {
             expires_at: m.expires_at,
             user_agent: m.user_agent,
             address: m.address,
+            amr: m.amr,
         }
     }
 }
@@ -45,6 +48,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &SessionRecord) -> Result<(), 
         expires_at: Set(r.expires_at),
         user_agent: Set(r.user_agent.clone()),
         address: Set(r.address.clone()),
+        amr: Set(r.amr.clone()),
     })
     .exec(db)
     .await?;

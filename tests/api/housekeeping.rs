@@ -47,6 +47,7 @@ async fn expired_sessions_refresh_tokens_and_revocations_go_in_bounded_batches()
             expires_at,
             user_agent: None,
             address: None,
+            amr: None,
         };
         store::sessions::insert(&db, &session).await.expect("session");
         insert_family(&db, &format!("family-{i}"), &user_id, expires_at).await;
@@ -119,6 +120,7 @@ async fn the_running_server_works_through_an_expired_backlog_and_keeps_live_rows
             expires_at: if i == BACKLOG { future } else { past },
             user_agent: None,
             address: None,
+            amr: None,
         };
         store::sessions::insert(&db, &session).await.expect("session");
     }

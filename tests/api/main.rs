@@ -50,3 +50,4 @@ mod telemetry;
 mod theme;
 mod token;
 mod token_exchange;
+mod totp;

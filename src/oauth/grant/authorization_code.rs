@@ -10,6 +10,7 @@ use crate::oauth::audit::{self, Actor, Event, EventType};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{Client, DEFAULT_AUTHORIZATION_CODE_LIFETIME, GrantType};
 use crate::oauth::revocation::Revocation;
+use crate::oauth::session::Amr;
 use crate::oauth::{pkce, secret};
 use crate::store::codes::CodeRecord;
 use crate::store::refresh_tokens::Origin;
@@ -26,6 +27,7 @@ pub async fn issue_code(
     user_id: &str,
     grant_id: &str,
     auth_time: chrono::DateTime<Utc>,
+    amr: Amr,
 ) -> Result<String, StoreError> {
     let code = secret::random_token(32)?;
     let now = Utc::now();
@@ -47,6 +49,7 @@ pub async fn issue_code(
         nonce: request.nonce.clone(),
         dpop_jkt: request.dpop_jkt.clone(),
         auth_time,
+        amr: Some(amr.as_stored().to_owned()),
         created_at: now,
         expires_at: now + chrono::Duration::seconds(i64::from(lifetime)),
     };
@@ -132,6 +135,7 @@ pub async fn exchange(
         grant_id: &record.grant_id,
         scope: &record.scope,
         auth_time: record.auth_time,
+        amr: Some(Amr::from_stored(record.amr.as_deref())),
         approved_at: record.created_at,
         nonce: record.nonce.as_deref(),
         access_jti,

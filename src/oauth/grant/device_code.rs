@@ -212,6 +212,8 @@ pub async fn exchange(
         grant_id: &approval.grant_id,
         scope: &approval.scope,
         auth_time: approval.auth_time,
+        // A device approval does not record how the user signed in: no `amr` claim.
+        amr: None,
         approved_at: approval.decided_at,
         nonce: None,
         access_jti: uuid::Uuid::new_v4().to_string(),

@@ -20,6 +20,7 @@ use crate::oauth::id_token::{self, IdToken};
 use crate::oauth::keyring::Keys;
 use crate::oauth::refresh_token::{RefreshClaims, RefreshKeys};
 use crate::oauth::scope::Scopes;
+use crate::oauth::session::Amr;
 use crate::store::refresh_tokens::{FamilyRecord, Origin};
 use crate::store::users::UserRecord;
 use crate::store::{self, Db};
@@ -125,7 +126,7 @@ impl Issuing<'_> {
             client,
             &user,
             &scope,
-            approved.auth_time,
+            (approved.auth_time, approved.amr),
             approved.nonce,
             &access_token,
         )?;
@@ -186,7 +187,8 @@ impl Issuing<'_> {
         client: &Client,
         user: &UserRecord,
         scope: &Scopes,
-        auth_time: DateTime<Utc>,
+        // When and how the user signed in (`amr` when known).
+        (auth_time, amr): (DateTime<Utc>, Option<Amr>),
         nonce: Option<&str>,
         access_token: &str,
     ) -> Result<Option<String>, OAuthError> {
@@ -201,6 +203,7 @@ impl Issuing<'_> {
                 user,
                 scope,
                 auth_time: auth_time.timestamp(),
+                amr: amr.map(Amr::values),
                 nonce,
                 access_token,
                 lifetime: client.id_token_lifetime().min(self.max_lifetime),
@@ -221,6 +224,8 @@ pub struct Approved<'a> {
     /// The scope the user approved (narrowed at issuance to what client and user may hold).
     pub scope: &'a str,
     pub auth_time: DateTime<Utc>,
+    /// How the user signed in, when known (a code records it; a device approval does not yet).
+    pub amr: Option<Amr>,
     /// When the user approved: a cut-off since then (password reset, disabling) stops it.
     pub approved_at: DateTime<Utc>,
     pub nonce: Option<&'a str>,

@@ -137,7 +137,9 @@ pub async fn exchange(
     )?;
     // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
     let id_token = match &user {
-        Some(user) => ctx.id_token(client, user, &scope, family.auth_time, None, &access_token)?,
+        Some(user) => {
+            ctx.id_token(client, user, &scope, (family.auth_time, None), None, &access_token)?
+        }
         None => None,
     };
     Ok(TokenResponse {

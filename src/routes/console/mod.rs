@@ -228,9 +228,12 @@ async fn finish_sign_in(state: &AppState, req: &HttpRequest) -> PageResult {
     }
     let actor = super::actor::user(&user_id, state, req);
     let event = Event::new(EventType::ConsoleSignIn, actor, format!("user:{user_id}"));
+    // The console's own session claims a password only: what it needs is the user's role,
+    // not how strongly they signed in.
+    let amr = session::Amr::Password;
     let origin = super::actor::origin(state, req);
-    let id = session::start(&state.db, &user_id, state.settings.session_lifetime, origin, &event)
-        .await?;
+    let lifetime = state.settings.session_lifetime;
+    let id = session::start(&state.db, &user_id, amr, lifetime, origin, &event).await?;
     let mut response = pages::see_other(&return_to(pages::base(state), &asked));
     let _ = response.add_cookie(&pages::cookie(state, session_cookie(state), id));
     Ok(response)
