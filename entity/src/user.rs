@@ -28,4 +28,11 @@ pub struct Model {
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 
+/// A user's TOTP secret, if they set one up: read with the user at sign-in, in one statement.
+impl Related<super::user_totp::Entity> for Entity {
+    fn to() -> RelationDef {
+        super::user_totp::Relation::User.def().rev()
+    }
+}
+
 impl ActiveModelBehavior for ActiveModel {}

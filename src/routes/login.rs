@@ -124,13 +124,14 @@ async fn sign_in(
                 return Ok(response);
             }
         };
-    let user = store::users::find_by_username(&state.db, username).await?;
+    let found = store::users::find_for_login(&state.db, username).await?;
     // Unknown users are checked against a dummy hash: same answer, about the same time.
-    let verified =
-        state.passwords.verify(password, user.as_ref().map(|u| u.password_hash.clone())).await;
-    let user = match user {
-        Some(user) if verified && !user.disabled => user,
-        user => {
+    let hash = found.as_ref().map(|(u, _)| u.password_hash.clone());
+    let verified = state.passwords.verify(password, hash).await;
+    let (user, second_factor) = match found {
+        Some((user, totp)) if verified && !user.disabled => (user, totp),
+        found => {
+            let user = found.map(|(user, _)| user);
             tracing::info!("login refused");
             state.throttle.failed(&state.db, attempt).await?;
             record_refusal(
@@ -142,7 +143,7 @@ async fn sign_in(
         }
     };
     // A second factor to come: no session yet, only a sealed pending sign-in on the next form.
-    if store::totp::find(&state.db, &user.id).await?.is_some() {
+    if second_factor {
         state.throttle.first_factor_passed(&state.db, attempt).await?;
         let pending = totp::PendingLogin {
             user_id: user.id.clone(),

@@ -109,6 +109,20 @@ pub async fn find_by_username(
         .map(UserRecord::from))
 }
 
+/// The user signing in as `username`, and whether sign-in then asks them for an
+/// authenticator app's code: one statement (a left join), so a login costs no more for it.
+pub async fn find_for_login(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<(UserRecord, bool)>, StoreError> {
+    let found = user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .find_also_related(entity::user_totp::Entity)
+        .one(db)
+        .await?;
+    Ok(found.map(|(user, totp)| (UserRecord::from(user), totp.is_some())))
+}
+
 /// Users ordered by id, after `after`.
 pub async fn list(
     db: &impl ConnectionTrait,
