@@ -221,7 +221,10 @@ async fn a_real_browser_logs_in_consents_and_lands_on_the_redirect_uri_with_a_co
     driver.go(&app.url(&format!("/authorize?{query}"))).await;
     driver.type_into("input[name=username]", "olga").await;
     driver.type_into("input[name=password]", PASSWORD).await;
+    driver.screenshot("login").await;
     driver.click("button[type=submit]").await;
+    driver.element("button[name=decision][value=allow]").await;
+    driver.screenshot("consent").await;
     driver.click("button[name=decision][value=allow]").await;
 
     let landed =
@@ -248,6 +251,15 @@ async fn a_real_browser_logs_in_consents_and_lands_on_the_redirect_uri_with_a_co
         .await
         .expect("JSON");
     assert!(tokens["access_token"].is_string(), "{tokens}");
+
+    // The account page lists what the user allowed, and the authenticator app's set-up shows
+    // its QR code: both drawn without script or inline style.
+    driver.go(&app.url("/account")).await;
+    assert!(driver.text("main").await.contains("Browser App"), "the grant is listed");
+    driver.screenshot("account").await;
+    driver.go(&app.url("/account/totp")).await;
+    driver.element("svg").await;
+    driver.screenshot("totp-setup").await;
     driver.command(reqwest::Method::DELETE, "", Value::Null).await;
 }
 
