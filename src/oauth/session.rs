@@ -27,14 +27,25 @@ pub enum Amr {
     Password,
     /// A password, then a TOTP code or a recovery code: `["pwd", "otp", "mfa"]`.
     PasswordOtp,
+    /// A passkey that may be synced between devices (backup eligible), verified by its
+    /// user: `["swk", "user", "mfa"]`.
+    PasskeySynced,
+    /// A passkey bound to one authenticator (not backup eligible), verified by its user:
+    /// `["hwk", "user", "mfa"]`.
+    PasskeyBound,
 }
 
 impl Amr {
+    const ALL: [Self; 4] =
+        [Self::Password, Self::PasswordOtp, Self::PasskeySynced, Self::PasskeyBound];
+
     /// The values, in the order the claim lists them.
     pub fn values(self) -> &'static [&'static str] {
         match self {
             Self::Password => &["pwd"],
             Self::PasswordOtp => &["pwd", "otp", "mfa"],
+            Self::PasskeySynced => &["swk", "user", "mfa"],
+            Self::PasskeyBound => &["hwk", "user", "mfa"],
         }
     }
 
@@ -43,15 +54,70 @@ impl Amr {
         match self {
             Self::Password => "pwd",
             Self::PasswordOtp => "pwd otp mfa",
+            Self::PasskeySynced => "swk user mfa",
+            Self::PasskeyBound => "hwk user mfa",
         }
     }
 
     /// From a stored value; NULL (rows from before TOTP) or anything unknown is a password.
     pub fn from_stored(stored: Option<&str>) -> Self {
-        match stored {
-            Some("pwd otp mfa") => Self::PasswordOtp,
-            _ => Self::Password,
+        Self::ALL.into_iter().find(|amr| Some(amr.as_stored()) == stored).unwrap_or(Self::Password)
+    }
+
+    /// The assurance this sign-in reached.
+    pub fn level(self) -> Level {
+        match self {
+            Self::Password => Level::Password,
+            Self::PasswordOtp => Level::MultiFactor,
+            Self::PasskeySynced => Level::PhishingResistant,
+            Self::PasskeyBound => Level::PhishingResistantHardware,
         }
+    }
+}
+
+/// Authentication assurance, weakest first: what a client may ask for with `acr_values` or
+/// `require_mfa`, and what the `acr` claim reports (docs/REFERENCE.md §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// A password alone.
+    Password,
+    /// Two factors: a password and a one-time code, or a passkey.
+    MultiFactor,
+    /// A passkey: bound to this server's origin, so it cannot be phished (OpenID Connect
+    /// EAP ACR Values §2, `phr`).
+    PhishingResistant,
+    /// A passkey that never leaves its authenticator (EAP ACR Values §2, `phrh`).
+    PhishingResistantHardware,
+}
+
+impl Level {
+    /// Every level, weakest first, as `acr_values_supported` lists them.
+    pub const ALL: [Self; 4] = [
+        Self::Password,
+        Self::MultiFactor,
+        Self::PhishingResistant,
+        Self::PhishingResistantHardware,
+    ];
+
+    /// The `acr` value.
+    pub fn acr(self) -> &'static str {
+        match self {
+            Self::Password => "urn:castellan:acr:pwd",
+            Self::MultiFactor => "urn:castellan:acr:mfa",
+            Self::PhishingResistant => "phr",
+            Self::PhishingResistantHardware => "phrh",
+        }
+    }
+
+    /// The level an `acr` value names, if this server knows it.
+    pub fn from_acr(acr: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|level| level.acr() == acr)
+    }
+
+    /// What a request's `acr_values` asks for: the weakest level it names that this server
+    /// knows (any of them satisfies it; OIDC Core §3.1.2.1), none if it names none.
+    pub fn requested(acr_values: &str) -> Option<Self> {
+        acr_values.split(' ').filter_map(Self::from_acr).min()
     }
 }
 
@@ -248,4 +314,30 @@ pub async fn list_live(
     let now = Utc::now();
     let idle = chrono::Duration::from_std(idle_timeout).unwrap_or(chrono::Duration::minutes(30));
     store::sessions::list_for_user(db, user_id, now, now - idle, LISTED).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_amr_round_trips_through_its_stored_form_and_unknown_is_a_password() {
+        for amr in Amr::ALL {
+            assert_eq!(Amr::from_stored(Some(amr.as_stored())), amr);
+            assert_eq!(amr.as_stored(), amr.values().join(" "));
+        }
+        assert_eq!(Amr::from_stored(None), Amr::Password);
+        assert_eq!(Amr::from_stored(Some("pwd otp")), Amr::Password);
+    }
+
+    #[test]
+    fn the_weakest_known_acr_value_is_what_a_request_asks_for() {
+        assert_eq!(Level::requested("phrh urn:castellan:acr:mfa"), Some(Level::MultiFactor));
+        assert_eq!(Level::requested("phr unknown"), Some(Level::PhishingResistant));
+        assert_eq!(Level::requested("urn:other:acr"), None);
+        assert_eq!(Level::requested(""), None);
+        assert!(Amr::Password.level() < Amr::PasswordOtp.level());
+        assert!(Amr::PasswordOtp.level() < Amr::PasskeySynced.level());
+        assert!(Amr::PasskeySynced.level() < Amr::PasskeyBound.level());
+    }
 }
