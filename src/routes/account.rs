@@ -5,13 +5,13 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
 use super::pages::{
     self, AccountPage, GrantRow, PageError, PageResult, RecoveryCodesPage, SessionRow,
-    TotpSetupPage, csrf_token, current_session, field,
+    TotpSetupPage, csrf_token, current_session, field, when,
 };
 use crate::oauth::audit::{self, Event, EventType};
 use crate::oauth::session::Session;
@@ -292,10 +292,6 @@ async fn revoke_own(
     }
     tracing::info!(user = %session.user.id, grant = %id, "grant revoked by its user");
     Ok(pages::see_other(&format!("{}/account", pages::base(state))))
-}
-
-fn when(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Changes the signed-in user's password (session + CSRF + the current password).

@@ -15,8 +15,8 @@ use crate::store::StoreError;
 /// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
-/// The console's pages (templates under `console/`) may also run its own script file.
-const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// A page that loads a script file of this server's own (`Page::SCRIPTED`).
+const SCRIPTED_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Serialize)]
 pub struct LoginPage<'a> {
@@ -187,6 +187,11 @@ impl Page for AccountPage<'_> {
 }
 
 /// The path prefix of the issuer, so links work behind a path-prefixing proxy.
+/// A moment as the pages show it: minutes, in UTC (templates given a timestamp use `|utc`).
+pub fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 pub fn base(state: &AppState) -> &str {
     let issuer = state.issuer.as_str();
     let after_scheme = issuer.find("://").map_or(0, |i| i + 3);
@@ -198,8 +203,8 @@ pub fn render<P: Page>(state: &AppState, status: StatusCode, page: &P) -> HttpRe
     match state.theme.render(page) {
         Ok(body) => {
             let mut response = secured(HttpResponse::build(status));
-            if P::TEMPLATE.starts_with("console/") {
-                response.insert_header((header::CONTENT_SECURITY_POLICY, CONSOLE_CSP));
+            if P::SCRIPTED {
+                response.insert_header((header::CONTENT_SECURITY_POLICY, SCRIPTED_CSP));
             }
             response.content_type("text/html; charset=utf-8").body(body)
         }

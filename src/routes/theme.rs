@@ -55,6 +55,9 @@ const FOLDER_DEPTH: usize = 3;
 /// A page: its context, and the template that renders it.
 pub trait Page: Serialize {
     const TEMPLATE: &'static str;
+    /// Whether the page loads a script of this server's own (never inline): its CSP then
+    /// allows `script-src 'self'`, and every other page's allows no script at all.
+    const SCRIPTED: bool = false;
 }
 
 /// The product name and whether there is a logo: what every template sees as `brand`.

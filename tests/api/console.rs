@@ -103,9 +103,8 @@ async fn console_signs_an_administrator_in_through_the_code_flow_and_shows_the_d
     assert!(html.contains(">active<") && html.contains(">next<"));
     assert!(!html.contains("Next rotation: none"));
     assert!(!html.contains("style="));
-    // One script, the console's own file; nothing inline.
-    assert_eq!(html.matches("<script").count(), 1);
-    assert!(html.contains(r#"<script src="/static/console.js" defer></script>"#));
+    // No script on a page that needs none; nothing inline anywhere.
+    assert_eq!(html.matches("<script").count(), 0);
 }
 
 #[tokio::test]
@@ -444,20 +443,26 @@ async fn console_events_page_through_a_macd_cursor_and_refuse_a_forged_one() {
 }
 
 #[tokio::test]
-async fn console_pages_may_run_only_the_consoles_own_script_and_other_pages_none() {
+async fn only_the_client_page_may_run_the_consoles_own_script_and_other_pages_none() {
     let app = spawn_app().await;
     let (browser, _) = console_browser(&app).await;
+    let (id, _) = app.service_client("", &[]).await;
 
-    let console = browser.get(&app.url("/console")).await;
+    let client = browser.get(&app.url(&format!("/console/clients/{id}"))).await;
+    let dashboard = browser.get(&app.url("/console")).await;
     let login = crate::browser::Browser::new().get(&app.url("/login")).await;
     let script = app.get("/static/console.js").await;
 
     let csp =
         |r: &Response| r.headers()["content-security-policy"].to_str().expect("csp").to_owned();
     assert_eq!(
-        csp(&console),
+        csp(&client),
         "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'"
     );
+    let html = client.text().await.expect("page");
+    assert_eq!(html.matches("<script").count(), 1, "one script, the console's own file");
+    assert!(html.contains(r#"<script src="/static/console.js" defer></script>"#));
+    assert!(!csp(&dashboard).contains("script-src"));
     assert!(!csp(&login).contains("script-src"));
     assert_eq!(script.headers()["content-type"], "text/javascript; charset=utf-8");
     assert!(script.text().await.expect("script").contains("data-copy"));

@@ -12,12 +12,13 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{console_session, signed_form, when};
+use super::{Frame, console_session, signed_form};
 use crate::oauth::client::{AuthMethod, Client, ClientView, GrantType};
 use crate::oauth::client_metadata;
 use crate::oauth::console::CLIENT_ID as CONSOLE_CLIENT;
 use crate::oauth::registry::{self, RegistryError};
 use crate::oauth::session::Session;
+use crate::routes::pages::when;
 use crate::routes::pages::{self, PageError, PageResult};
 use crate::routes::theme::Page;
 use crate::startup::AppState;
@@ -29,9 +30,8 @@ const RESERVED: &str = "The console's own client is managed by the server.";
 
 #[derive(Serialize)]
 struct ListPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     q: String,
     clients: Vec<ClientView>,
     /// The `after` of the next page, when there is one.
@@ -44,9 +44,8 @@ impl Page for ListPage<'_> {
 
 #[derive(Serialize)]
 struct NewPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     form: FormView,
 }
 
@@ -56,9 +55,8 @@ impl Page for NewPage<'_> {
 
 #[derive(Serialize)]
 struct EditPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     client_id: String,
     form: FormView,
 }
@@ -204,9 +202,8 @@ const OVERLAPS: [(&str, &str); 4] = [
 
 #[derive(Serialize)]
 struct ClientPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     client: ClientView,
     grant_types: String,
     /// Set once, on the answer that created or rotated the secret.
@@ -223,13 +220,14 @@ struct ClientPage<'a> {
 
 impl Page for ClientPage<'_> {
     const TEMPLATE: &'static str = "console/client.html";
+    /// The Copy button for a secret shown once.
+    const SCRIPTED: bool = true;
 }
 
 #[derive(Serialize)]
 struct DeletePage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     client: ClientView,
 }
 
@@ -279,9 +277,7 @@ async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
         clients.last().map(|c| c.client_id.clone()).unwrap_or_default()
     });
     let page = ListPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username,
+        frame: Frame::of(state, &session),
         q,
         clients: clients.iter().map(|c| c.view(None)).collect(),
         next,
@@ -314,9 +310,7 @@ fn new_page(
     status: StatusCode,
 ) -> HttpResponse {
     let page = NewPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         form: form.view(&NEW_GRANTS, &NEW_METHODS, error),
     };
     pages::render(state, status, &page)
@@ -372,9 +366,7 @@ fn client_page(
         client.secrets.iter().filter_map(|s| s.expires_at).filter(|at| *at > now).max();
     let view = client.view(None);
     let page = ClientPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         rotatable: client.metadata.token_endpoint_auth_method.uses_secret(),
         reserved: client.client_id == CONSOLE_CLIENT,
         grant_types: view.grant_types.join(" "),
@@ -418,9 +410,7 @@ pub async fn edit(
         let Some(session) = console_session(&state, &req).await? else {
             return super::sign_in(&state, &req);
         };
-        if id.as_str() == CONSOLE_CLIENT {
-            return Err(PageError::bad_request(RESERVED));
-        }
+        changeable(&id)?;
         let client = loaded(&state, &id).await?;
         let form = ClientForm::of(&client);
         Ok(edit_page(&state, &session, &id, form, None, StatusCode::OK))
@@ -437,9 +427,7 @@ fn edit_page(
     status: StatusCode,
 ) -> HttpResponse {
     let page = EditPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         client_id: client_id.to_owned(),
         form: form.view(&GrantType::ALL, &AuthMethod::ALL, error),
     };
@@ -457,9 +445,7 @@ pub async fn update(
 ) -> HttpResponse {
     let outcome = async {
         let (session, fields) = signed_form(&state, &req, body).await?;
-        if id.as_str() == CONSOLE_CLIENT {
-            return Err(PageError::bad_request(RESERVED));
-        }
+        changeable(&id)?;
         let client = loaded(&state, &id).await?;
         let form = ClientForm::posted(&fields);
         let metadata = form.apply(client_metadata::to_json(&client.metadata));
@@ -497,9 +483,7 @@ pub async fn rotate(
 ) -> HttpResponse {
     let outcome = async {
         let (session, fields) = signed_form(&state, &req, body).await?;
-        if id.as_str() == CONSOLE_CLIENT {
-            return Err(PageError::bad_request(RESERVED));
-        }
+        changeable(&id)?;
         let overlap =
             match pages::field(&fields, "overlap") {
                 None => Duration::ZERO,
@@ -536,12 +520,7 @@ pub async fn confirm_delete(
             return super::sign_in(&state, &req);
         };
         let client = loaded(&state, &id).await?;
-        let page = DeletePage {
-            base: pages::base(&state),
-            csrf_token: pages::csrf_token(&state, &session.id),
-            username: session.user.username,
-            client: client.view(None),
-        };
+        let page = DeletePage { frame: Frame::of(&state, &session), client: client.view(None) };
         Ok(pages::render(&state, StatusCode::OK, &page))
     };
     pages::answer(&state, outcome.await)
@@ -556,9 +535,7 @@ pub async fn delete(
 ) -> HttpResponse {
     let outcome = async {
         let (session, _) = signed_form(&state, &req, body).await?;
-        if id.as_str() == CONSOLE_CLIENT {
-            return Err(PageError::bad_request(RESERVED));
-        }
+        changeable(&id)?;
         let actor = super::super::actor::user(&session.user.id, &state, &req);
         if !state.registry.delete(&state.db, &state.revocations, &id, actor).await? {
             return Err(PageError::Shown(StatusCode::NOT_FOUND, NOT_FOUND));
@@ -566,6 +543,11 @@ pub async fn delete(
         Ok(pages::see_other(&format!("{}/console/clients", pages::base(&state))))
     };
     pages::answer(&state, outcome.await)
+}
+
+/// Refuses any change to the console's own client: the server manages it.
+fn changeable(id: &str) -> Result<(), PageError> {
+    if id == CONSOLE_CLIENT { Err(PageError::bad_request(RESERVED)) } else { Ok(()) }
 }
 
 /// The client `id` as the admin API reads it, or the console's 404 page.

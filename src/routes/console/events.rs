@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::console_session;
+use super::{Frame, console_session};
 use crate::error::AdminError;
 use crate::oauth::audit::EventType;
 use crate::routes::admin::events::filter_of;
@@ -23,9 +23,8 @@ const LIST: &str = "events";
 
 #[derive(Serialize)]
 struct EventsPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     types: Vec<&'static str>,
     kind: String,
     actor: String,
@@ -84,9 +83,7 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
             .finish()
     });
     let page = EventsPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username,
+        frame: Frame::of(state, &session),
         types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
         kind: value("type"),
         actor: value("actor"),

@@ -7,10 +7,11 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::{console_session, key_ring, signed_form, when};
+use super::{Frame, console_session, key_ring, signed_form};
 use crate::oauth::jwk::Algorithm;
 use crate::oauth::keyring::{KeyError, KeyInfo};
 use crate::oauth::session::Session;
+use crate::routes::pages::when;
 use crate::routes::pages::{self, PageError};
 use crate::routes::theme::Page;
 use crate::startup::AppState;
@@ -45,9 +46,8 @@ impl From<&KeyInfo> for KeyRow {
 
 #[derive(Serialize)]
 struct KeysPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     keys: Vec<KeyRow>,
     next_rotation: String,
     /// The RS256 key that signs now (the one most tokens carry).
@@ -60,9 +60,8 @@ impl Page for KeysPage<'_> {
 
 #[derive(Serialize)]
 struct TooNewPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     /// How long until the next key has outlived every JWKS cache, in seconds.
     wait: String,
     /// How long a JWKS may be cached, plus the time every replica takes to see a new key.
@@ -87,9 +86,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
 async fn keys_page(state: &AppState, session: &Session) -> Result<HttpResponse, PageError> {
     let (keys, next_rotation) = key_ring(state).await?;
     let page = KeysPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         keys: keys.iter().map(KeyRow::from).collect(),
         next_rotation: next_rotation.map_or_else(|| "none scheduled".to_owned(), when),
         signing_kid: state.keys.active_kid(Algorithm::RS256),
@@ -113,9 +110,7 @@ pub async fn rotate(
             Err(KeyError::NextTooNew(wait)) => {
                 let lead = crate::startup::key_policy(&state.settings).publish_lead;
                 let page = TooNewPage {
-                    base: pages::base(&state),
-                    csrf_token: pages::csrf_token(&state, &session.id),
-                    username: session.user.username,
+                    frame: Frame::of(&state, &session),
                     wait: wait.to_string(),
                     lead: humantime::format_duration(lead).to_string(),
                 };

@@ -37,11 +37,29 @@ const RETURN_LIMIT: usize = 1024;
 const NOT_ADMINISTRATOR: &str = "The console is for administrators only.";
 const RESTART: &str = "The console sign-in could not be completed. Open the console again.";
 
+/// What every console page shows around its content: the paths' base, the form token bound
+/// to the console session, and who is signed in.
 #[derive(Serialize)]
-struct Dashboard<'a> {
+pub(super) struct Frame<'a> {
     base: &'a str,
     csrf_token: String,
     username: String,
+}
+
+impl<'a> Frame<'a> {
+    pub(super) fn of(state: &'a AppState, session: &session::Session) -> Self {
+        Frame {
+            base: pages::base(state),
+            csrf_token: pages::csrf_token(state, &session.id),
+            username: session.user.username.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Dashboard<'a> {
+    #[serde(flatten)]
+    frame: Frame<'a>,
     counts: Counts,
     keys: Vec<KeyInfo>,
     next_rotation: Option<DateTime<Utc>>,
@@ -113,9 +131,7 @@ async fn show_dashboard(state: &AppState, req: &HttpRequest) -> PageResult {
     let tokens = chart::Series::bucket(now, "tokens", issued);
     let (keys, next_rotation) = key_ring(state).await?;
     let page = Dashboard {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username,
+        frame: Frame::of(state, &session),
         counts,
         keys,
         next_rotation,
@@ -137,11 +153,6 @@ pub(super) async fn key_ring(
     let keys = keyring::list_stored(&state.db, &policy).await?;
     let next_rotation = keyring::next_rotation(&keys, &policy);
     Ok((keys, next_rotation))
-}
-
-/// A time as the console shows it.
-pub(super) fn when(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Starts a sign-in: a fresh random binding in the flow cookie, and the authorization

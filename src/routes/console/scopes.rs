@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{console_session, signed_form};
+use super::{Frame, console_session, signed_form};
 use crate::oauth::scopes::{self as changes, Invalid};
 use crate::oauth::session::Session;
 use crate::routes::pages::{self, PageError, PageResult};
@@ -46,9 +46,8 @@ impl From<ScopeRecord> for ScopeRow {
 
 #[derive(Serialize)]
 struct ListPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     scopes: Vec<ScopeRow>,
     has_scopes: bool,
     /// The `after` of the next page (query-encoded), when `has_next`.
@@ -67,9 +66,8 @@ impl Page for ListPage<'_> {
 
 #[derive(Serialize)]
 struct ScopePage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     scope: ScopeRow,
     /// What the description field holds (as typed when it is refused).
     description: String,
@@ -84,9 +82,8 @@ impl Page for ScopePage<'_> {
 
 #[derive(Serialize)]
 struct DeletePage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     scope: ScopeRow,
 }
 
@@ -143,9 +140,7 @@ async fn list_page(
         _ => String::new(),
     };
     let page = ListPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         has_scopes: !found.is_empty(),
         scopes: found.into_iter().map(ScopeRow::from).collect(),
         has_next: more,
@@ -203,9 +198,7 @@ fn scope_page(
     status: StatusCode,
 ) -> HttpResponse {
     let page = ScopePage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         scope: ScopeRow::from(scope),
         description,
         saved,
@@ -274,12 +267,7 @@ pub async fn confirm_delete(
         if changes::is_built_in(&scope.name) {
             return Err(PageError::Shown(StatusCode::CONFLICT, UNDELETABLE));
         }
-        let page = DeletePage {
-            base: pages::base(&state),
-            csrf_token: pages::csrf_token(&state, &session.id),
-            username: session.user.username,
-            scope: ScopeRow::from(scope),
-        };
+        let page = DeletePage { frame: Frame::of(&state, &session), scope: ScopeRow::from(scope) };
         Ok(pages::render(&state, StatusCode::OK, &page))
     };
     pages::answer(&state, outcome.await)

@@ -9,17 +9,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::{console_session, signed_form};
+use super::{Frame, console_session, signed_form};
 use crate::oauth::client::is_client_id;
 use crate::oauth::client_metadata::FieldError;
 use crate::oauth::session::Session;
 use crate::oauth::users::{self, UserError};
 use crate::routes::admin::grants::revoke_by_admin;
-use crate::routes::pages::{self, PageError, PageResult};
+use crate::routes::pages::{self, PageError, PageResult, when};
 use crate::routes::theme::Page;
 use crate::startup::AppState;
 use crate::store;
@@ -52,9 +52,8 @@ struct UserRow {
 
 #[derive(Serialize)]
 struct ListPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     q: String,
     users: Vec<UserRow>,
     has_users: bool,
@@ -78,9 +77,8 @@ struct NewForm {
 
 #[derive(Serialize)]
 struct NewPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     form: NewForm,
     has_error: bool,
     error_field: String,
@@ -124,9 +122,8 @@ struct SessionRow {
 
 #[derive(Serialize)]
 struct UserPage<'a> {
-    base: &'a str,
-    csrf_token: String,
-    username: String,
+    #[serde(flatten)]
+    frame: Frame<'a>,
     user: UserFacts,
     /// The user is the signed-in administrator: no disabling, no removing the flag.
     yourself: bool,
@@ -145,10 +142,6 @@ struct UserPage<'a> {
 
 impl Page for UserPage<'_> {
     const TEMPLATE: &'static str = "console/user.html";
-}
-
-fn when(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 fn yes_no(flag: bool) -> String {
@@ -223,9 +216,7 @@ async fn show_list(state: &AppState, req: &HttpRequest) -> PageResult {
         })
         .collect();
     let page = ListPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username,
+        frame: Frame::of(state, &session),
         q,
         has_users: !users.is_empty(),
         users,
@@ -255,9 +246,7 @@ fn new_page(
 ) -> HttpResponse {
     let (error_field, error_text) = error.unwrap_or_default();
     let page = NewPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         form,
         has_error: !error_text.is_empty(),
         error_field,
@@ -385,9 +374,7 @@ async fn user_page(
         .collect();
     let yourself = user.id == session.user.id;
     let page = UserPage {
-        base: pages::base(state),
-        csrf_token: pages::csrf_token(state, &session.id),
-        username: session.user.username.clone(),
+        frame: Frame::of(state, session),
         yourself,
         may_disable: !user.disabled && !yourself,
         may_remove_admin: user.admin && !yourself,
@@ -478,6 +465,17 @@ fn flag(fields: &[(String, String)], name: &str) -> Result<bool, PageError> {
     }
 }
 
+/// A user flag the console sets from the form field of the same name, and the value an
+/// administrator may not give it on their own account (it would lock them out mid-session).
+struct Flag {
+    member: &'static str,
+    refused_for_yourself: (bool, &'static str),
+}
+
+const DISABLED: Flag =
+    Flag { member: "disabled", refused_for_yourself: (true, NOT_YOURSELF_DISABLED) };
+const ADMIN: Flag = Flag { member: "admin", refused_for_yourself: (false, NOT_YOURSELF_ADMIN) };
+
 /// `POST /console/users/{id}/disabled` (`disabled=true|false`): disabling cuts the user off,
 /// as the admin API's; an administrator cannot disable themselves here.
 pub async fn set_disabled(
@@ -486,15 +484,8 @@ pub async fn set_disabled(
     id: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let outcome = async {
-        let (session, fields) = signed_form(&state, &req, body).await?;
-        let disabled = flag(&fields, "disabled")?;
-        if disabled && id.as_str() == session.user.id {
-            return Err(PageError::bad_request(NOT_YOURSELF_DISABLED));
-        }
-        change(&state, &req, &session, &id, "disabled", Value::Bool(disabled)).await
-    };
-    pages::answer(&state, outcome.await)
+    let outcome = set_flag(&state, &req, &id, body, &DISABLED).await;
+    pages::answer(&state, outcome)
 }
 
 /// `POST /console/users/{id}/admin-flag` (`admin=true|false`); an administrator cannot remove
@@ -505,15 +496,24 @@ pub async fn set_admin(
     id: web::Path<String>,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let outcome = async {
-        let (session, fields) = signed_form(&state, &req, body).await?;
-        let admin = flag(&fields, "admin")?;
-        if !admin && id.as_str() == session.user.id {
-            return Err(PageError::bad_request(NOT_YOURSELF_ADMIN));
-        }
-        change(&state, &req, &session, &id, "admin", Value::Bool(admin)).await
-    };
-    pages::answer(&state, outcome.await)
+    let outcome = set_flag(&state, &req, &id, body, &ADMIN).await;
+    pages::answer(&state, outcome)
+}
+
+async fn set_flag(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+    body: Result<web::Bytes, actix_web::Error>,
+    flag_of: &Flag,
+) -> PageResult {
+    let (session, fields) = signed_form(state, req, body).await?;
+    let value = flag(&fields, flag_of.member)?;
+    let (refused, why) = flag_of.refused_for_yourself;
+    if value == refused && id == session.user.id {
+        return Err(PageError::bad_request(why));
+    }
+    change(state, req, &session, id, flag_of.member, Value::Bool(value)).await
 }
 
 /// `POST /console/users/{id}/password` (`password`): a new password typed by the
