@@ -68,9 +68,22 @@ pub enum UsersCommand {
         /// An administrator: may be granted the `admin` scope (the admin API).
         #[arg(long)]
         admin: bool,
+        /// Must sign in with a second factor or a passkey.
+        #[arg(long)]
+        require_mfa: bool,
     },
     /// End every session of a user and cut off every token issued to them so far.
     EndSessions {
+        #[arg(long)]
+        id: String,
+    },
+    /// Print the sign-in methods a user has set up, as JSON.
+    Methods {
+        #[arg(long)]
+        id: String,
+    },
+    /// Turn a user's authenticator app off (a lost phone), with its recovery codes.
+    ResetTotp {
         #[arg(long)]
         id: String,
     },
@@ -209,6 +222,10 @@ pub struct SettingsArgs {
     /// §5): true or false [default: false]
     #[arg(long, env = "CASTELLAN_REQUIRE_PUSHED_AUTHORIZATION_REQUESTS", global = true)]
     require_pushed_authorization_requests: Option<String>,
+    /// Whether administrators must sign in with a second factor or a passkey to get any
+    /// token or the console: true or false [default: false]
+    #[arg(long, env = "CASTELLAN_ADMIN_MFA", global = true)]
+    admin_mfa: Option<String>,
     /// Whether outgoing requests (a client's jwks_uri) may reach loopback, private and
     /// link-local addresses over plain http; development only: true or false [default: false]
     #[arg(long, env = "CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS", global = true)]
@@ -347,6 +364,7 @@ impl SettingsArgs {
             self.require_pushed_authorization_requests,
             d.require_pushed_authorization_requests,
         )?;
+        let admin_mfa = flag("CASTELLAN_ADMIN_MFA", self.admin_mfa, d.admin_mfa)?;
         let outbound_allow_private_networks = flag(
             "CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS",
             self.outbound_allow_private_networks,
@@ -448,6 +466,7 @@ impl SettingsArgs {
             trusted_proxies,
             dpop_require_nonce,
             require_pushed_authorization_requests,
+            admin_mfa,
             outbound_allow_private_networks,
             client_jwks_refetch_interval: duration(
                 "CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL",
@@ -511,10 +530,20 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             clients_create(create, settings).await?
         }
         Command::Users {
-            action: UsersCommand::Create { username, email, email_verified, name, admin },
-        } => users_create(settings, username, email, email_verified, name, admin).await?,
+            action:
+                UsersCommand::Create { username, email, email_verified, name, admin, require_mfa },
+        } => {
+            let flags = serde_json::json!({"email_verified": email_verified, "admin": admin, "require_mfa": require_mfa});
+            users_create(settings, username, email, name, flags).await?
+        }
         Command::Users { action: UsersCommand::EndSessions { id } } => {
             users_end_sessions(settings, id).await?
+        }
+        Command::Users { action: UsersCommand::Methods { id } } => {
+            users_methods(settings, id).await?
+        }
+        Command::Users { action: UsersCommand::ResetTotp { id } } => {
+            users_reset_totp(settings, id).await?
         }
         Command::Migrate => {
             store::migrate(&settings).await?;
@@ -567,21 +596,22 @@ async fn clients_create(create: CreateClient, settings: Settings) -> anyhow::Res
     Ok(())
 }
 
+/// `flags`: the user's boolean members (`email_verified`, `admin`, `require_mfa`).
 async fn users_create(
     settings: Settings,
     username: String,
     email: Option<String>,
-    email_verified: bool,
     name: Option<String>,
-    admin: bool,
+    flags: serde_json::Value,
 ) -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin().read_line(&mut password)?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
-    let body = serde_json::json!({
-        "username": username, "password": password, "email": email,
-        "email_verified": email_verified, "name": name, "admin": admin,
-    });
+    let mut body = flags;
+    body["username"] = username.into();
+    body["password"] = password.into();
+    body["email"] = email.into();
+    body["name"] = name.into();
     let input = crate::oauth::users::parse_input(&body, true)
         .map_err(|e| anyhow::anyhow!("invalid user ({}): {}", e.field, e.description))?;
     store::migrate(&settings).await?;
@@ -605,6 +635,31 @@ async fn users_end_sessions(settings: Settings, id: String) -> anyhow::Result<()
     };
     println!("{}", serde_json::json!({ "user": id, "sessions_ended": ended }));
     db.close().await?;
+    Ok(())
+}
+
+async fn users_methods(settings: Settings, id: String) -> anyhow::Result<()> {
+    store::migrate(&settings).await?;
+    let db = store::connect(&settings).await?;
+    let found = crate::oauth::methods::of(&db, &id).await?;
+    db.close().await?;
+    let methods = found.ok_or_else(|| anyhow::anyhow!("no user with this id"))?;
+    println!("{}", serde_json::to_string(&methods)?);
+    Ok(())
+}
+
+async fn users_reset_totp(settings: Settings, id: String) -> anyhow::Result<()> {
+    use crate::oauth::audit::{Actor, Event, EventType};
+    store::migrate(&settings).await?;
+    let db = store::connect(&settings).await?;
+    let event = Event::new(EventType::MfaTotpRemoved, Actor::system("cli"), format!("user:{id}"))
+        .with("by", "admin");
+    let removed = crate::oauth::methods::turn_off_totp(&db, &id, &event).await?;
+    db.close().await?;
+    if !removed {
+        anyhow::bail!("no authenticator app is set up for a user with this id");
+    }
+    println!("{}", serde_json::json!({ "user": id, "totp_removed": true }));
     Ok(())
 }
 

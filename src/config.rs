@@ -66,6 +66,9 @@ pub struct Settings {
     pub dpop_require_nonce: bool,
     /// Every client must push its authorization requests first (RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
+    /// Administrators (the admin flag) must sign in with a second factor or a passkey to
+    /// get any token or the console (docs/REFERENCE.md §3.4).
+    pub admin_mfa: bool,
     /// Whether outgoing requests (a client's `jwks_uri`) may reach loopback, private and
     /// link-local addresses, and use plain http: for development and tests only.
     pub outbound_allow_private_networks: bool,
@@ -179,6 +182,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             dpop_require_nonce: false,
             require_pushed_authorization_requests: false,
+            admin_mfa: false,
             outbound_allow_private_networks: false,
             client_jwks_refetch_interval: Duration::from_secs(30),
             registration: RegistrationMode::Closed,

@@ -21,6 +21,7 @@ fn user() -> UserRecord {
         name: None,
         disabled: false,
         admin: false,
+        require_mfa: false,
         tokens_not_before: None,
         created_at: now,
         updated_at: now,

@@ -35,6 +35,8 @@ pub struct Model {
     pub dpop_bound_access_tokens: bool,
     /// RFC 9126 §6: authorization requests only by reference to a pushed one.
     pub require_pushed_authorization_requests: bool,
+    /// Every sign-in for this client uses a second factor or a passkey.
+    pub require_mfa: bool,
     /// Where the client publishes its public keys (instead of `jwks`).
     #[sea_orm(column_type = "Text", nullable)]
     pub jwks_uri: Option<String>,

@@ -18,6 +18,8 @@ pub struct Model {
     pub user_id: Option<String>,
     pub grant_id: Option<String>,
     pub auth_time: Option<DateTimeUtc>,
+    /// How the approving user signed in (space-separated `amr` values).
+    pub amr: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
     /// How long the device must wait between polls (RFC 8628 §3.5: grows on `slow_down`).
     pub interval_secs: i32,

@@ -14,6 +14,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub scope: String,
     pub auth_time: DateTimeUtc,
+    /// How the user signed in (space-separated `amr` values); NULL: a password alone.
+    pub amr: Option<String>,
     pub created_at: DateTimeUtc,
     pub absolute_expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,

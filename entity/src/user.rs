@@ -19,6 +19,8 @@ pub struct Model {
     pub disabled: bool,
     /// May hold the `admin` scope.
     pub admin: bool,
+    /// Must sign in with a second factor or a passkey.
+    pub require_mfa: bool,
     /// Every token of this user issued at or before this instant is dead.
     pub tokens_not_before: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,

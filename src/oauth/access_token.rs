@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::jwk::Algorithm;
 use super::keyring::{KeyError, Keys, LEEWAY};
 use super::scope::Scopes;
+use super::session::Amr;
 
 /// The `typ` header of an access token (RFC 9068 §2.1).
 pub const TYP: &str = "at+jwt";
@@ -25,6 +26,12 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// How the user signed in (RFC 8176) and the assurance it reached (RFC 9068 §2.2.1),
+    /// when known: a resource server may ask for more (RFC 9470).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
     /// The grant a user's token was issued under (revoking the grant ends the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
@@ -99,6 +106,8 @@ pub struct Grant<'a> {
     pub scope: &'a Scopes,
     pub lifetime: Duration,
     pub auth_time: Option<i64>,
+    /// How the user signed in, when known.
+    pub amr: Option<Amr>,
     pub grant_id: Option<&'a str>,
     pub family_id: Option<&'a str>,
     /// The client's `access_token_signed_response_alg`.
@@ -128,6 +137,8 @@ pub fn issue(keys: &Keys, grant: Grant<'_>) -> Result<(String, AccessClaims), Ke
         client_id: grant.client_id.to_owned(),
         scope: grant.scope.to_string(),
         auth_time: grant.auth_time,
+        acr: grant.amr.map(|amr| amr.level().acr().to_owned()),
+        amr: grant.amr.map(|amr| amr.values().iter().map(|v| (*v).to_owned()).collect()),
         gid: grant.grant_id.map(str::to_owned),
         fid: grant.family_id.map(str::to_owned),
         cnf: grant.jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() }),

@@ -17,6 +17,7 @@ use super::redirect_uri;
 use super::registry::Registry;
 use super::revocation::Revocations;
 use super::scope::Scopes;
+use super::session::Level;
 use crate::store::{self, Db, StoreError};
 
 /// The prefix of every `request_uri` this server hands out (RFC 9126 §2.2).
@@ -126,6 +127,9 @@ pub struct AuthorizationRequest {
     /// The `sub` of a verified `id_token_hint`, if one was sent.
     pub hinted_subject: Option<String>,
     pub login_hint: Option<String>,
+    /// OIDC Core §3.1.2.1 `acr_values`: the weakest level it names that this server knows
+    /// (values it does not know are ignored, as the parameter is voluntary).
+    pub acr: Option<Level>,
     /// RFC 9449 §10: the thumbprint of the DPoP key the code's tokens must be bound to.
     pub dpop_jkt: Option<String>,
     /// For a pushed request (RFC 9126): the hash of its `request_uri`, used up by the code
@@ -416,6 +420,7 @@ async fn check(
         }
     };
     let login_hint = get("login_hint").map(|h| h.chars().take(64).collect());
+    let acr = get("acr_values").and_then(Level::requested);
     // An RFC 7638 SHA-256 thumbprint: 43 base64url characters.
     let dpop_jkt = get("dpop_jkt").map(str::to_owned);
     if dpop_jkt.as_deref().is_some_and(|jkt| !is_base64url_of_32_bytes(jkt)) {
@@ -433,6 +438,7 @@ async fn check(
         max_age,
         hinted_subject,
         login_hint,
+        acr,
         dpop_jkt,
         pushed: None,
     })

@@ -209,6 +209,8 @@ pub struct ClientMetadata {
     pub dpop_bound_access_tokens: bool,
     /// RFC 9126 §6: `/authorize` takes only a `request_uri` of a request pushed to `/par`.
     pub require_pushed_authorization_requests: bool,
+    /// Every sign-in for this client uses a second factor or a passkey (`oauth::assurance`).
+    pub require_mfa: bool,
     /// How its ID tokens are signed (OIDC Registration §2 `id_token_signed_response_alg`).
     pub id_token_alg: Algorithm,
     pub profile: Option<Profile>,
@@ -293,6 +295,7 @@ impl Client {
             access_token_signed_response_alg: m.access_token_alg.as_str(),
             dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             require_pushed_authorization_requests: m.require_pushed_authorization_requests,
+            require_mfa: m.require_mfa,
             id_token_signed_response_alg: m.id_token_alg.as_str(),
             security_profile: m.profile.map(Profile::as_str),
             refresh_token_rotation: m.refresh_token_rotation,
@@ -352,6 +355,8 @@ pub struct ClientView {
     pub dpop_bound_access_tokens: bool,
     /// Whether authorization requests must be pushed first (RFC 9126 §6).
     pub require_pushed_authorization_requests: bool,
+    /// Whether every sign-in for it must use a second factor or a passkey.
+    pub require_mfa: bool,
     /// RS256 (the default), PS256, ES256 or EdDSA.
     pub id_token_signed_response_alg: &'static str,
     /// `fapi2`, or absent.

@@ -32,7 +32,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 23] = [
+const MEMBERS: [&str; 24] = [
     "client_name",
     "client_uri",
     "redirect_uris",
@@ -53,6 +53,7 @@ const MEMBERS: [&str; 23] = [
     "served_resources",
     "dpop_bound_access_tokens",
     "require_pushed_authorization_requests",
+    "require_mfa",
     "id_token_signed_response_alg",
     "security_profile",
     "refresh_token_rotation",
@@ -186,6 +187,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     let dpop_bound_access_tokens = member(map, "dpop_bound_access_tokens")?.unwrap_or(fapi2);
     let require_pushed_authorization_requests =
         member(map, "require_pushed_authorization_requests")?.unwrap_or(fapi2);
+    let require_mfa = member(map, "require_mfa")?.unwrap_or(false);
     // Rotation is the reuse defence of a public client; a sender-constrained confidential
     // client needs none (FAPI 2.0 Security Profile §5.3.2.1).
     let refresh_token_rotation = member(map, "refresh_token_rotation")?.unwrap_or(!fapi2);
@@ -226,6 +228,7 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         access_token_alg,
         dpop_bound_access_tokens,
         require_pushed_authorization_requests,
+        require_mfa,
         id_token_alg,
         profile,
         refresh_token_rotation,
@@ -254,6 +257,7 @@ pub fn to_json(metadata: &ClientMetadata) -> Value {
     put("id_token_signed_response_alg", m.id_token_alg.as_str().into());
     put("dpop_bound_access_tokens", m.dpop_bound_access_tokens.into());
     put("require_pushed_authorization_requests", m.require_pushed_authorization_requests.into());
+    put("require_mfa", m.require_mfa.into());
     put("refresh_token_rotation", m.refresh_token_rotation.into());
     let optional = [
         ("client_uri", m.client_uri.clone().map(Value::from)),

@@ -6,6 +6,7 @@ use sea_orm::TransactionTrait;
 
 use super::audit::{self, Event, EventType};
 use super::scope::Scopes;
+use super::session::Amr;
 use crate::store::device_authorizations::{self, Decision};
 use crate::store::grants::{self, GrantRecord};
 use crate::store::{Db, StoreError};
@@ -36,15 +37,17 @@ pub async fn decide_device(
     user_code_hash: &[u8],
     client_id: &str,
     user_id: &str,
-    approve: Option<(&Scopes, DateTime<Utc>)>,
+    // What was asked, and when and how the user signed in.
+    approve: Option<(&Scopes, DateTime<Utc>, Amr)>,
     event: Event,
 ) -> Result<bool, StoreError> {
     let now = Utc::now();
     let txn = db.begin().await?;
     let (decided, event) = match approve {
-        Some((asked, auth_time)) => {
+        Some((asked, auth_time, amr)) => {
             let grant = merge(&txn, user_id, client_id, asked, now).await?;
-            let decision = Decision::Approve { user_id, grant_id: &grant.id, auth_time };
+            let amr = amr.as_stored();
+            let decision = Decision::Approve { user_id, grant_id: &grant.id, auth_time, amr };
             let decided =
                 device_authorizations::decide(&txn, user_code_hash, client_id, decision, now)
                     .await?;

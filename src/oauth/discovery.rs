@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::client::{AuthMethod, GrantType};
+use super::session::Level;
 use crate::config::Issuer;
 
 /// Algorithms a client may sign a `private_key_jwt` assertion with.
@@ -37,6 +38,9 @@ pub struct Metadata {
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
+    /// OIDC Discovery §3: the assurance levels a client may ask for with `acr_values`,
+    /// weakest first (docs/REFERENCE.md §3.4).
+    pub acr_values_supported: Vec<&'static str>,
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
     /// RFC 9101 §10.1 (via RFC 8414 §2): what request objects may be signed with.
@@ -101,6 +105,8 @@ impl Metadata {
                 "exp",
                 "iat",
                 "auth_time",
+                "amr",
+                "acr",
                 "nonce",
                 "at_hash",
                 "name",
@@ -109,6 +115,7 @@ impl Metadata {
                 "email",
                 "email_verified",
             ],
+            acr_values_supported: Level::ALL.iter().map(|level| level.acr()).collect(),
             claims_parameter_supported: false,
             // RFC 9101: signed request objects by value; by reference only from /par.
             request_parameter_supported: true,

@@ -243,6 +243,9 @@ impl Gate<'_> {
                     token_type: "refresh_token",
                     cnf: claims.jkt.map(|jkt| Confirmation { jkt }),
                     act: None,
+                    auth_time: None,
+                    acr: None,
+                    amr: None,
                 }),
             });
         }
@@ -275,6 +278,9 @@ impl Gate<'_> {
                 token_type: claims.token_type(),
                 cnf: claims.cnf.clone(),
                 act: claims.act.clone(),
+                auth_time: claims.auth_time,
+                acr: claims.acr.clone(),
+                amr: claims.amr.clone(),
             }),
         })
     }
@@ -327,6 +333,14 @@ pub struct TokenFacts {
     /// Who acts for `sub` in a token from a token exchange (RFC 8693 §4.1, §7.2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// When and how the user signed in, for a user's access token (RFC 9068 §2.2.1): a
+    /// resource server may demand more (RFC 9470).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amr: Option<Vec<String>>,
 }
 
 impl Introspection {

@@ -8,6 +8,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
+use super::session::Amr;
+
 use super::jwk::Algorithm;
 use super::keyring::{KeyError, Keys};
 use super::scope::Scopes;
@@ -68,6 +70,9 @@ struct IdClaims<'a> {
     /// RFC 8176: how the user signed in, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     amr: Option<&'static [&'static str]>,
+    /// OIDC Core §2: the assurance that sign-in reached (`session::Level`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acr: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     at_hash: String,
@@ -82,8 +87,8 @@ pub struct IdToken<'a> {
     pub user: &'a UserRecord,
     pub scope: &'a Scopes,
     pub auth_time: i64,
-    /// How the user signed in (RFC 8176), when known.
-    pub amr: Option<&'static [&'static str]>,
+    /// How the user signed in, when known.
+    pub amr: Option<Amr>,
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
     pub lifetime: Duration,
@@ -101,7 +106,8 @@ pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
         exp: iat + i64::try_from(token.lifetime.as_secs()).unwrap_or(600),
         iat,
         auth_time: token.auth_time,
-        amr: token.amr,
+        amr: token.amr.map(Amr::values),
+        acr: token.amr.map(|amr| amr.level().acr()),
         nonce: token.nonce,
         at_hash: at_hash(token.alg, token.access_token),
         user: UserClaims::new(token.user, token.scope),

@@ -2,6 +2,7 @@
 //! (no actix, no SeaORM).
 
 pub mod access_token;
+pub mod assurance;
 pub mod audit;
 pub mod authorize;
 pub mod client;
@@ -24,6 +25,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keyring;
 pub mod master_key;
+pub mod methods;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh_token;

@@ -112,6 +112,7 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         access_token_alg: Algorithm::RS256,
         dpop_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
+        require_mfa: false,
         id_token_alg: Algorithm::RS256,
         profile: None,
         refresh_token_rotation: true,
@@ -517,6 +518,7 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         access_token_alg: m.access_token_alg.as_str().to_owned(),
         dpop_bound_access_tokens: m.dpop_bound_access_tokens,
         require_pushed_authorization_requests: m.require_pushed_authorization_requests,
+        require_mfa: m.require_mfa,
         jwks_uri: m.jwks_uri.clone(),
         id_token_alg: m.id_token_alg.as_str().to_owned(),
         security_profile: m.profile.map(|p| p.as_str().to_owned()),
@@ -583,6 +585,7 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
                 .ok_or_else(|| anyhow::anyhow!("unknown access_token_signed_response_alg"))?,
             dpop_bound_access_tokens: r.dpop_bound_access_tokens,
             require_pushed_authorization_requests: r.require_pushed_authorization_requests,
+            require_mfa: r.require_mfa,
             id_token_alg: Algorithm::parse(&r.id_token_alg)
                 .ok_or_else(|| anyhow::anyhow!("unknown id_token_signed_response_alg"))?,
             profile: match r.security_profile.as_deref() {

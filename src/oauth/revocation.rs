@@ -489,6 +489,8 @@ mod tests {
             client_id: "client-1".into(),
             scope: String::new(),
             auth_time: None,
+            acr: None,
+            amr: None,
             gid: gid.map(str::to_owned),
             fid: Some("family-1".into()),
             cnf: None,

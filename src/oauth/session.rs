@@ -64,6 +64,11 @@ impl Amr {
         Self::ALL.into_iter().find(|amr| Some(amr.as_stored()) == stored).unwrap_or(Self::Password)
     }
 
+    /// From a token's `amr` claim; `None` for a list this server does not issue.
+    pub fn from_values(values: &[String]) -> Option<Self> {
+        Self::ALL.into_iter().find(|amr| amr.values().iter().eq(values.iter()))
+    }
+
     /// The assurance this sign-in reached.
     pub fn level(self) -> Level {
         match self {

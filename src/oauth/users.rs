@@ -30,6 +30,8 @@ pub struct User {
     pub disabled: bool,
     /// An administrator: may hold the `admin` scope.
     pub admin: bool,
+    /// Must sign in with a second factor or a passkey (docs/REFERENCE.md §3.4).
+    pub require_mfa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -44,6 +46,7 @@ impl From<UserRecord> for User {
             name: r.name,
             disabled: r.disabled,
             admin: r.admin,
+            require_mfa: r.require_mfa,
             created_at: r.created_at,
             updated_at: r.updated_at,
         }
@@ -59,6 +62,7 @@ pub struct UserInput {
     pub name: Option<String>,
     pub disabled: bool,
     pub admin: bool,
+    pub require_mfa: bool,
 }
 
 /// A user just replaced, and whether the change must end what they hold: a new password or
@@ -197,6 +201,7 @@ pub async fn create(
         name: input.name,
         disabled: input.disabled,
         admin: input.admin,
+        require_mfa: input.require_mfa,
         tokens_not_before: None,
         created_at: now,
         updated_at: now,
@@ -306,6 +311,7 @@ async fn write_replacement(
         .with("disabled", input.disabled)
         .with("admin", input.admin)
         .with("admin_changed", input.admin != current.admin)
+        .with("require_mfa", input.require_mfa)
         .with("disabled_changed", input.disabled != current.disabled);
     let password_hash = match input.password {
         Some(password) => passwords.hash(password).await?,
@@ -320,6 +326,7 @@ async fn write_replacement(
         name: input.name,
         disabled: input.disabled,
         admin: input.admin,
+        require_mfa: input.require_mfa,
         tokens_not_before: current.tokens_not_before,
         created_at: current.created_at,
         updated_at: Utc::now(),
@@ -340,8 +347,8 @@ async fn write_replacement(
     Ok(Replaced { user: record.into(), must_cut_off })
 }
 
-const MEMBERS: [&str; 7] =
-    ["username", "password", "email", "email_verified", "name", "disabled", "admin"];
+const MEMBERS: [&str; 8] =
+    ["username", "password", "email", "email_verified", "name", "disabled", "admin", "require_mfa"];
 
 fn invalid(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_request", description, field: field.to_owned() }
@@ -401,6 +408,7 @@ pub fn parse_input(body: &Value, creating: bool) -> Result<UserInput, FieldError
         name,
         disabled: optional_bool(map, "disabled")?,
         admin: optional_bool(map, "admin")?,
+        require_mfa: optional_bool(map, "require_mfa")?,
     })
 }
 

@@ -69,6 +69,8 @@ mod tests {
             client_id: "c".into(),
             scope: String::new(),
             auth_time: None,
+            acr: None,
+            amr: None,
             gid: None,
             fid: None,
             cnf: None,

@@ -15,7 +15,7 @@ use super::pages::{
 };
 use crate::oauth::audit::{self, Event, EventType};
 use crate::oauth::session::Session;
-use crate::oauth::{device, session, totp, users};
+use crate::oauth::{device, methods, session, totp, users};
 use crate::startup::AppState;
 use crate::store;
 
@@ -255,14 +255,7 @@ async fn remove(
     let actor = super::actor::user(&user.id, state, req);
     let event = Event::new(EventType::MfaTotpRemoved, actor, format!("user:{}", user.id))
         .with("by", if code.trim().is_empty() { "password" } else { "otp" });
-    let txn = state.db.begin().await.map_err(store::StoreError::from)?;
-    if store::totp::remove(&txn, &user.id).await? {
-        audit::record(&txn, &event).await?;
-        txn.commit().await.map_err(store::StoreError::from)?;
-        event.log();
-    } else {
-        txn.rollback().await.map_err(store::StoreError::from)?;
-    }
+    methods::turn_off_totp(&state.db, &user.id, &event).await?;
     Ok(pages::see_other(&format!("{}/account", pages::base(state))))
 }
 

@@ -15,8 +15,8 @@ use crate::oauth::authorize::{
 use crate::oauth::client::{Client, Registration};
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
-use crate::oauth::session::Session;
-use crate::oauth::{consent, console};
+use crate::oauth::session::{Level, Session};
+use crate::oauth::{assurance, consent, console};
 use crate::startup::AppState;
 use crate::store::{self, grants::GrantRecord};
 
@@ -103,8 +103,20 @@ async fn authorize(
         if request.prompt.none {
             return back("login_required", "the user must sign in");
         }
-        // After this login the request goes on without asking for another one.
-        let return_to = format!("/authorize?{}", encode(&after_login(&params)));
+        // After this login the request goes on without asking for another one; a
+        // re-authentication must reach what the session it replaces had reached (a request
+        // that asked for more keeps its own `acr_values`).
+        let mut resumed = after_login(&params);
+        if let Some(before) = session
+            .as_ref()
+            .filter(|s| request.hinted_subject.as_ref().is_none_or(|sub| *sub == s.user.id))
+            .map(|s| s.amr.level())
+            .filter(|before| *before > request.acr.unwrap_or(Level::Password))
+        {
+            resumed.retain(|(k, _)| k != "acr_values");
+            resumed.push(("acr_values".to_owned(), before.acr().to_owned()));
+        }
+        let return_to = format!("/authorize?{}", encode(&resumed));
         let mut login_params = vec![("return_to", return_to.as_str())];
         if let Some(hint) = request.login_hint.as_deref() {
             login_params.push(("login_hint", hint));
@@ -116,6 +128,19 @@ async fn authorize(
     }
     let Some(session) = session else { return back("login_required", "the user must sign in") };
     let request = request.clone().for_user(&session.user);
+    let needed = assurance::required(
+        &session.user,
+        &request.client.metadata,
+        request.acr,
+        state.settings.admin_mfa,
+    );
+    if session.amr.level() < needed {
+        if request.prompt.none {
+            return back("login_required", "the user must sign in more strongly");
+        }
+        let return_to = format!("/authorize?{}", encode(&after_login(&params)));
+        return super::login::step_up(state, req, &session, needed, return_to).await;
+    }
     match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await? {
         Some(grant) if covers(&grant, &request.scope) && !request.prompt.consent => {
             approve(state, &request, &session, &grant.id).await

@@ -12,10 +12,10 @@ use super::client_auth;
 use super::pages::{self, DevicePage, PageError, PageResult, csrf_token, current_session, field};
 use crate::error::OAuthError;
 use crate::oauth::audit::{self, Event, EventType};
-use crate::oauth::consent;
 use crate::oauth::grant::device_code::{self, Starting};
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
+use crate::oauth::{assurance, consent};
 use crate::startup::AppState;
 use crate::store;
 
@@ -160,9 +160,20 @@ async fn decide(
             let Some(client) = state.registry.find(&state.db, &pending.client_id).await? else {
                 return Ok(unusable(state, &session, shown));
             };
+            let needed = assurance::required(
+                &session.user,
+                &client.metadata,
+                None,
+                state.settings.admin_mfa,
+            );
+            if session.amr.level() < needed {
+                let code = device_code::display_user_code(&canonical);
+                let return_to = format!("/device?user_code={code}");
+                return super::login::step_up(state, req, &session, needed, return_to).await;
+            }
             let asked = asked_scope(&pending.scope, &session)?;
             // The grant gains the scopes, as at /consent: the user sees it at /account.
-            let approval = Some((&asked, session.auth_time));
+            let approval = Some((&asked, session.auth_time, session.amr));
             consent::decide_device(&state.db, &hash, &client.client_id, user, approval, event)
                 .await?
         }

@@ -8,10 +8,12 @@ use super::actor::anonymous;
 use sea_orm::TransactionTrait;
 
 use super::pages::{
-    self, LoginPage, PageError, PageResult, TotpLoginPage, csrf_ok, csrf_token, field,
+    self, LoginPage, PageError, PageResult, StepUpPage, TotpLoginPage, csrf_ok, csrf_token, field,
     pre_session_binding,
 };
+use crate::oauth::assurance::Methods;
 use crate::oauth::audit::{self, Event, EventType};
+use crate::oauth::session::Level;
 use crate::oauth::{device, session, totp};
 use crate::startup::AppState;
 use crate::store;
@@ -154,7 +156,7 @@ async fn sign_in(
             totp::seal_login(state.keys.master(), &binding, &pending).ok_or_else(|| {
                 store::StoreError::from(anyhow::anyhow!("cannot seal a pending sign-in"))
             })?;
-        return Ok(code_page(state, &binding, sealed, None, StatusCode::OK));
+        return Ok(code_page(state, &binding, sealed, None, StatusCode::OK, false));
     }
     state.throttle.succeeded(&state.db, attempt).await?;
     let event = Event::new(
@@ -202,14 +204,53 @@ fn code_page(
     pending: String,
     error: Option<&'static str>,
     status: StatusCode,
+    step_up: bool,
 ) -> HttpResponse {
     let page = TotpLoginPage {
         base: pages::base(state),
         csrf_token: csrf_token(state, binding),
         pending,
         error,
+        step_up,
     };
     pages::render(state, status, &page)
+}
+
+/// A signed-in browser whose sign-in is weaker than `needed` (`oauth::assurance`) is asked
+/// for more before `return_to` goes on, never let through: the authenticator app's code when
+/// that reaches `needed` (then a new session, as at any sign-in), else a page saying which
+/// method to set up at /account. The caller answers `prompt=none` itself.
+pub(crate) async fn step_up(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &session::Session,
+    needed: Level,
+    return_to: String,
+) -> PageResult {
+    let methods = Methods { totp: store::totp::find(&state.db, &session.user.id).await?.is_some() };
+    tracing::info!(user = %session.user.id, needed = needed.acr(), "a stronger sign-in is needed");
+    if !methods.otp_reaches(needed) {
+        let needed = if needed <= Level::MultiFactor {
+            "a second factor (an authenticator app) or a passkey"
+        } else {
+            "a passkey"
+        };
+        let page = StepUpPage { base: pages::base(state), needed };
+        return Ok(pages::render(state, StatusCode::FORBIDDEN, &page));
+    }
+    let (binding, new_cookie) = pre_session_binding(state, req);
+    let pending = totp::PendingLogin {
+        user_id: session.user.id.clone(),
+        return_to,
+        expires_at: chrono::Utc::now().timestamp() + totp::PENDING_LOGIN_SECS,
+    };
+    let sealed = totp::seal_login(state.keys.master(), &binding, &pending)
+        .ok_or_else(|| store::StoreError::from(anyhow::anyhow!("cannot seal a pending sign-in")))?;
+    let mut response = code_page(state, &binding, sealed, None, StatusCode::OK, true);
+    if let Some(cookie) = new_cookie {
+        let _ = response.add_cookie(&cookie);
+    }
+    Ok(response)
 }
 
 /// `POST /login/totp`: the second step of a sign-in whose password was right.
@@ -244,7 +285,8 @@ async fn second_step(
         Some(user) if !user.disabled => user,
         _ => return Err(PageError::bad_request(SIGN_IN_AGAIN)),
     };
-    let retry = |error, status| code_page(state, &binding, sealed.to_owned(), Some(error), status);
+    let retry =
+        |error, status| code_page(state, &binding, sealed.to_owned(), Some(error), status, false);
     // The same limits as the password's (docs/REFERENCE.md §9.6): counted before the code
     // is checked, against the same account and address.
     let address = super::address::source(req, &state.settings.trusted_proxies);

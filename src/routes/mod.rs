@@ -135,6 +135,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             web::post().to(console::users::set_admin),
         ))
         .service(resource(
+            "/console/users/{id}/require-mfa",
+            web::post().to(console::users::set_require_mfa),
+        ))
+        .service(resource(
+            "/console/users/{id}/totp/remove",
+            web::post().to(console::users::reset_totp),
+        ))
+        .service(resource(
             "/console/users/{id}/password",
             web::post().to(console::users::reset_password),
         ))

@@ -39,10 +39,24 @@ pub struct TotpLoginPage<'a> {
     /// The sealed pending sign-in (`oauth::totp::PendingLogin`).
     pub pending: String,
     pub error: Option<&'static str>,
+    /// Asked of a user already signed in, because an application needs a second factor.
+    pub step_up: bool,
 }
 
 impl Page for TotpLoginPage<'_> {
     const TEMPLATE: &'static str = "login_totp.html";
+}
+
+/// A signed-in user asked for a stronger sign-in than any method they have set up reaches.
+#[derive(Serialize)]
+pub struct StepUpPage<'a> {
+    pub base: &'a str,
+    /// What the application asks for, in words.
+    pub needed: &'static str,
+}
+
+impl Page for StepUpPage<'_> {
+    const TEMPLATE: &'static str = "step_up.html";
 }
 
 /// Setting up an authenticator app: the QR code, the key to type, the confirmation form.

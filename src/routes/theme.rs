@@ -25,6 +25,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("error.html", include_str!("../../templates/error.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
     ("account.html", include_str!("../../templates/account.html")),
+    ("step_up.html", include_str!("../../templates/step_up.html")),
     ("console/nav.html", include_str!("../../templates/console/nav.html")),
     ("console/dashboard.html", include_str!("../../templates/console/dashboard.html")),
     ("console/signed_out.html", include_str!("../../templates/console/signed_out.html")),

@@ -36,6 +36,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &NewAuthorization) -> Result<(
         user_id: Set(None),
         grant_id: Set(None),
         auth_time: Set(None),
+        amr: Set(None),
         decided_at: Set(None),
         interval_secs: Set(r.interval_secs),
         polled_at: Set(None),
@@ -74,7 +75,13 @@ pub async fn find_pending(
 
 /// The user's answer.
 pub enum Decision<'a> {
-    Approve { user_id: &'a str, grant_id: &'a str, auth_time: DateTime<Utc> },
+    /// `amr`: how the approving user signed in (`session::Amr::as_stored`).
+    Approve {
+        user_id: &'a str,
+        grant_id: &'a str,
+        auth_time: DateTime<Utc>,
+        amr: &'a str,
+    },
     Deny,
 }
 
@@ -89,11 +96,12 @@ pub async fn decide(
 ) -> Result<bool, StoreError> {
     let mut update = device::Entity::update_many().col_expr(Column::DecidedAt, Expr::value(now));
     update = match decision {
-        Decision::Approve { user_id, grant_id, auth_time } => update
+        Decision::Approve { user_id, grant_id, auth_time, amr } => update
             .col_expr(Column::Status, Expr::value(APPROVED))
             .col_expr(Column::UserId, Expr::value(user_id))
             .col_expr(Column::GrantId, Expr::value(grant_id))
-            .col_expr(Column::AuthTime, Expr::value(auth_time)),
+            .col_expr(Column::AuthTime, Expr::value(auth_time))
+            .col_expr(Column::Amr, Expr::value(amr)),
         Decision::Deny => update.col_expr(Column::Status, Expr::value(DENIED)),
     };
     let decided = update
@@ -130,6 +138,8 @@ pub struct Approval {
     pub grant_id: String,
     pub scope: String,
     pub auth_time: DateTime<Utc>,
+    /// How the user signed in; `None` for an approval from before this was recorded.
+    pub amr: Option<String>,
     pub decided_at: DateTime<Utc>,
 }
 
@@ -183,6 +193,7 @@ pub async fn poll(
             grant_id,
             scope: m.scope,
             auth_time,
+            amr: m.amr,
             decided_at,
         }));
     }

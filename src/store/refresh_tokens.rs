@@ -18,7 +18,7 @@ macro_rules! user_columns {
     () => {
         "u.username AS u_username, u.password_hash AS u_password_hash, u.email AS u_email, \
          u.email_verified AS u_email_verified, u.name AS u_name, u.disabled AS u_disabled, \
-         u.admin AS u_admin, u.tokens_not_before AS u_tokens_not_before, \
+         u.admin AS u_admin, u.require_mfa AS u_require_mfa, u.tokens_not_before AS u_tokens_not_before, \
          u.created_at AS u_created_at, u.updated_at AS u_updated_at"
     };
 }
@@ -33,6 +33,8 @@ pub struct FamilyRecord {
     /// The scope granted when the family started.
     pub scope: String,
     pub auth_time: DateTime<Utc>,
+    /// How the user signed in (`session::Amr::as_stored`); `None`: a password alone.
+    pub amr: Option<String>,
     pub created_at: DateTime<Utc>,
     pub absolute_expires_at: DateTime<Utc>,
 }
@@ -133,8 +135,8 @@ pub async fn start_family(
     };
     let insert_family = format!(
         "INSERT INTO refresh_families (id, grant_id, client_id, user_id, scope, auth_time, \
-         created_at, absolute_expires_at, revoked_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL FROM {source}{lock}"
+         created_at, absolute_expires_at, revoked_at, amr) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL, $10 FROM {source}{lock}"
     );
     let values = [
         family.id.clone().into(),
@@ -146,12 +148,13 @@ pub async fn start_family(
         family.created_at.into(),
         family.absolute_expires_at.into(),
         hash.to_vec().into(),
+        family.amr.clone().into(),
     ];
     if backend == DbBackend::Postgres {
         let both = format!(
             "WITH family AS ({insert_family} RETURNING id) \
              INSERT INTO refresh_tokens (jti, family_id, status, used_at, created_at, expires_at) \
-             SELECT $10, id, $11, NULL, $7, $12 FROM family"
+             SELECT $11, id, $12, NULL, $7, $13 FROM family"
         );
         let mut values = values.to_vec();
         values.extend([jti.into(), Status::Active.as_str().into(), expires_at.into()]);
@@ -203,7 +206,7 @@ pub async fn find(
     let statement = Statement::from_sql_and_values(
         db.get_database_backend(),
         "SELECT t.jti, t.status, t.used_at, t.expires_at, f.id, f.grant_id, f.client_id, \
-         f.user_id, f.scope, f.auth_time, f.created_at, f.absolute_expires_at, f.revoked_at, \
+         f.user_id, f.scope, f.auth_time, f.amr, f.created_at, f.absolute_expires_at, f.revoked_at, \
          g.scope AS grant_scope, u.disabled AS user_disabled, \
          u.tokens_not_before AS user_tokens_not_before \
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
@@ -231,6 +234,7 @@ pub async fn find(
             user_id: row.user_id,
             scope: row.scope,
             auth_time: row.auth_time,
+            amr: row.amr,
             created_at: row.created_at,
             absolute_expires_at: row.absolute_expires_at,
         },
@@ -249,6 +253,7 @@ struct FoundRow {
     user_id: String,
     scope: String,
     auth_time: DateTime<Utc>,
+    amr: Option<String>,
     created_at: DateTime<Utc>,
     absolute_expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
@@ -364,7 +369,7 @@ pub async fn keep(
 /// $1 now, $2 the presented jti, $3 its new sliding expiry.
 const KEEP_POSTGRES: &str = concat!(
     "WITH fam AS ( \
-     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at, \
+     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.amr, f.created_at, \
      f.absolute_expires_at, g.scope AS grant_scope, ",
     user_columns!(),
     " FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
@@ -392,7 +397,7 @@ const USE_SQLITE: &str = "UPDATE refresh_tokens SET status = 'used', used_at = $
 /// $1 now, $2 the presented jti, $3 the successor's jti, $4 its sliding expiry.
 const ROTATE_POSTGRES: &str = concat!(
     "WITH fam AS ( \
-     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.created_at, \
+     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.amr, f.created_at, \
      f.absolute_expires_at, g.scope AS grant_scope, ",
     user_columns!(),
     " FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
@@ -420,6 +425,7 @@ struct FamilyRow {
     user_id: String,
     scope: String,
     auth_time: DateTime<Utc>,
+    amr: Option<String>,
     created_at: DateTime<Utc>,
     absolute_expires_at: DateTime<Utc>,
     grant_scope: String,
@@ -430,6 +436,7 @@ struct FamilyRow {
     u_name: Option<String>,
     u_disabled: bool,
     u_admin: bool,
+    u_require_mfa: bool,
     u_tokens_not_before: Option<DateTime<Utc>>,
     u_created_at: DateTime<Utc>,
     u_updated_at: DateTime<Utc>,
@@ -447,6 +454,7 @@ impl FamilyRow {
                 name: self.u_name,
                 disabled: self.u_disabled,
                 admin: self.u_admin,
+                require_mfa: self.u_require_mfa,
                 tokens_not_before: self.u_tokens_not_before,
                 created_at: self.u_created_at,
                 updated_at: self.u_updated_at,
@@ -458,6 +466,7 @@ impl FamilyRow {
                 user_id: self.user_id,
                 scope: self.scope,
                 auth_time: self.auth_time,
+                amr: self.amr,
                 created_at: self.created_at,
                 absolute_expires_at: self.absolute_expires_at,
             },

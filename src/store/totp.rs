@@ -14,16 +14,18 @@ use super::StoreError;
 pub struct TotpRecord {
     pub sealed_secret: Vec<u8>,
     pub last_step: i64,
+    pub created_at: DateTime<Utc>,
 }
 
 pub async fn find(
     db: &impl ConnectionTrait,
     user_id: &str,
 ) -> Result<Option<TotpRecord>, StoreError> {
-    Ok(user_totp::Entity::find_by_id(user_id.to_owned())
-        .one(db)
-        .await?
-        .map(|m| TotpRecord { sealed_secret: m.sealed_secret, last_step: m.last_step }))
+    Ok(user_totp::Entity::find_by_id(user_id.to_owned()).one(db).await?.map(|m| TotpRecord {
+        sealed_secret: m.sealed_secret,
+        last_step: m.last_step,
+        created_at: m.created_at,
+    }))
 }
 
 /// Turns TOTP on for `user_id` with its sealed secret, `last_step` already used (the

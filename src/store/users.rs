@@ -22,6 +22,8 @@ pub struct UserRecord {
     pub disabled: bool,
     /// May hold the `admin` scope.
     pub admin: bool,
+    /// Must sign in with a second factor or a passkey (`oauth::assurance`).
+    pub require_mfa: bool,
     /// The user's tokens issued at or before this instant are dead (see `cut_off`).
     pub tokens_not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -52,6 +54,7 @@ impl From<user::Model> for UserRecord {
             name: m.name,
             disabled: m.disabled,
             admin: m.admin,
+            require_mfa: m.require_mfa,
             tokens_not_before: m.tokens_not_before,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -69,6 +72,7 @@ fn active_model(r: &UserRecord) -> user::ActiveModel {
         name: Set(r.name.clone()),
         disabled: Set(r.disabled),
         admin: Set(r.admin),
+        require_mfa: Set(r.require_mfa),
         tokens_not_before: Set(r.tokens_not_before),
         created_at: Set(r.created_at),
         updated_at: Set(r.updated_at),

@@ -146,6 +146,7 @@ async fn console_users_lists_a_page_at_a_time_and_searches_usernames_literally()
             name: None,
             disabled: false,
             admin: false,
+            require_mfa: false,
             tokens_not_before: None,
             created_at: now,
             updated_at: now,

@@ -23,6 +23,7 @@ async fn insert_family(
         user_id: Set(user_id.to_owned()),
         scope: Set("openid".into()),
         auth_time: Set(now),
+        amr: Set(None),
         created_at: Set(now),
         absolute_expires_at: Set(absolute_expiry),
         revoked_at: Set(None),

@@ -33,6 +33,7 @@ mod introspection;
 mod jar;
 mod jwks;
 mod mcp;
+mod mfa_policy;
 mod oidc;
 mod par;
 mod propagation;

@@ -15,7 +15,7 @@ use crate::browser::{
 use crate::helpers::{TestApp, jwt_claims, spawn_app};
 
 /// RFC 6238 with SHA-1, 30-second steps and 6 digits, written again here on purpose.
-fn code(secret: &[u8], step: i64) -> String {
+pub(crate) fn code(secret: &[u8], step: i64) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret);
     let tag = hmac::sign(&key, &(step as u64).to_be_bytes());
     let tag = tag.as_ref();
@@ -24,7 +24,7 @@ fn code(secret: &[u8], step: i64) -> String {
     format!("{:06}", value % 1_000_000)
 }
 
-fn now_step() -> i64 {
+pub(crate) fn now_step() -> i64 {
     chrono::Utc::now().timestamp() / 30
 }
 
@@ -43,7 +43,7 @@ fn base32_decode(text: &str) -> Vec<u8> {
 }
 
 /// A signed-in browser of a new user `name`, at their account page.
-async fn signed_in(app: &TestApp, name: &str) -> (Browser, String) {
+pub(crate) async fn signed_in(app: &TestApp, name: &str) -> (Browser, String) {
     let id = user(app, name).await;
     let browser = Browser::new();
     let page =
@@ -54,7 +54,7 @@ async fn signed_in(app: &TestApp, name: &str) -> (Browser, String) {
 }
 
 /// The setup page's secret (as shown for typing) and the page.
-async fn setup_page(app: &TestApp, browser: &Browser) -> (Vec<u8>, String, String) {
+pub(crate) async fn setup_page(app: &TestApp, browser: &Browser) -> (Vec<u8>, String, String) {
     let response = browser.get(&app.url("/account/totp")).await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.expect("page");
@@ -63,7 +63,7 @@ async fn setup_page(app: &TestApp, browser: &Browser) -> (Vec<u8>, String, Strin
     (base32_decode(&shown), shown, html)
 }
 
-async fn confirm(app: &TestApp, browser: &Browser, html: &str, code: &str) -> Response {
+pub(crate) async fn confirm(app: &TestApp, browser: &Browser, html: &str, code: &str) -> Response {
     let form = [
         ("csrf_token", input(html, "csrf_token").expect("csrf")),
         ("pending", input(html, "pending").expect("pending")),
@@ -74,7 +74,7 @@ async fn confirm(app: &TestApp, browser: &Browser, html: &str, code: &str) -> Re
 }
 
 /// A user with TOTP on: (id, secret, recovery codes).
-async fn enrolled(app: &TestApp, name: &str) -> (String, Vec<u8>, Vec<String>) {
+pub(crate) async fn enrolled(app: &TestApp, name: &str) -> (String, Vec<u8>, Vec<String>) {
     let (browser, id) = signed_in(app, name).await;
     let (secret, _, html) = setup_page(app, &browser).await;
     let response = confirm(app, &browser, &html, &code(&secret, now_step())).await;
@@ -92,7 +92,11 @@ fn recovery_codes(page: &str) -> Vec<String> {
 }
 
 /// Walks authorize → password → (the code page, returned) for `name` in a fresh browser.
-async fn to_code_page(app: &TestApp, client_id: &str, name: &str) -> (Browser, String, String) {
+pub(crate) async fn to_code_page(
+    app: &TestApp,
+    client_id: &str,
+    name: &str,
+) -> (Browser, String, String) {
     let browser = Browser::new();
     let (verifier, challenge) = pkce();
     let url = authorize_url(app, client_id, &challenge, "openid", "s");
@@ -104,7 +108,12 @@ async fn to_code_page(app: &TestApp, client_id: &str, name: &str) -> (Browser, S
     (browser, html, verifier)
 }
 
-async fn submit_code(app: &TestApp, browser: &Browser, html: &str, code: &str) -> Response {
+pub(crate) async fn submit_code(
+    app: &TestApp,
+    browser: &Browser,
+    html: &str,
+    code: &str,
+) -> Response {
     let form = [
         ("csrf_token", input(html, "csrf_token").expect("csrf")),
         ("pending", input(html, "pending").expect("pending")),
@@ -115,7 +124,7 @@ async fn submit_code(app: &TestApp, browser: &Browser, html: &str, code: &str) -
 }
 
 /// After an accepted code: consent if asked, then the code sent to the client.
-async fn client_code(app: &TestApp, browser: &Browser, accepted: Response) -> String {
+pub(crate) async fn client_code(app: &TestApp, browser: &Browser, accepted: Response) -> String {
     assert_eq!(accepted.status(), 303, "the code is accepted");
     let after = browser.follow(app, accepted).await;
     let back = match location(&after) {
@@ -125,7 +134,7 @@ async fn client_code(app: &TestApp, browser: &Browser, accepted: Response) -> St
     params(&location(&back).expect("to the client"))["code"].clone()
 }
 
-async fn events(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn events(app: &TestApp) -> Vec<Value> {
     let response = app.admin(Method::GET, "/admin/events?limit=100", None).await;
     assert_eq!(response.status(), 200);
     response.json::<Value>().await.expect("JSON")["items"].as_array().expect("items").clone()

@@ -61,6 +61,7 @@ pub fn exchange(
             scope: &scope,
             lifetime,
             auth_time: None,
+            amr: None,
             grant_id: None,
             family_id: None,
             alg: client.metadata.access_token_alg,

@@ -13,6 +13,7 @@ use crate::error::OAuthError;
 use crate::oauth::client::{Client, GrantType};
 use crate::oauth::scope::Scopes;
 use crate::oauth::secret;
+use crate::oauth::session::Amr;
 use crate::store::device_authorizations::{self as stored, NewAuthorization, Polled};
 use crate::store::refresh_tokens::Origin;
 use crate::store::{Db, StoreError};
@@ -212,8 +213,8 @@ pub async fn exchange(
         grant_id: &approval.grant_id,
         scope: &approval.scope,
         auth_time: approval.auth_time,
-        // A device approval does not record how the user signed in: no `amr` claim.
-        amr: None,
+        // None only for an approval stored before how the user signed in was recorded.
+        amr: approval.amr.as_deref().map(|stored| Amr::from_stored(Some(stored))),
         approved_at: approval.decided_at,
         nonce: None,
         access_jti: uuid::Uuid::new_v4().to_string(),

@@ -16,6 +16,7 @@ use crate::oauth::client::{Client, DEFAULT_REFRESH_TOKEN_LIFETIME, GrantType};
 use crate::oauth::gate::ADMIN_SCOPE;
 use crate::oauth::revocation::Revocation;
 use crate::oauth::scope::Scopes;
+use crate::oauth::session::Amr;
 use crate::store;
 use crate::store::refresh_tokens::Status;
 
@@ -97,6 +98,9 @@ pub async fn exchange(
         return Err(refused(ctx, &claims.jti, request.reuse_grace).await?);
     };
     let family = &rotated.family;
+    // How the user signed in when the family started (unknown for one from before it was
+    // recorded): the refreshed tokens say the same.
+    let amr = family.amr.as_deref().map(|stored| Amr::from_stored(Some(stored)));
     // What the token may carry now: the family's scope as far as the grant still holds it
     // and the client is still allowed it (a narrowed client narrows what it holds).
     let grant_scope = Scopes::parse(&rotated.grant_scope).map_err(|_| INVALID)?;
@@ -119,6 +123,7 @@ pub async fn exchange(
             scope: &scope,
             lifetime,
             auth_time: Some(family.auth_time.timestamp()),
+            amr,
             grant_id: Some(&family.grant_id),
             family_id: Some(&family.id),
             alg: client.metadata.access_token_alg,
@@ -135,10 +140,11 @@ pub async fn exchange(
         now,
         claims.jkt.as_deref(),
     )?;
-    // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time.
+    // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time
+    // (and how the user signed in then: `amr`, `acr`).
     let id_token = match &user {
         Some(user) => {
-            ctx.id_token(client, user, &scope, (family.auth_time, None), None, &access_token)?
+            ctx.id_token(client, user, &scope, (family.auth_time, amr), None, &access_token)?
         }
         None => None,
     };

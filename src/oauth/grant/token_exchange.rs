@@ -16,6 +16,7 @@ use crate::oauth::delegation;
 use crate::oauth::dpop::ProofError;
 use crate::oauth::gate::{ADMIN_SCOPE, Admitted, Gate, Refused};
 use crate::oauth::scope::Scopes;
+use crate::oauth::session::Amr;
 
 /// The one token type exchanged, accepted as actor and issued (RFC 8693 §3).
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
@@ -83,6 +84,7 @@ pub async fn exchange(
             scope: &scope,
             lifetime,
             auth_time: claims.auth_time,
+            amr: claims.amr.as_deref().and_then(Amr::from_values),
             grant_id: claims.gid.as_deref(),
             family_id: claims.fid.as_deref(),
             alg: client.metadata.access_token_alg,

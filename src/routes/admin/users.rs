@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use super::{Admin, Page, json_body, page, page_params, well_formed};
 use crate::error::AdminError;
 use crate::oauth::audit::{Event, EventType};
+use crate::oauth::methods::{self, UserMethods};
 use crate::oauth::users::{self, User, UserError};
 use crate::routes::actor;
 use crate::startup::AppState;
@@ -116,6 +117,40 @@ pub async fn end_sessions(
     well_formed(&id)?;
     let actor = actor::admin(&admin, &state, &req);
     users::end_sessions(&state.db, &state.revocations, &id, actor).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// The sign-in methods a user has set up (never a secret or a recovery code).
+#[utoipa::path(get, path = "/admin/users/{id}/methods", tag = "users",
+    params(("id" = String, Path)), responses((status = 200, body = UserMethods), (status = 404)))]
+pub async fn methods(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AdminError> {
+    well_formed(&id)?;
+    let found = methods::of(&state.db, &id).await?.ok_or(AdminError::NotFound)?;
+    Ok(HttpResponse::Ok().json(found))
+}
+
+/// Turn a user's authenticator app off (a lost phone), with its recovery codes: they sign
+/// in with the password alone until they set up another. 404 if none was set up.
+#[utoipa::path(delete, path = "/admin/users/{id}/totp", tag = "users",
+    params(("id" = String, Path)), responses((status = 204), (status = 404)))]
+pub async fn reset_totp(
+    state: web::Data<AppState>,
+    admin: Admin,
+    id: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AdminError> {
+    well_formed(&id)?;
+    let event =
+        Event::new(EventType::MfaTotpRemoved, actor::admin(&admin, &state, &req), subject(&id))
+            .with("by", "admin");
+    if !methods::turn_off_totp(&state.db, &id, &event).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(admin = %admin.actor(), user = %id, "turned a user's authenticator app off");
     Ok(HttpResponse::NoContent().finish())
 }
 

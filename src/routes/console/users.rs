@@ -14,9 +14,11 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{Frame, console_session, signed_form};
+use crate::oauth::audit::{Event, EventType};
 use crate::oauth::client::is_client_id;
 use crate::oauth::client_metadata::FieldError;
-use crate::oauth::session::Session;
+use crate::oauth::methods;
+use crate::oauth::session::{self, Session};
 use crate::oauth::users::{self, UserError};
 use crate::routes::admin::grants::revoke_by_admin;
 use crate::routes::pages::{self, PageError, PageResult, when};
@@ -99,6 +101,7 @@ struct UserFacts {
     email_verified: String,
     admin: bool,
     disabled: bool,
+    require_mfa: bool,
     created: String,
     updated: String,
 }
@@ -118,6 +121,11 @@ struct SessionRow {
     signed_in: String,
     last_used: String,
     expires: String,
+    /// The browser's User-Agent and address when it signed in, if known.
+    device: String,
+    address: String,
+    /// How it signed in (`amr` values).
+    method: &'static str,
 }
 
 #[derive(Serialize)]
@@ -138,6 +146,14 @@ struct UserPage<'a> {
     sessions_summary: String,
     has_error: bool,
     error: String,
+    /// The authenticator app, when one is set up.
+    totp: Option<TotpFacts>,
+}
+
+#[derive(Serialize)]
+struct TotpFacts {
+    enrolled: String,
+    recovery_codes_left: u64,
 }
 
 impl Page for UserPage<'_> {
@@ -370,9 +386,13 @@ async fn user_page(
             signed_in: when(s.auth_time),
             last_used: when(s.last_seen_at),
             expires: when(s.expires_at),
+            device: s.user_agent.unwrap_or_default(),
+            address: s.address.unwrap_or_default(),
+            method: session::Amr::from_stored(s.amr.as_deref()).as_stored(),
         })
         .collect();
     let yourself = user.id == session.user.id;
+    let methods = methods::of(&state.db, &user.id).await?;
     let page = UserPage {
         frame: Frame::of(state, session),
         yourself,
@@ -382,6 +402,7 @@ async fn user_page(
             email_verified: yes_no(user.email_verified),
             admin: user.admin,
             disabled: user.disabled,
+            require_mfa: user.require_mfa,
             created: when(user.created_at),
             updated: when(user.updated_at),
             name: user.name.unwrap_or_default(),
@@ -396,6 +417,10 @@ async fn user_page(
         sessions_summary,
         has_error: error.is_some(),
         error: error.unwrap_or_default().to_owned(),
+        totp: methods.and_then(|m| m.totp).map(|t| TotpFacts {
+            enrolled: when(t.enrolled_at),
+            recovery_codes_left: t.recovery_codes_left,
+        }),
     };
     Ok(pages::render(state, status, &page))
 }
@@ -417,6 +442,7 @@ fn admin_body(user: &UserRecord) -> Map<String, Value> {
         "name": user.name,
         "disabled": user.disabled,
         "admin": user.admin,
+        "require_mfa": user.require_mfa,
     });
     body.as_object().cloned().unwrap_or_default()
 }
@@ -469,12 +495,14 @@ fn flag(fields: &[(String, String)], name: &str) -> Result<bool, PageError> {
 /// administrator may not give it on their own account (it would lock them out mid-session).
 struct Flag {
     member: &'static str,
-    refused_for_yourself: (bool, &'static str),
+    refused_for_yourself: Option<(bool, &'static str)>,
 }
 
 const DISABLED: Flag =
-    Flag { member: "disabled", refused_for_yourself: (true, NOT_YOURSELF_DISABLED) };
-const ADMIN: Flag = Flag { member: "admin", refused_for_yourself: (false, NOT_YOURSELF_ADMIN) };
+    Flag { member: "disabled", refused_for_yourself: Some((true, NOT_YOURSELF_DISABLED)) };
+const ADMIN: Flag =
+    Flag { member: "admin", refused_for_yourself: Some((false, NOT_YOURSELF_ADMIN)) };
+const REQUIRE_MFA: Flag = Flag { member: "require_mfa", refused_for_yourself: None };
 
 /// `POST /console/users/{id}/disabled` (`disabled=true|false`): disabling cuts the user off,
 /// as the admin API's; an administrator cannot disable themselves here.
@@ -500,6 +528,38 @@ pub async fn set_admin(
     pages::answer(&state, outcome)
 }
 
+/// `POST /console/users/{id}/require-mfa` (`require_mfa=true|false`): whether the user must
+/// sign in with a second factor or a passkey.
+pub async fn set_require_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let outcome = set_flag(&state, &req, &id, body, &REQUIRE_MFA).await;
+    pages::answer(&state, outcome)
+}
+
+/// `POST /console/users/{id}/totp/remove`: the admin API's `DELETE /admin/users/{id}/totp`
+/// (a lost phone); then back to the user.
+pub async fn reset_totp(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let outcome = async {
+        let (session, _) = signed_form(&state, &req, body).await?;
+        let user = loaded(&state, &id).await?;
+        let actor = super::super::actor::user(&session.user.id, &state, &req);
+        let event = Event::new(EventType::MfaTotpRemoved, actor, format!("user:{}", user.id))
+            .with("by", "admin");
+        methods::turn_off_totp(&state.db, &user.id, &event).await?;
+        Ok(pages::see_other(&user_path(&state, &user.id)))
+    };
+    pages::answer(&state, outcome.await)
+}
+
 async fn set_flag(
     state: &AppState,
     req: &HttpRequest,
@@ -509,8 +569,10 @@ async fn set_flag(
 ) -> PageResult {
     let (session, fields) = signed_form(state, req, body).await?;
     let value = flag(&fields, flag_of.member)?;
-    let (refused, why) = flag_of.refused_for_yourself;
-    if value == refused && id == session.user.id {
+    if let Some((refused, why)) = flag_of.refused_for_yourself
+        && value == refused
+        && id == session.user.id
+    {
         return Err(PageError::bad_request(why));
     }
     change(state, req, &session, id, flag_of.member, Value::Bool(value)).await

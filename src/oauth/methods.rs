@@ -1,0 +1,54 @@
+//! A user's sign-in methods as administrators see and manage them (docs/REFERENCE.md §6):
+//! which are set up, and turning one off for a user who lost the device. Each change is an
+//! audit event in the change's transaction.
+
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
+use serde::Serialize;
+
+use super::audit::{self, Event};
+use crate::store::{self, Db, StoreError};
+
+/// What a user can sign in with. Never a secret, a hash or a recovery code.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UserMethods {
+    /// Every user has a password.
+    pub password: bool,
+    /// The authenticator app, if one is set up.
+    pub totp: Option<TotpMethod>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TotpMethod {
+    pub enrolled_at: DateTime<Utc>,
+    pub recovery_codes_left: u64,
+}
+
+/// The methods of `user_id`; `None` if there is no such user.
+pub async fn of(db: &Db, user_id: &str) -> Result<Option<UserMethods>, StoreError> {
+    if store::users::find(db, user_id).await?.is_none() {
+        return Ok(None);
+    }
+    let totp = match store::totp::find(db, user_id).await? {
+        Some(record) => Some(TotpMethod {
+            enrolled_at: record.created_at,
+            recovery_codes_left: store::totp::recovery_codes_left(db, user_id).await?,
+        }),
+        None => None,
+    };
+    Ok(Some(UserMethods { password: true, totp }))
+}
+
+/// Turns the authenticator app of `user_id` off, with its recovery codes, recording `event`
+/// (`mfa.totp_removed`) in the same transaction; `false`, recording nothing, if it was off.
+pub async fn turn_off_totp(db: &Db, user_id: &str, event: &Event) -> Result<bool, StoreError> {
+    let txn = db.begin().await?;
+    if !store::totp::remove(&txn, user_id).await? {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    audit::record(&txn, event).await?;
+    txn.commit().await?;
+    event.log();
+    Ok(true)
+}
