@@ -406,3 +406,66 @@ async fn console_users_an_administrator_cannot_disable_or_demote_themselves() {
     let changes = user_changes(&app, &admin_id).await;
     assert_eq!(changes.len(), 1, "only its creation: {changes:?}");
 }
+
+#[tokio::test]
+async fn console_users_requires_a_second_factor_and_turns_a_lost_app_off() {
+    let app = spawn_app().await;
+    let (browser, admin_id) = console_browser(&app).await;
+    let (milo, _, _) = crate::totp::enrolled(&app, "milo").await;
+    let shown = page(&browser, &app, &format!("/console/users/{milo}")).await;
+    let csrf = input(&shown, "csrf_token").expect("csrf");
+    // The session the enrolment signed in with: its browser, address and method are shown.
+    assert!(shown.contains("<td>pwd</td>"), "{shown}");
+    assert!(shown.contains("127.0.0.1"), "{shown}");
+    assert!(shown.contains("set up ") && shown.contains("10 recovery codes left"), "{shown}");
+
+    let required = post(
+        &browser,
+        &app,
+        &format!("/console/users/{milo}/require-mfa"),
+        &[("csrf_token", &csrf), ("require_mfa", "true")],
+    )
+    .await;
+    back_to_user(&required, &milo);
+    assert_eq!(user_json(&app, &milo).await["require_mfa"], true);
+    // Another change keeps the flag: the console writes the whole user.
+    let disabled = post(
+        &browser,
+        &app,
+        &format!("/console/users/{milo}/disabled"),
+        &[("csrf_token", &csrf), ("disabled", "true")],
+    )
+    .await;
+    back_to_user(&disabled, &milo);
+    assert_eq!(user_json(&app, &milo).await["require_mfa"], true);
+
+    let removed = post(
+        &browser,
+        &app,
+        &format!("/console/users/{milo}/totp/remove"),
+        &[("csrf_token", &csrf)],
+    )
+    .await;
+    back_to_user(&removed, &milo);
+    let methods: Value = app
+        .admin(Method::GET, &format!("/admin/users/{milo}/methods"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(methods["totp"], Value::Null);
+    let after = page(&browser, &app, &format!("/console/users/{milo}")).await;
+    assert!(!after.contains("/totp/remove"), "no button without an app");
+    let removal = events_about(&app, &format!("user:{milo}")).await;
+    assert!(removal.contains(&("mfa.totp_removed".to_owned(), format!("user:{admin_id}"))));
+    // Without the console's CSRF token nothing changes.
+    let forged = post(
+        &browser,
+        &app,
+        &format!("/console/users/{milo}/require-mfa"),
+        &[("require_mfa", "false")],
+    )
+    .await;
+    assert_eq!(forged.status(), 400);
+    assert_eq!(user_json(&app, &milo).await["require_mfa"], true);
+}
