@@ -24,6 +24,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keyring;
 pub mod master_key;
+pub mod passkeys;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh_token;

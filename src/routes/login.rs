@@ -19,7 +19,7 @@ use crate::store;
 /// Where a login may send the browser next: back into an authorization request, to the
 /// device page, or the account page. Anything else (another site, a protocol-relative URL) is ignored; a value
 /// with control characters (header splitting) is refused outright.
-fn safe_return(value: Option<&str>) -> Result<String, PageError> {
+pub(super) fn safe_return(value: Option<&str>) -> Result<String, PageError> {
     match value {
         Some(v) if v.chars().any(char::is_control) => {
             Err(PageError::bad_request("The sign-in link is malformed."))
@@ -167,7 +167,7 @@ async fn sign_in(
 
 /// Ends this browser's old session and starts a new one (a new id at every login: no
 /// fixation), then sends the browser on to `return_to` as a known device of the account.
-async fn start_session(
+pub(super) async fn start_session(
     state: &AppState,
     req: &HttpRequest,
     user: &store::users::UserRecord,
@@ -343,7 +343,10 @@ fn subject(user: &Option<store::users::UserRecord>) -> String {
 
 /// Records a refused sign-in as one more statement after its counter's: it changes nothing
 /// else, so there is no transaction to share.
-async fn record_refusal(state: &AppState, event: Event) -> Result<(), store::StoreError> {
+pub(super) async fn record_refusal(
+    state: &AppState,
+    event: Event,
+) -> Result<(), store::StoreError> {
     let event = event.failed();
     audit::record(&state.db, &event).await?;
     event.log();

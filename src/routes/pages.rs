@@ -15,7 +15,8 @@ use crate::store::StoreError;
 /// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
-/// The console's pages (templates under `console/`) may also run its own script file.
+/// The console's pages (templates under `console/`) and the pages with passkeys (login,
+/// account) may also run our own script files.
 const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Serialize)]
@@ -29,6 +30,8 @@ pub struct LoginPage<'a> {
 
 impl Page for LoginPage<'_> {
     const TEMPLATE: &'static str = "login.html";
+    /// The passkey button's script.
+    const SCRIPTED: bool = true;
 }
 
 /// The second step of a sign-in: the authenticator app's code (or a recovery code).
@@ -178,12 +181,28 @@ pub struct AccountPage<'a> {
     pub totp: bool,
     /// Unused recovery codes, when `totp`.
     pub recovery_codes_left: u64,
+    pub passkeys: Vec<PasskeyRow>,
+    /// Whether this session signed in recently enough to add a passkey.
+    pub passkey_fresh: bool,
     /// Why turning the app off was refused, if it was.
     pub error: Option<&'static str>,
 }
 
 impl Page for AccountPage<'_> {
     const TEMPLATE: &'static str = "account.html";
+    /// The passkey registration's script.
+    const SCRIPTED: bool = true;
+}
+
+/// One of the user's passkeys on /account.
+#[derive(Serialize)]
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    /// Backup eligible: may be synced between the user's devices.
+    pub synced: bool,
 }
 
 /// The path prefix of the issuer, so links work behind a path-prefixing proxy.
@@ -198,7 +217,7 @@ pub fn render<P: Page>(state: &AppState, status: StatusCode, page: &P) -> HttpRe
     match state.theme.render(page) {
         Ok(body) => {
             let mut response = secured(HttpResponse::build(status));
-            if P::TEMPLATE.starts_with("console/") {
+            if P::SCRIPTED || P::TEMPLATE.starts_with("console/") {
                 response.insert_header((header::CONTENT_SECURITY_POLICY, CONSOLE_CSP));
             }
             response.content_type("text/html; charset=utf-8").body(body)

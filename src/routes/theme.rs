@@ -55,6 +55,8 @@ const FOLDER_DEPTH: usize = 3;
 /// A page: its context, and the template that renders it.
 pub trait Page: Serialize {
     const TEMPLATE: &'static str;
+    /// Whether the page runs our own script files (`script-src 'self'`); never inline script.
+    const SCRIPTED: bool = false;
 }
 
 /// The product name and whether there is a logo: what every template sees as `brand`.
