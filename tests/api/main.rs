@@ -35,6 +35,7 @@ mod jwks;
 mod mcp;
 mod oidc;
 mod par;
+mod passkeys;
 mod propagation;
 mod proxy;
 mod refresh;
