@@ -36,6 +36,7 @@ use webauthn_rp::{
 use super::audit::{self, Event};
 use super::master_key::MasterKey;
 use crate::store::passkeys::{NewPasskey, PasskeyRecord, Use};
+use crate::store::users::UserRecord;
 use crate::store::{self, Db, StoreError};
 
 /// The longest name a passkey may be given, in characters.
@@ -59,6 +60,9 @@ pub enum Refused {
     /// No registered passkey (or user) matches the response.
     #[error("the passkey is not registered")]
     Unknown,
+    /// The passkey is right, but its user (this id) is disabled.
+    #[error("the passkey's user is disabled")]
+    Disabled(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -270,10 +274,11 @@ pub fn begin_login(
     Ok(Begun { options, state })
 }
 
-/// A passkey sign-in verified: whose, and whether the passkey is backup eligible (synced).
+/// A passkey sign-in verified: whose (the user as stored, disabled or not), and whether the
+/// passkey is backup eligible (synced).
 #[derive(Debug)]
 pub struct SignedIn {
-    pub user_id: String,
+    pub user: UserRecord,
     pub passkey_id: String,
     pub backup_eligible: bool,
 }
@@ -302,8 +307,8 @@ pub async fn finish_login(
     }
     let (challenge, until) = challenge_key(&server);
     let answer = DiscoverableAuthentication16::from_json_custom(response).map_err(invalid)?;
-    let Some(stored) = store::passkeys::find_by_credential(db, answer.raw_id().as_ref()).await?
-    else {
+    let found = store::passkeys::find_by_credential(db, answer.raw_id().as_ref()).await?;
+    let Some((stored, Some(user))) = found else {
         return Err(Refused::Unknown);
     };
     if stored.user_handle.as_slice() != answer.response().user_handle().as_ref() {
@@ -317,6 +322,9 @@ pub async fn finish_login(
         ..AuthenticationVerificationOptions::default()
     };
     server.verify(&rp.id, &answer, &mut credential, &options).map_err(invalid)?;
+    if user.disabled {
+        return Err(Refused::Disabled(user.id));
+    }
     let used = to_use(credential.dynamic_state());
     let txn = db.begin().await.map_err(StoreError::from)?;
     if !store::passkeys::answer_challenge(&txn, challenge, until).await? {
@@ -325,11 +333,7 @@ pub async fn finish_login(
     }
     store::passkeys::record_use(&txn, &stored.id, &used, Utc::now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
-    Ok(SignedIn {
-        user_id: stored.user_id,
-        passkey_id: stored.id,
-        backup_eligible: used.backup_eligible,
-    })
+    Ok(SignedIn { user, passkey_id: stored.id, backup_eligible: used.backup_eligible })
 }
 
 type StoredKey = CompressedPubKey<[u8; 32], [u8; 32], [u8; 48], Vec<u8>>;

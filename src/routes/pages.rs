@@ -15,9 +15,11 @@ use crate::store::StoreError;
 /// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
-/// The console's pages (templates under `console/`) and the pages with passkeys (login,
-/// account) may also run our own script files.
+/// The console's pages (templates under `console/`) may also run its own script file.
 const CONSOLE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// Pages with passkeys (`Page::SCRIPTED`: login, account) run our own script, which fetches
+/// the WebAuthn options from this origin.
+const SCRIPTED_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Serialize)]
 pub struct LoginPage<'a> {
@@ -217,7 +219,9 @@ pub fn render<P: Page>(state: &AppState, status: StatusCode, page: &P) -> HttpRe
     match state.theme.render(page) {
         Ok(body) => {
             let mut response = secured(HttpResponse::build(status));
-            if P::SCRIPTED || P::TEMPLATE.starts_with("console/") {
+            if P::SCRIPTED {
+                response.insert_header((header::CONTENT_SECURITY_POLICY, SCRIPTED_CSP));
+            } else if P::TEMPLATE.starts_with("console/") {
                 response.insert_header((header::CONTENT_SECURITY_POLICY, CONSOLE_CSP));
             }
             response.content_type("text/html; charset=utf-8").body(body)

@@ -115,25 +115,18 @@ async fn sign_in(
         Err(Refused::Store(e)) => return Err(PageError::Store(e)),
         Err(refusal) => {
             tracing::info!(reason = %refusal, "passkey sign-in refused");
-            let event = Event::new(EventType::SignIn, anonymous(state, req), "user:unknown")
+            let subject = match &refusal {
+                Refused::Disabled(user_id) => format!("user:{user_id}"),
+                _ => "user:unknown".to_owned(),
+            };
+            let event = Event::new(EventType::SignIn, anonymous(state, req), subject)
                 .with("factor", "passkey")
                 .with("reason", refusal_reason(&refusal));
             super::login::record_refusal(state, event).await?;
             return Err(PageError::Shown(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED));
         }
     };
-    let user = match store::users::find(&state.db, &signed_in.user_id).await? {
-        Some(user) if !user.disabled => user,
-        user => {
-            tracing::info!("passkey sign-in refused: the user is disabled or gone");
-            let subject = format!("user:{}", user.map_or("unknown".to_owned(), |u| u.id));
-            let event = Event::new(EventType::SignIn, anonymous(state, req), subject)
-                .with("factor", "passkey")
-                .with("reason", "disabled");
-            super::login::record_refusal(state, event).await?;
-            return Err(PageError::Shown(StatusCode::UNAUTHORIZED, PASSKEY_REFUSED));
-        }
-    };
+    let user = signed_in.user;
     let amr = if signed_in.backup_eligible {
         session::Amr::PasskeySynced
     } else {
@@ -156,6 +149,7 @@ fn refusal_reason(refusal: &Refused) -> &'static str {
         Refused::Replayed => "replayed",
         Refused::Invalid(_) => "invalid",
         Refused::Unknown => "unknown_passkey",
+        Refused::Disabled(_) => "disabled",
         Refused::Store(_) => "unavailable",
     }
 }

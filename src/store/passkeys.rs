@@ -4,13 +4,14 @@
 //! same answer at once, exactly one accepts it.
 
 use chrono::{DateTime, Utc};
-use entity::{passkey, used_passkey_challenge};
+use entity::{passkey, used_passkey_challenge, user};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
 };
 
 use super::StoreError;
+use super::users::UserRecord;
 
 /// A registered passkey, as sign-in needs it. Holds no secret (a public key).
 #[derive(Debug, Clone)]
@@ -88,26 +89,33 @@ pub async fn insert(db: &impl ConnectionTrait, new: NewPasskey) -> Result<bool, 
     Ok(inserted == 1)
 }
 
-/// The passkey of credential id `credential_id`, if one is registered.
+/// The passkey of credential id `credential_id`, if one is registered, with its user (one
+/// join, as a password sign-in reads its user).
 pub async fn find_by_credential(
     db: &impl ConnectionTrait,
     credential_id: &[u8],
-) -> Result<Option<PasskeyRecord>, StoreError> {
+) -> Result<Option<(PasskeyRecord, Option<UserRecord>)>, StoreError> {
     Ok(passkey::Entity::find()
         .filter(passkey::Column::CredentialId.eq(credential_id.to_vec()))
+        .find_also_related(user::Entity)
         .one(db)
         .await?
-        .map(|m| PasskeyRecord {
-            id: m.id,
-            user_id: m.user_id,
-            credential_id: m.credential_id,
-            user_handle: m.user_handle,
-            public_key: m.public_key,
-            sign_count: m.sign_count,
-            user_verified: m.user_verified,
-            backup_eligible: m.backup_eligible,
-            backup_state: m.backup_state,
-            attachment: m.attachment,
+        .map(|(m, user)| {
+            (
+                PasskeyRecord {
+                    id: m.id,
+                    user_id: m.user_id,
+                    credential_id: m.credential_id,
+                    user_handle: m.user_handle,
+                    public_key: m.public_key,
+                    sign_count: m.sign_count,
+                    user_verified: m.user_verified,
+                    backup_eligible: m.backup_eligible,
+                    backup_state: m.backup_state,
+                    attachment: m.attachment,
+                },
+                user.map(UserRecord::from),
+            )
         }))
 }
 
