@@ -336,8 +336,21 @@ async fn passkey_registered_from_account_signs_in_alone_and_is_renamed_and_remov
     assert!(!row.backup_eligible && !row.backup_state && row.user_verified);
     assert!(row.last_used_at.is_none());
 
-    // Signed out, a new browser signs in with the passkey alone: no username typed.
-    let (other, response) = passkey_sign_in(&app, &mut authenticator).await;
+    // Signed out, a new browser signs in with the passkey alone: no username typed. The
+    // options cost no statement (their state is sealed to the browser), the answer five
+    // (docs/SCALING.md).
+    let count = |route: &'static str| {
+        let app = &app;
+        async move { crate::statements::statements(app).await.get(route).copied().unwrap_or(0) }
+    };
+    let other = Browser::new();
+    let before = count("/login/passkey/options").await;
+    let (page, options) = login_options(&app, &other, "/account").await;
+    assert_eq!(count("/login/passkey/options").await - before, 0, "options: no statement");
+    let credential = authenticator.assert(&options, &origin(&app));
+    let before = count("/login/passkey").await;
+    let response = finish_login(&app, &other, &page, &options, &credential).await;
+    assert_eq!(count("/login/passkey").await - before, 5, "a passkey sign-in's statements");
     assert_eq!(response.status(), 303);
     assert_eq!(location(&response).as_deref(), Some("/account"));
     let html = account(&app, &other).await;
