@@ -143,6 +143,7 @@ fn expired(ceremony: &impl TimedCeremony) -> bool {
 /// Begins registering a new passkey of `user_id` from the session `session_id`: `handle` is
 /// the user handle of the user's other passkeys (a new random one for the first), `exclude`
 /// their credential ids (an authenticator holding one of them refuses to make another).
+#[allow(clippy::too_many_arguments)]
 pub fn begin_registration(
     rp: &RelyingParty,
     master: &MasterKey,

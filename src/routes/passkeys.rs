@@ -41,9 +41,8 @@ fn options_answer(begun: passkeys::Begun) -> HttpResponse {
         .json(serde_json::json!({"options": begun.options, "state": begun.state}))
 }
 
-fn unavailable(state: &AppState, error: &impl std::fmt::Display) -> HttpResponse {
+fn unavailable(error: &impl std::fmt::Display) -> HttpResponse {
     tracing::warn!(error = %error, "passkey options unavailable");
-    let _ = state;
     refused(
         StatusCode::SERVICE_UNAVAILABLE,
         "temporarily_unavailable",
@@ -75,7 +74,7 @@ pub async fn login_options(
     let master = state.keys.master();
     match passkeys::begin_login(&rp, master, &binding, state.settings.passkey_timeout) {
         Ok(begun) => options_answer(begun),
-        Err(e) => unavailable(&state, &e),
+        Err(e) => unavailable(&e),
     }
 }
 
@@ -169,7 +168,7 @@ pub async fn register_options(
         Ok(None) => {
             return refused(StatusCode::UNAUTHORIZED, "login_required", "sign in first");
         }
-        Err(e) => return unavailable(&state, &e),
+        Err(e) => return unavailable(&e),
     };
     if !csrf_ok(&state, &session.id, field(&form, "csrf_token")) {
         return refused(StatusCode::BAD_REQUEST, "invalid_request", pages::EXPIRED_FORM);
@@ -190,7 +189,7 @@ pub async fn register_options(
     };
     let existing = match store::passkeys::list_for_user(&state.db, &session.user.id).await {
         Ok(existing) => existing,
-        Err(e) => return unavailable(&state, &e),
+        Err(e) => return unavailable(&e),
     };
     let handle = existing.first().map(|p| p.user_handle.as_slice());
     let exclude: Vec<Vec<u8>> = existing.iter().map(|p| p.credential_id.clone()).collect();
@@ -206,7 +205,7 @@ pub async fn register_options(
     );
     match begun {
         Ok(begun) => options_answer(begun),
-        Err(e) => unavailable(&state, &e),
+        Err(e) => unavailable(&e),
     }
 }
 
