@@ -409,3 +409,44 @@ pub async fn remove(db: &Db, user_id: &str, id: &str, event: &Event) -> Result<b
     event.log();
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_relying_party_is_the_issuer_host_and_origin() {
+        let rp = RelyingParty::from_issuer("https://ID.example.com/auth").expect("a domain");
+        assert_eq!(rp.id.as_ref(), "id.example.com");
+        assert_eq!(rp.origin(), "https://id.example.com");
+        let rp = RelyingParty::from_issuer("http://localhost:8080").expect("localhost");
+        assert_eq!(rp.id.as_ref(), "localhost");
+        assert_eq!(rp.origin(), "http://localhost:8080");
+        let rp = RelyingParty::from_issuer("https://example.com:443").expect("default port");
+        assert_eq!(rp.origin(), "https://example.com");
+        // WebAuthn refuses IP addresses as relying party ids.
+        assert!(RelyingParty::from_issuer("http://127.0.0.1:8080").is_none());
+        assert!(RelyingParty::from_issuer("http://[::1]:8080").is_none());
+    }
+
+    #[test]
+    fn names_are_cut_cleaned_and_never_empty() {
+        assert_eq!(clean_name("  Work laptop  "), "Work laptop");
+        assert_eq!(clean_name("a\u{0}b\nc"), "abc");
+        assert_eq!(clean_name(" \t "), "Passkey");
+        assert_eq!(clean_name(&"é".repeat(100)).chars().count(), NAME_CHARS);
+    }
+
+    #[test]
+    fn a_sealed_state_opens_only_for_its_browser() {
+        let encoded = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let configured = secrecy::SecretString::from(encoded);
+        let master = MasterKey::load_or_create(Some(&configured), std::path::Path::new("/none"))
+            .expect("a master key");
+        let sealed = seal(&master, &login_context("binding-a"), vec![1, 2, 3], "").expect("seal");
+        assert!(open(&master, &login_context("binding-a"), &sealed).is_ok());
+        assert!(open(&master, &login_context("binding-b"), &sealed).is_err());
+        assert!(open(&master, &registration_context("binding-a"), &sealed).is_err());
+        assert!(open(&master, &login_context("binding-a"), "garbage").is_err());
+    }
+}
