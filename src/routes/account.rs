@@ -86,6 +86,7 @@ async fn account_page(
         recovery_codes_left,
         passkeys,
         passkey_fresh: super::passkeys::fresh(session),
+        passkeys_available: super::passkeys::available(state),
         error,
     };
     Ok(pages::render(state, status, &page))

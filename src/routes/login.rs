@@ -50,6 +50,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         return_to,
         username: field(&query, "login_hint").unwrap_or_default().chars().take(64).collect(),
         error: None,
+        passkeys: super::passkeys::available(&state),
     };
     let mut response = pages::render(&state, StatusCode::OK, &page);
     if let Some(cookie) = new_cookie {
@@ -92,6 +93,7 @@ async fn sign_in(
             return_to: return_to.clone(),
             username: username.chars().take(64).collect(),
             error: Some(error),
+            passkeys: super::passkeys::available(state),
         };
         pages::render(state, status, &page)
     };

@@ -28,6 +28,8 @@ pub struct LoginPage<'a> {
     pub return_to: String,
     pub username: String,
     pub error: Option<&'static str>,
+    /// Whether to offer a passkey sign-in (the issuer's host is a domain name).
+    pub passkeys: bool,
 }
 
 impl Page for LoginPage<'_> {
@@ -186,6 +188,8 @@ pub struct AccountPage<'a> {
     pub passkeys: Vec<PasskeyRow>,
     /// Whether this session signed in recently enough to add a passkey.
     pub passkey_fresh: bool,
+    /// Whether passkeys can be used here at all (the issuer's host is a domain name).
+    pub passkeys_available: bool,
     /// Why turning the app off was refused, if it was.
     pub error: Option<&'static str>,
 }

@@ -30,6 +30,12 @@ fn relying_party(state: &AppState) -> Option<RelyingParty> {
     RelyingParty::from_issuer(state.issuer.as_str())
 }
 
+/// Whether passkeys can be offered: the issuer's host is a domain name (WebAuthn refuses IP
+/// addresses as relying party ids).
+pub fn available(state: &AppState) -> bool {
+    relying_party(state).is_some()
+}
+
 /// A JSON refusal in the documented shape.
 fn refused(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     json_error(status, error, description, None)

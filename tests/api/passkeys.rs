@@ -594,3 +594,21 @@ async fn passkey_registration_needs_a_fresh_sign_in() {
         assert_eq!(response.status(), 401, "{garbage}");
     }
 }
+
+#[tokio::test]
+async fn passkeys_are_not_offered_with_an_ip_address_issuer() {
+    // The default test issuer is http://127.0.0.1:PORT: no relying party id.
+    let app = crate::helpers::spawn_app().await;
+    let (browser, _) = signed_in(&app, "ivy").await;
+    assert!(!account(&app, &browser).await.contains("passkey-register"));
+    let anonymous = Browser::new();
+    let page = anonymous.get(&app.url("/login")).await.text().await.expect("page");
+    assert!(!page.contains("passkey-signin"), "no passkey button");
+    assert!(page.contains("name=\"password\""), "the password form as before");
+    let csrf = input(&page, "csrf_token").expect("csrf");
+    let response =
+        anonymous.post(&app.url("/login/passkey/options"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"], "passkeys_unavailable");
+}
