@@ -360,6 +360,28 @@ async fn passkey_registered_from_account_signs_in_alone_and_is_renamed_and_remov
     assert_eq!(row.sign_count, 2, "the counter is stored");
     assert!(row.last_used_at.is_some());
 
+    // A second passkey: the first is excluded (its authenticator would refuse to make
+    // another), the user handle is the same, and each signs in.
+    let response = registration_options(&app, &other).await;
+    let options: Value = response.json().await.expect("JSON");
+    let first = &authenticator;
+    assert_eq!(
+        public_key(&options)["excludeCredentials"][0]["id"],
+        b64(&first.credential_id),
+        "{options}"
+    );
+    assert_eq!(public_key(&options)["user"]["id"], b64(&first.user_handle));
+    let mut phone = Authenticator::new(true);
+    let credential = phone.register(&options, &origin(&app));
+    assert_eq!(
+        finish_registration(&app, &other, &options, &credential, "Phone").await.status(),
+        303
+    );
+    let (_, response) = passkey_sign_in(&app, &mut phone).await;
+    assert_eq!(response.status(), 303);
+    let html = account(&app, &other).await;
+    assert!(html.contains("Phone") && html.contains("Work laptop"));
+
     // Renamed, then removed: each an event; a removed passkey signs no one in.
     let csrf = input(&html, "csrf_token").expect("csrf");
     let renamed = other
