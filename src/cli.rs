@@ -257,6 +257,9 @@ pub struct SettingsArgs {
     /// How long a device's user code stays valid at /device (RFC 8628) [default: 10m]
     #[arg(long, env = "CASTELLAN_DEVICE_CODE_LIFETIME", global = true)]
     device_code_lifetime: Option<String>,
+    /// How long a passkey registration or sign-in may take: its challenge's lifetime [default: 3m]
+    #[arg(long, env = "CASTELLAN_PASSKEY_TIMEOUT", global = true)]
+    passkey_timeout: Option<String>,
     /// How long a device waits between polls of /token; slow_down adds 5s [default: 5s]
     #[arg(long, env = "CASTELLAN_DEVICE_POLL_INTERVAL", global = true)]
     device_poll_interval: Option<String>,
@@ -494,6 +497,11 @@ impl SettingsArgs {
                 "CASTELLAN_DEVICE_CODE_LIFETIME",
                 self.device_code_lifetime,
                 d.device_code_lifetime,
+            )?,
+            passkey_timeout: duration(
+                "CASTELLAN_PASSKEY_TIMEOUT",
+                self.passkey_timeout,
+                d.passkey_timeout,
             )?,
             device_poll_interval: duration(
                 "CASTELLAN_DEVICE_POLL_INTERVAL",

@@ -91,6 +91,9 @@ pub struct Settings {
     pub device_code_lifetime: Duration,
     /// How long a device waits between two polls, before any `slow_down`.
     pub device_poll_interval: Duration,
+    /// How long a passkey ceremony (registration or sign-in) may take, from the options to
+    /// the answer: the challenge's lifetime.
+    pub passkey_timeout: Duration,
     /// How the pages look: name, logo, colours, templates (docs/REFERENCE.md §3.13).
     pub brand: Brand,
 }
@@ -192,6 +195,7 @@ impl Default for Settings {
             client_id_metadata_documents: false,
             device_code_lifetime: Duration::from_secs(600),
             device_poll_interval: Duration::from_secs(5),
+            passkey_timeout: Duration::from_secs(180),
             brand: Brand::default(),
         }
     }
@@ -265,6 +269,14 @@ impl Settings {
             return Err(SettingsError::new(
                 "CASTELLAN_DEVICE_CODE_LIFETIME",
                 "must be between 1s and 1h",
+            ));
+        }
+        if self.passkey_timeout < Duration::from_secs(1)
+            || self.passkey_timeout > Duration::from_secs(600)
+        {
+            return Err(SettingsError::new(
+                "CASTELLAN_PASSKEY_TIMEOUT",
+                "must be between 1s and 10m",
             ));
         }
         if self.device_poll_interval < Duration::from_secs(1)

@@ -20,7 +20,7 @@ pub struct ErrorBody<'a> {
     pub field: Option<&'a str>,
 }
 
-fn json_error(
+pub(crate) fn json_error(
     status: StatusCode,
     error: &str,
     description: &str,

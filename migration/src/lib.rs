@@ -23,6 +23,7 @@ mod m20261208_000018_token_hours;
 mod m20261209_000019_session_devices;
 mod m20261210_000020_totp;
 mod m20261211_000021_mfa_policy;
+mod m20261212_000022_passkeys;
 
 pub struct Migrator;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261209_000019_session_devices::Migration),
             Box::new(m20261210_000020_totp::Migration),
             Box::new(m20261211_000021_mfa_policy::Migration),
+            Box::new(m20261212_000022_passkeys::Migration),
         ]
     }
 }

@@ -26,6 +26,7 @@ pub mod jws;
 pub mod keyring;
 pub mod master_key;
 pub mod methods;
+pub mod passkeys;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh_token;

@@ -195,13 +195,17 @@ struct PendingEnrolment {
 }
 
 /// Seals `value` for a form field, bound to `context` (purpose and browser).
-fn seal_field<T: Serialize>(master: &MasterKey, context: &str, value: &T) -> Option<String> {
+pub(crate) fn seal_field<T: Serialize>(
+    master: &MasterKey,
+    context: &str,
+    value: &T,
+) -> Option<String> {
     let json = Zeroizing::new(serde_json::to_vec(value).ok()?);
     let sealed = master.seal(context.as_bytes(), &json).ok()?;
     Some(URL_SAFE_NO_PAD.encode(sealed))
 }
 
-fn open_field<T: for<'de> Deserialize<'de>>(
+pub(crate) fn open_field<T: for<'de> Deserialize<'de>>(
     master: &MasterKey,
     context: &str,
     field: &str,

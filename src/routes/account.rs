@@ -10,7 +10,7 @@ use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
 use super::pages::{
-    self, AccountPage, GrantRow, PageError, PageResult, RecoveryCodesPage, SessionRow,
+    self, AccountPage, GrantRow, PageError, PageResult, PasskeyRow, RecoveryCodesPage, SessionRow,
     TotpSetupPage, csrf_token, current_session, field, when,
 };
 use crate::oauth::audit::{self, Event, EventType};
@@ -65,6 +65,17 @@ async fn account_page(
     let totp = store::totp::find(&state.db, &session.user.id).await?.is_some();
     let recovery_codes_left =
         if totp { store::totp::recovery_codes_left(&state.db, &session.user.id).await? } else { 0 };
+    let passkeys = store::passkeys::list_for_user(&state.db, &session.user.id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            id: p.id,
+            name: p.name,
+            created: when(p.created_at),
+            last_used: p.last_used_at.map(when),
+            synced: p.backup_eligible,
+        })
+        .collect();
     let page = AccountPage {
         base: pages::base(state),
         csrf_token: csrf_token(state, &session.id),
@@ -73,6 +84,9 @@ async fn account_page(
         sessions,
         totp,
         recovery_codes_left,
+        passkeys,
+        passkey_fresh: super::passkeys::fresh(session),
+        passkeys_available: super::passkeys::available(state),
         error,
     };
     Ok(pages::render(state, status, &page))

@@ -1,6 +1,6 @@
 //! `GET /static/castellan.css` and `GET /static/logo`: the theme's stylesheet and logo
 //! (docs/REFERENCE.md §3.13), read once at start; `GET /static/console.js`, the console's
-//! optional script, compiled in.
+//! optional script, and `GET /static/passkeys.js`, compiled in.
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -17,6 +17,18 @@ pub async fn stylesheet(state: web::Data<AppState>) -> HttpResponse {
 }
 
 const CONSOLE_SCRIPT: &str = include_str!("../../static/console.js");
+
+const PASSKEYS_SCRIPT: &str = include_str!("../../static/passkeys.js");
+
+/// The login and account pages' passkey script (docs/REFERENCE.md §3.4): without it, or
+/// without WebAuthn in the browser, those pages work as before, with no passkey button.
+pub async fn passkeys_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(PASSKEYS_SCRIPT)
+}
 
 pub async fn console_script() -> HttpResponse {
     HttpResponse::Ok()

@@ -21,7 +21,7 @@ use crate::store;
 /// Where a login may send the browser next: back into an authorization request, to the
 /// device page, or the account page. Anything else (another site, a protocol-relative URL) is ignored; a value
 /// with control characters (header splitting) is refused outright.
-fn safe_return(value: Option<&str>) -> Result<String, PageError> {
+pub(super) fn safe_return(value: Option<&str>) -> Result<String, PageError> {
     match value {
         Some(v) if v.chars().any(char::is_control) => {
             Err(PageError::bad_request("The sign-in link is malformed."))
@@ -52,6 +52,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         return_to,
         username: field(&query, "login_hint").unwrap_or_default().chars().take(64).collect(),
         error: None,
+        passkeys: super::passkeys::available(&state),
     };
     let mut response = pages::render(&state, StatusCode::OK, &page);
     if let Some(cookie) = new_cookie {
@@ -94,6 +95,7 @@ async fn sign_in(
             return_to: return_to.clone(),
             username: username.chars().take(64).collect(),
             error: Some(error),
+            passkeys: super::passkeys::available(state),
         };
         pages::render(state, status, &page)
     };
@@ -169,7 +171,7 @@ async fn sign_in(
 
 /// Ends this browser's old session and starts a new one (a new id at every login: no
 /// fixation), then sends the browser on to `return_to` as a known device of the account.
-async fn start_session(
+pub(super) async fn start_session(
     state: &AppState,
     req: &HttpRequest,
     user: &store::users::UserRecord,
@@ -385,7 +387,10 @@ fn subject(user: &Option<store::users::UserRecord>) -> String {
 
 /// Records a refused sign-in as one more statement after its counter's: it changes nothing
 /// else, so there is no transaction to share.
-async fn record_refusal(state: &AppState, event: Event) -> Result<(), store::StoreError> {
+pub(super) async fn record_refusal(
+    state: &AppState,
+    event: Event,
+) -> Result<(), store::StoreError> {
     let event = event.failed();
     audit::record(&state.db, &event).await?;
     event.log();

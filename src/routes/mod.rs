@@ -20,6 +20,7 @@ mod logout;
 mod metrics;
 mod pages;
 mod par;
+mod passkeys;
 mod register;
 pub(crate) mod theme;
 mod token;
@@ -89,6 +90,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             resource("/logout", web::get().to(logout::page)).route(web::post().to(logout::submit)),
         )
         .service(resource("/login/totp", web::post().to(login::submit_code)))
+        .service(resource("/login/passkey/options", web::post().to(passkeys::login_options)))
+        .service(resource("/login/passkey", web::post().to(passkeys::login)))
+        .service(resource("/account/passkeys/options", web::post().to(passkeys::register_options)))
+        .service(resource("/account/passkeys", web::post().to(passkeys::register)))
+        .service(resource("/account/passkeys/{id}/rename", web::post().to(passkeys::rename)))
+        .service(resource("/account/passkeys/{id}/remove", web::post().to(passkeys::remove)))
         .service(resource("/account", web::get().to(account::page)))
         .service(
             resource("/account/totp", web::get().to(account::totp_page))
@@ -173,6 +180,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
         .service(resource("/console/keys/rotate", web::post().to(console::keys::rotate)))
         .service(resource("/static/castellan.css", web::get().to(assets::stylesheet)))
         .service(resource("/static/logo", web::get().to(assets::logo)))
+        .service(resource("/static/passkeys.js", web::get().to(assets::passkeys_script)))
         .service(resource("/static/console.js", web::get().to(assets::console_script)))
         .configure(admin::configure)
         .default_service(web::to(not_found));

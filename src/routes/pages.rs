@@ -15,8 +15,10 @@ use crate::store::StoreError;
 /// docs/REFERENCE.md §3: no framing, no referrer, only our own stylesheet, nothing else loads.
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
-/// A page that loads a script file of this server's own (`Page::SCRIPTED`).
-const SCRIPTED_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// A page that loads a script file of this server's own (`Page::SCRIPTED`: the login and
+/// account pages' passkeys, which fetch their WebAuthn options from this origin; the console's
+/// client page).
+const SCRIPTED_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 #[derive(Serialize)]
 pub struct LoginPage<'a> {
@@ -25,10 +27,14 @@ pub struct LoginPage<'a> {
     pub return_to: String,
     pub username: String,
     pub error: Option<&'static str>,
+    /// Whether to offer a passkey sign-in (the issuer's host is a domain name).
+    pub passkeys: bool,
 }
 
 impl Page for LoginPage<'_> {
     const TEMPLATE: &'static str = "login.html";
+    /// The passkey button's script.
+    const SCRIPTED: bool = true;
 }
 
 /// The second step of a sign-in: the authenticator app's code (or a recovery code).
@@ -192,12 +198,30 @@ pub struct AccountPage<'a> {
     pub totp: bool,
     /// Unused recovery codes, when `totp`.
     pub recovery_codes_left: u64,
+    pub passkeys: Vec<PasskeyRow>,
+    /// Whether this session signed in recently enough to add a passkey.
+    pub passkey_fresh: bool,
+    /// Whether passkeys can be used here at all (the issuer's host is a domain name).
+    pub passkeys_available: bool,
     /// Why turning the app off was refused, if it was.
     pub error: Option<&'static str>,
 }
 
 impl Page for AccountPage<'_> {
     const TEMPLATE: &'static str = "account.html";
+    /// The passkey registration's script.
+    const SCRIPTED: bool = true;
+}
+
+/// One of the user's passkeys on /account.
+#[derive(Serialize)]
+pub struct PasskeyRow {
+    pub id: String,
+    pub name: String,
+    pub created: String,
+    pub last_used: Option<String>,
+    /// Backup eligible: may be synced between the user's devices.
+    pub synced: bool,
 }
 
 /// The path prefix of the issuer, so links work behind a path-prefixing proxy.

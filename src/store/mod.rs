@@ -9,6 +9,7 @@ pub mod events;
 pub mod grants;
 pub mod keys;
 pub mod overview;
+pub mod passkeys;
 pub mod proofs;
 pub mod purge;
 pub mod pushed;

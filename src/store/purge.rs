@@ -18,6 +18,8 @@ pub enum Expired {
     UsedAssertions,
     /// DPoP proof ids whose proofs are past the accepted window.
     UsedProofs,
+    /// Passkey challenges answered, past their ceremony's expiry.
+    UsedPasskeyChallenges,
     Sessions,
     /// Pushed authorization requests past their expiry, never used.
     PushedRequests,
@@ -52,9 +54,10 @@ pub struct Windows {
 }
 
 impl Expired {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::UsedAssertions,
         Self::UsedProofs,
+        Self::UsedPasskeyChallenges,
         Self::Sessions,
         Self::PushedRequests,
         Self::Codes,
@@ -72,6 +75,7 @@ impl Expired {
         match self {
             Self::UsedAssertions => "used_assertions",
             Self::UsedProofs => "used_dpop_proofs",
+            Self::UsedPasskeyChallenges => "used_passkey_challenges",
             Self::Sessions => "sessions",
             Self::PushedRequests => "pushed_requests",
             Self::Codes => "authorization_codes",
@@ -97,6 +101,7 @@ impl Expired {
         match self {
             Self::UsedAssertions => super::clients::purge_assertions(db, now, batch).await,
             Self::UsedProofs => super::proofs::purge(db, now, batch).await,
+            Self::UsedPasskeyChallenges => super::passkeys::purge_challenges(db, now, batch).await,
             Self::Sessions => super::sessions::purge(db, now, batch).await,
             Self::PushedRequests => super::pushed::purge(db, now, batch).await,
             Self::Codes => super::codes::purge(db, now - chrono::Duration::days(1), batch).await,

@@ -465,3 +465,92 @@ async fn an_administrator_walks_the_console_in_a_real_browser() {
     }
     driver.command(reqwest::Method::DELETE, "", Value::Null).await;
 }
+
+/// Passkeys in a real browser (docs/REFERENCE.md §3.4, §3.6): Chromium's virtual
+/// authenticator (WebDriver's WebAuthn extension) with user verification. A fresh sign-in
+/// registers a passkey from /account and names it; signed out, the login page's passkey
+/// button signs in with it alone (no username typed) and lands on /account. WebAuthn refuses
+/// IP addresses, so the issuer here is `http://localhost:PORT` (a secure context).
+#[tokio::test]
+async fn a_real_browser_registers_a_passkey_and_signs_in_with_it_alone() {
+    let Some(driver) = Driver::start().await else { return };
+    let app = crate::passkeys::spawn_localhost(|_| {}).await;
+    let id = user(&app, "petra").await;
+    let authenticator = driver
+        .command(
+            reqwest::Method::POST,
+            "/webauthn/authenticator",
+            json!({"protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+                   "hasUserVerification": true, "isUserVerified": true}),
+        )
+        .await;
+    let authenticator = authenticator.as_str().unwrap_or_else(|| panic!("{authenticator}"));
+    let at = |path: &str| format!("{}{path}", app.issuer);
+
+    driver.go(&at("/login?return_to=%2Faccount")).await;
+    driver.type_into("input[name=username]", "petra").await;
+    driver.type_into("input[name=password]", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    assert!(driver.displayed("#passkey-register").await, "the script shows the passkey form");
+    let name = driver.element("#passkey_name").await;
+    driver.command(reqwest::Method::POST, &format!("/element/{name}/clear"), json!({})).await;
+    driver.type_into("#passkey_name", "Chromium key").await;
+    driver.click("#passkey-register button[type=submit]").await;
+    let listed = eventually(Duration::from_secs(15), || async {
+        driver.text("main").await.contains("Chromium key")
+    })
+    .await;
+    let source = driver.command(reqwest::Method::GET, "/source", Value::Null).await;
+    assert!(listed, "registered and listed: {source}");
+    driver.screenshot("account-passkey").await;
+    let credentials = driver
+        .command(
+            reqwest::Method::GET,
+            &format!("/webauthn/authenticator/{authenticator}/credentials"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(credentials.as_array().map(Vec::len), Some(1), "{credentials}");
+    assert_eq!(credentials[0]["isResidentCredential"], true, "a discoverable credential");
+
+    // Signed out, then in with the passkey alone.
+    driver.click("form[action$='/logout'] button").await;
+    eventually(Duration::from_secs(10), || async { !driver.url().await.ends_with("/account") })
+        .await;
+    driver.go(&at("/login?return_to=%2Faccount")).await;
+    assert!(driver.displayed("#passkey-signin button").await, "the passkey button shows");
+    driver.screenshot("login-passkey").await;
+    driver.click("#passkey-signin button").await;
+    let landed = eventually(Duration::from_secs(15), || async {
+        driver.url().await == at("/account")
+            && driver.text("main").await.contains("Signed in as petra")
+    })
+    .await;
+    assert!(
+        landed,
+        "signed in with the passkey: {} {}",
+        driver.url().await,
+        driver.text("main").await
+    );
+
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let db = app.store().await;
+    let sessions = entity::session::Entity::find()
+        .filter(entity::session::Column::UserId.eq(id.clone()))
+        .all(&db)
+        .await
+        .expect("sessions");
+    let amr: Vec<Option<String>> = sessions.into_iter().map(|s| s.amr).collect();
+    assert!(
+        amr.iter().any(|a| matches!(a.as_deref(), Some("hwk user mfa" | "swk user mfa"))),
+        "a passkey session: {amr:?}"
+    );
+    let stored = entity::passkey::Entity::find()
+        .filter(entity::passkey::Column::UserId.eq(id))
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("the passkey");
+    assert!(stored.last_used_at.is_some() && stored.user_verified);
+    driver.command(reqwest::Method::DELETE, "", Value::Null).await;
+}

@@ -36,6 +36,7 @@ mod mcp;
 mod mfa_policy;
 mod oidc;
 mod par;
+mod passkeys;
 mod propagation;
 mod proxy;
 mod refresh;

@@ -12,7 +12,7 @@ use crate::browser::{
 use crate::helpers::{TestApp, spawn_app};
 
 /// Statements so far, by route.
-async fn statements(app: &TestApp) -> HashMap<String, u64> {
+pub async fn statements(app: &TestApp) -> HashMap<String, u64> {
     let text = app.get("/metrics").await.text().await.expect("metrics");
     text.lines()
         .filter_map(|line| line.strip_prefix("castellan_db_statements_total{route=\""))

@@ -8,6 +8,8 @@ use crate::helpers::{TestApp, castellan, spawn_app, spawn_app_with};
 
 const CSP: &str =
     "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// The sign-in page also runs its passkey script, which fetches its options (same origin).
+const LOGIN_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// A logo that would run a script if it were ever opened as a document without the sandbox.
 const LOGO: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><script>alert(1)</script><rect width="10" height="10"/></svg>"#;
@@ -56,6 +58,7 @@ async fn a_deployment_brands_the_pages_and_replaces_a_template_by_settings() {
     let csp = login.headers()["content-security-policy"].to_str().expect("csp").to_owned();
     let page = login.text().await.expect("login page");
     let error = browser.get(&app.url("/consent?request=nonsense")).await;
+    let error_csp = error.headers()["content-security-policy"].to_str().expect("csp").to_owned();
     let error_page = error.text().await.expect("error page");
     let css = app.get("/static/castellan.css").await.text().await.expect("stylesheet");
     let logo = app.get("/static/logo").await;
@@ -66,7 +69,8 @@ async fn a_deployment_brands_the_pages_and_replaces_a_template_by_settings() {
     assert!(page.contains(r#"<h1 id="acme">Sign in with your Acme badge</h1>"#), "{page}");
     assert!(page.contains("<title>Welcome to Acme ID</title>"), "{page}");
     assert!(page.contains(r#"<img class="logo" src="/static/logo" alt="Acme ID">"#), "{page}");
-    assert_eq!(csp, CSP);
+    assert_eq!(csp, LOGIN_CSP);
+    assert_eq!(error_csp, CSP);
     // Pages the folder leaves alone keep the built-in template, with the brand's name.
     assert!(error_page.contains("<title>Error · Acme ID</title>"), "{error_page}");
     assert!(!error_page.contains("Castellan"), "{error_page}");
