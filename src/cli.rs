@@ -87,6 +87,13 @@ pub enum UsersCommand {
         #[arg(long)]
         id: String,
     },
+    /// Remove one of a user's passkeys (a lost device); `users methods` lists their ids.
+    RemovePasskey {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        passkey: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -553,6 +560,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Users { action: UsersCommand::ResetTotp { id } } => {
             users_reset_totp(settings, id).await?
         }
+        Command::Users { action: UsersCommand::RemovePasskey { id, passkey } } => {
+            users_remove_passkey(settings, id, passkey).await?
+        }
         Command::Migrate => {
             store::migrate(&settings).await?;
             tracing::info!("migrations applied");
@@ -668,6 +678,27 @@ async fn users_reset_totp(settings: Settings, id: String) -> anyhow::Result<()> 
         anyhow::bail!("no authenticator app is set up for a user with this id");
     }
     println!("{}", serde_json::json!({ "user": id, "totp_removed": true }));
+    Ok(())
+}
+
+async fn users_remove_passkey(
+    settings: Settings,
+    id: String,
+    passkey: String,
+) -> anyhow::Result<()> {
+    use crate::oauth::audit::{Actor, Event, EventType};
+    store::migrate(&settings).await?;
+    let db = store::connect(&settings).await?;
+    let event =
+        Event::new(EventType::MfaPasskeyRemoved, Actor::system("cli"), format!("user:{id}"))
+            .with("passkey", passkey.as_str())
+            .with("by", "admin");
+    let removed = crate::oauth::passkeys::remove(&db, &id, &passkey, &event).await?;
+    db.close().await?;
+    if !removed {
+        anyhow::bail!("the user with this id has no such passkey");
+    }
+    println!("{}", serde_json::json!({ "user": id, "passkey_removed": passkey }));
     Ok(())
 }
 

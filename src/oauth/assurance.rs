@@ -30,12 +30,31 @@ pub fn required(
 pub struct Methods {
     /// An authenticator app (TOTP).
     pub totp: bool,
+    /// The strongest level one of the user's passkeys reaches, if they have any.
+    pub passkey: Option<Level>,
 }
 
 impl Methods {
+    /// `totp`, and passkeys by whether each may be synced between devices (backup eligible).
+    pub fn new(totp: bool, passkeys_backup_eligible: impl IntoIterator<Item = bool>) -> Self {
+        let passkey =
+            passkeys_backup_eligible
+                .into_iter()
+                .map(|synced| {
+                    if synced { Level::PhishingResistant } else { Level::PhishingResistantHardware }
+                })
+                .max();
+        Self { totp, passkey }
+    }
+
     /// Whether the TOTP step after the password reaches `needed`.
     pub fn otp_reaches(self, needed: Level) -> bool {
         self.totp && needed <= Level::MultiFactor
+    }
+
+    /// Whether a sign-in with one of the user's passkeys reaches `needed`.
+    pub fn passkey_reaches(self, needed: Level) -> bool {
+        self.passkey.is_some_and(|level| level >= needed)
     }
 }
 
@@ -89,9 +108,20 @@ mod tests {
 
     #[test]
     fn the_app_code_reaches_a_second_factor_but_not_a_passkeys_level() {
-        let with = Methods { totp: true };
+        let with = Methods::new(true, []);
         assert!(with.otp_reaches(Level::MultiFactor));
         assert!(!with.otp_reaches(Level::PhishingResistant));
         assert!(!Methods::default().otp_reaches(Level::MultiFactor));
+    }
+
+    #[test]
+    fn a_passkey_reaches_its_own_level_and_the_strongest_one_counts() {
+        let synced = Methods::new(false, [true]);
+        assert!(synced.passkey_reaches(Level::MultiFactor));
+        assert!(synced.passkey_reaches(Level::PhishingResistant));
+        assert!(!synced.passkey_reaches(Level::PhishingResistantHardware));
+        let both = Methods::new(false, [true, false]);
+        assert!(both.passkey_reaches(Level::PhishingResistantHardware));
+        assert!(!Methods::new(true, []).passkey_reaches(Level::MultiFactor));
     }
 }

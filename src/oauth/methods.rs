@@ -16,6 +16,19 @@ pub struct UserMethods {
     pub password: bool,
     /// The authenticator app, if one is set up.
     pub totp: Option<TotpMethod>,
+    /// Passkeys, the oldest first.
+    pub passkeys: Vec<PasskeyMethod>,
+}
+
+/// A passkey as administrators see it: never its credential id or public key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PasskeyMethod {
+    pub id: String,
+    pub name: String,
+    /// Whether it may be synced between devices (`phr`), else bound to one (`phrh`).
+    pub synced: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,7 +49,18 @@ pub async fn of(db: &Db, user_id: &str) -> Result<Option<UserMethods>, StoreErro
         }),
         None => None,
     };
-    Ok(Some(UserMethods { password: true, totp }))
+    let passkeys = store::passkeys::list_for_user(db, user_id)
+        .await?
+        .into_iter()
+        .map(|p| PasskeyMethod {
+            id: p.id,
+            name: p.name,
+            synced: p.backup_eligible,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        })
+        .collect();
+    Ok(Some(UserMethods { password: true, totp, passkeys }))
 }
 
 /// Turns the authenticator app of `user_id` off, with its recovery codes, recording `event`

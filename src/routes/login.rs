@@ -53,6 +53,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         username: field(&query, "login_hint").unwrap_or_default().chars().take(64).collect(),
         error: None,
         passkeys: super::passkeys::available(&state),
+        passkey_asked: field(&query, "step_up") == Some("passkey"),
     };
     let mut response = pages::render(&state, StatusCode::OK, &page);
     if let Some(cookie) = new_cookie {
@@ -96,6 +97,7 @@ async fn sign_in(
             username: username.chars().take(64).collect(),
             error: Some(error),
             passkeys: super::passkeys::available(state),
+            passkey_asked: false,
         };
         pages::render(state, status, &page)
     };
@@ -229,13 +231,29 @@ pub(crate) async fn step_up(
     needed: Level,
     return_to: String,
 ) -> PageResult {
-    let methods = Methods { totp: store::totp::find(&state.db, &session.user.id).await?.is_some() };
-    tracing::info!(user = %session.user.id, needed = needed.acr(), "a stronger sign-in is needed");
+    let user_id = &session.user.id;
+    let totp = store::totp::find(&state.db, user_id).await?.is_some();
+    let passkeys = store::passkeys::list_for_user(&state.db, user_id).await?;
+    let methods = Methods::new(totp, passkeys.iter().map(|p| p.backup_eligible));
+    tracing::info!(user = %user_id, needed = needed.acr(), "a stronger sign-in is needed");
     if !methods.otp_reaches(needed) {
-        let needed = if needed <= Level::MultiFactor {
-            "a second factor (an authenticator app) or a passkey"
-        } else {
-            "a passkey"
+        if methods.passkey_reaches(needed) && super::passkeys::available(state) {
+            // The login page, saying a passkey is what is asked; its sign-in replaces this
+            // session, and the request goes on.
+            let query = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("return_to", &return_to)
+                .append_pair("step_up", "passkey")
+                .finish();
+            return Ok(pages::see_other(&format!("{}/login?{query}", pages::base(state))));
+        }
+        let needed = match needed {
+            Level::Password | Level::MultiFactor => {
+                "a second factor (an authenticator app) or a passkey"
+            }
+            Level::PhishingResistant => "a passkey",
+            Level::PhishingResistantHardware => {
+                "a passkey kept on one device, such as a security key"
+            }
         };
         let page = StepUpPage { base: pages::base(state), needed };
         return Ok(pages::render(state, StatusCode::FORBIDDEN, &page));

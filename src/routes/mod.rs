@@ -150,6 +150,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             web::post().to(console::users::reset_totp),
         ))
         .service(resource(
+            "/console/users/{id}/passkeys/{passkey_id}/remove",
+            web::post().to(console::users::remove_passkey),
+        ))
+        .service(resource(
             "/console/users/{id}/password",
             web::post().to(console::users::reset_password),
         ))

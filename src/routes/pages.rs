@@ -29,6 +29,8 @@ pub struct LoginPage<'a> {
     pub error: Option<&'static str>,
     /// Whether to offer a passkey sign-in (the issuer's host is a domain name).
     pub passkeys: bool,
+    /// A signed-in user is asked for a passkey (a step-up, `login::step_up`).
+    pub passkey_asked: bool,
 }
 
 impl Page for LoginPage<'_> {

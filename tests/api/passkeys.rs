@@ -634,3 +634,82 @@ async fn passkeys_are_not_offered_with_an_ip_address_issuer() {
     let body: Value = response.json().await.expect("JSON");
     assert_eq!(body["error"], "passkeys_unavailable");
 }
+
+#[tokio::test]
+async fn passkey_steps_a_password_session_up_where_a_phishing_resistant_sign_in_is_asked() {
+    let app = spawn_localhost(|_| {}).await;
+    let client = web_client(&app, "App", "openid").await;
+    let (browser, _) = signed_in(&app, "sam").await;
+    let mut authenticator = Authenticator::new(true);
+    register(&app, &browser, &mut authenticator, "Phone").await;
+
+    // The password session asks for `phr`: the login page, asking for the passkey.
+    let (verifier, challenge) = pkce();
+    let url =
+        format!("{}&acr_values=phr", authorize_url(&app, &client.0, &challenge, "openid", "s"));
+    let asked = browser.get(&url).await;
+    assert_eq!(asked.status(), 303);
+    let login = location(&asked).expect("to the login page");
+    assert!(login.contains("step_up=passkey"), "{login}");
+    let page = browser.get(&app.url(&login)).await.text().await.expect("login page");
+    assert!(page.contains("This application asks you to sign in with a passkey."));
+    // A synced passkey cannot reach `phrh`: no way to sign in that strongly.
+    let hardware = browser.get(&url.replace("acr_values=phr", "acr_values=phrh")).await;
+    assert_eq!(hardware.status(), 403);
+    assert!(hardware.text().await.expect("page").contains("a passkey kept on one device"));
+
+    let return_to = params(&app.url(&login))["return_to"].clone();
+    let (page, options) = login_options(&app, &browser, &return_to).await;
+    let credential = authenticator.assert(&options, &origin(&app));
+    let accepted = finish_login(&app, &browser, &page, &options, &credential).await;
+    assert_eq!(accepted.status(), 303);
+    let after = browser.follow(&app, accepted).await;
+    let back = match location(&after) {
+        Some(_) => after,
+        None => consent(&browser, &app, &after.text().await.expect("consent")).await,
+    };
+    let code = params(&location(&back).expect("to the client"))["code"].clone();
+    let tokens: Value = redeem(&app, &client, &code, &verifier).await.json().await.expect("JSON");
+    let claims = jwt_claims(tokens["id_token"].as_str().expect("id_token"));
+    assert_eq!(claims["acr"], "phr");
+    assert_eq!(claims["amr"], json!(["swk", "user", "mfa"]));
+}
+
+#[tokio::test]
+async fn passkey_administrators_list_and_remove_a_lost_one() {
+    let app = spawn_localhost(|_| {}).await;
+    let (browser, id) = signed_in(&app, "lena").await;
+    let mut authenticator = Authenticator::new(false);
+    register(&app, &browser, &mut authenticator, "Security key").await;
+
+    let methods: Value = app
+        .admin(Method::GET, &format!("/admin/users/{id}/methods"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let listed = methods["passkeys"].as_array().expect("passkeys");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "Security key");
+    assert_eq!(listed[0]["synced"], false);
+    let text = methods.to_string();
+    assert!(!text.contains(&b64(&authenticator.credential_id)), "no credential id: {text}");
+    let passkey_id = listed[0]["id"].as_str().expect("id").to_owned();
+
+    let path = format!("/admin/users/{id}/passkeys/{passkey_id}");
+    let stranger = app
+        .admin(Method::DELETE, &format!("/admin/users/nobody/passkeys/{passkey_id}"), None)
+        .await;
+    assert_eq!(stranger.status(), 404, "only the owner's passkey");
+    assert_eq!(app.admin(Method::DELETE, &path, None).await.status(), 204);
+    assert_eq!(app.admin(Method::DELETE, &path, None).await.status(), 404);
+    let removed: Vec<Value> = events(&app, &id)
+        .await
+        .into_iter()
+        .filter(|e| e["type"] == "mfa.passkey_removed")
+        .collect();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["detail"]["by"], "admin");
+    let (_, refused) = passkey_sign_in(&app, &mut authenticator).await;
+    assert_eq!(refused.status(), 401, "the removed passkey signs nobody in");
+}

@@ -55,6 +55,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/admin/users/{id}/sessions", web::delete().to(users::end_sessions)))
     .service(resource("/admin/users/{id}/methods", web::get().to(users::methods)))
     .service(resource("/admin/users/{id}/totp", web::delete().to(users::reset_totp)))
+    .service(resource(
+        "/admin/users/{id}/passkeys/{passkey_id}",
+        web::delete().to(users::remove_passkey),
+    ))
     .service(resource("/admin/grants/{id}", web::delete().to(grants::revoke)))
     .service(resource("/admin/keys", web::get().to(keys::list)))
     .service(resource("/admin/keys/rotate", web::post().to(keys::rotate)))

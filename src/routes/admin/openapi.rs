@@ -15,7 +15,7 @@ use crate::startup::AppState;
         clients::create, clients::list, clients::read, clients::replace, clients::delete,
         clients::rotate_secret, scopes::create, scopes::list, scopes::read, scopes::replace,
         scopes::delete, users::create, users::list, users::read, users::replace, users::delete, users::end_sessions,
-        users::methods, users::reset_totp,
+        users::methods, users::reset_totp, users::remove_passkey,
         grants::for_user, grants::revoke, keys::list, keys::rotate, registration::issue,
         registration::list, registration::revoke, registration::policy, registration::set_policy,
         events::list, document

@@ -6,6 +6,7 @@ use super::{Admin, Page, json_body, page, page_params, well_formed};
 use crate::error::AdminError;
 use crate::oauth::audit::{Event, EventType};
 use crate::oauth::methods::{self, UserMethods};
+use crate::oauth::passkeys;
 use crate::oauth::users::{self, User, UserError};
 use crate::routes::actor;
 use crate::startup::AppState;
@@ -151,6 +152,30 @@ pub async fn reset_totp(
         return Err(AdminError::NotFound);
     }
     tracing::info!(admin = %admin.actor(), user = %id, "turned a user's authenticator app off");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Remove one of a user's passkeys (a lost device). 404 if the user has no such passkey.
+#[utoipa::path(delete, path = "/admin/users/{id}/passkeys/{passkey_id}", tag = "users",
+    params(("id" = String, Path), ("passkey_id" = String, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn remove_passkey(
+    state: web::Data<AppState>,
+    admin: Admin,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+) -> Result<HttpResponse, AdminError> {
+    let (id, passkey_id) = path.into_inner();
+    well_formed(&id)?;
+    well_formed(&passkey_id)?;
+    let event =
+        Event::new(EventType::MfaPasskeyRemoved, actor::admin(&admin, &state, &req), subject(&id))
+            .with("passkey", passkey_id.as_str())
+            .with("by", "admin");
+    if !passkeys::remove(&state.db, &id, &passkey_id, &event).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(admin = %admin.actor(), user = %id, "removed a user's passkey");
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -17,9 +17,9 @@ use super::{Frame, console_session, signed_form};
 use crate::oauth::audit::{Event, EventType};
 use crate::oauth::client::is_client_id;
 use crate::oauth::client_metadata::FieldError;
-use crate::oauth::methods;
 use crate::oauth::session::{self, Session};
 use crate::oauth::users::{self, UserError};
+use crate::oauth::{methods, passkeys};
 use crate::routes::admin::grants::revoke_by_admin;
 use crate::routes::pages::{self, PageError, PageResult, when};
 use crate::routes::theme::Page;
@@ -148,6 +148,16 @@ struct UserPage<'a> {
     error: String,
     /// The authenticator app, when one is set up.
     totp: Option<TotpFacts>,
+    passkeys: Vec<PasskeyFacts>,
+}
+
+#[derive(Serialize)]
+struct PasskeyFacts {
+    id: String,
+    name: String,
+    kind: &'static str,
+    created: String,
+    last_used: String,
 }
 
 #[derive(Serialize)]
@@ -417,6 +427,17 @@ async fn user_page(
         sessions_summary,
         has_error: error.is_some(),
         error: error.unwrap_or_default().to_owned(),
+        passkeys: methods
+            .iter()
+            .flat_map(|m| &m.passkeys)
+            .map(|p| PasskeyFacts {
+                id: p.id.clone(),
+                name: p.name.clone(),
+                kind: if p.synced { "synced (phr)" } else { "one device (phrh)" },
+                created: when(p.created_at),
+                last_used: p.last_used_at.map_or_else(|| "never".to_owned(), when),
+            })
+            .collect(),
         totp: methods.and_then(|m| m.totp).map(|t| TotpFacts {
             enrolled: when(t.enrolled_at),
             recovery_codes_left: t.recovery_codes_left,
@@ -555,6 +576,30 @@ pub async fn reset_totp(
         let event = Event::new(EventType::MfaTotpRemoved, actor, format!("user:{}", user.id))
             .with("by", "admin");
         methods::turn_off_totp(&state.db, &user.id, &event).await?;
+        Ok(pages::see_other(&user_path(&state, &user.id)))
+    };
+    pages::answer(&state, outcome.await)
+}
+
+/// `POST /console/users/{id}/passkeys/{passkey_id}/remove`: the admin API's
+/// `DELETE /admin/users/{id}/passkeys/{passkey_id}` (a lost device); then back to the user.
+pub async fn remove_passkey(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let outcome = async {
+        let (session, _) = signed_form(&state, &req, body).await?;
+        let (id, passkey_id) = path.into_inner();
+        let user = loaded(&state, &id).await?;
+        let actor = super::super::actor::user(&session.user.id, &state, &req);
+        let event = Event::new(EventType::MfaPasskeyRemoved, actor, format!("user:{}", user.id))
+            .with("passkey", passkey_id.as_str())
+            .with("by", "admin");
+        if !passkeys::remove(&state.db, &user.id, &passkey_id, &event).await? {
+            return Err(PageError::Shown(StatusCode::NOT_FOUND, "There is no such passkey."));
+        }
         Ok(pages::see_other(&user_path(&state, &user.id)))
     };
     pages::answer(&state, outcome.await)
