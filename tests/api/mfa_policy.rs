@@ -473,3 +473,50 @@ async fn the_openidconnect_crate_asks_for_mfa_and_verifies_acr_and_amr() {
         claims.auth_method_refs().expect("amr").iter().map(|m| m.as_str()).collect();
     assert_eq!(methods, ["pwd", "otp", "mfa"]);
 }
+
+#[tokio::test]
+async fn the_cli_creates_a_user_who_must_use_mfa_lists_methods_and_resets_the_app() {
+    use std::io::Write;
+
+    use crate::helpers::{as_refs, castellan, process_env};
+    let app = spawn_app().await;
+    let env = process_env(&app.db);
+    let cli = |args: &[&str]| {
+        castellan(app.db.dir.path()).args(args).envs(as_refs(&env)).output().expect("castellan")
+    };
+    let mut child = castellan(app.db.dir.path())
+        .args(["users", "create", "--username", "cleo", "--require-mfa"])
+        .envs(as_refs(&env))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("castellan users create");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("write");
+    let created = child.wait_with_output().expect("output");
+    assert!(created.status.success());
+    let made: Value = serde_json::from_slice(&created.stdout).expect("JSON");
+    assert_eq!(made["require_mfa"], true);
+
+    let (id, _, _) = enrolled(&app, "cora").await;
+    let listed = cli(&["users", "methods", "--id", &id]);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let methods: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(methods["totp"]["recovery_codes_left"], 10);
+    assert_eq!(methods["passkeys"], json!([]));
+
+    let reset = cli(&["users", "reset-totp", "--id", &id]);
+    assert!(reset.status.success(), "{}", String::from_utf8_lossy(&reset.stderr));
+    let again = cli(&["users", "reset-totp", "--id", &id]);
+    assert!(!again.status.success(), "nothing left to turn off");
+    let missing = cli(&["users", "remove-passkey", "--id", &id, "--passkey", "nope"]);
+    assert!(!missing.status.success());
+    let removed: Vec<Value> =
+        events(&app).await.into_iter().filter(|e| e["type"] == "mfa.totp_removed").collect();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["actor"]["id"], "system:cli");
+}
