@@ -144,7 +144,7 @@ pub async fn exchange(
     // (and how the user signed in then: `amr`, `acr`).
     let id_token = match &user {
         Some(user) => {
-            ctx.id_token(client, user, &scope, (family.auth_time, amr), None, &access_token)?
+            ctx.id_token(client, user, &scope, (family.auth_time, amr, family.sid.as_deref()), None, &access_token)?
         }
         None => None,
     };
