@@ -30,7 +30,9 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(clients)
-                    .add_column(boolean(Alias::new("backchannel_logout_session_required")).default(false))
+                    .add_column(
+                        boolean(Alias::new("backchannel_logout_session_required")).default(false),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -109,7 +111,10 @@ impl MigrationTrait for Migration {
         ] {
             manager
                 .alter_table(
-                    Table::alter().table(Alias::new(table)).drop_column(Alias::new(column)).to_owned(),
+                    Table::alter()
+                        .table(Alias::new(table))
+                        .drop_column(Alias::new(column))
+                        .to_owned(),
                 )
                 .await?;
         }

@@ -84,8 +84,8 @@ struct LogoutClaims<'a> {
 async fn send(state: &AppState, delivery: &Delivery) -> Result<(), StoreError> {
     let client = state.registry.find(&state.db, &delivery.client_id).await?;
     // A client deleted, or no longer registering a receiver, is told nothing.
-    let Some((client, uri)) = client
-        .and_then(|c| c.metadata.backchannel_logout_uri.clone().map(|uri| (c, uri)))
+    let Some((client, uri)) =
+        client.and_then(|c| c.metadata.backchannel_logout_uri.clone().map(|uri| (c, uri)))
     else {
         return store::backchannel::delete(&state.db, delivery.id).await;
     };
@@ -114,12 +114,15 @@ async fn send(state: &AppState, delivery: &Delivery) -> Result<(), StoreError> {
         Err(e) => e.to_string(),
     };
     if delivery.attempts >= MAX_ATTEMPTS {
-        let event =
-            Event::new(EventType::LogoutDeliveryFailed, Actor::system("backchannel_logout"), format!("client:{}", client.client_id))
-                .failed()
-                .with("user", delivery.user_id.clone())
-                .with("attempts", delivery.attempts)
-                .with("error", error);
+        let event = Event::new(
+            EventType::LogoutDeliveryFailed,
+            Actor::system("backchannel_logout"),
+            format!("client:{}", client.client_id),
+        )
+        .failed()
+        .with("user", delivery.user_id.clone())
+        .with("attempts", delivery.attempts)
+        .with("error", error);
         let txn = state.db.begin().await?;
         store::backchannel::delete(&txn, delivery.id).await?;
         audit::record(&txn, &event).await?;
@@ -128,7 +131,8 @@ async fn send(state: &AppState, delivery: &Delivery) -> Result<(), StoreError> {
         return Ok(());
     }
     let wait = backoff(state.settings.backchannel_retry_base, delivery.attempts);
-    let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::minutes(10));
+    let next =
+        Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::minutes(10));
     store::backchannel::retry_at(&state.db, delivery.id, next, &error).await
 }
 
