@@ -200,6 +200,14 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
             "backchannel_logout_uri must be an https URL without fragment",
         ));
     }
+    // A literal private or link-local address (other than loopback, for development) is
+    // refused here; a name is judged at each delivery, in the outbound client's resolver.
+    if backchannel_logout_uri.as_deref().is_some_and(is_private_literal) {
+        return Err(invalid(
+            "backchannel_logout_uri",
+            "backchannel_logout_uri must not name a private address",
+        ));
+    }
     let backchannel_logout_session_required =
         member(map, "backchannel_logout_session_required")?.unwrap_or(false);
     // Rotation is the reuse defence of a public client; a sender-constrained confidential
@@ -383,6 +391,16 @@ fn is_web_uri(uri: &str) -> bool {
     };
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
     scheme_ok && url.host().is_some() && url.username().is_empty() && url.password().is_none()
+}
+
+/// Whether `uri`'s host is a literal IP address that is neither public nor loopback.
+fn is_private_literal(uri: &str) -> bool {
+    let ip = match url::Url::parse(uri).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+        _ => return false,
+    };
+    !ip.is_loopback() && !crate::outbound::is_public(ip)
 }
 
 /// A member's value of type `T`, `None` when absent or null.

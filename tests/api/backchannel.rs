@@ -280,6 +280,37 @@ async fn backchannel_logout_tells_every_client_of_the_session_and_only_those() {
         checked_logout_token(&app, &received[1].1, &two.0).await["jti"]
     );
     assert_eq!(pending_deliveries(&app).await, 0, "sent deliveries leave the queue");
+
+    // An independent relying party (python authlib) verifies one the same way, if installed.
+    if let Some(verified) = authlib_verifies(&app, &one.0, &received[0].1).await {
+        assert_eq!(verified["claims"]["sid"], sid);
+        assert_eq!(verified["header"]["typ"], "logout+jwt");
+    }
+}
+
+const AUTHLIB_CHECK: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/authlib_logout_token.py");
+
+/// What `tests/interop/authlib_logout_token.py` verified, or `None` (said on stderr) when
+/// python3 with authlib and requests is not installed.
+async fn authlib_verifies(app: &TestApp, client_id: &str, token: &str) -> Option<Value> {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import authlib, requests"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        eprintln!("skipped the authlib check: python3 with authlib and requests is not installed");
+        return None;
+    }
+    let args =
+        [AUTHLIB_CHECK.to_owned(), app.issuer.clone(), client_id.to_owned(), token.to_owned()];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args(&args).output().expect("python3")
+    })
+    .await
+    .expect("join");
+    assert!(output.status.success(), "authlib: {}", String::from_utf8_lossy(&output.stderr));
+    Some(serde_json::from_slice(&output.stdout).expect("one JSON line"))
 }
 
 #[tokio::test]
@@ -369,9 +400,16 @@ async fn backchannel_ending_from_account_disabling_and_revoking_the_grant_each_n
 }
 
 #[tokio::test]
-async fn backchannel_logout_uri_must_be_https_without_fragment() {
+async fn backchannel_logout_uri_must_be_https_without_fragment_nor_a_private_address() {
     let app = app().await;
-    for uri in ["http://rp.example.com/logout", "https://rp.example.com/logout#x", "logout"] {
+    for uri in [
+        "http://rp.example.com/logout",
+        "https://rp.example.com/logout#x",
+        "logout",
+        "https://10.0.0.7/logout",
+        "https://169.254.169.254/latest",
+        "https://[fd00::1]/logout",
+    ] {
         let response = app
             .admin(
                 reqwest::Method::POST,
