@@ -497,3 +497,51 @@ async fn backchannel_deliveries_survive_a_restart() {
     assert!(claims["sid"].is_string());
     drop(restarted);
 }
+
+/// A session that simply expires is purged through the same rule: its clients are told, and
+/// what the purge leaves of `session_clients` is nothing.
+#[tokio::test]
+async fn backchannel_an_expired_session_purged_tells_its_clients() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = app().await;
+    let receiver = Receiver::start(0).await;
+    user(&app, "eve").await;
+    let rp = client(&app, json!({"backchannel_logout_uri": receiver.uri("/rp")})).await;
+    let tokens = sign_in(&app, &Browser::new(), &rp, "eve").await;
+
+    let db = app.store().await;
+    let past = chrono::Utc::now() - chrono::Duration::hours(1);
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE sessions SET expires_at = $1",
+        [past.into()],
+    ))
+    .await
+    .expect("expire the session");
+    let windows = castellan::store::purge::Windows {
+        attempts: Duration::from_secs(60),
+        events: Duration::ZERO,
+    };
+    let purged =
+        castellan::store::purge::round(&db, windows, Duration::from_secs(5)).await.expect("purge");
+    let sessions = purged.iter().find(|(kind, _)| kind.table() == "sessions").expect("kind").1;
+    assert_eq!(sessions, 1);
+
+    assert!(
+        eventually(Duration::from_secs(10), || async { !receiver.received().is_empty() }).await,
+        "the expired session's client is told"
+    );
+    let claims = checked_logout_token(&app, &receiver.received()[0].1, &rp.0).await;
+    assert_eq!(claims["sid"], sid_of(&tokens));
+    let left = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM session_clients",
+        ))
+        .await
+        .expect("count")
+        .expect("row")
+        .try_get::<i64>("", "n")
+        .expect("n");
+    assert_eq!(left, 0);
+}
