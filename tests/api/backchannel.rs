@@ -545,3 +545,46 @@ async fn backchannel_an_expired_session_purged_tells_its_clients() {
         .expect("n");
     assert_eq!(left, 0);
 }
+
+/// A receiver that never takes the token: after the last attempt the delivery is dropped and
+/// `logout.delivery_failed` recorded, naming the client and the user, never the token.
+#[tokio::test]
+async fn backchannel_a_delivery_given_up_is_recorded_without_the_token() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = app().await;
+    let receiver = Receiver::start(u32::MAX).await;
+    let user_id = user(&app, "gus").await;
+    let rp = client(&app, json!({"backchannel_logout_uri": receiver.uri("/rp")})).await;
+    let browser = Browser::new();
+    sign_in(&app, &browser, &rp, "gus").await;
+    log_out(&app, &browser).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { !receiver.received().is_empty() }).await,
+        "a first attempt"
+    );
+    // As if every attempt but the last had failed already.
+    let db = app.store().await;
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "UPDATE logout_deliveries SET attempts = $1, next_attempt_at = $2",
+        [(castellan::oauth::backchannel::MAX_ATTEMPTS - 1).into(), chrono::Utc::now().into()],
+    ))
+    .await
+    .expect("fast-forward");
+    assert!(
+        eventually(Duration::from_secs(10), || async { pending_deliveries(&app).await == 0 }).await,
+        "given up after the last attempt"
+    );
+    let response =
+        app.admin(reqwest::Method::GET, "/admin/events?type=logout.delivery_failed", None).await;
+    let page: Value = response.json().await.expect("JSON");
+    let events = page["items"].as_array().expect("items");
+    assert_eq!(events.len(), 1, "{page}");
+    let event = &events[0];
+    assert_eq!(event["subject"], format!("client:{}", rp.0));
+    assert_eq!(event["outcome"], "failure");
+    assert_eq!(event["detail"]["user"], user_id.as_str());
+    assert_eq!(event["detail"]["attempts"], castellan::oauth::backchannel::MAX_ATTEMPTS);
+    let token = &receiver.received()[0].1;
+    assert!(!page.to_string().contains(token.as_str()), "never the token");
+}
