@@ -183,6 +183,10 @@ pub struct SettingsArgs {
     /// [default: 10s]
     #[arg(long, env = "CASTELLAN_PURGE_INTERVAL", global = true)]
     purge_interval: Option<String>,
+    /// The first wait before a failed back-channel logout delivery is tried again, doubled
+    /// at each failure up to 10 minutes [default: 1s]
+    #[arg(long, env = "CASTELLAN_BACKCHANNEL_RETRY_BASE", global = true)]
+    backchannel_retry_base: Option<String>,
     /// Database connection pool size [default: 16]
     #[arg(long, env = "CASTELLAN_DB_MAX_CONNECTIONS", global = true)]
     db_max_connections: Option<String>,
@@ -426,6 +430,11 @@ impl SettingsArgs {
                 "CASTELLAN_PURGE_INTERVAL",
                 self.purge_interval,
                 d.purge_interval,
+            )?,
+            backchannel_retry_base: duration(
+                "CASTELLAN_BACKCHANNEL_RETRY_BASE",
+                self.backchannel_retry_base,
+                d.backchannel_retry_base,
             )?,
             db_max_connections: count(
                 "CASTELLAN_DB_MAX_CONNECTIONS",

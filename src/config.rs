@@ -37,6 +37,9 @@ pub struct Settings {
     /// How often a replica deletes expired sessions, codes, refresh tokens and revocations
     /// (each round for at most half of this).
     pub purge_interval: Duration,
+    /// The first wait before a failed back-channel logout delivery is tried again; each
+    /// further failure doubles it, up to 10 minutes.
+    pub backchannel_retry_base: Duration,
     pub db_max_connections: u32,
     /// Bound on connecting, on acquiring a pooled connection, on SQLite's lock wait and on
     /// readiness checks; Postgres statements get twice this.
@@ -172,6 +175,7 @@ impl Default for Settings {
             jwks_max_age: JWKS_MAX_AGE_LIMIT,
             sync_interval: Duration::from_secs(2),
             purge_interval: Duration::from_secs(10),
+            backchannel_retry_base: Duration::from_secs(1),
             db_max_connections: 16,
             db_timeout: Duration::from_secs(3),
             shutdown_timeout: Duration::from_secs(30),
@@ -215,6 +219,12 @@ impl Settings {
         }
         if self.purge_interval.is_zero() {
             return Err(SettingsError::new("CASTELLAN_PURGE_INTERVAL", "must be more than 0s"));
+        }
+        if self.backchannel_retry_base.is_zero() {
+            return Err(SettingsError::new(
+                "CASTELLAN_BACKCHANNEL_RETRY_BASE",
+                "must be more than 0s",
+            ));
         }
         // A next key must be visible through every cache before it signs.
         if self.key_rotation_period <= self.jwks_max_age + self.sync_interval {

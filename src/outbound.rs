@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
-use hyper::header::{ACCEPT, CACHE_CONTROL, USER_AGENT};
+use hyper::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
@@ -123,7 +123,7 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector<GuardedResolver>>;
 /// settings from the environment: a request goes where its URL says, or nowhere.
 #[derive(Clone)]
 pub struct Outbound {
-    client: Client<Connector, Empty<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     allow_private: bool,
 }
 
@@ -143,6 +143,40 @@ impl Outbound {
 
     /// GETs `url` as JSON.
     pub async fn get_json(&self, url: &str) -> Result<Fetched, FetchError> {
+        let parsed = self.guard(url)?;
+        let request = hyper::Request::get(parsed.as_str())
+            .header(ACCEPT, "application/json, application/jwk-set+json")
+            .header(USER_AGENT, concat!("castellan/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| FetchError::BadUrl)?;
+        tokio::time::timeout(TIMEOUT, self.exchange(request))
+            .await
+            .map_err(|_| FetchError::Timeout(TIMEOUT))?
+    }
+
+    /// POSTs `form` to `url` as `application/x-www-form-urlencoded` (a back-channel logout
+    /// token), under the same address guard, timeouts and no redirects; any 2xx answer is
+    /// success, its body unread beyond the size bound.
+    pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Result<(), FetchError> {
+        let parsed = self.guard(url)?;
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let request = hyper::Request::post(parsed.as_str())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(USER_AGENT, concat!("castellan/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| FetchError::BadUrl)?;
+        let send = async {
+            let response = self.client.request(request).await.map_err(|e| network(&e))?;
+            let status = response.status();
+            // Drained (bounded) so the connection can be reused; what it says does not matter.
+            let _ = Limited::new(response.into_body(), MAX_BODY_BYTES).collect().await;
+            if status.is_success() { Ok(()) } else { Err(FetchError::Status(status.as_u16())) }
+        };
+        tokio::time::timeout(TIMEOUT, send).await.map_err(|_| FetchError::Timeout(TIMEOUT))?
+    }
+
+    /// Parses `url` and refuses a scheme or a literal address this client may not reach.
+    fn guard(&self, url: &str) -> Result<url::Url, FetchError> {
         let parsed = url::Url::parse(url).map_err(|_| FetchError::BadUrl)?;
         match parsed.scheme() {
             "https" => {}
@@ -159,17 +193,10 @@ impl Outbound {
         if let Some(ip) = literal.filter(|ip| !self.allow_private && !is_public(*ip)) {
             return Err(FetchError::Refused(ip));
         }
-        let request = hyper::Request::get(parsed.as_str())
-            .header(ACCEPT, "application/json, application/jwk-set+json")
-            .header(USER_AGENT, concat!("castellan/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
-            .map_err(|_| FetchError::BadUrl)?;
-        tokio::time::timeout(TIMEOUT, self.exchange(request))
-            .await
-            .map_err(|_| FetchError::Timeout(TIMEOUT))?
+        Ok(parsed)
     }
 
-    async fn exchange(&self, request: hyper::Request<Empty<Bytes>>) -> Result<Fetched, FetchError> {
+    async fn exchange(&self, request: hyper::Request<Full<Bytes>>) -> Result<Fetched, FetchError> {
         let response = self.client.request(request).await.map_err(|e| network(&e))?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));

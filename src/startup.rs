@@ -72,6 +72,8 @@ pub struct AppState {
     pub theme: Theme,
     /// Tokens issued per hour at this replica, not yet added to `token_hours`.
     pub tally: Tally,
+    /// The one outgoing HTTP client (back-channel logout deliveries use it directly).
+    pub outbound: Outbound,
 }
 
 impl AppState {
@@ -157,12 +159,13 @@ impl Application {
             proofs,
             replays,
             client_keys: ClientKeys::new(outbound.clone(), settings.client_jwks_refetch_interval),
-            client_documents: ClientDocuments::new(outbound, &settings),
+            client_documents: ClientDocuments::new(outbound.clone(), &settings),
             verified: Verified::default(),
             throttle: Throttle::new(&settings),
             draining: Arc::new(AtomicBool::new(false)),
             theme,
             tally: Tally::default(),
+            outbound,
             settings,
         });
         let shutdown_timeout = state.settings.shutdown_timeout.as_secs();
@@ -223,6 +226,7 @@ impl Application {
                 tokio::join!(
                     sync_shared_state(state.clone()),
                     listen_for_changes(state.clone()),
+                    crate::oauth::backchannel::deliver(state.clone()),
                     purge_expired(state, metrics),
                 );
             })

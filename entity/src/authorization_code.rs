@@ -35,6 +35,8 @@ pub struct Model {
     pub replayed_at: Option<DateTimeUtc>,
     /// How the user signed in (the session's `amr`); NULL: a password alone.
     pub amr: Option<String>,
+    /// The session's `sid` claim (Back-Channel Logout §2.1); NULL: issued before it.
+    pub sid: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

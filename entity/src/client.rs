@@ -55,6 +55,11 @@ pub struct Model {
     /// The client's home page (RFC 7591 §2).
     #[sea_orm(column_type = "Text", nullable)]
     pub client_uri: Option<String>,
+    /// Where logout tokens are POSTed (Back-Channel Logout §2.2).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the client needs `sid` in its logout tokens (Back-Channel Logout §2.2).
+    pub backchannel_logout_session_required: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -16,6 +16,8 @@ pub struct Model {
     pub auth_time: DateTimeUtc,
     /// How the user signed in (space-separated `amr` values); NULL: a password alone.
     pub amr: Option<String>,
+    /// The `sid` of the session that signed in (Back-Channel Logout §2.1), if known.
+    pub sid: Option<String>,
     pub created_at: DateTimeUtc,
     pub absolute_expires_at: DateTimeUtc,
     pub revoked_at: Option<DateTimeUtc>,

@@ -24,6 +24,7 @@ mod m20261209_000019_session_devices;
 mod m20261210_000020_totp;
 mod m20261211_000021_mfa_policy;
 mod m20261212_000022_passkeys;
+mod m20261213_000023_backchannel_logout;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000020_totp::Migration),
             Box::new(m20261211_000021_mfa_policy::Migration),
             Box::new(m20261212_000022_passkeys::Migration),
+            Box::new(m20261213_000023_backchannel_logout::Migration),
         ]
     }
 }

@@ -60,6 +60,7 @@ event_types! {
     DeviceLookupLocked => "device_lookup.locked",
     ClientAuthLocked => "client_auth.locked",
     Logout => "logout",
+    LogoutDeliveryFailed => "logout.delivery_failed",
     ConsoleSignIn => "console.sign_in",
     ConsentGiven => "consent.given",
     DeviceApproved => "device.approved",

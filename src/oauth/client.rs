@@ -211,6 +211,10 @@ pub struct ClientMetadata {
     pub require_pushed_authorization_requests: bool,
     /// Every sign-in for this client uses a second factor or a passkey (`oauth::assurance`).
     pub require_mfa: bool,
+    /// Where logout tokens are POSTed (Back-Channel Logout §2.2), if anywhere.
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must carry `sid` (Back-Channel Logout §2.2).
+    pub backchannel_logout_session_required: bool,
     /// How its ID tokens are signed (OIDC Registration §2 `id_token_signed_response_alg`).
     pub id_token_alg: Algorithm,
     pub profile: Option<Profile>,
@@ -296,6 +300,8 @@ impl Client {
             dpop_bound_access_tokens: m.dpop_bound_access_tokens,
             require_pushed_authorization_requests: m.require_pushed_authorization_requests,
             require_mfa: m.require_mfa,
+            backchannel_logout_uri: m.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: m.backchannel_logout_session_required,
             id_token_signed_response_alg: m.id_token_alg.as_str(),
             security_profile: m.profile.map(Profile::as_str),
             refresh_token_rotation: m.refresh_token_rotation,
@@ -357,6 +363,11 @@ pub struct ClientView {
     pub require_pushed_authorization_requests: bool,
     /// Whether every sign-in for it must use a second factor or a passkey.
     pub require_mfa: bool,
+    /// Where logout tokens are POSTed, if anywhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens carry `sid`.
+    pub backchannel_logout_session_required: bool,
     /// RS256 (the default), PS256, ES256 or EdDSA.
     pub id_token_signed_response_alg: &'static str,
     /// `fapi2`, or absent.

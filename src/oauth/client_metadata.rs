@@ -32,7 +32,7 @@ fn invalid_redirect(field: &str, description: &'static str) -> FieldError {
     FieldError { error: "invalid_redirect_uri", description, field: field.to_owned() }
 }
 
-const MEMBERS: [&str; 24] = [
+const MEMBERS: [&str; 26] = [
     "client_name",
     "client_uri",
     "redirect_uris",
@@ -54,6 +54,8 @@ const MEMBERS: [&str; 24] = [
     "dpop_bound_access_tokens",
     "require_pushed_authorization_requests",
     "require_mfa",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
     "id_token_signed_response_alg",
     "security_profile",
     "refresh_token_rotation",
@@ -188,6 +190,26 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
     let require_pushed_authorization_requests =
         member(map, "require_pushed_authorization_requests")?.unwrap_or(fapi2);
     let require_mfa = member(map, "require_mfa")?.unwrap_or(false);
+    let backchannel_logout_uri = member::<String>(map, "backchannel_logout_uri")?;
+    // Back-Channel Logout §2.2: an absolute URL, https (http only for a loopback host, for
+    // development), which MUST NOT include a fragment. Its address is checked again at every
+    // delivery by the outbound client (no private address unless allowed).
+    if backchannel_logout_uri.as_deref().is_some_and(|uri| !is_web_uri(uri)) {
+        return Err(invalid(
+            "backchannel_logout_uri",
+            "backchannel_logout_uri must be an https URL without fragment",
+        ));
+    }
+    // A literal private or link-local address (other than loopback, for development) is
+    // refused here; a name is judged at each delivery, in the outbound client's resolver.
+    if backchannel_logout_uri.as_deref().is_some_and(is_private_literal) {
+        return Err(invalid(
+            "backchannel_logout_uri",
+            "backchannel_logout_uri must not name a private address",
+        ));
+    }
+    let backchannel_logout_session_required =
+        member(map, "backchannel_logout_session_required")?.unwrap_or(false);
     // Rotation is the reuse defence of a public client; a sender-constrained confidential
     // client needs none (FAPI 2.0 Security Profile §5.3.2.1).
     let refresh_token_rotation = member(map, "refresh_token_rotation")?.unwrap_or(!fapi2);
@@ -229,6 +251,8 @@ pub fn parse(body: &Value, max_token_lifetime: Duration) -> Result<ClientMetadat
         dpop_bound_access_tokens,
         require_pushed_authorization_requests,
         require_mfa,
+        backchannel_logout_uri,
+        backchannel_logout_session_required,
         id_token_alg,
         profile,
         refresh_token_rotation,
@@ -258,11 +282,13 @@ pub fn to_json(metadata: &ClientMetadata) -> Value {
     put("dpop_bound_access_tokens", m.dpop_bound_access_tokens.into());
     put("require_pushed_authorization_requests", m.require_pushed_authorization_requests.into());
     put("require_mfa", m.require_mfa.into());
+    put("backchannel_logout_session_required", m.backchannel_logout_session_required.into());
     put("refresh_token_rotation", m.refresh_token_rotation.into());
     let optional = [
         ("client_uri", m.client_uri.clone().map(Value::from)),
         ("jwks", m.jwks.clone()),
         ("jwks_uri", m.jwks_uri.clone().map(Value::from)),
+        ("backchannel_logout_uri", m.backchannel_logout_uri.clone().map(Value::from)),
         ("security_profile", m.profile.map(|p| p.as_str().into())),
         ("access_token_lifetime", m.lifetimes.access_token.map(Value::from)),
         ("id_token_lifetime", m.lifetimes.id_token.map(Value::from)),
@@ -365,6 +391,16 @@ fn is_web_uri(uri: &str) -> bool {
     };
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
     scheme_ok && url.host().is_some() && url.username().is_empty() && url.password().is_none()
+}
+
+/// Whether `uri`'s host is a literal IP address that is neither public nor loopback.
+fn is_private_literal(uri: &str) -> bool {
+    let ip = match url::Url::parse(uri).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
+        _ => return false,
+    };
+    !ip.is_loopback() && !crate::outbound::is_public(ip)
 }
 
 /// A member's value of type `T`, `None` when absent or null.

@@ -41,6 +41,10 @@ pub struct Metadata {
     /// OIDC Discovery §3: the assurance levels a client may ask for with `acr_values`,
     /// weakest first (docs/REFERENCE.md §3.4).
     pub acr_values_supported: Vec<&'static str>,
+    /// Back-Channel Logout §2.1: logout tokens are sent to a client's
+    /// `backchannel_logout_uri`, with `sid` (and ID tokens carry `sid`).
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
     /// RFC 9101 §10.1 (via RFC 8414 §2): what request objects may be signed with.
@@ -109,6 +113,7 @@ impl Metadata {
                 "acr",
                 "nonce",
                 "at_hash",
+                "sid",
                 "name",
                 "preferred_username",
                 "updated_at",
@@ -116,6 +121,8 @@ impl Metadata {
                 "email_verified",
             ],
             acr_values_supported: Level::ALL.iter().map(|level| level.acr()).collect(),
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
             claims_parameter_supported: false,
             // RFC 9101: signed request objects by value; by reference only from /par.
             request_parameter_supported: true,

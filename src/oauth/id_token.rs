@@ -73,6 +73,9 @@ struct IdClaims<'a> {
     /// OIDC Core §2: the assurance that sign-in reached (`session::Level`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<&'static str>,
+    /// Back-Channel Logout §2.1: the session the user signed in with, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     nonce: Option<&'a str>,
     at_hash: String,
@@ -89,6 +92,8 @@ pub struct IdToken<'a> {
     pub auth_time: i64,
     /// How the user signed in, when known.
     pub amr: Option<Amr>,
+    /// The session's `sid`, when known.
+    pub sid: Option<&'a str>,
     pub nonce: Option<&'a str>,
     pub access_token: &'a str,
     pub lifetime: Duration,
@@ -108,6 +113,7 @@ pub fn issue(keys: &Keys, token: IdToken<'_>) -> Result<String, KeyError> {
         auth_time: token.auth_time,
         amr: token.amr.map(Amr::values),
         acr: token.amr.map(|amr| amr.level().acr()),
+        sid: token.sid,
         nonce: token.nonce,
         at_hash: at_hash(token.alg, token.access_token),
         user: UserClaims::new(token.user, token.scope),

@@ -5,6 +5,7 @@ pub mod access_token;
 pub mod assurance;
 pub mod audit;
 pub mod authorize;
+pub mod backchannel;
 pub mod client;
 pub mod client_auth;
 pub mod client_documents;

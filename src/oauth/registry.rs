@@ -113,6 +113,8 @@ pub fn admin_metadata(name: &str) -> ClientMetadata {
         dpop_bound_access_tokens: false,
         require_pushed_authorization_requests: false,
         require_mfa: false,
+        backchannel_logout_uri: None,
+        backchannel_logout_session_required: false,
         id_token_alg: Algorithm::RS256,
         profile: None,
         refresh_token_rotation: true,
@@ -519,6 +521,8 @@ fn to_record(client: &Client) -> anyhow::Result<ClientRecord> {
         dpop_bound_access_tokens: m.dpop_bound_access_tokens,
         require_pushed_authorization_requests: m.require_pushed_authorization_requests,
         require_mfa: m.require_mfa,
+        backchannel_logout_uri: m.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: m.backchannel_logout_session_required,
         jwks_uri: m.jwks_uri.clone(),
         id_token_alg: m.id_token_alg.as_str().to_owned(),
         security_profile: m.profile.map(|p| p.as_str().to_owned()),
@@ -586,6 +590,8 @@ fn from_record(r: ClientRecord) -> anyhow::Result<Client> {
             dpop_bound_access_tokens: r.dpop_bound_access_tokens,
             require_pushed_authorization_requests: r.require_pushed_authorization_requests,
             require_mfa: r.require_mfa,
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            backchannel_logout_session_required: r.backchannel_logout_session_required,
             id_token_alg: Algorithm::parse(&r.id_token_alg)
                 .ok_or_else(|| anyhow::anyhow!("unknown id_token_signed_response_alg"))?,
             profile: match r.security_profile.as_deref() {

@@ -323,9 +323,15 @@ impl Revocations {
         event: &Event,
     ) -> Result<bool, StoreError> {
         let txn = db.begin().await?;
+        let found = store::grants::find(&txn, grant_id).await?;
         if !store::grants::delete(&txn, grant_id, owner).await? {
             txn.rollback().await?;
             return Ok(false);
+        }
+        // Back-Channel Logout: the client of the grant is told its user's sessions ended.
+        if let Some(grant) = found {
+            store::backchannel::grant_ended(&txn, &grant.user_id, &grant.client_id, Utc::now())
+                .await?;
         }
         store::refresh_tokens::revoke_families_of(&txn, FamilyOwner::Grant(grant_id), Utc::now())
             .await?;
@@ -436,6 +442,9 @@ impl Revocations {
     ) -> Result<bool, StoreError> {
         let now = Utc::now();
         let txn = db.begin().await?;
+        // Their sessions go with the row: their clients are told first.
+        let ending = store::backchannel::Ending::AllOf { user_id, keep: None };
+        store::backchannel::sessions_ending(&txn, ending, now).await?;
         if !store::users::delete(&txn, user_id).await? {
             txn.rollback().await?;
             return Ok(false);

@@ -192,6 +192,15 @@ fn handle_matches(key: &hmac::Key, id_hash: &[u8], presented: &str) -> bool {
     hmac::verify(key, &handle_input(id_hash), &tag).is_ok()
 }
 
+/// The `sid` claim of the session stored under `id_hash` (Back-Channel Logout §2.1): a MAC
+/// of the hash, so the same session always has the same `sid`, and neither the cookie nor
+/// the stored hash can be learnt from it.
+pub fn sid(key: &hmac::Key, id_hash: &[u8]) -> String {
+    let mut input = b"session sid\n".to_vec();
+    input.extend_from_slice(id_hash);
+    URL_SAFE_NO_PAD.encode(hmac::sign(key, &input))
+}
+
 /// Domain-separated from the CSRF tokens made with the same key (`csrf\n…`).
 fn handle_input(id_hash: &[u8]) -> Vec<u8> {
     let mut input = b"session handle\n".to_vec();

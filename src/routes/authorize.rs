@@ -16,7 +16,7 @@ use crate::oauth::client::{Client, Registration};
 use crate::oauth::grant::authorization_code;
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::{Level, Session};
-use crate::oauth::{assurance, consent, console};
+use crate::oauth::{assurance, consent, console, session};
 use crate::startup::AppState;
 use crate::store::{self, grants::GrantRecord};
 
@@ -359,6 +359,10 @@ async fn approve(
         grant_id,
         session.auth_time,
         session.amr,
+        authorization_code::SignedIn {
+            session_hash: &session.id_hash(),
+            sid: &session::sid(&state.csrf_key, &session.id_hash()),
+        },
     )
     .await?;
     let mut params = vec![("code", code.as_str())];

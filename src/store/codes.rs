@@ -24,6 +24,8 @@ pub struct CodeRecord {
     pub expires_at: DateTime<Utc>,
     /// How the user signed in (`session::Amr::as_stored`); `None`: a password alone.
     pub amr: Option<String>,
+    /// The session's `sid` claim (Back-Channel Logout §2.1).
+    pub sid: Option<String>,
 }
 
 pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), StoreError> {
@@ -47,6 +49,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &CodeRecord) -> Result<(), Sto
         access_expires_at: Set(None),
         replayed_at: Set(None),
         amr: Set(r.amr.clone()),
+        sid: Set(r.sid.clone()),
     })
     .exec(db)
     .await?;
@@ -96,6 +99,7 @@ pub async fn redeem(
         created_at: m.created_at,
         expires_at: m.expires_at,
         amr: m.amr,
+        sid: m.sid,
     }))
 }
 

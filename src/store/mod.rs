@@ -1,6 +1,7 @@
 //! Storage: the only module that imports `entity`; connects, migrates and checks the database.
 
 pub mod attempts;
+pub mod backchannel;
 pub mod bootstrap;
 pub mod clients;
 pub mod codes;

@@ -42,6 +42,9 @@ pub enum Expired {
     Events,
     /// Hourly token counts older than two days (the dashboard shows one).
     TokenHours,
+    /// Which clients a session signed into, once the session is gone without its deletion
+    /// having told them (a code issued while its session was being deleted).
+    SessionClients,
 }
 
 /// How long the kinds kept by a setting rather than their own expiry stay.
@@ -54,7 +57,7 @@ pub struct Windows {
 }
 
 impl Expired {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::UsedAssertions,
         Self::UsedProofs,
         Self::UsedPasskeyChallenges,
@@ -69,6 +72,7 @@ impl Expired {
         Self::DeviceAuthorizations,
         Self::Events,
         Self::TokenHours,
+        Self::SessionClients,
     ];
 
     pub fn table(self) -> &'static str {
@@ -87,6 +91,7 @@ impl Expired {
             Self::DeviceAuthorizations => "device_authorizations",
             Self::Events => "events",
             Self::TokenHours => "token_hours",
+            Self::SessionClients => "session_clients",
         }
     }
 
@@ -124,6 +129,7 @@ impl Expired {
                 let cutoff = now - chrono::Duration::hours(super::token_hours::KEPT_HOURS);
                 super::token_hours::purge(db, cutoff, batch).await
             }
+            Self::SessionClients => super::backchannel::purge_orphans(db, batch).await,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct FamilyRecord {
     pub auth_time: DateTime<Utc>,
     /// How the user signed in (`session::Amr::as_stored`); `None`: a password alone.
     pub amr: Option<String>,
+    /// The `sid` of the session that signed in (Back-Channel Logout §2.1), if known.
+    pub sid: Option<String>,
     pub created_at: DateTime<Utc>,
     pub absolute_expires_at: DateTime<Utc>,
 }
@@ -135,8 +137,8 @@ pub async fn start_family(
     };
     let insert_family = format!(
         "INSERT INTO refresh_families (id, grant_id, client_id, user_id, scope, auth_time, \
-         created_at, absolute_expires_at, revoked_at, amr) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL, $10 FROM {source}{lock}"
+         created_at, absolute_expires_at, revoked_at, amr, sid) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, NULL, $10, $11 FROM {source}{lock}"
     );
     let values = [
         family.id.clone().into(),
@@ -149,12 +151,13 @@ pub async fn start_family(
         family.absolute_expires_at.into(),
         hash.to_vec().into(),
         family.amr.clone().into(),
+        family.sid.clone().into(),
     ];
     if backend == DbBackend::Postgres {
         let both = format!(
             "WITH family AS ({insert_family} RETURNING id) \
              INSERT INTO refresh_tokens (jti, family_id, status, used_at, created_at, expires_at) \
-             SELECT $11, id, $12, NULL, $7, $13 FROM family"
+             SELECT $12, id, $13, NULL, $7, $14 FROM family"
         );
         let mut values = values.to_vec();
         values.extend([jti.into(), Status::Active.as_str().into(), expires_at.into()]);
@@ -206,7 +209,7 @@ pub async fn find(
     let statement = Statement::from_sql_and_values(
         db.get_database_backend(),
         "SELECT t.jti, t.status, t.used_at, t.expires_at, f.id, f.grant_id, f.client_id, \
-         f.user_id, f.scope, f.auth_time, f.amr, f.created_at, f.absolute_expires_at, f.revoked_at, \
+         f.user_id, f.scope, f.auth_time, f.amr, f.sid, f.created_at, f.absolute_expires_at, f.revoked_at, \
          g.scope AS grant_scope, u.disabled AS user_disabled, \
          u.tokens_not_before AS user_tokens_not_before \
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
@@ -235,6 +238,7 @@ pub async fn find(
             scope: row.scope,
             auth_time: row.auth_time,
             amr: row.amr,
+            sid: row.sid,
             created_at: row.created_at,
             absolute_expires_at: row.absolute_expires_at,
         },
@@ -254,6 +258,7 @@ struct FoundRow {
     scope: String,
     auth_time: DateTime<Utc>,
     amr: Option<String>,
+    sid: Option<String>,
     created_at: DateTime<Utc>,
     absolute_expires_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
@@ -369,7 +374,7 @@ pub async fn keep(
 /// $1 now, $2 the presented jti, $3 its new sliding expiry.
 const KEEP_POSTGRES: &str = concat!(
     "WITH fam AS ( \
-     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.amr, f.created_at, \
+     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.amr, f.sid, f.created_at, \
      f.absolute_expires_at, g.scope AS grant_scope, ",
     user_columns!(),
     " FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
@@ -397,7 +402,7 @@ const USE_SQLITE: &str = "UPDATE refresh_tokens SET status = 'used', used_at = $
 /// $1 now, $2 the presented jti, $3 the successor's jti, $4 its sliding expiry.
 const ROTATE_POSTGRES: &str = concat!(
     "WITH fam AS ( \
-     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.amr, f.created_at, \
+     SELECT f.id, f.grant_id, f.client_id, f.user_id, f.scope, f.auth_time, f.amr, f.sid, f.created_at, \
      f.absolute_expires_at, g.scope AS grant_scope, ",
     user_columns!(),
     " FROM refresh_families f JOIN users u ON u.id = f.user_id JOIN grants g ON g.id = f.grant_id \
@@ -426,6 +431,7 @@ struct FamilyRow {
     scope: String,
     auth_time: DateTime<Utc>,
     amr: Option<String>,
+    sid: Option<String>,
     created_at: DateTime<Utc>,
     absolute_expires_at: DateTime<Utc>,
     grant_scope: String,
@@ -467,6 +473,7 @@ impl FamilyRow {
                 scope: self.scope,
                 auth_time: self.auth_time,
                 amr: self.amr,
+                sid: self.sid,
                 created_at: self.created_at,
                 absolute_expires_at: self.absolute_expires_at,
             },

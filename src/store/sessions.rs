@@ -1,6 +1,7 @@
 //! Login sessions, found by the hash of their id.
 
 use super::StoreError;
+use super::backchannel::Ending;
 use chrono::{DateTime, Utc};
 use entity::session;
 use sea_orm::sea_query::Expr;
@@ -82,6 +83,7 @@ pub async fn touch(
 }
 
 pub async fn delete(db: &impl ConnectionTrait, id_hash: &[u8]) -> Result<(), StoreError> {
+    super::backchannel::sessions_ending(db, Ending::One(id_hash), Utc::now()).await?;
     session::Entity::delete_by_id(id_hash.to_vec()).exec(db).await?;
     Ok(())
 }
@@ -92,6 +94,8 @@ pub async fn delete_of_user(
     user_id: &str,
     id_hash: &[u8],
 ) -> Result<bool, StoreError> {
+    let ending = Ending::OneOf { user_id, session_hash: id_hash };
+    super::backchannel::sessions_ending(db, ending, Utc::now()).await?;
     let deleted = session::Entity::delete_many()
         .filter(session::Column::IdHash.eq(id_hash.to_vec()))
         .filter(session::Column::UserId.eq(user_id))
@@ -100,19 +104,30 @@ pub async fn delete_of_user(
     Ok(deleted.rows_affected == 1)
 }
 
-/// Removes up to `batch` sessions past their absolute expiry.
+/// Removes up to `batch` sessions past their absolute expiry, their clients told first.
 pub async fn purge(
     db: &impl ConnectionTrait,
     now: DateTime<Utc>,
     batch: u64,
 ) -> Result<u64, StoreError> {
-    super::purge_where::<session::Entity, Vec<u8>>(
-        db,
-        session::Column::ExpiresAt.lt(now),
-        session::Column::IdHash,
-        batch,
-    )
-    .await
+    let keys: Vec<Vec<u8>> = session::Entity::find()
+        .select_only()
+        .column(session::Column::IdHash)
+        .filter(session::Column::ExpiresAt.lt(now))
+        .limit(batch)
+        .into_tuple()
+        .all(db)
+        .await?;
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    super::backchannel::sessions_ending(db, Ending::These(&keys), now).await?;
+    let deleted = session::Entity::delete_many()
+        .filter(session::Column::IdHash.is_in(keys))
+        .filter(session::Column::ExpiresAt.lt(now))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected)
 }
 
 /// Up to `limit` live sessions of `user_id`: not past their absolute expiry at `now`, used
@@ -142,6 +157,7 @@ pub async fn delete_for_user(
     user_id: &str,
     keep: Option<&[u8]>,
 ) -> Result<u64, StoreError> {
+    super::backchannel::sessions_ending(db, Ending::AllOf { user_id, keep }, Utc::now()).await?;
     let mut query = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
     if let Some(keep) = keep {
         query = query.filter(session::Column::IdHash.ne(keep.to_vec()));

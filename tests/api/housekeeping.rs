@@ -24,6 +24,7 @@ async fn insert_family(
         scope: Set("openid".into()),
         auth_time: Set(now),
         amr: Set(None),
+        sid: Set(None),
         created_at: Set(now),
         absolute_expires_at: Set(absolute_expiry),
         revoked_at: Set(None),

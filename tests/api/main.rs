@@ -8,6 +8,7 @@ mod admin_auth;
 mod admin_users;
 mod attacks;
 mod authorize;
+mod backchannel;
 mod browser;
 mod client_auth;
 mod client_documents;

@@ -176,8 +176,9 @@ async fn a_refresh_that_keeps_its_token_costs_no_more_than_a_rotation() {
 const LOGIN: u64 = 7;
 /// Read the session with its user, create the grant (an insert that does nothing when the
 /// grant exists, then a read and a conditional write) with its `consent.given` audit event,
-/// store the code.
-const CONSENT: u64 = 4;
+/// record that the session signed into the client (for back-channel logout: an insert that
+/// does nothing when it did already), store the code.
+const CONSENT: u64 = 5;
 
 #[tokio::test]
 async fn on_postgres_refresh_token_pages_keep_room_for_the_rotation_update() {

@@ -20,7 +20,14 @@ fn code_hash(code: &str) -> Vec<u8> {
     digest(&SHA256, code.as_bytes()).as_ref().to_vec()
 }
 
-/// Stores a new one-time code (256 random bits, kept only as a hash) for an approved request.
+/// The session a code is issued in: its stored key and its `sid` claim.
+pub struct SignedIn<'a> {
+    pub session_hash: &'a [u8],
+    pub sid: &'a str,
+}
+
+/// Stores a new one-time code (256 random bits, kept only as a hash) for an approved request,
+/// and records that the session signed into the client (to tell it when the session ends).
 pub async fn issue_code(
     db: &Db,
     request: &AuthorizationRequest,
@@ -28,6 +35,7 @@ pub async fn issue_code(
     grant_id: &str,
     auth_time: chrono::DateTime<Utc>,
     amr: Amr,
+    signed_in: SignedIn<'_>,
 ) -> Result<String, StoreError> {
     let code = secret::random_token(32)?;
     let now = Utc::now();
@@ -50,9 +58,19 @@ pub async fn issue_code(
         dpop_jkt: request.dpop_jkt.clone(),
         auth_time,
         amr: Some(amr.as_stored().to_owned()),
+        sid: Some(signed_in.sid.to_owned()),
         created_at: now,
         expires_at: now + chrono::Duration::seconds(i64::from(lifetime)),
     };
+    store::backchannel::record_client(
+        db,
+        signed_in.session_hash,
+        &request.client.client_id,
+        user_id,
+        signed_in.sid,
+        now,
+    )
+    .await?;
     store::codes::insert(db, &record).await?;
     Ok(code)
 }
@@ -136,6 +154,7 @@ pub async fn exchange(
         scope: &record.scope,
         auth_time: record.auth_time,
         amr: Some(Amr::from_stored(record.amr.as_deref())),
+        sid: record.sid.as_deref(),
         approved_at: record.created_at,
         nonce: record.nonce.as_deref(),
         access_jti,

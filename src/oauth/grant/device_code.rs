@@ -215,6 +215,7 @@ pub async fn exchange(
         auth_time: approval.auth_time,
         // None only for an approval stored before how the user signed in was recorded.
         amr: approval.amr.as_deref().map(|stored| Amr::from_stored(Some(stored))),
+        sid: None,
         approved_at: approval.decided_at,
         nonce: None,
         access_jti: uuid::Uuid::new_v4().to_string(),

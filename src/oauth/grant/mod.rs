@@ -127,7 +127,7 @@ impl Issuing<'_> {
             client,
             &user,
             &scope,
-            (approved.auth_time, approved.amr),
+            (approved.auth_time, approved.amr, approved.sid),
             approved.nonce,
             &access_token,
         )?;
@@ -169,6 +169,7 @@ impl Issuing<'_> {
             scope: scope.to_string(),
             auth_time: approved.auth_time,
             amr: approved.amr.map(|amr| amr.as_stored().to_owned()),
+            sid: approved.sid.map(str::to_owned),
             created_at: now,
             absolute_expires_at: now + chrono::Duration::seconds(absolute),
         };
@@ -189,8 +190,8 @@ impl Issuing<'_> {
         client: &Client,
         user: &UserRecord,
         scope: &Scopes,
-        // When and how the user signed in (`amr` when known).
-        (auth_time, amr): (DateTime<Utc>, Option<Amr>),
+        // When and how the user signed in (`amr` when known), and the session's `sid`.
+        (auth_time, amr, sid): (DateTime<Utc>, Option<Amr>, Option<&str>),
         nonce: Option<&str>,
         access_token: &str,
     ) -> Result<Option<String>, OAuthError> {
@@ -206,6 +207,7 @@ impl Issuing<'_> {
                 scope,
                 auth_time: auth_time.timestamp(),
                 amr,
+                sid,
                 nonce,
                 access_token,
                 lifetime: client.id_token_lifetime().min(self.max_lifetime),
@@ -228,6 +230,8 @@ pub struct Approved<'a> {
     pub auth_time: DateTime<Utc>,
     /// How the user signed in, when known (a code records it; a device approval does not yet).
     pub amr: Option<Amr>,
+    /// The `sid` of the session that signed in (a code records it; a device approval not).
+    pub sid: Option<&'a str>,
     /// When the user approved: a cut-off since then (password reset, disabling) stops it.
     pub approved_at: DateTime<Utc>,
     pub nonce: Option<&'a str>,

@@ -143,9 +143,14 @@ pub async fn exchange(
     // OIDC Core §12.2: a fresh ID token, same iss, sub and aud, new iat, original auth_time
     // (and how the user signed in then: `amr`, `acr`).
     let id_token = match &user {
-        Some(user) => {
-            ctx.id_token(client, user, &scope, (family.auth_time, amr), None, &access_token)?
-        }
+        Some(user) => ctx.id_token(
+            client,
+            user,
+            &scope,
+            (family.auth_time, amr, family.sid.as_deref()),
+            None,
+            &access_token,
+        )?,
         None => None,
     };
     Ok(TokenResponse {
