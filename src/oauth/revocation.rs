@@ -322,8 +322,11 @@ impl Revocations {
         owner: Option<&str>,
         event: &Event,
     ) -> Result<bool, StoreError> {
+        // Read before the transaction (a grant's user and client never change): on SQLite a
+        // transaction that reads first cannot take the write lock while another writer holds
+        // it, and fails at once (busy) instead of waiting; the delete comes first inside.
+        let found = store::grants::find(db, grant_id).await?;
         let txn = db.begin().await?;
-        let found = store::grants::find(&txn, grant_id).await?;
         if !store::grants::delete(&txn, grant_id, owner).await? {
             txn.rollback().await?;
             return Ok(false);
