@@ -436,6 +436,14 @@ async fn an_administrator_walks_the_console_in_a_real_browser() {
     .await;
     assert!(refused, "refused first: the next key is younger than the JWKS caches");
     driver.click("input[name=force] ~ div button[type=submit]").await;
+    // The forced rotation's answer (back to the keys page) first: navigating away while
+    // the form is still being posted would cancel the post.
+    let answered = eventually(Duration::from_secs(15), || async {
+        let heading = driver.text("h1").await;
+        !heading.is_empty() && !heading.contains("too new")
+    })
+    .await;
+    assert!(answered, "the forced rotation is answered");
     let rotated = eventually(Duration::from_secs(15), || async {
         driver.go(&app.url("/console/keys")).await;
         driver.text("#signing-kid").await != before
