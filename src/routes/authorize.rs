@@ -128,18 +128,11 @@ async fn authorize(
     }
     let Some(session) = session else { return back("login_required", "the user must sign in") };
     let request = request.clone().for_user(&session.user);
-    let needed = assurance::required(
-        &session.user,
-        &request.client.metadata,
-        request.acr,
-        state.settings.admin_mfa,
-    );
-    if session.amr.level() < needed {
+    if let Some(needed) = stronger_needed(state, &request, &session) {
         if request.prompt.none {
             return back("login_required", "the user must sign in more strongly");
         }
-        let return_to = format!("/authorize?{}", encode(&after_login(&params)));
-        return super::login::step_up(state, req, &session, needed, return_to).await;
+        return step_up(state, req, &session, needed, &params).await;
     }
     match store::grants::find_for(&state.db, &session.user.id, &request.client.client_id).await? {
         Some(grant) if covers(&grant, &request.scope) && !request.prompt.consent => {
@@ -311,7 +304,40 @@ async fn record_decision(
         _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
     }
     let request = request.for_user(&session.user);
+    // The consent form names the request again: the session that posts it must be as strong
+    // as the request needs, whatever session was shown the page.
+    if let Some(needed) = stronger_needed(state, &request, &session) {
+        return step_up(state, req, &session, needed, &params).await;
+    }
     consent_and_approve(state, req, &request, &session, "user").await
+}
+
+/// The level `request` needs when `session` is weaker (`oauth::assurance`, docs/REFERENCE.md
+/// §3.4): checked before anything is approved, at `/authorize` and at `/consent`.
+fn stronger_needed(
+    state: &AppState,
+    request: &AuthorizationRequest,
+    session: &Session,
+) -> Option<Level> {
+    let needed = assurance::required(
+        &session.user,
+        &request.client.metadata,
+        request.acr,
+        state.settings.admin_mfa,
+    );
+    (session.amr.level() < needed).then_some(needed)
+}
+
+/// Steps `session` up to `needed`, then resumes the request at `/authorize`.
+async fn step_up(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    needed: Level,
+    params: &[(String, String)],
+) -> PageResult {
+    let return_to = format!("/authorize?{}", encode(&after_login(params)));
+    super::login::step_up(state, req, session, needed, return_to).await
 }
 
 /// Records the consent — the grant gains the requested scopes, atomically, with its event,

@@ -520,3 +520,31 @@ async fn the_cli_creates_a_user_who_must_use_mfa_lists_methods_and_resets_the_ap
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0]["actor"]["id"], "system:cli");
 }
+
+#[tokio::test]
+async fn a_consent_posted_by_a_weaker_session_is_stepped_up_not_approved() {
+    let app = spawn_app().await;
+    let (browser, id) = signed_in(&app, "quinn").await;
+    let client = web_client_with(&app, "openid", json!({"require_mfa": true})).await;
+    let (_, challenge) = pkce();
+    let url = authorize_url(&app, &client.0, &challenge, "openid", "s");
+    let request = url.split_once('?').expect("query").1.to_owned();
+    // The password session never gets the consent page; it posts the form by hand.
+    let account = browser.get(&app.url("/account")).await.text().await.expect("account");
+    let csrf = input(&account, "csrf_token").expect("csrf");
+    let posted = browser
+        .post(
+            &app.url("/consent"),
+            &[("csrf_token", csrf.as_str()), ("request", request.as_str()), ("decision", "allow")],
+        )
+        .await;
+    assert_eq!(posted.status(), 403, "stopped: no app, no passkey");
+    assert!(location(&posted).is_none(), "no code is sent to the client");
+    let grants: Value = app
+        .admin(Method::GET, &format!("/admin/users/{id}/grants"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(grants["items"], json!([]), "no grant recorded");
+}
