@@ -50,6 +50,51 @@ pub enum Command {
         #[command(subcommand)]
         action: UsersCommand,
     },
+    /// Manage upstream identity providers users may sign in through.
+    Upstream {
+        #[command(subcommand)]
+        action: UpstreamCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpstreamCommand {
+    /// Add an OpenID provider; its client secret is read from the first line of stdin (never
+    /// a flag). Prints the provider as JSON, with the redirect URI to register there.
+    Add {
+        /// The provider's id here: 1 to 32 lowercase letters, digits or '-'.
+        #[arg(long)]
+        id: String,
+        /// Shown on the login button: "Sign in with NAME".
+        #[arg(long)]
+        name: String,
+        /// The provider's issuer (its discovery document is at ISSUER/.well-known/…).
+        /// Not `--issuer`: that global flag is this server's own.
+        #[arg(long)]
+        provider_issuer: String,
+        #[arg(long)]
+        client_id: String,
+        /// Space-separated scopes to ask for (default "openid email profile").
+        #[arg(long)]
+        scope: Option<String>,
+        /// Which claim fills a profile field, as FIELD=CLAIM (repeatable; fields: username,
+        /// email, name).
+        #[arg(long = "map")]
+        mappings: Vec<String>,
+        /// A first sign-in that no account is linked to creates one.
+        #[arg(long)]
+        create_users: bool,
+        /// The provider's `amr` saying `mfa` counts as a second factor here.
+        #[arg(long)]
+        trust_mfa: bool,
+    },
+    /// List the providers as JSON.
+    List,
+    /// Remove a provider (the identities linked through it stay linked).
+    Remove {
+        #[arg(long)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -572,6 +617,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Users { action: UsersCommand::RemovePasskey { id, passkey } } => {
             users_remove_passkey(settings, id, passkey).await?
         }
+        Command::Upstream { action } => upstream(action, settings).await?,
         Command::Migrate => {
             store::migrate(&settings).await?;
             tracing::info!("migrations applied");
@@ -708,6 +754,82 @@ async fn users_remove_passkey(
         anyhow::bail!("the user with this id has no such passkey");
     }
     println!("{}", serde_json::json!({ "user": id, "passkey_removed": passkey }));
+    Ok(())
+}
+
+async fn upstream(action: UpstreamCommand, settings: Settings) -> anyhow::Result<()> {
+    use crate::oauth::upstream::{self as providers, Change};
+    let actor = crate::oauth::audit::Actor::system("cli");
+    // The issuer the server will run as (the bound address's, unless one is set).
+    let issuer =
+        settings.issuer.clone().unwrap_or_else(|| Issuer::from_bound_address(settings.bind));
+    match action {
+        UpstreamCommand::Add {
+            id,
+            name,
+            provider_issuer,
+            client_id,
+            scope,
+            mappings,
+            create_users,
+            trust_mfa,
+        } => {
+            let mut secret = String::new();
+            std::io::stdin().read_line(&mut secret)?;
+            let secret = secret.trim_end_matches(['\r', '\n']).to_owned();
+            let mut mapping = serde_json::Map::new();
+            for pair in mappings {
+                let (field, claim) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--map takes FIELD=CLAIM, got {pair}"))?;
+                mapping.insert(field.to_owned(), claim.into());
+            }
+            let mut body = serde_json::json!({
+                "name": name, "issuer": provider_issuer, "client_id": client_id,
+                "client_secret": secret, "claim_mapping": mapping,
+                "create_users": create_users, "trust_mfa": trust_mfa,
+            });
+            if let Some(scope) = scope {
+                body["scope"] = scope.into();
+            }
+            if !providers::valid_id(&id) {
+                anyhow::bail!("invalid id: 1 to 32 lowercase letters, digits or '-'");
+            }
+            let input = providers::parse_input(&body, true).map_err(|e| {
+                anyhow::anyhow!("invalid provider ({}): {}", e.field, e.description)
+            })?;
+            store::migrate(&settings).await?;
+            let db = store::connect(&settings).await?;
+            let master =
+                MasterKey::load_or_create(settings.master_key.as_ref(), &settings.keys_dir)?;
+            let created = providers::create(&db, &master, &id, input, actor).await?;
+            db.close().await?;
+            let Change::Done(provider) = created else {
+                anyhow::bail!("a provider with this id exists");
+            };
+            let mut json = serde_json::to_value(&provider)?;
+            json["redirect_uri"] =
+                issuer.endpoint(&format!("/login/upstream/{}/callback", provider.id)).into();
+            println!("{json}");
+        }
+        UpstreamCommand::List => {
+            store::migrate(&settings).await?;
+            let db = store::connect(&settings).await?;
+            let listed = providers::list(&db).await?;
+            db.close().await?;
+            println!("{}", serde_json::to_string(&listed)?);
+        }
+        UpstreamCommand::Remove { id } => {
+            store::migrate(&settings).await?;
+            let db = store::connect(&settings).await?;
+            let removed = providers::delete(&db, &id, actor).await?;
+            db.close().await?;
+            if !removed {
+                anyhow::bail!("no provider with this id");
+            }
+            println!("{}", serde_json::json!({ "upstream_provider_removed": id }));
+        }
+    }
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! The one client for outgoing HTTP (docs/REFERENCE.md §9.7): every fetch of an address a
-//! client or an administrator chose (a client's `jwks_uri`, a client's metadata document)
-//! goes through it, and its callers share one per-URL cache shape (`PerUrl`).
+//! client or an administrator chose (a client's `jwks_uri`, a client's metadata document,
+//! back-channel logout deliveries, upstream identity providers) goes through it, and its callers share one per-URL cache shape (`PerUrl`).
 //!
 //! It refuses loopback, private, link-local and other non-public addresses (SSRF) unless
 //! `CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS` allows them, for a literal address and for
@@ -203,20 +203,49 @@ impl Outbound {
         }
         let max_age =
             response.headers().get(CACHE_CONTROL).and_then(|v| v.to_str().ok()).and_then(max_age);
-        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                    FetchError::TooLarge
-                } else {
-                    FetchError::Network(e.to_string())
-                }
-            })?
-            .to_bytes();
+        let body = read_body(response.into_body()).await?;
         let body = serde_json::from_slice(&body).map_err(|_| FetchError::NotJson)?;
         Ok(Fetched { body, max_age })
     }
+
+    /// Sends a request an OpenID relying party library built (`oauth::upstream`: discovery,
+    /// JWKS, the token endpoint) with its method, headers and body, under the same address
+    /// guard, timeouts, no redirects and body bound. Every status is returned: the library
+    /// reads a token endpoint's error answer itself.
+    pub async fn send(
+        &self,
+        request: hyper::http::Request<Vec<u8>>,
+    ) -> Result<hyper::http::Response<Vec<u8>>, FetchError> {
+        let parsed = self.guard(&request.uri().to_string())?;
+        let (parts, body) = request.into_parts();
+        let mut builder = hyper::Request::builder().method(parts.method).uri(parsed.as_str());
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .header(USER_AGENT, concat!("castellan/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| FetchError::BadUrl)?;
+        let send = async {
+            let response = self.client.request(request).await.map_err(|e| network(&e))?;
+            let (parts, body) = response.into_parts();
+            let body = read_body(body).await?;
+            Ok(hyper::http::Response::from_parts(parts, body.to_vec()))
+        };
+        tokio::time::timeout(TIMEOUT, send).await.map_err(|_| FetchError::Timeout(TIMEOUT))?
+    }
+}
+
+/// An answer's body, at most [`MAX_BODY_BYTES`] of it.
+async fn read_body(body: hyper::body::Incoming) -> Result<Bytes, FetchError> {
+    let collected = Limited::new(body, MAX_BODY_BYTES).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            FetchError::TooLarge
+        } else {
+            FetchError::Network(e.to_string())
+        }
+    })?;
+    Ok(collected.to_bytes())
 }
 
 /// A refused resolution, found again in the error chain of the request that needed it.

@@ -74,6 +74,8 @@ pub struct AppState {
     pub tally: Tally,
     /// The one outgoing HTTP client (back-channel logout deliveries use it directly).
     pub outbound: Outbound,
+    /// The relying party of upstream identity providers, over `outbound`.
+    pub upstream: crate::oauth::upstream::RelyingParty,
 }
 
 impl AppState {
@@ -165,6 +167,7 @@ impl Application {
             draining: Arc::new(AtomicBool::new(false)),
             theme,
             tally: Tally::default(),
+            upstream: crate::oauth::upstream::RelyingParty::new(outbound.clone()),
             outbound,
             settings,
         });

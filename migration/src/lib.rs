@@ -25,6 +25,7 @@ mod m20261210_000020_totp;
 mod m20261211_000021_mfa_policy;
 mod m20261212_000022_passkeys;
 mod m20261213_000023_backchannel_logout;
+mod m20261214_000024_upstream_providers;
 
 pub struct Migrator;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000021_mfa_policy::Migration),
             Box::new(m20261212_000022_passkeys::Migration),
             Box::new(m20261213_000023_backchannel_logout::Migration),
+            Box::new(m20261214_000024_upstream_providers::Migration),
         ]
     }
 }

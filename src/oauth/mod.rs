@@ -42,5 +42,6 @@ pub mod session;
 pub mod tally;
 pub mod throttle;
 pub mod totp;
+pub mod upstream;
 pub mod users;
 pub mod verified;

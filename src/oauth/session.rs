@@ -33,11 +33,22 @@ pub enum Amr {
     /// A passkey bound to one authenticator (not backup eligible), verified by its user:
     /// `["hwk", "user", "mfa"]`.
     PasskeyBound,
+    /// Through an upstream identity provider (RFC 8176 `fed`): `["fed"]`.
+    Federated,
+    /// Through an upstream provider trusted to say it used a second factor, which said so:
+    /// `["fed", "mfa"]`.
+    FederatedMfa,
 }
 
 impl Amr {
-    const ALL: [Self; 4] =
-        [Self::Password, Self::PasswordOtp, Self::PasskeySynced, Self::PasskeyBound];
+    const ALL: [Self; 6] = [
+        Self::Password,
+        Self::PasswordOtp,
+        Self::PasskeySynced,
+        Self::PasskeyBound,
+        Self::Federated,
+        Self::FederatedMfa,
+    ];
 
     /// The values, in the order the claim lists them.
     pub fn values(self) -> &'static [&'static str] {
@@ -46,6 +57,8 @@ impl Amr {
             Self::PasswordOtp => &["pwd", "otp", "mfa"],
             Self::PasskeySynced => &["swk", "user", "mfa"],
             Self::PasskeyBound => &["hwk", "user", "mfa"],
+            Self::Federated => &["fed"],
+            Self::FederatedMfa => &["fed", "mfa"],
         }
     }
 
@@ -56,6 +69,8 @@ impl Amr {
             Self::PasswordOtp => "pwd otp mfa",
             Self::PasskeySynced => "swk user mfa",
             Self::PasskeyBound => "hwk user mfa",
+            Self::Federated => "fed",
+            Self::FederatedMfa => "fed mfa",
         }
     }
 
@@ -72,8 +87,8 @@ impl Amr {
     /// The assurance this sign-in reached.
     pub fn level(self) -> Level {
         match self {
-            Self::Password => Level::Password,
-            Self::PasswordOtp => Level::MultiFactor,
+            Self::Password | Self::Federated => Level::Password,
+            Self::PasswordOtp | Self::FederatedMfa => Level::MultiFactor,
             Self::PasskeySynced => Level::PhishingResistant,
             Self::PasskeyBound => Level::PhishingResistantHardware,
         }

@@ -130,8 +130,11 @@ impl Passwords {
     pub async fn verify(&self, password: SecretString, hash: Option<String>) -> bool {
         let Ok(_permit) = self.permits.acquire().await else { return false };
         let areas = self.areas.clone();
+        // A user with no password (made by an upstream provider) is checked against the
+        // dummy hash too, and never matches.
+        let usable = hash.as_deref().is_some_and(|h| !h.is_empty());
         tokio::task::spawn_blocking(move || {
-            let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+            let hash = hash.filter(|_| usable).unwrap_or_else(|| DUMMY_HASH.to_owned());
             let Ok(parsed) = PasswordHash::new(&hash) else { return false };
             let (Ok(params), Some(salt), Some(expected)) =
                 (Params::try_from(&parsed), parsed.salt, parsed.hash)
@@ -154,7 +157,7 @@ impl Passwords {
                 return false;
             }
             // Output's equality is constant-time.
-            Output::new(&out).is_ok_and(|computed| computed == expected)
+            Output::new(&out).is_ok_and(|computed| computed == expected) && usable
         })
         .await
         .unwrap_or(false)

@@ -10,11 +10,12 @@ use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
 use super::pages::{
-    self, AccountPage, GrantRow, PageError, PageResult, PasskeyRow, RecoveryCodesPage, SessionRow,
-    TotpSetupPage, csrf_token, current_session, field, when,
+    self, AccountPage, GrantRow, IdentityRow, PageError, PageResult, PasskeyRow, RecoveryCodesPage,
+    SessionRow, TotpSetupPage, csrf_token, current_session, field, when,
 };
 use crate::oauth::audit::{self, Event, EventType};
 use crate::oauth::session::Session;
+use crate::oauth::upstream::Button;
 use crate::oauth::{device, methods, session, totp, users};
 use crate::startup::AppState;
 use crate::store;
@@ -31,7 +32,7 @@ async fn show(state: &AppState, req: &HttpRequest) -> PageResult {
     Ok(account_page(state, &session, None, StatusCode::OK).await?)
 }
 
-async fn account_page(
+pub(super) async fn account_page(
     state: &AppState,
     session: &Session,
     error: Option<&'static str>,
@@ -76,6 +77,26 @@ async fn account_page(
             synced: p.backup_eligible,
         })
         .collect();
+    let providers = store::upstream::list(&state.db).await?;
+    let links = store::upstream::list_for_user(&state.db, &session.user.id).await?;
+    let identities = links
+        .iter()
+        .map(|l| IdentityRow {
+            provider: providers
+                .iter()
+                .find(|p| p.issuer == l.issuer)
+                .map_or_else(|| l.issuer.clone(), |p| p.name.clone()),
+            issuer: l.issuer.clone(),
+            subject: l.subject.clone(),
+            linked: when(l.created_at),
+            last_used: when(l.last_used_at),
+        })
+        .collect();
+    let linkable = providers
+        .into_iter()
+        .filter(|p| !links.iter().any(|l| l.issuer == p.issuer))
+        .map(|p| Button { id: p.id, name: p.name })
+        .collect();
     let page = AccountPage {
         base: pages::base(state),
         csrf_token: csrf_token(state, &session.id),
@@ -87,6 +108,8 @@ async fn account_page(
         passkeys,
         passkey_fresh: super::passkeys::fresh(session),
         passkeys_available: super::passkeys::available(state),
+        identities,
+        linkable,
         error,
     };
     Ok(pages::render(state, status, &page))

@@ -45,6 +45,10 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         Ok(return_to) => return_to,
         Err(refused) => return pages::answer(&state, Err(refused)),
     };
+    let upstreams = match state.upstream.buttons(&state.db).await {
+        Ok(buttons) => buttons,
+        Err(e) => return pages::answer(&state, Err(e.into())),
+    };
     let (binding, new_cookie) = pre_session_binding(&state, &req);
     let page = LoginPage {
         base: pages::base(&state),
@@ -54,6 +58,7 @@ pub async fn page(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         error: None,
         passkeys: super::passkeys::available(&state),
         passkey_asked: field(&query, "step_up") == Some("passkey"),
+        upstreams,
     };
     let mut response = pages::render(&state, StatusCode::OK, &page);
     if let Some(cookie) = new_cookie {
@@ -98,6 +103,7 @@ async fn sign_in(
             error: Some(error),
             passkeys: super::passkeys::available(state),
             passkey_asked: false,
+            upstreams: state.upstream.last_buttons(),
         };
         pages::render(state, status, &page)
     };

@@ -24,6 +24,7 @@ mod passkeys;
 mod register;
 pub(crate) mod theme;
 mod token;
+pub(crate) mod upstream;
 mod userinfo;
 
 use actix_web::{HttpResponse, Route, web};
@@ -90,6 +91,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             resource("/logout", web::get().to(logout::page)).route(web::post().to(logout::submit)),
         )
         .service(resource("/login/totp", web::post().to(login::submit_code)))
+        .service(resource("/login/upstream/{id}", web::get().to(upstream::start)))
+        .service(resource("/login/upstream/{id}/callback", web::get().to(upstream::callback)))
+        .service(resource("/account/identities/link", web::post().to(upstream::link)))
+        .service(resource("/account/identities/unlink", web::post().to(upstream::unlink)))
         .service(resource("/login/passkey/options", web::post().to(passkeys::login_options)))
         .service(resource("/login/passkey", web::post().to(passkeys::login)))
         .service(resource("/account/passkeys/options", web::post().to(passkeys::register_options)))

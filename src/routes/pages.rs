@@ -31,6 +31,8 @@ pub struct LoginPage<'a> {
     pub passkeys: bool,
     /// A signed-in user is asked for a passkey (a step-up, `login::step_up`).
     pub passkey_asked: bool,
+    /// "Sign in with …" buttons, one per upstream provider.
+    pub upstreams: Vec<crate::oauth::upstream::Button>,
 }
 
 impl Page for LoginPage<'_> {
@@ -205,6 +207,10 @@ pub struct AccountPage<'a> {
     pub passkey_fresh: bool,
     /// Whether passkeys can be used here at all (the issuer's host is a domain name).
     pub passkeys_available: bool,
+    /// Identities at upstream providers linked to the account.
+    pub identities: Vec<IdentityRow>,
+    /// Upstream providers the account has no link to yet.
+    pub linkable: Vec<crate::oauth::upstream::Button>,
     /// Why turning the app off was refused, if it was.
     pub error: Option<&'static str>,
 }
@@ -213,6 +219,17 @@ impl Page for AccountPage<'_> {
     const TEMPLATE: &'static str = "account.html";
     /// The passkey registration's script.
     const SCRIPTED: bool = true;
+}
+
+/// One of the user's linked upstream identities on /account.
+#[derive(Serialize)]
+pub struct IdentityRow {
+    /// The provider's name, or its issuer if it is no longer configured.
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub linked: String,
+    pub last_used: String,
 }
 
 /// One of the user's passkeys on /account.

@@ -21,6 +21,7 @@ pub mod scopes;
 pub mod sessions;
 pub mod token_hours;
 pub mod totp;
+pub mod upstream;
 pub mod users;
 
 use std::time::Duration;

@@ -113,6 +113,18 @@ pub async fn find_by_username(
         .map(UserRecord::from))
 }
 
+/// Whether an account has `email` (ASCII case ignored): a provider's new user is refused
+/// one, never joined to it (`oauth::upstream`).
+pub async fn email_taken(db: &impl ConnectionTrait, email: &str) -> Result<bool, StoreError> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    let lowered = Func::lower(Expr::col(user::Column::Email));
+    let found = user::Entity::find()
+        .filter(Expr::expr(lowered).eq(email.to_ascii_lowercase()))
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
 /// The user signing in as `username`, and whether sign-in then asks them for an
 /// authenticator app's code: one statement (a left join), so a login costs no more for it.
 pub async fn find_for_login(

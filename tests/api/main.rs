@@ -54,3 +54,4 @@ mod theme;
 mod token;
 mod token_exchange;
 mod totp;
+mod upstream;

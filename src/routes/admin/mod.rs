@@ -9,6 +9,7 @@ mod keys;
 mod openapi;
 mod registration;
 mod scopes;
+mod upstream;
 mod users;
 
 use actix_web::http::header;
@@ -70,6 +71,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         resource("/admin/registration-policy", web::get().to(registration::policy))
             .route(web::put().to(registration::set_policy)),
+    )
+    .service(
+        resource("/admin/upstream-providers", web::post().to(upstream::create))
+            .route(web::get().to(upstream::list)),
+    )
+    .service(
+        resource("/admin/upstream-providers/{id}", web::get().to(upstream::read))
+            .route(web::put().to(upstream::replace))
+            .route(web::delete().to(upstream::delete)),
     )
     .service(resource("/admin/events", web::get().to(events::list)))
     .service(resource("/admin/openapi.json", web::get().to(openapi::document)));

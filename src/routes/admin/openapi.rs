@@ -4,13 +4,13 @@
 use actix_web::{HttpResponse, web};
 use utoipa::OpenApi;
 
-use super::{Admin, clients, events, grants, keys, registration, scopes, users};
+use super::{Admin, clients, events, grants, keys, registration, scopes, upstream, users};
 use crate::error::AdminError;
 use crate::startup::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Castellan admin API", description = "Clients, scopes, users, grants, signing keys, dynamic registration and the audit trail (docs/REFERENCE.md §6)."),
+    info(title = "Castellan admin API", description = "Clients, scopes, users, grants, signing keys, dynamic registration, upstream identity providers and the audit trail (docs/REFERENCE.md §6)."),
     paths(
         clients::create, clients::list, clients::read, clients::replace, clients::delete,
         clients::rotate_secret, scopes::create, scopes::list, scopes::read, scopes::replace,
@@ -18,6 +18,7 @@ use crate::startup::AppState;
         users::methods, users::reset_totp, users::remove_passkey,
         grants::for_user, grants::revoke, keys::list, keys::rotate, registration::issue,
         registration::list, registration::revoke, registration::policy, registration::set_policy,
+        upstream::create, upstream::list, upstream::read, upstream::replace, upstream::delete,
         events::list, document
     ),
     modifiers(&BearerAuth),
