@@ -4,6 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
@@ -13,6 +14,7 @@ use arc_swap::ArcSwap;
 use tokio::task::JoinHandle;
 
 use crate::config::{Issuer, Settings};
+use crate::oauth::backchannel::{self, Deliverer};
 use crate::oauth::client_documents::ClientDocuments;
 use crate::oauth::client_keys::ClientKeys;
 use crate::oauth::cursor::Cursors;
@@ -89,6 +91,18 @@ impl AppState {
             verified: &self.verified,
             proofs: &self.proofs,
             replays: &self.replays,
+        }
+    }
+
+    /// What the back-channel logout worker claims and sends with (docs/REFERENCE.md §3.6).
+    pub fn deliverer(&self) -> Deliverer<'_> {
+        Deliverer {
+            db: &self.db,
+            keys: &self.keys,
+            registry: &self.registry,
+            outbound: &self.outbound,
+            issuer: self.issuer.as_str(),
+            retry_base: self.settings.backchannel_retry_base,
         }
     }
 }
@@ -226,7 +240,7 @@ impl Application {
                 tokio::join!(
                     sync_shared_state(state.clone()),
                     listen_for_changes(state.clone()),
-                    crate::oauth::backchannel::deliver(state.clone()),
+                    deliver_logouts(state.clone()),
                     purge_expired(state, metrics),
                 );
             })
@@ -429,6 +443,39 @@ async fn purge_expired(state: web::Data<AppState>, metrics: web::Data<Metrics>) 
             tracing::warn!(error = %e, "expiring unused dynamic clients failed");
         }
     }
+}
+
+/// Sends the logout tokens queued for back-channel logout (`oauth::backchannel`) until the
+/// process stops: a full batch is followed at once by the next, otherwise the queue is
+/// looked at again after a second (or the retry base, if shorter).
+async fn deliver_logouts(state: web::Data<AppState>) {
+    let idle = state.settings.backchannel_retry_base.min(Duration::from_secs(1));
+    loop {
+        match logout_round(&state).await {
+            Ok(claimed) if claimed == backchannel::CONCURRENCY => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "back-channel logout deliveries not claimed"),
+        }
+        tokio::time::sleep(idle).await;
+    }
+}
+
+/// Claims up to [`backchannel::CONCURRENCY`] due deliveries and sends them, each in a task of
+/// its own; how many were claimed.
+async fn logout_round(state: &web::Data<AppState>) -> Result<u64, store::StoreError> {
+    let claimed = state.deliverer().claim().await?;
+    let count = claimed.len() as u64;
+    let mut sends = tokio::task::JoinSet::new();
+    for delivery in claimed {
+        let state = state.clone();
+        sends.spawn(async move {
+            if let Err(e) = state.deliverer().send(&delivery).await {
+                tracing::warn!(error = %e, client_id = %delivery.client_id, "back-channel logout delivery not recorded");
+            }
+        });
+    }
+    while sends.join_next().await.is_some() {}
+    Ok(count)
 }
 
 /// The metadata document with the scopes registered now.
