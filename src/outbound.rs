@@ -304,6 +304,17 @@ impl tower_service::Service<Name> for GuardedResolver {
     }
 }
 
+/// The address `url`'s host is written as (`https://10.0.0.1/`, `https://[::1]/`); `None` for
+/// a name, which only the resolver can judge. Registration refuses some addresses early, and
+/// lets plain http reach a loopback one, from this.
+pub fn literal_address(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+        url::Host::Domain(_) => None,
+    }
+}
+
 /// Whether `ip` is a global unicast address: not loopback, private (RFC 1918, RFC 4193),
 /// link-local (the cloud metadata services live there), shared (RFC 6598), unspecified,
 /// broadcast, multicast, documentation or benchmarking space. IPv4 embedded in IPv6 is
@@ -395,6 +406,20 @@ mod tests {
         for allowed in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"] {
             assert!(is_public(allowed.parse().expect("ip")), "{allowed} is public");
         }
+    }
+
+    #[test]
+    fn only_a_literal_host_has_an_address() {
+        let address = |url: &str| literal_address(&url::Url::parse(url).expect("url"));
+        assert_eq!(address("https://10.0.0.1/logout"), Some("10.0.0.1".parse().expect("ip")));
+        assert_eq!(address("http://[::1]:8080/"), Some("::1".parse().expect("ip")));
+        assert_eq!(
+            address("https://[::ffff:a00:1]/"),
+            Some("::ffff:10.0.0.1".parse().expect("ip"))
+        );
+        assert_eq!(address("https://localhost/"), None);
+        assert_eq!(address("https://rp.example/logout"), None);
+        assert_eq!(address("urn:example:no-host"), None);
     }
 
     #[test]

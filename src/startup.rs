@@ -4,15 +4,18 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
 use actix_web::{App, HttpServer, middleware, web};
 use anyhow::Context;
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::config::{Issuer, Settings};
+use crate::oauth::backchannel::{self, Deliverer};
 use crate::oauth::client_documents::ClientDocuments;
 use crate::oauth::client_keys::ClientKeys;
 use crate::oauth::cursor::Cursors;
@@ -91,6 +94,18 @@ impl AppState {
             verified: &self.verified,
             proofs: &self.proofs,
             replays: &self.replays,
+        }
+    }
+
+    /// What the back-channel logout worker claims and sends with (docs/REFERENCE.md §3.6).
+    pub fn deliverer(&self) -> Deliverer<'_> {
+        Deliverer {
+            db: &self.db,
+            keys: &self.keys,
+            registry: &self.registry,
+            outbound: &self.outbound,
+            issuer: self.issuer.as_str(),
+            retry_base: self.settings.backchannel_retry_base,
         }
     }
 }
@@ -225,11 +240,13 @@ impl Application {
         };
         let background = {
             let (state, metrics) = (state.clone(), metrics.clone());
+            // Signalled by the listener when a logout delivery was queued anywhere (Postgres).
+            let queued = Arc::new(Notify::new());
             tokio::spawn(async move {
                 tokio::join!(
                     sync_shared_state(state.clone()),
-                    listen_for_changes(state.clone()),
-                    crate::oauth::backchannel::deliver(state.clone()),
+                    listen_for_changes(state.clone(), queued.clone()),
+                    deliver_logouts(state.clone(), queued),
                     purge_expired(state, metrics),
                 );
             })
@@ -353,26 +370,39 @@ pub const TALLY_STATEMENTS: &str = "token_hours";
 /// Postgres: applies each change another replica or the CLI commits as soon as its
 /// notification arrives (a trigger sends `castellan_changes`, see the migrations), so a
 /// revocation holds everywhere within milliseconds. The periodic sync stays the fallback;
-/// after a lost connection the log is read again before listening on.
-async fn listen_for_changes(state: web::Data<AppState>) {
+/// after a lost connection the log is read again before listening on. A queued logout
+/// delivery (`store::backchannel`) wakes the back-channel worker through `queued`.
+async fn listen_for_changes(state: web::Data<AppState>, queued: Arc<Notify>) {
     if state.db.get_database_backend() != sea_orm::DbBackend::Postgres {
         return;
     }
     loop {
-        if let Err(e) = listen(&state).await {
+        if let Err(e) = listen(&state, &queued).await {
             tracing::warn!(error = %e, "change notifications interrupted; the sync interval covers");
         }
         tokio::time::sleep(state.settings.sync_interval).await;
     }
 }
 
-async fn listen(state: &AppState) -> anyhow::Result<()> {
+async fn listen(state: &AppState, queued: &Notify) -> anyhow::Result<()> {
     let pool = state.db.get_postgres_connection_pool();
     let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(pool).await?;
     listener.listen("castellan_changes").await?;
     follow_changes(state).await?;
+    // Deliveries queued while nobody listened are looked for once.
+    queued.notify_one();
     loop {
         let note = listener.try_recv().await?;
+        // A queued logout delivery only wakes the worker; after a lost connection the worker
+        // looks too, for what was queued meanwhile.
+        match &note {
+            Some(note) if note.payload() == store::backchannel::QUEUED => {
+                queued.notify_one();
+                continue;
+            }
+            None => queued.notify_one(),
+            Some(_) => {}
+        }
         // Counted apart, so an operator (and the replica drills) can see notifications arrive.
         telemetry::statements_as(NOTIFIED_STATEMENTS, async {
             match note {
@@ -432,6 +462,75 @@ async fn purge_expired(state: web::Data<AppState>, metrics: web::Data<Metrics>) 
             tracing::warn!(error = %e, "expiring unused dynamic clients failed");
         }
     }
+}
+
+/// Sends the logout tokens queued for back-channel logout (`oauth::backchannel`) until the
+/// process stops. A full batch is followed at once by the next. Otherwise, on Postgres, the
+/// worker sleeps until a delivery is queued anywhere (the enqueue notifies, and the listener
+/// wakes it through `queued`) or the earliest pending attempt is due, and at most
+/// [`LOGOUT_POLL`]: an idle replica claims twice a minute, and reads when the next attempt is
+/// due only while something is pending. SQLite has no notifications: the queue is looked at
+/// again after a second (or the retry base, if shorter).
+async fn deliver_logouts(state: web::Data<AppState>, queued: Arc<Notify>) {
+    let notified = state.db.get_database_backend() == sea_orm::DbBackend::Postgres;
+    let idle = state.settings.backchannel_retry_base.min(Duration::from_secs(1));
+    // Whether deliveries may be waiting for a later attempt; at start (a restart) they may.
+    let mut pending = true;
+    loop {
+        let claimed = match logout_round(&state).await {
+            Ok(claimed) if claimed == backchannel::CONCURRENCY => continue,
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::warn!(error = %e, "back-channel logout deliveries not claimed");
+                tokio::time::sleep(idle).await;
+                continue;
+            }
+        };
+        let wait = if !notified {
+            idle
+        } else if claimed == 0 && !pending {
+            LOGOUT_POLL
+        } else {
+            match store::backchannel::next_due(&state.db).await {
+                Ok(due) => {
+                    pending = due.is_some();
+                    due.map_or(LOGOUT_POLL, |due| {
+                        (due - chrono::Utc::now()).to_std().unwrap_or_default().min(LOGOUT_POLL)
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "back-channel logout deliveries not read");
+                    idle
+                }
+            }
+        };
+        tokio::select! {
+            () = queued.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The longest the Postgres worker sleeps without a notification: the bound on a delivery
+/// queued while the listener was reconnecting, or whose due time another replica set.
+const LOGOUT_POLL: Duration = Duration::from_secs(30);
+
+/// Claims up to [`backchannel::CONCURRENCY`] due deliveries and sends them, each in a task of
+/// its own; how many were claimed.
+async fn logout_round(state: &web::Data<AppState>) -> Result<u64, store::StoreError> {
+    let claimed = state.deliverer().claim().await?;
+    let count = claimed.len() as u64;
+    let mut sends = tokio::task::JoinSet::new();
+    for delivery in claimed {
+        let state = state.clone();
+        sends.spawn(async move {
+            if let Err(e) = state.deliverer().send(&delivery).await {
+                tracing::warn!(error = %e, client_id = %delivery.client_id, "back-channel logout delivery not recorded");
+            }
+        });
+    }
+    while sends.join_next().await.is_some() {}
+    Ok(count)
 }
 
 /// The metadata document with the scopes registered now.

@@ -18,7 +18,7 @@ use super::registration::{self, Admission, Policy};
 use super::registry::{Registry, RegistryError};
 use super::revocation::Revocations;
 use crate::config::Settings;
-use crate::outbound::{FetchError, Outbound, PerUrl, UrlEntry};
+use crate::outbound::{FetchError, Outbound, PerUrl, UrlEntry, literal_address};
 use crate::store::{Db, StoreError};
 
 /// The longest client id: a URL longer than this is no client of ours.
@@ -35,12 +35,9 @@ pub fn is_document_url(value: &str) -> bool {
         return false;
     }
     let Ok(url) = url::Url::parse(value) else { return false };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return false,
-    };
+    let Some(host) = url.host() else { return false };
+    let loopback = host == url::Host::Domain("localhost")
+        || literal_address(&url).is_some_and(|ip| ip.is_loopback());
     url.as_str() == value
         && (url.scheme() == "https" || loopback)
         && url.username().is_empty()

@@ -14,6 +14,7 @@ use super::client::{
 use super::jwk::Algorithm;
 use super::redirect_uri;
 use super::scope::Scopes;
+use crate::outbound::{is_public, literal_address};
 
 /// A rejected body: an error code of docs/REFERENCE.md §6, a fixed description, the member at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -383,24 +384,18 @@ fn is_web_uri(uri: &str) -> bool {
     let Some(url) = is_absolute_uri(uri).then(|| url::Url::parse(uri).ok()).flatten() else {
         return false;
     };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = url.host() == Some(url::Host::Domain("localhost"))
+        || literal_address(&url).is_some_and(|ip| ip.is_loopback());
     let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
     scheme_ok && url.host().is_some() && url.username().is_empty() && url.password().is_none()
 }
 
 /// Whether `uri`'s host is a literal IP address that is neither public nor loopback.
 fn is_private_literal(uri: &str) -> bool {
-    let ip = match url::Url::parse(uri).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
-        Some(url::Host::Ipv4(ip)) => std::net::IpAddr::V4(ip),
-        Some(url::Host::Ipv6(ip)) => std::net::IpAddr::V6(ip),
-        _ => return false,
-    };
-    !ip.is_loopback() && !crate::outbound::is_public(ip)
+    url::Url::parse(uri)
+        .ok()
+        .and_then(|url| literal_address(&url))
+        .is_some_and(|ip| !ip.is_loopback() && !is_public(ip))
 }
 
 /// A member's value of type `T`, `None` when absent or null.

@@ -79,6 +79,13 @@ impl Amr {
         Self::ALL.into_iter().find(|amr| Some(amr.as_stored()) == stored).unwrap_or(Self::Password)
     }
 
+    /// From a column recorded with the sign-in (a refresh family, a device approval), where
+    /// NULL means a row from before it was recorded: unknown, so no `amr` claim, rather than
+    /// the password that [`Self::from_stored`] assumes.
+    pub fn recorded(stored: Option<&str>) -> Option<Self> {
+        stored.map(|stored| Self::from_stored(Some(stored)))
+    }
+
     /// From a token's `amr` claim; `None` for a list this server does not issue.
     pub fn from_values(values: &[String]) -> Option<Self> {
         Self::ALL.into_iter().find(|amr| amr.values().iter().eq(values.iter()))
@@ -357,6 +364,13 @@ mod tests {
         }
         assert_eq!(Amr::from_stored(None), Amr::Password);
         assert_eq!(Amr::from_stored(Some("pwd otp")), Amr::Password);
+    }
+
+    #[test]
+    fn a_recorded_amr_is_unknown_only_when_nothing_was_recorded() {
+        assert_eq!(Amr::recorded(None), None);
+        assert_eq!(Amr::recorded(Some("hwk user mfa")), Some(Amr::PasskeyBound));
+        assert_eq!(Amr::recorded(Some("pwd otp")), Some(Amr::Password));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! notification too many, never one too few: delivery is at least once anyway).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
 use super::StoreError;
 
@@ -89,11 +89,14 @@ pub async fn sessions_ending(
     with_now.extend(values.iter().cloned());
     db.execute_raw(Statement::from_sql_and_values(
         backend,
-        format!(
-            "INSERT INTO logout_deliveries (client_id, user_id, sid, attempts, next_attempt_at, \
-             created_at) SELECT sc.client_id, sc.user_id, sc.sid, 0, $1, $1 \
-             FROM session_clients sc JOIN clients c ON c.client_id = sc.client_id \
-             WHERE c.backchannel_logout_uri IS NOT NULL AND {condition}"
+        queuing(
+            backend,
+            &format!(
+                "INSERT INTO logout_deliveries (client_id, user_id, sid, attempts, \
+                 next_attempt_at, created_at) SELECT sc.client_id, sc.user_id, sc.sid, 0, $1, $1 \
+                 FROM session_clients sc JOIN clients c ON c.client_id = sc.client_id \
+                 WHERE c.backchannel_logout_uri IS NOT NULL AND {condition}"
+            ),
         ),
         with_now.clone(),
     ))
@@ -125,11 +128,14 @@ pub async fn grant_ended(
     let values: Vec<Value> = vec![now.into(), user_id.into(), client_id.into()];
     db.execute_raw(Statement::from_sql_and_values(
         backend,
-        "INSERT INTO logout_deliveries (client_id, user_id, sid, attempts, next_attempt_at, \
-         created_at) SELECT c.client_id, $2, sc.sid, 0, $1, $1 \
-         FROM clients c LEFT JOIN session_clients sc \
-         ON sc.client_id = c.client_id AND sc.user_id = $2 \
-         WHERE c.client_id = $3 AND c.backchannel_logout_uri IS NOT NULL",
+        queuing(
+            backend,
+            "INSERT INTO logout_deliveries (client_id, user_id, sid, attempts, next_attempt_at, \
+             created_at) SELECT c.client_id, $2, sc.sid, 0, $1, $1 \
+             FROM clients c LEFT JOIN session_clients sc \
+             ON sc.client_id = c.client_id AND sc.user_id = $2 \
+             WHERE c.client_id = $3 AND c.backchannel_logout_uri IS NOT NULL",
+        ),
         values.clone(),
     ))
     .await?;
@@ -140,6 +146,25 @@ pub async fn grant_ended(
     ))
     .await?;
     Ok(())
+}
+
+/// The payload of the `castellan_changes` notification that wakes the replicas' workers.
+pub const QUEUED: &str = "logout_deliveries";
+
+/// `insert` (an `INSERT … SELECT` into `logout_deliveries`) as one statement that, on
+/// Postgres, also sends `NOTIFY castellan_changes, 'logout_deliveries'` when it queued
+/// anything: delivered at commit (at once outside a transaction), so every replica's worker
+/// wakes to a queued delivery instead of polling for it. Inserting nothing notifies nothing.
+/// Here rather than in a trigger: every queue insert is in this module, whoever ends the
+/// session (the CLI too), and a statement trigger would fire for empty inserts as well.
+fn queuing(backend: DbBackend, insert: &str) -> String {
+    match backend {
+        DbBackend::Postgres => format!(
+            "WITH queued AS ({insert} RETURNING 1) SELECT pg_notify('castellan_changes', \
+             '{QUEUED}') WHERE EXISTS (SELECT 1 FROM queued)"
+        ),
+        _ => insert.to_owned(),
+    }
 }
 
 /// A claimed delivery: whom to tell what.
@@ -172,6 +197,22 @@ pub async fn claim(
         [now.into(), lease_until.into(), i64::try_from(limit).unwrap_or(8).into()],
     );
     Ok(Delivery::find_by_statement(statement).all(db).await?)
+}
+
+/// When the earliest queued delivery is due (a retry, or a lease that passes), if any: one
+/// read of the `next_attempt_at` index. Only the Postgres worker, which otherwise sleeps until
+/// notified, needs it.
+pub async fn next_due(db: &impl ConnectionTrait) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT MIN(next_attempt_at) AS due FROM logout_deliveries",
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => row.try_get("", "due")?,
+        None => None,
+    })
 }
 
 /// A delivery answered 2xx, or given up: forgotten.

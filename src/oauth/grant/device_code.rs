@@ -214,7 +214,7 @@ pub async fn exchange(
         scope: &approval.scope,
         auth_time: approval.auth_time,
         // None only for an approval stored before how the user signed in was recorded.
-        amr: approval.amr.as_deref().map(|stored| Amr::from_stored(Some(stored))),
+        amr: Amr::recorded(approval.amr.as_deref()),
         sid: None,
         approved_at: approval.decided_at,
         nonce: None,

@@ -100,7 +100,7 @@ pub async fn exchange(
     let family = &rotated.family;
     // How the user signed in when the family started (unknown for one from before it was
     // recorded): the refreshed tokens say the same.
-    let amr = family.amr.as_deref().map(|stored| Amr::from_stored(Some(stored)));
+    let amr = Amr::recorded(family.amr.as_deref());
     // What the token may carry now: the family's scope as far as the grant still holds it
     // and the client is still allowed it (a narrowed client narrows what it holds).
     let grant_scope = Scopes::parse(&rotated.grant_scope).map_err(|_| INVALID)?;
