@@ -20,6 +20,8 @@ pub struct Model {
     pub auth_time: Option<DateTimeUtc>,
     /// How the approving user signed in (space-separated `amr` values).
     pub amr: Option<String>,
+    /// The `sid` of the browser session that approved it (back-channel logout).
+    pub sid: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
     /// How long the device must wait between polls (RFC 8628 §3.5: grows on `slow_down`).
     pub interval_secs: i32,

@@ -26,6 +26,7 @@ mod m20261211_000021_mfa_policy;
 mod m20261212_000022_passkeys;
 mod m20261213_000023_backchannel_logout;
 mod m20261214_000024_upstream_providers;
+mod m20261215_000025_device_sid;
 
 pub struct Migrator;
 
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000022_passkeys::Migration),
             Box::new(m20261213_000023_backchannel_logout::Migration),
             Box::new(m20261214_000024_upstream_providers::Migration),
+            Box::new(m20261215_000025_device_sid::Migration),
         ]
     }
 }

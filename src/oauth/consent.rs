@@ -5,11 +5,12 @@ use chrono::{DateTime, Utc};
 use sea_orm::TransactionTrait;
 
 use super::audit::{self, Event, EventType};
+use super::grant::authorization_code::SignedIn;
 use super::scope::Scopes;
 use super::session::Amr;
 use crate::store::device_authorizations::{self, Decision};
 use crate::store::grants::{self, GrantRecord};
-use crate::store::{Db, StoreError};
+use crate::store::{self, Db, StoreError};
 
 /// The grant of `user_id` to `client_id` gains `asked`; records `consent.given` by `event`'s
 /// actor (its type and subject are set here).
@@ -37,17 +38,28 @@ pub async fn decide_device(
     user_code_hash: &[u8],
     client_id: &str,
     user_id: &str,
-    // What was asked, and when and how the user signed in.
-    approve: Option<(&Scopes, DateTime<Utc>, Amr)>,
+    // What was asked, when and how the user signed in, and in which session (the device is
+    // told when it ends: back-channel logout).
+    approve: Option<(&Scopes, DateTime<Utc>, Amr, SignedIn<'_>)>,
     event: Event,
 ) -> Result<bool, StoreError> {
     let now = Utc::now();
     let txn = db.begin().await?;
     let (decided, event) = match approve {
-        Some((asked, auth_time, amr)) => {
+        Some((asked, auth_time, amr, signed_in)) => {
             let grant = merge(&txn, user_id, client_id, asked, now).await?;
             let amr = amr.as_stored();
-            let decision = Decision::Approve { user_id, grant_id: &grant.id, auth_time, amr };
+            let sid = signed_in.sid;
+            let decision = Decision::Approve { user_id, grant_id: &grant.id, auth_time, amr, sid };
+            store::backchannel::record_client(
+                &txn,
+                signed_in.session_hash,
+                client_id,
+                user_id,
+                sid,
+                now,
+            )
+            .await?;
             let decided =
                 device_authorizations::decide(&txn, user_code_hash, client_id, decision, now)
                     .await?;

@@ -12,10 +12,11 @@ use super::client_auth;
 use super::pages::{self, DevicePage, PageError, PageResult, csrf_token, current_session, field};
 use crate::error::OAuthError;
 use crate::oauth::audit::{self, Event, EventType};
+use crate::oauth::grant::authorization_code::SignedIn;
 use crate::oauth::grant::device_code::{self, Starting};
 use crate::oauth::scope::Scopes;
 use crate::oauth::session::Session;
-use crate::oauth::{assurance, consent};
+use crate::oauth::{assurance, consent, session};
 use crate::startup::AppState;
 use crate::store;
 
@@ -173,7 +174,10 @@ async fn decide(
             }
             let asked = asked_scope(&pending.scope, &session)?;
             // The grant gains the scopes, as at /consent: the user sees it at /account.
-            let approval = Some((&asked, session.auth_time, session.amr));
+            let session_hash = session.id_hash();
+            let sid = session::sid(&state.csrf_key, &session_hash);
+            let signed_in = SignedIn { session_hash: &session_hash, sid: &sid };
+            let approval = Some((&asked, session.auth_time, session.amr, signed_in));
             consent::decide_device(&state.db, &hash, &client.client_id, user, approval, event)
                 .await?
         }

@@ -37,6 +37,7 @@ pub async fn insert(db: &impl ConnectionTrait, r: &NewAuthorization) -> Result<(
         grant_id: Set(None),
         auth_time: Set(None),
         amr: Set(None),
+        sid: Set(None),
         decided_at: Set(None),
         interval_secs: Set(r.interval_secs),
         polled_at: Set(None),
@@ -75,12 +76,14 @@ pub async fn find_pending(
 
 /// The user's answer.
 pub enum Decision<'a> {
-    /// `amr`: how the approving user signed in (`session::Amr::as_stored`).
+    /// `amr`: how the approving user signed in (`session::Amr::as_stored`); `sid`: the
+    /// approving session's.
     Approve {
         user_id: &'a str,
         grant_id: &'a str,
         auth_time: DateTime<Utc>,
         amr: &'a str,
+        sid: &'a str,
     },
     Deny,
 }
@@ -96,12 +99,13 @@ pub async fn decide(
 ) -> Result<bool, StoreError> {
     let mut update = device::Entity::update_many().col_expr(Column::DecidedAt, Expr::value(now));
     update = match decision {
-        Decision::Approve { user_id, grant_id, auth_time, amr } => update
+        Decision::Approve { user_id, grant_id, auth_time, amr, sid } => update
             .col_expr(Column::Status, Expr::value(APPROVED))
             .col_expr(Column::UserId, Expr::value(user_id))
             .col_expr(Column::GrantId, Expr::value(grant_id))
             .col_expr(Column::AuthTime, Expr::value(auth_time))
-            .col_expr(Column::Amr, Expr::value(amr)),
+            .col_expr(Column::Amr, Expr::value(amr))
+            .col_expr(Column::Sid, Expr::value(sid)),
         Decision::Deny => update.col_expr(Column::Status, Expr::value(DENIED)),
     };
     let decided = update
@@ -140,6 +144,8 @@ pub struct Approval {
     pub auth_time: DateTime<Utc>,
     /// How the user signed in; `None` for an approval from before this was recorded.
     pub amr: Option<String>,
+    /// The approving session's `sid`; `None` for an approval from before it was recorded.
+    pub sid: Option<String>,
     pub decided_at: DateTime<Utc>,
 }
 
@@ -194,6 +200,7 @@ pub async fn poll(
             scope: m.scope,
             auth_time,
             amr: m.amr,
+            sid: m.sid,
             decided_at,
         }));
     }

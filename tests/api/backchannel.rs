@@ -588,3 +588,46 @@ async fn backchannel_a_delivery_given_up_is_recorded_without_the_token() {
     let token = &receiver.received()[0].1;
     assert!(!page.to_string().contains(token.as_str()), "never the token");
 }
+
+/// The device grant: a device is told when the browser session that approved its request
+/// ends, with the `sid` its ID token carries.
+#[tokio::test]
+async fn backchannel_a_device_is_told_when_the_session_that_approved_it_ends() {
+    let app = app().await;
+    let receiver = Receiver::start(0).await;
+    user(&app, "ines").await;
+    let made = app
+        .create_client(json!({
+            "client_name": "Terminal Tool",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+            "scope": "openid offline_access",
+            "backchannel_logout_uri": receiver.uri("/tv"),
+        }))
+        .await;
+    let client_id = made["client_id"].as_str().expect("id").to_owned();
+    let (_, started) = crate::device::start(&app, &client_id, None).await;
+    let browser = Browser::new();
+    let complete = started["verification_uri_complete"].as_str().expect("complete URI");
+    let entry = crate::device::sign_in_at_device(&browser, &app, complete, "ines").await;
+    let typed = input(&entry, "user_code").expect("prefilled code");
+    let consent = crate::device::look_up(&browser, &app, &entry, &typed).await;
+    let consent = consent.text().await.expect("consent page");
+    let (status, _) = crate::device::answer(&browser, &app, &consent, "allow").await;
+    assert_eq!(status, 200);
+    let device_code = started["device_code"].as_str().expect("device_code");
+    let (status, tokens) = crate::device::poll(&app, &client_id, device_code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let sid = sid_of(&tokens);
+
+    log_out(&app, &browser).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { !receiver.received().is_empty() }).await,
+        "the device is told"
+    );
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].0, "/tv");
+    let claims = checked_logout_token(&app, &received[0].1, &client_id).await;
+    assert_eq!(claims["sid"], sid, "the sid of the device's ID token");
+}

@@ -92,7 +92,12 @@ pub(crate) async fn look_up(
 }
 
 /// Answers the consent page `page` with `decision`: the resulting page's status and text.
-async fn answer(browser: &Browser, app: &TestApp, page: &str, decision: &str) -> (u16, String) {
+pub(crate) async fn answer(
+    browser: &Browser,
+    app: &TestApp,
+    page: &str,
+    decision: &str,
+) -> (u16, String) {
     let csrf = input(page, "csrf_token").expect("csrf_token");
     let user_code = input(page, "user_code").expect("user_code");
     let lookup = input(page, "lookup").expect("lookup");

@@ -562,7 +562,9 @@ async fn upstream_a_provider_added_with_the_cli_signs_users_in() {
         .expect("JSON");
     let mut cli = castellan(db.dir.path())
         .args(["upstream", "add", "--id", "corp", "--name", "Corp", "--provider-issuer", &up])
-        .args(["--client-id", made["client_id"].as_str().expect("id"), "--create-users"])
+        // `=`: a client id may begin with '-'.
+        .arg(format!("--client-id={}", made["client_id"].as_str().expect("id")))
+        .arg("--create-users")
         .args(["--map", "username=name"])
         .envs(process_env(&db).iter().map(|(k, v)| (*k, v.as_str())))
         .env("CASTELLAN_ISSUER", &issuer)

@@ -215,7 +215,8 @@ pub async fn exchange(
         auth_time: approval.auth_time,
         // None only for an approval stored before how the user signed in was recorded.
         amr: Amr::recorded(approval.amr.as_deref()),
-        sid: None,
+        // The approving browser session's: the device is told when it ends.
+        sid: approval.sid.as_deref(),
         approved_at: approval.decided_at,
         nonce: None,
         access_jti: uuid::Uuid::new_v4().to_string(),
