@@ -795,9 +795,11 @@ async fn upstream(action: UpstreamCommand, settings: Settings) -> anyhow::Result
             if !providers::valid_id(&id) {
                 anyhow::bail!("invalid id: 1 to 32 lowercase letters, digits or '-'");
             }
-            let input = providers::parse_input(&body, true).map_err(|e| {
-                anyhow::anyhow!("invalid provider ({}): {}", e.field, e.description)
-            })?;
+            let input =
+                providers::parse_input(&body, true, settings.outbound_allow_private_networks)
+                    .map_err(|e| {
+                        anyhow::anyhow!("invalid provider ({}): {}", e.field, e.description)
+                    })?;
             store::migrate(&settings).await?;
             let db = store::connect(&settings).await?;
             let master =

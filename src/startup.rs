@@ -182,7 +182,10 @@ impl Application {
             draining: Arc::new(AtomicBool::new(false)),
             theme,
             tally: Tally::default(),
-            upstream: crate::oauth::upstream::RelyingParty::new(outbound.clone()),
+            upstream: crate::oauth::upstream::RelyingParty::new(
+                outbound.clone(),
+                settings.client_jwks_refetch_interval,
+            ),
             outbound,
             settings,
         });

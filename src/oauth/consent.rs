@@ -48,7 +48,8 @@ pub async fn decide_device(
     let (decided, event) = match approve {
         Some((asked, auth_time, amr, signed_in)) => {
             let grant = merge(&txn, user_id, client_id, asked, now).await?;
-            let amr = amr.as_stored();
+            let stored = amr.as_stored();
+            let amr = stored.as_str();
             let sid = signed_in.sid;
             let decision = Decision::Approve { user_id, grant_id: &grant.id, auth_time, amr, sid };
             store::backchannel::record_client(

@@ -69,7 +69,7 @@ struct IdClaims<'a> {
     auth_time: i64,
     /// RFC 8176: how the user signed in, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    amr: Option<&'static [&'static str]>,
+    amr: Option<Vec<&'static str>>,
     /// OIDC Core §2: the assurance that sign-in reached (`session::Level`), when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<&'static str>,

@@ -12,12 +12,24 @@ use crate::store::{self, Db, StoreError};
 /// What a user can sign in with. Never a secret, a hash or a recovery code.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserMethods {
-    /// Every user has a password.
+    /// Whether the user has a password (one created by an upstream provider has none until
+    /// an administrator sets one).
     pub password: bool,
     /// The authenticator app, if one is set up.
     pub totp: Option<TotpMethod>,
     /// Passkeys, the oldest first.
     pub passkeys: Vec<PasskeyMethod>,
+    /// Identities at upstream providers linked to the user, the oldest first.
+    pub identities: Vec<IdentityMethod>,
+}
+
+/// An identity at an upstream provider (docs/REFERENCE.md §3.14).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IdentityMethod {
+    pub issuer: String,
+    pub subject: String,
+    pub linked_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
 }
 
 /// A passkey as administrators see it: never its credential id or public key.
@@ -39,9 +51,7 @@ pub struct TotpMethod {
 
 /// The methods of `user_id`; `None` if there is no such user.
 pub async fn of(db: &Db, user_id: &str) -> Result<Option<UserMethods>, StoreError> {
-    if store::users::find(db, user_id).await?.is_none() {
-        return Ok(None);
-    }
+    let Some(user) = store::users::find(db, user_id).await? else { return Ok(None) };
     let totp = match store::totp::find(db, user_id).await? {
         Some(record) => Some(TotpMethod {
             enrolled_at: record.created_at,
@@ -60,7 +70,18 @@ pub async fn of(db: &Db, user_id: &str) -> Result<Option<UserMethods>, StoreErro
             last_used_at: p.last_used_at,
         })
         .collect();
-    Ok(Some(UserMethods { password: true, totp, passkeys }))
+    let identities = store::upstream::list_for_user(db, user_id)
+        .await?
+        .into_iter()
+        .map(|i| IdentityMethod {
+            issuer: i.issuer,
+            subject: i.subject,
+            linked_at: i.created_at,
+            last_used_at: i.last_used_at,
+        })
+        .collect();
+    let password = user.has_password();
+    Ok(Some(UserMethods { password, totp, passkeys, identities }))
 }
 
 /// Turns the authenticator app of `user_id` off, with its recovery codes, recording `event`

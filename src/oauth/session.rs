@@ -33,50 +33,76 @@ pub enum Amr {
     /// A passkey bound to one authenticator (not backup eligible), verified by its user:
     /// `["hwk", "user", "mfa"]`.
     PasskeyBound,
-    /// Through an upstream identity provider (RFC 8176 `fed`): `["fed"]`.
-    Federated,
-    /// Through an upstream provider trusted to say it used a second factor, which said so:
-    /// `["fed", "mfa"]`.
-    FederatedMfa,
+    /// Through an upstream identity provider (RFC 8176 `fed`), then the methods the provider
+    /// said it used: `["fed", …]`. Never `mfa`: see [`Self::FederatedMfa`].
+    Federated(Stated),
+    /// Through an upstream provider with a second factor: the provider's, when it is trusted
+    /// to say so and said `mfa`, or this server's authenticator app asked after it:
+    /// `["fed", …, "mfa"]`.
+    FederatedMfa(Stated),
+}
+
+/// The RFC 8176 values an upstream provider stated (`mfa` aside, which only a trusted
+/// provider's word makes ours, and `fed`, which is ours): a set, so `Amr` stays `Copy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stated(u32);
+
+/// The registered values (RFC 8176 §2), in the order a claim lists them.
+const STATED: [&str; 19] = [
+    "face", "fpt", "geo", "hwk", "iris", "kba", "mca", "otp", "pin", "pop", "pwd", "rba", "retina",
+    "sc", "sms", "swk", "tel", "user", "vbm",
+];
+
+impl Stated {
+    /// The registered values among `values`; anything else is dropped.
+    pub fn of<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut bits = 0;
+        for value in values {
+            if let Some(i) = STATED.iter().position(|known| *known == value) {
+                bits |= 1 << i;
+            }
+        }
+        Self(bits)
+    }
+
+    /// These and `value` (a registered one).
+    fn with(self, value: &str) -> Self {
+        Self(self.0 | Self::of([value]).0)
+    }
+
+    fn values(self) -> impl Iterator<Item = &'static str> {
+        STATED.iter().enumerate().filter(move |(i, _)| self.0 & (1 << i) != 0).map(|(_, v)| *v)
+    }
 }
 
 impl Amr {
-    const ALL: [Self; 6] = [
-        Self::Password,
-        Self::PasswordOtp,
-        Self::PasskeySynced,
-        Self::PasskeyBound,
-        Self::Federated,
-        Self::FederatedMfa,
-    ];
+    const OWN: [Self; 4] =
+        [Self::Password, Self::PasswordOtp, Self::PasskeySynced, Self::PasskeyBound];
 
     /// The values, in the order the claim lists them.
-    pub fn values(self) -> &'static [&'static str] {
+    pub fn values(self) -> Vec<&'static str> {
         match self {
-            Self::Password => &["pwd"],
-            Self::PasswordOtp => &["pwd", "otp", "mfa"],
-            Self::PasskeySynced => &["swk", "user", "mfa"],
-            Self::PasskeyBound => &["hwk", "user", "mfa"],
-            Self::Federated => &["fed"],
-            Self::FederatedMfa => &["fed", "mfa"],
+            Self::Password => vec!["pwd"],
+            Self::PasswordOtp => vec!["pwd", "otp", "mfa"],
+            Self::PasskeySynced => vec!["swk", "user", "mfa"],
+            Self::PasskeyBound => vec!["hwk", "user", "mfa"],
+            Self::Federated(stated) => std::iter::once("fed").chain(stated.values()).collect(),
+            Self::FederatedMfa(stated) => {
+                std::iter::once("fed").chain(stated.values()).chain(["mfa"]).collect()
+            }
         }
     }
 
     /// As stored (space-separated values).
-    pub fn as_stored(self) -> &'static str {
-        match self {
-            Self::Password => "pwd",
-            Self::PasswordOtp => "pwd otp mfa",
-            Self::PasskeySynced => "swk user mfa",
-            Self::PasskeyBound => "hwk user mfa",
-            Self::Federated => "fed",
-            Self::FederatedMfa => "fed mfa",
-        }
+    pub fn as_stored(self) -> String {
+        self.values().join(" ")
     }
 
     /// From a stored value; NULL (rows from before TOTP) or anything unknown is a password.
     pub fn from_stored(stored: Option<&str>) -> Self {
-        Self::ALL.into_iter().find(|amr| Some(amr.as_stored()) == stored).unwrap_or(Self::Password)
+        let values: Vec<String> =
+            stored.unwrap_or_default().split(' ').map(str::to_owned).collect();
+        Self::from_values(&values).unwrap_or(Self::Password)
     }
 
     /// From a column recorded with the sign-in (a refresh family, a device approval), where
@@ -88,14 +114,38 @@ impl Amr {
 
     /// From a token's `amr` claim; `None` for a list this server does not issue.
     pub fn from_values(values: &[String]) -> Option<Self> {
-        Self::ALL.into_iter().find(|amr| amr.values().iter().eq(values.iter()))
+        if let Some(own) = Self::OWN.into_iter().find(|amr| amr.values().iter().eq(values.iter())) {
+            return Some(own);
+        }
+        let (first, rest) = values.split_first()?;
+        if first != "fed" {
+            return None;
+        }
+        let mfa = rest.last().is_some_and(|v| v == "mfa");
+        let stated = if mfa { &rest[..rest.len() - 1] } else { rest };
+        let parsed = Stated::of(stated.iter().map(String::as_str));
+        // Exactly what `values` makes of it, or not ours.
+        let amr = if mfa { Self::FederatedMfa(parsed) } else { Self::Federated(parsed) };
+        amr.values().iter().eq(values.iter()).then_some(amr)
+    }
+
+    /// This sign-in completed with an authenticator app's code (or a recovery code): a
+    /// password's becomes `["pwd","otp","mfa"]`, an upstream provider's `["fed", …, "otp", …,
+    /// "mfa"]`.
+    pub fn with_code(self) -> Self {
+        match self {
+            Self::Federated(stated) | Self::FederatedMfa(stated) => {
+                Self::FederatedMfa(stated.with("otp"))
+            }
+            _ => Self::PasswordOtp,
+        }
     }
 
     /// The assurance this sign-in reached.
     pub fn level(self) -> Level {
         match self {
-            Self::Password | Self::Federated => Level::Password,
-            Self::PasswordOtp | Self::FederatedMfa => Level::MultiFactor,
+            Self::Password | Self::Federated(_) => Level::Password,
+            Self::PasswordOtp | Self::FederatedMfa(_) => Level::MultiFactor,
             Self::PasskeySynced => Level::PhishingResistant,
             Self::PasskeyBound => Level::PhishingResistantHardware,
         }
@@ -358,8 +408,11 @@ mod tests {
 
     #[test]
     fn every_amr_round_trips_through_its_stored_form_and_unknown_is_a_password() {
-        for amr in Amr::ALL {
-            assert_eq!(Amr::from_stored(Some(amr.as_stored())), amr);
+        let stated = Stated::of(["pwd", "otp", "unknown", "hwk"]);
+        let federated =
+            [Amr::Federated(Stated::default()), Amr::Federated(stated), Amr::FederatedMfa(stated)];
+        for amr in Amr::OWN.into_iter().chain(federated) {
+            assert_eq!(Amr::from_stored(Some(&amr.as_stored())), amr);
             assert_eq!(amr.as_stored(), amr.values().join(" "));
         }
         assert_eq!(Amr::from_stored(None), Amr::Password);

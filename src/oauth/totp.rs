@@ -184,6 +184,9 @@ pub struct PendingLogin {
     pub user_id: String,
     pub return_to: String,
     pub expires_at: i64,
+    /// How the first step signed in (`session::Amr::as_stored`); absent: a password.
+    #[serde(default)]
+    pub first: Option<String>,
 }
 
 /// An enrolment shown but not yet confirmed: the new secret, for whom, until when.
@@ -210,7 +213,17 @@ pub(crate) fn open_field<T: for<'de> Deserialize<'de>>(
     context: &str,
     field: &str,
 ) -> Option<T> {
-    if field.len() > 2048 {
+    open_field_within(master, context, field, 2048)
+}
+
+/// As [`open_field`], for a field of at most `max_len` characters.
+pub(crate) fn open_field_within<T: for<'de> Deserialize<'de>>(
+    master: &MasterKey,
+    context: &str,
+    field: &str,
+    max_len: usize,
+) -> Option<T> {
+    if field.len() > max_len {
         return None;
     }
     let sealed = URL_SAFE_NO_PAD.decode(field).ok()?;

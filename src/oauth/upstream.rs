@@ -17,11 +17,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata, CoreTokenResponse,
 };
 use openidconnect::{
-    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, OAuth2TokenResponse,
-    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
 };
 use sea_orm::TransactionTrait;
 use secrecy::zeroize::Zeroizing;
@@ -31,7 +33,7 @@ use serde_json::{Map, Value};
 use super::audit::{self, Actor, Event, EventType};
 use super::client_metadata::FieldError;
 use super::master_key::MasterKey;
-use super::session::Amr;
+use super::session::{Amr, Stated};
 use crate::outbound::{FetchError, Outbound};
 use crate::store::scopes::Written;
 use crate::store::upstream::{self, ProviderRecord};
@@ -133,8 +135,13 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// Validates a provider body member by member; errors name the member, never echo it.
-/// `creating`: the secret is required.
-pub fn parse_input(body: &Value, creating: bool) -> Result<ProviderInput, FieldError> {
+/// `creating`: the secret is required. `allow_http`: an `http` issuer is accepted (where the
+/// outbound client may reach private networks, for development).
+pub fn parse_input(
+    body: &Value,
+    creating: bool,
+    allow_http: bool,
+) -> Result<ProviderInput, FieldError> {
     let map = body.as_object().ok_or_else(|| invalid("body", "the body must be a JSON object"))?;
     if map.keys().any(|k| !MEMBERS.contains(&k.as_str())) {
         return Err(invalid("body", "unknown member"));
@@ -160,7 +167,7 @@ pub fn parse_input(body: &Value, creating: bool) -> Result<ProviderInput, FieldE
     let issuer = string("issuer")?.ok_or_else(|| invalid("issuer", "issuer is required"))?;
     let parsed = url::Url::parse(&issuer).map_err(|_| invalid("issuer", "issuer must be a URL"))?;
     // OpenID Connect Discovery §2: an https URL with no query or fragment.
-    if !matches!(parsed.scheme(), "https" | "http")
+    if !(parsed.scheme() == "https" || allow_http && parsed.scheme() == "http")
         || parsed.query().is_some()
         || parsed.fragment().is_some()
         || parsed.host().is_none()
@@ -230,14 +237,21 @@ pub fn parse_input(body: &Value, creating: bool) -> Result<ProviderInput, FieldE
     })
 }
 
-fn secret_context(id: &str) -> Vec<u8> {
-    format!("upstream client secret v1\n{id}").into_bytes()
+/// What a sealed secret is bound to: the provider, and where it may be sent. A secret moved
+/// to another issuer or client id (by the admin API, or in the database) no longer opens.
+fn secret_context(id: &str, issuer: &str, client_id: &str) -> Vec<u8> {
+    format!("upstream client secret v2\n{id}\n{issuer}\n{client_id}").into_bytes()
 }
 
-/// The client secret sealed under the master key, bound to the provider id.
-fn seal_secret(master: &MasterKey, id: &str, secret: &str) -> Result<String, StoreError> {
-    let sealed = master.seal(&secret_context(id), secret.as_bytes())?;
-    Ok(URL_SAFE_NO_PAD.encode(sealed))
+/// The client secret sealed under the master key, bound to the provider id, its issuer and
+/// its client id.
+fn seal_secret(
+    master: &MasterKey,
+    record: &ProviderRecord,
+    secret: &str,
+) -> Result<String, StoreError> {
+    let context = secret_context(&record.id, &record.issuer, &record.client_id);
+    Ok(URL_SAFE_NO_PAD.encode(master.seal(&context, secret.as_bytes())?))
 }
 
 fn open_secret(master: &MasterKey, record: &ProviderRecord) -> Result<ClientSecret, StoreError> {
@@ -245,18 +259,21 @@ fn open_secret(master: &MasterKey, record: &ProviderRecord) -> Result<ClientSecr
         .decode(&record.sealed_secret)
         .map_err(|_| StoreError::corrupt("an upstream client secret"))?;
     let plain = master
-        .open(&secret_context(&record.id), &sealed)
+        .open(&secret_context(&record.id, &record.issuer, &record.client_id), &sealed)
         .map_err(|_| StoreError::corrupt("an upstream client secret (another master key?)"))?;
     let text = String::from_utf8(plain.to_vec())
         .map_err(|_| StoreError::corrupt("an upstream client secret"))?;
     Ok(ClientSecret::new(text))
 }
 
-/// Why a provider change was refused.
+/// What a provider change did.
 pub enum Change {
     Done(Provider),
     NotFound,
     Conflict,
+    /// A new issuer or client id without a new secret: the stored one is never sent anywhere
+    /// but where it was set for.
+    SecretNeeded,
 }
 
 /// Registers a provider, recording `upstream_provider.created` in the same transaction.
@@ -271,12 +288,12 @@ pub async fn create(
         return Err(anyhow::anyhow!("a new provider needs a client secret").into());
     };
     let now = Utc::now();
-    let record = ProviderRecord {
+    let mut record = ProviderRecord {
         id: id.to_owned(),
         name: input.name,
         issuer: input.issuer,
         client_id: input.client_id,
-        sealed_secret: seal_secret(master, id, secret)?,
+        sealed_secret: String::new(),
         scope: input.scope,
         claim_mapping: Value::Object(input.claim_mapping).to_string(),
         create_users: input.create_users,
@@ -284,6 +301,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
+    record.sealed_secret = seal_secret(master, &record, secret)?;
     let event = Event::new(EventType::UpstreamProviderCreated, actor, format!("upstream:{id}"))
         .with("issuer", record.issuer.clone());
     let txn = db.begin().await?;
@@ -305,16 +323,16 @@ pub async fn replace(
     actor: Actor,
 ) -> Result<Change, StoreError> {
     let Some(current) = upstream::find(db, id).await? else { return Ok(Change::NotFound) };
-    let sealed_secret = match input.client_secret.as_deref() {
-        Some(secret) => seal_secret(master, id, secret)?,
-        None => current.sealed_secret,
-    };
-    let record = ProviderRecord {
+    let moved = input.issuer != current.issuer || input.client_id != current.client_id;
+    if moved && input.client_secret.is_none() {
+        return Ok(Change::SecretNeeded);
+    }
+    let mut record = ProviderRecord {
         id: id.to_owned(),
         name: input.name,
         issuer: input.issuer,
         client_id: input.client_id,
-        sealed_secret,
+        sealed_secret: current.sealed_secret,
         scope: input.scope,
         claim_mapping: Value::Object(input.claim_mapping).to_string(),
         create_users: input.create_users,
@@ -322,6 +340,9 @@ pub async fn replace(
         created_at: current.created_at,
         updated_at: Utc::now(),
     };
+    if let Some(secret) = input.client_secret.as_deref() {
+        record.sealed_secret = seal_secret(master, &record, secret)?;
+    }
     let event = Event::new(EventType::UpstreamProviderUpdated, actor, format!("upstream:{id}"))
         .with("issuer", record.issuer.clone())
         .with("secret_changed", input.client_secret.is_some());
@@ -394,15 +415,22 @@ fn flow_context(binding: &str) -> String {
     format!("upstream flow v1\n{binding}")
 }
 
+/// The longest flow cookie value: with its name and attributes, under the 4096 bytes every
+/// browser keeps of a cookie.
+pub const MAX_FLOW_COOKIE: usize = 3800;
+
 impl Flow {
-    /// The cookie value, sealed and bound to the browser's pre-session binding.
+    /// The cookie value, sealed and bound to the browser's pre-session binding; `None` when
+    /// it would be longer than [`MAX_FLOW_COOKIE`] (a very long `return_to`).
     pub fn seal(&self, master: &MasterKey, binding: &str) -> Option<String> {
         super::totp::seal_field(master, &flow_context(binding), self)
+            .filter(|sealed| sealed.len() <= MAX_FLOW_COOKIE)
     }
 
     /// The flow a cookie holds, if it was sealed for this browser and is still live.
     pub fn open(master: &MasterKey, binding: &str, cookie: &str, now: i64) -> Option<Self> {
-        super::totp::open_field::<Self>(master, &flow_context(binding), cookie)
+        let context = flow_context(binding);
+        super::totp::open_field_within::<Self>(master, &context, cookie, MAX_FLOW_COOKIE)
             .filter(|f| f.expires_at > now)
     }
 }
@@ -423,6 +451,10 @@ pub struct Asserted {
 /// client every request to a provider goes through.
 pub struct RelyingParty {
     outbound: Outbound,
+    /// An ID token that no cached key verifies fetches the provider's keys again, unless they
+    /// were fetched this recently (`CASTELLAN_CLIENT_JWKS_REFETCH_INTERVAL`): a forged `kid`
+    /// cannot make us hammer the provider.
+    refetch_after: Duration,
     discovered: Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>,
     /// The login page's buttons, read at most every [`BUTTONS_TTL`] (emptied by a change
     /// made at this replica).
@@ -440,8 +472,13 @@ pub struct Button {
 }
 
 impl RelyingParty {
-    pub fn new(outbound: Outbound) -> Self {
-        Self { outbound, discovered: Mutex::new(HashMap::new()), buttons: Mutex::new(None) }
+    pub fn new(outbound: Outbound, refetch_after: Duration) -> Self {
+        Self {
+            outbound,
+            refetch_after,
+            discovered: Mutex::new(HashMap::new()),
+            buttons: Mutex::new(None),
+        }
     }
 
     /// The login page's buttons: one read of the providers at most every [`BUTTONS_TTL`].
@@ -484,16 +521,17 @@ impl RelyingParty {
     }
 
     /// The provider's discovery document and JWKS, fetched at most every [`METADATA_TTL`];
-    /// `fresh` fetches them now (a key the cached JWKS does not hold).
+    /// `fresh`: again unless fetched within `refetch_after` (a key the cached JWKS lacks).
     async fn metadata(
         &self,
         issuer: &str,
         fresh: bool,
     ) -> Result<CoreProviderMetadata, UpstreamError> {
-        if !fresh {
+        {
             let cached = self.discovered.lock().unwrap_or_else(|e| e.into_inner());
+            let keep = if fresh { self.refetch_after } else { METADATA_TTL };
             if let Some((at, metadata)) = cached.get(issuer)
-                && at.elapsed() < METADATA_TTL
+                && at.elapsed() < keep
             {
                 return Ok(metadata.clone());
             }
@@ -567,11 +605,10 @@ impl RelyingParty {
             return Err(UpstreamError::Refused("the answer names another issuer"));
         }
         let metadata = self.metadata(&provider.issuer, false).await?;
-        let secret = open_secret(master, provider)?;
         let client = CoreClient::from_provider_metadata(
-            metadata,
+            metadata.clone(),
             ClientId::new(provider.client_id.clone()),
-            Some(secret),
+            Some(open_secret(master, provider)?),
         )
         .set_redirect_uri(redirect_url(redirect_uri)?);
         let http = |request| self.http(request);
@@ -589,43 +626,32 @@ impl RelyingParty {
             })?;
         let id_token =
             response.id_token().ok_or(UpstreamError::Refused("the provider sent no ID token"))?;
-        // Asymmetric signatures only: a provider's HS256 would be keyed with our secret.
-        let verifier = client.id_token_verifier().set_allowed_algs([
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-            CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-            CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-            CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-            CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-            CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-            CoreJwsSigningAlgorithm::EdDsa,
-        ]);
-        // OpenID Connect Core §3.1.3.7: signature, iss, aud, azp, exp and (§3.1.3.7 11) the
-        // nonce this flow sent.
         let nonce = Nonce::new(flow.nonce.clone());
-        let claims = id_token.claims(&verifier, &nonce).map_err(|e| {
-            tracing::info!(error = %e, provider = %provider.id, "upstream ID token refused");
-            UpstreamError::Refused("the ID token is not valid for this sign-in")
-        })?;
-        // §3.1.3.8: where the token carries at_hash, it must match the access token.
-        if let Some(expected) = claims.access_token_hash() {
-            let alg = id_token
-                .signing_alg()
-                .map_err(|_| UpstreamError::Refused("the ID token's algorithm is not known"))?;
-            let key = id_token
-                .signing_key(&verifier)
-                .map_err(|_| UpstreamError::Refused("the ID token's key is not known"))?;
-            let actual =
-                openidconnect::AccessTokenHash::from_token(response.access_token(), alg, key)
-                    .map_err(|_| {
-                        UpstreamError::Refused("the access token hash cannot be checked")
-                    })?;
-            if actual != *expected {
-                return Err(UpstreamError::Refused("the access token does not match"));
+        let secret = open_secret(master, provider)?;
+        let checked = match checked(&metadata, provider, &secret, &response, id_token, &nonce) {
+            // A key the cached JWKS lacks: the provider may have rotated; its keys are fetched
+            // again (at most every `refetch_after`) and the token checked once more.
+            Err(Unverified::Signature) => {
+                let fresh = self.metadata(&provider.issuer, true).await?;
+                checked(&fresh, provider, &secret, &response, id_token, &nonce)
             }
+            other => other,
         }
-        let subject = claims.subject().as_str().to_owned();
+        .map_err(|e| {
+            let why = match &e {
+                Unverified::Claims(why) => why.as_str(),
+                Unverified::Signature => "no known key verifies its signature",
+                Unverified::AccessToken => "at_hash does not match",
+                Unverified::Subject => "sub too long",
+            };
+            tracing::info!(why, provider = %provider.id, "upstream ID token refused");
+            UpstreamError::Refused(match e {
+                Unverified::AccessToken => "the access token does not match",
+                Unverified::Subject => "the subject is longer than 255 characters",
+                _ => "the ID token is not valid for this sign-in",
+            })
+        })?;
+        let (subject, upstream_amr) = checked;
         // The signature was checked above: the payload's other claims can be read as sent.
         let raw = id_token.to_string();
         let payload = raw
@@ -634,14 +660,12 @@ impl RelyingParty {
             .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
             .and_then(|p| serde_json::from_slice::<Map<String, Value>>(&p).ok())
             .unwrap_or_default();
-        let upstream_amr: Vec<String> = claims
-            .auth_method_refs()
-            .map(|values| values.iter().map(|v| v.as_str().to_owned()).collect())
-            .unwrap_or_default();
+        // `fed`, then what the provider said it used; `mfa` only from a trusted provider.
+        let stated = Stated::of(upstream_amr.iter().map(String::as_str));
         let amr = if provider.trust_mfa && upstream_amr.iter().any(|v| v == "mfa") {
-            Amr::FederatedMfa
+            Amr::FederatedMfa(stated)
         } else {
-            Amr::Federated
+            Amr::Federated(stated)
         };
         Ok(Asserted {
             issuer: provider.issuer.clone(),
@@ -651,6 +675,73 @@ impl RelyingParty {
             upstream_amr,
         })
     }
+}
+
+/// Why an ID token was refused.
+#[derive(Debug)]
+enum Unverified {
+    /// Its signature did not verify with the keys known (perhaps a key rotated in since).
+    Signature,
+    /// `at_hash` does not match the access token.
+    AccessToken,
+    /// A `sub` longer than OpenID Connect Core §2 allows.
+    Subject,
+    /// Anything else: `iss`, `aud`, `azp`, `exp`, `nonce`, the algorithm.
+    Claims(String),
+}
+
+/// Checks an ID token against the provider's `metadata` (its issuer and keys): OpenID Connect
+/// Core §3.1.3.7 (signature, `iss`, `aud`, `azp`, `exp`, the flow's `nonce`) and §3.1.3.8
+/// (`at_hash`, where present). Its subject and `amr` values.
+fn checked(
+    metadata: &CoreProviderMetadata,
+    provider: &ProviderRecord,
+    secret: &ClientSecret,
+    response: &CoreTokenResponse,
+    id_token: &CoreIdToken,
+    nonce: &Nonce,
+) -> Result<(String, Vec<String>), Unverified> {
+    // Asymmetric signatures only: a provider's HS256 would be keyed with our secret.
+    let verifier = CoreIdTokenVerifier::new_confidential_client(
+        ClientId::new(provider.client_id.clone()),
+        secret.clone(),
+        metadata.issuer().clone(),
+        metadata.jwks().clone(),
+    )
+    .set_allowed_algs([
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+        CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+        CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+        CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+        CoreJwsSigningAlgorithm::EdDsa,
+    ]);
+    let claims = id_token.claims(&verifier, nonce).map_err(|e| match e {
+        ClaimsVerificationError::SignatureVerification(_) => Unverified::Signature,
+        other => Unverified::Claims(other.to_string()),
+    })?;
+    if let Some(expected) = claims.access_token_hash() {
+        let alg = id_token.signing_alg().map_err(|_| Unverified::Signature)?;
+        let key = id_token.signing_key(&verifier).map_err(|_| Unverified::Signature)?;
+        let actual = AccessTokenHash::from_token(response.access_token(), alg, key)
+            .map_err(|_| Unverified::AccessToken)?;
+        if actual != *expected {
+            return Err(Unverified::AccessToken);
+        }
+    }
+    let subject = claims.subject().as_str();
+    // It is stored as the link's key; OpenID Connect Core §2 bounds it.
+    if subject.len() > 255 {
+        return Err(Unverified::Subject);
+    }
+    let amr = claims
+        .auth_method_refs()
+        .map(|values| values.iter().map(|v| v.as_str().to_owned()).collect())
+        .unwrap_or_default();
+    Ok((subject.to_owned(), amr))
 }
 
 fn redirect_url(uri: &str) -> Result<RedirectUrl, UpstreamError> {
@@ -687,11 +778,7 @@ pub fn profile(provider: &ProviderRecord, claims: &Map<String, Value>) -> Profil
         let value = claims.get(name)?.as_str()?;
         (!value.is_empty() && !value.chars().any(char::is_control)).then(|| value.to_owned())
     };
-    let username = claim("username").filter(|u| {
-        u.len() <= 64
-            && u.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
-    });
+    let username = claim("username").filter(|u| super::users::valid_username(u));
     let email = claim("email").filter(|e| e.len() <= 254 && e.contains('@') && !e.contains(' '));
     // An email is only as verified as the provider says, and only the `email` claim's.
     let email_verified = email.is_some()
@@ -709,8 +796,9 @@ pub enum Resolved {
     Disabled,
     /// No account is linked, and none may be created from this provider.
     NotLinked,
-    /// No account is linked, and creating one would take a username or an email address an
-    /// account here already has: that account must sign in and link the identity itself.
+    /// No account is linked, and creating one would take an email address an account here
+    /// already has (or no username is left): that account must sign in and link the
+    /// identity itself.
     Taken,
     /// Linking from /account, but the identity is linked to another account.
     LinkedElsewhere,
@@ -768,50 +856,74 @@ pub async fn resolve(
     }
     // Never linked by email alone: an address an account here has is refused, not joined.
     if let Some(email) = profile.email.as_deref()
-        && store::users::email_taken(db, email).await?
+        && store::users::email_taken(db, email, None).await?
     {
         return Ok(Resolved::Taken);
     }
-    let username = match profile.username.clone() {
-        Some(username) => username,
-        None => generated_username(&provider.id, &asserted.subject),
-    };
-    let user = UserRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        username,
-        // No password: only the provider signs this user in, until an administrator sets one.
-        password_hash: String::new(),
-        email: profile.email,
-        email_verified: profile.email_verified,
-        name: profile.name,
-        disabled: false,
-        admin: false,
-        require_mfa: false,
-        tokens_not_before: None,
-        created_at: now,
-        updated_at: now,
-    };
+    // The mapped username, or (missing, unfit, or an account's here already) one made from
+    // the provider and the subject.
+    let generated = generated_username(&provider.id, &asserted.subject);
+    let mut usernames = vec![profile.username.clone().unwrap_or_else(|| generated.clone())];
+    if usernames[0] != generated {
+        usernames.push(generated);
+    }
+    for username in usernames {
+        let user = UserRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            username,
+            // No password: only the provider signs this user in, until an administrator sets one.
+            password_hash: String::new(),
+            email: profile.email.clone(),
+            email_verified: profile.email_verified,
+            name: profile.name.clone(),
+            disabled: false,
+            admin: false,
+            require_mfa: false,
+            tokens_not_before: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match create_linked(db, provider, asserted, &user, actor.clone(), now).await? {
+            Written::Done => return Ok(Resolved::User(user, Linking::Created)),
+            // A concurrent first sign-in of the same identity made the link.
+            Written::NotFound => return Ok(Resolved::NotLinked),
+            Written::Conflict => continue,
+        }
+    }
+    Ok(Resolved::Taken)
+}
+
+/// Creates `user` linked to the asserted identity, in one transaction with `user.created` and
+/// `identity.linked`: `Conflict` when the username is taken, `NotFound` when the identity was
+/// linked meanwhile (nothing is written either way).
+async fn create_linked(
+    db: &Db,
+    provider: &ProviderRecord,
+    asserted: &Asserted,
+    user: &UserRecord,
+    actor: Actor,
+    now: DateTime<Utc>,
+) -> Result<Written, StoreError> {
     let created = Event::new(EventType::UserCreated, actor.clone(), format!("user:{}", user.id))
         .with("provider", provider.id.clone());
     let linked = Event::new(EventType::IdentityLinked, actor, format!("user:{}", user.id))
         .with("provider", provider.id.clone())
         .with("issuer", asserted.issuer.clone());
     let txn = db.begin().await?;
-    if store::users::insert(&txn, &user).await? != Written::Done {
-        return Ok(Resolved::Taken);
+    if store::users::insert(&txn, user).await? != Written::Done {
+        return Ok(Written::Conflict);
     }
     if upstream::link(&txn, &asserted.issuer, &asserted.subject, &user.id, now).await?
         != Written::Done
     {
-        // A concurrent first sign-in of the same identity made the link: this one rolls back.
-        return Ok(Resolved::NotLinked);
+        return Ok(Written::NotFound);
     }
     audit::record(&txn, &created).await?;
     audit::record(&txn, &linked).await?;
     txn.commit().await?;
     created.log();
     linked.log();
-    Ok(Resolved::User(user, Linking::Created))
+    Ok(Written::Done)
 }
 
 /// `{provider}-{12 hex digits of the subject's SHA-256}`: a username for a provider that
@@ -823,7 +935,7 @@ fn generated_username(provider: &str, subject: &str) -> String {
 }
 
 /// The user with their email and name as the provider now says (the username stays: it
-/// names the account here).
+/// names the account here). An email another account has is not taken: it stays theirs.
 async fn refresh_profile(
     db: &Db,
     mut user: UserRecord,
@@ -831,12 +943,16 @@ async fn refresh_profile(
     now: DateTime<Utc>,
 ) -> Result<UserRecord, StoreError> {
     let mut changed = false;
-    if profile.email.is_some()
-        && (profile.email != user.email || profile.email_verified != user.email_verified)
+    if let Some(email) = profile.email.as_deref()
+        && (Some(email) != user.email.as_deref() || profile.email_verified != user.email_verified)
     {
-        user.email = profile.email.clone();
-        user.email_verified = profile.email_verified;
-        changed = true;
+        if store::users::email_taken(db, email, Some(&user.id)).await? {
+            tracing::info!(user = %user.id, "an upstream email another account has is not copied");
+        } else {
+            user.email = Some(email.to_owned());
+            user.email_verified = profile.email_verified;
+            changed = true;
+        }
     }
     if profile.name.is_some() && profile.name != user.name {
         user.name = profile.name.clone();
@@ -849,8 +965,9 @@ async fn refresh_profile(
     Ok(user)
 }
 
-/// Unlinks one of `user_id`'s identities, unless it is how they sign in: a user with no
-/// password keeps their last link. `Ok(None)` when it was not theirs.
+/// Unlinks one of `user`'s identities, unless it is how they sign in: a user with no
+/// password keeps their last link. `Ok(None)` when it was not theirs. Concurrent unlinks of
+/// one user take turns, so two cannot remove the last two links together.
 pub async fn unlink(
     db: &Db,
     user: &UserRecord,
@@ -858,21 +975,24 @@ pub async fn unlink(
     subject: &str,
     actor: Actor,
 ) -> Result<Option<bool>, StoreError> {
-    let links = upstream::list_for_user(db, &user.id).await?;
-    if !links.iter().any(|l| l.issuer == issuer && l.subject == subject) {
-        return Ok(None);
-    }
-    if user.password_hash.is_empty() && links.len() == 1 {
-        return Ok(Some(false));
-    }
     let event = Event::new(EventType::IdentityUnlinked, actor, format!("user:{}", user.id))
         .with("issuer", issuer.to_owned());
     let txn = db.begin().await?;
-    let removed = upstream::unlink(&txn, &user.id, issuer, subject).await?;
+    if !store::users::lock(&txn, &user.id).await? {
+        return Ok(None);
+    }
+    let links = upstream::list_for_user(&txn, &user.id).await?;
+    if !links.iter().any(|l| l.issuer == issuer && l.subject == subject) {
+        return Ok(None);
+    }
+    if !user.has_password() && links.len() == 1 {
+        return Ok(Some(false));
+    }
+    upstream::unlink(&txn, &user.id, issuer, subject).await?;
     audit::record(&txn, &event).await?;
     txn.commit().await?;
     event.log();
-    Ok(Some(removed))
+    Ok(Some(true))
 }
 
 #[cfg(test)]
@@ -899,17 +1019,17 @@ mod tests {
     #[test]
     fn a_provider_body_is_checked_member_by_member() {
         let good = json!({"name": "Corp", "issuer": "https://id.corp.example", "client_id": "c", "client_secret": "s"});
-        let input = parse_input(&good, true).expect("valid");
+        let input = parse_input(&good, true, false).expect("valid");
         assert_eq!(input.scope, "openid email profile");
         assert_eq!(input.claim_mapping["username"], "preferred_username");
         assert!(!input.create_users && !input.trust_mfa);
         let refused = |body: Value, creating: bool| {
-            parse_input(&body, creating).err().map(|e| e.field).expect("refused")
+            parse_input(&body, creating, false).err().map(|e| e.field).expect("refused")
         };
         let mut no_secret = good.clone();
         no_secret.as_object_mut().expect("object").remove("client_secret");
         assert_eq!(refused(no_secret.clone(), true), "client_secret");
-        assert!(parse_input(&no_secret, false).is_ok(), "a replacement may keep the secret");
+        assert!(parse_input(&no_secret, false, false).is_ok(), "a replacement may keep the secret");
         let with = |member: &str, value: Value| {
             let mut body = good.clone();
             body[member] = value;
@@ -917,6 +1037,8 @@ mod tests {
         };
         assert_eq!(refused(with("issuer", json!("ftp://x")), true), "issuer");
         assert_eq!(refused(with("issuer", json!("https://x/?q")), true), "issuer");
+        assert_eq!(refused(with("issuer", json!("http://x")), true), "issuer");
+        assert!(parse_input(&with("issuer", json!("http://x")), true, true).is_ok());
         assert_eq!(refused(with("scope", json!("email")), true), "scope");
         assert_eq!(
             refused(with("claim_mapping", json!({"admin": "groups"})), true),

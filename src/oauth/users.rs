@@ -367,6 +367,14 @@ pub fn check_password(password: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The username rule, wherever a username comes from (the admin API, an upstream provider).
+pub fn valid_username(username: &str) -> bool {
+    (1..=64).contains(&username.len())
+        && username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'))
+}
+
 /// Validates a user body member by member; errors name the member, never echo it.
 pub fn parse_input(body: &Value, creating: bool) -> Result<UserInput, FieldError> {
     let map = body.as_object().ok_or_else(|| invalid("body", "the body must be a JSON object"))?;
@@ -376,11 +384,7 @@ pub fn parse_input(body: &Value, creating: bool) -> Result<UserInput, FieldError
     }
     let username = optional_string(map, "username")?
         .ok_or_else(|| invalid("username", "username is required"))?;
-    let valid_username = (1..=64).contains(&username.len())
-        && username
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
-    if !valid_username {
+    if !valid_username(&username) {
         return Err(invalid(
             "username",
             "a username is 1 to 64 letters, digits, '.', '_', '-' or '@'",

@@ -157,16 +157,7 @@ async fn sign_in(
     // A second factor to come: no session yet, only a sealed pending sign-in on the next form.
     if second_factor {
         state.throttle.first_factor_passed(&state.db, attempt).await?;
-        let pending = totp::PendingLogin {
-            user_id: user.id.clone(),
-            return_to,
-            expires_at: now + totp::PENDING_LOGIN_SECS,
-        };
-        let sealed =
-            totp::seal_login(state.keys.master(), &binding, &pending).ok_or_else(|| {
-                store::StoreError::from(anyhow::anyhow!("cannot seal a pending sign-in"))
-            })?;
-        return Ok(code_page(state, &binding, sealed, None, StatusCode::OK, false));
+        return ask_for_code(state, req, &user.id, return_to, session::Amr::Password, false);
     }
     state.throttle.succeeded(&state.db, attempt).await?;
     let event = Event::new(
@@ -195,7 +186,7 @@ pub(super) async fn start_session(
     let lifetime = state.settings.session_lifetime;
     let origin = super::actor::origin(state, req);
     let id = session::start(&state.db, &user.id, amr, lifetime, origin, &event).await?;
-    tracing::info!(user = %user.id, amr = amr.as_stored(), "logged in");
+    tracing::info!(user = %user.id, amr = %amr.as_stored(), "logged in");
     let mut response = pages::see_other(&format!("{}{return_to}", pages::base(state)));
     let _ = response.add_cookie(&pages::cookie(state, pages::session_cookie_name(state), id));
     // This browser is now a known device of this account (for 90 days).
@@ -264,15 +255,30 @@ pub(crate) async fn step_up(
         let page = StepUpPage { base: pages::base(state), needed };
         return Ok(pages::render(state, StatusCode::FORBIDDEN, &page));
     }
+    ask_for_code(state, req, &session.user.id, return_to, session.amr, true)
+}
+
+/// The authenticator app's code page for `user_id`, whose first step (`first`: a password,
+/// a sign-in through an upstream provider, or the session stepping up) is done: no session
+/// yet, only a sealed pending sign-in on the form, bound to this browser.
+pub(super) fn ask_for_code(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: &str,
+    return_to: String,
+    first: session::Amr,
+    step_up: bool,
+) -> PageResult {
     let (binding, new_cookie) = pre_session_binding(state, req);
     let pending = totp::PendingLogin {
-        user_id: session.user.id.clone(),
+        user_id: user_id.to_owned(),
         return_to,
         expires_at: chrono::Utc::now().timestamp() + totp::PENDING_LOGIN_SECS,
+        first: Some(first.as_stored()),
     };
     let sealed = totp::seal_login(state.keys.master(), &binding, &pending)
         .ok_or_else(|| store::StoreError::from(anyhow::anyhow!("cannot seal a pending sign-in")))?;
-    let mut response = code_page(state, &binding, sealed, None, StatusCode::OK, true);
+    let mut response = code_page(state, &binding, sealed, None, StatusCode::OK, step_up);
     if let Some(cookie) = new_cookie {
         let _ = response.add_cookie(&cookie);
     }
@@ -400,7 +406,9 @@ async fn second_step(
     if recovery {
         event = event.with("recovery_code", true);
     }
-    start_session(state, req, &user, session::Amr::PasswordOtp, &return_to, event, now).await
+    // The first step's method, completed with the code.
+    let amr = session::Amr::from_stored(pending.first.as_deref()).with_code();
+    start_session(state, req, &user, amr, &return_to, event, now).await
 }
 
 /// A refused sign-in's subject: the user it was for, or `user:unknown`. Never the username

@@ -91,7 +91,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, public_metrics: bool, registratio
             resource("/logout", web::get().to(logout::page)).route(web::post().to(logout::submit)),
         )
         .service(resource("/login/totp", web::post().to(login::submit_code)))
-        .service(resource("/login/upstream/{id}", web::get().to(upstream::start)))
+        .service(resource("/login/upstream/{id}", web::post().to(upstream::start)))
         .service(resource("/login/upstream/{id}/callback", web::get().to(upstream::callback)))
         .service(resource("/account/identities/link", web::post().to(upstream::link)))
         .service(resource("/account/identities/unlink", web::post().to(upstream::unlink)))

@@ -1,5 +1,5 @@
 //! Signing in through an upstream identity provider (docs/REFERENCE.md §3.14):
-//! `GET /login/upstream/{id}` starts it, `GET /login/upstream/{id}/callback` ends it;
+//! `POST /login/upstream/{id}` starts it, `GET /login/upstream/{id}/callback` ends it;
 //! `POST /account/identities/link` and `POST /account/identities/unlink` manage the signed-in
 //! user's links.
 
@@ -8,9 +8,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 
 use super::actor;
-use super::login::{record_refusal, safe_return, start_session};
-use super::pages::{self, PageError, PageResult, current_session, field, pre_session_binding};
+use super::login::{ask_for_code, record_refusal, safe_return, start_session};
+use super::pages::{
+    self, PageError, PageResult, csrf_ok, current_session, field, pre_session_binding,
+};
 use crate::oauth::audit::{Event, EventType};
+use crate::oauth::session::Level;
 use crate::oauth::upstream::{self, Flow, Linking, Resolved, UpstreamError};
 use crate::startup::AppState;
 use crate::store;
@@ -28,18 +31,25 @@ pub fn callback_uri(state: &AppState, provider: &str) -> String {
     state.issuer.endpoint(&format!("/login/upstream/{provider}/callback"))
 }
 
-/// `GET /login/upstream/{id}?return_to=…`: off to the provider.
+/// `POST /login/upstream/{id}` (the login page's button: `csrf_token`, `return_to`): off to
+/// the provider. A form with the login page's CSRF token, so another site cannot start a
+/// sign-in (and replace this browser's session) behind the user's back.
 pub async fn start(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
+    body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let query: Vec<(String, String)> =
-        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
-    let outcome = match safe_return(field(&query, "return_to")) {
-        Ok(return_to) => begin(&state, &req, &id, return_to, None).await,
-        Err(refused) => Err(refused),
-    };
+    let outcome = async {
+        let form = pages::read_form(&req, body)?;
+        let return_to = safe_return(field(&form, "return_to"))?;
+        let (binding, _) = pre_session_binding(&state, &req);
+        if !csrf_ok(&state, &binding, field(&form, "csrf_token")) {
+            return Err(PageError::bad_request(pages::EXPIRED_FORM));
+        }
+        begin(&state, &req, &id, return_to, None).await
+    }
+    .await;
     pages::answer(&state, outcome)
 }
 
@@ -87,9 +97,10 @@ async fn begin(
         .start(&provider, &redirect_uri, return_to, link_user)
         .await
         .map_err(|e| refused(id, e))?;
-    let sealed = flow
-        .seal(state.keys.master(), &binding)
-        .ok_or_else(|| store::StoreError::from(anyhow::anyhow!("cannot seal a sign-in flow")))?;
+    // Too long for a cookie: a `return_to` no application needs.
+    let sealed = flow.seal(state.keys.master(), &binding).ok_or(PageError::bad_request(
+        "The sign-in link is too long. Go back to the application and start again.",
+    ))?;
     let mut response = pages::see_other(&url);
     let mut cookie = pages::cookie(state, flow_cookie(state), sealed);
     cookie.set_max_age(actix_web::cookie::time::Duration::seconds(upstream::FLOW_SECS));
@@ -143,6 +154,8 @@ async fn finish(state: &AppState, req: &HttpRequest, id: &str) -> PageResult {
         .and_then(|c| Flow::open(state.keys.master(), &binding, c.value(), now))
         .filter(|f| f.provider == id)
         .ok_or(PageError::bad_request(EXPIRED))?;
+    // Checked when the flow began; checked again where it is used, as every sign-in does.
+    let return_to = safe_return(Some(&flow.return_to))?;
     let failed = |why: &'static str| {
         Event::new(EventType::SignIn, actor::anonymous(state, req), format!("upstream:{id}"))
             .with("provider", id.to_owned())
@@ -205,16 +218,12 @@ async fn finish(state: &AppState, req: &HttpRequest, id: &str) -> PageResult {
             record_refusal(state, failed("disabled")).await?;
             return Err(PageError::Shown(StatusCode::FORBIDDEN, "This account is disabled."));
         }
-        Resolved::NotLinked => {
+        // One answer for both: whoever controls the provider's claims learns nothing of which
+        // emails or usernames have accounts here.
+        Resolved::NotLinked | Resolved::Taken => {
             return Err(PageError::Shown(
                 StatusCode::FORBIDDEN,
-                "No account here is linked to this identity. Sign in with your username and password, then link it from your account page.",
-            ));
-        }
-        Resolved::Taken => {
-            return Err(PageError::Shown(
-                StatusCode::CONFLICT,
-                "An account here already has this email address or username. Sign in to it, then link this identity from your account page.",
+                "No account here is linked to this identity. If you have one, sign in with your username and password, then link it from your account page.",
             ));
         }
         Resolved::LinkedElsewhere => {
@@ -224,6 +233,13 @@ async fn finish(state: &AppState, req: &HttpRequest, id: &str) -> PageResult {
             ));
         }
     };
+    // A user who set up an authenticator app is asked for its code after a provider too,
+    // unless the provider is trusted to have asked for a second factor and did.
+    if asserted.amr.level() < Level::MultiFactor
+        && store::totp::find(&state.db, &user.id).await?.is_some()
+    {
+        return ask_for_code(state, req, &user.id, return_to, asserted.amr, false);
+    }
     let mut event = Event::new(
         EventType::SignIn,
         actor::user(&user.id, state, req),
@@ -233,7 +249,7 @@ async fn finish(state: &AppState, req: &HttpRequest, id: &str) -> PageResult {
     if !asserted.upstream_amr.is_empty() {
         event = event.with("upstream_amr", asserted.upstream_amr.join(" "));
     }
-    start_session(state, req, &user, asserted.amr, &flow.return_to, event, now).await
+    start_session(state, req, &user, asserted.amr, &return_to, event, now).await
 }
 
 /// `POST /account/identities/unlink` (`issuer`, `subject`): the signed-in user removes a

@@ -30,6 +30,14 @@ pub struct UserRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl UserRecord {
+    /// Whether the user has a password: one created by an upstream provider has none (an
+    /// empty hash, which never verifies) until an administrator sets one.
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
 /// Never the password hash (an offline guessing target) in a log.
 impl std::fmt::Debug for UserRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -113,16 +121,20 @@ pub async fn find_by_username(
         .map(UserRecord::from))
 }
 
-/// Whether an account has `email` (ASCII case ignored): a provider's new user is refused
-/// one, never joined to it (`oauth::upstream`).
-pub async fn email_taken(db: &impl ConnectionTrait, email: &str) -> Result<bool, StoreError> {
+/// Whether an account other than `except` has `email` (ASCII case ignored): an upstream
+/// provider never gives one account another's address (`oauth::upstream`).
+pub async fn email_taken(
+    db: &impl ConnectionTrait,
+    email: &str,
+    except: Option<&str>,
+) -> Result<bool, StoreError> {
     use sea_orm::sea_query::{Expr, ExprTrait, Func};
     let lowered = Func::lower(Expr::col(user::Column::Email));
-    let found = user::Entity::find()
-        .filter(Expr::expr(lowered).eq(email.to_ascii_lowercase()))
-        .one(db)
-        .await?;
-    Ok(found.is_some())
+    let mut query = user::Entity::find().filter(Expr::expr(lowered).eq(email.to_ascii_lowercase()));
+    if let Some(except) = except {
+        query = query.filter(user::Column::Id.ne(except));
+    }
+    Ok(query.one(db).await?.is_some())
 }
 
 /// The user signing in as `username`, and whether sign-in then asks them for an
@@ -211,6 +223,17 @@ pub async fn set_password_hash(
     let updated = user::Entity::update_many()
         .col_expr(user::Column::PasswordHash, sea_orm::sea_query::Expr::value(password_hash))
         .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected == 1)
+}
+
+/// Writes the user's row as it is, first in a transaction: another transaction doing the same
+/// waits for this one (on SQLite, the transaction holds the write lock before it reads).
+pub async fn lock(db: &impl ConnectionTrait, id: &str) -> Result<bool, StoreError> {
+    let updated = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::col(user::Column::UpdatedAt))
         .filter(user::Column::Id.eq(id))
         .exec(db)
         .await?;

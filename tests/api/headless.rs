@@ -562,3 +562,49 @@ async fn a_real_browser_registers_a_passkey_and_signs_in_with_it_alone() {
     assert!(stored.last_used_at.is_some() && stored.user_verified);
     driver.command(reqwest::Method::DELETE, "", Value::Null).await;
 }
+
+/// Signing in through an upstream provider in a real browser: the downstream's login page
+/// offers it, the upstream (another Castellan, on `localhost` so that the two servers' cookies
+/// stay apart as two sites' would) signs the user in and asks for consent, and the browser
+/// comes back signed in downstream with the identity linked on /account.
+#[tokio::test]
+async fn a_real_browser_signs_in_through_an_upstream_provider() {
+    let Some(driver) = Driver::start().await else { return };
+    let up = crate::passkeys::spawn_localhost(|_| {}).await;
+    let down = spawn_app_with(|s| s.outbound_allow_private_networks = true).await;
+    user(&up, "ada").await;
+    let callback = format!("{}/login/upstream/corp/callback", down.issuer);
+    let client = up
+        .create_client(json!({"client_name": "Downstream", "redirect_uris": [callback], "grant_types": ["authorization_code"], "scope": "openid email profile"}))
+        .await;
+    let made = down
+        .admin(
+            reqwest::Method::POST,
+            "/admin/upstream-providers",
+            Some(json!({
+                "id": "corp", "name": "Corp", "issuer": up.issuer, "create_users": true,
+                "client_id": client["client_id"], "client_secret": client["client_secret"],
+            })),
+        )
+        .await;
+    assert_eq!(made.status(), 201);
+
+    driver.go(&down.url("/login?return_to=%2Faccount")).await;
+    driver.screenshot("login-upstream").await;
+    driver.click("form[action$='/login/upstream/corp'] button").await;
+    // At the upstream: its own login page and consent page.
+    driver.type_into("input[name=username]", "ada").await;
+    assert!(driver.url().await.starts_with(&up.issuer), "at the upstream");
+    driver.type_into("input[name=password]", PASSWORD).await;
+    driver.click("button[type=submit]").await;
+    driver.click("button[name=decision][value=allow]").await;
+    let home = eventually(Duration::from_secs(10), || async {
+        driver.url().await == down.url("/account")
+    })
+    .await;
+    assert!(home, "back downstream on /account, not {}", driver.url().await);
+    let shown = driver.text("main").await;
+    assert!(shown.contains("Signed in as ada") && shown.contains("Linked identities"), "{shown}");
+    assert!(shown.contains("Corp"), "the provider is named: {shown}");
+    driver.screenshot("account-identities").await;
+}

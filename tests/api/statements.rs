@@ -24,7 +24,7 @@ pub async fn statements(app: &TestApp) -> HashMap<String, u64> {
 }
 
 /// Statements `route` ran during `work`.
-async fn counted<F: std::future::Future>(app: &TestApp, route: &str, work: F) -> u64 {
+pub(crate) async fn counted<F: std::future::Future>(app: &TestApp, route: &str, work: F) -> u64 {
     let before = statements(app).await.get(route).copied().unwrap_or(0);
     work.await;
     statements(app).await.get(route).copied().unwrap_or(0) - before

@@ -51,7 +51,11 @@ async fn upstream_client(up: &TestApp, down: &TestApp, id: &str) -> (String, Str
 /// registered downstream as `corp`.
 async fn federation(extra: Value) -> (Federation, TestApp) {
     let up = spawn_app().await;
-    let down = spawn_app_with(|s| s.outbound_allow_private_networks = true).await;
+    let down = spawn_app_with(|s| {
+        s.outbound_allow_private_networks = true;
+        s.client_jwks_refetch_interval = std::time::Duration::from_secs(1);
+    })
+    .await;
     let (client_id, secret) = upstream_client(&up, &down, "corp").await;
     let mut body = json!({
         "id": "corp",
@@ -79,6 +83,17 @@ fn absolute(base: &str, to: &str) -> String {
 /// asked) in the upstream's browser `u`; returns the URL the upstream sends the browser
 /// back to (the downstream's callback).
 async fn at_upstream(f: &Federation, u: &Browser, url: &str, username: &str) -> String {
+    walk_upstream(f, u, url, username, None).await
+}
+
+/// As [`at_upstream`], answering the upstream's code page with `totp`'s current code.
+async fn walk_upstream(
+    f: &Federation,
+    u: &Browser,
+    url: &str,
+    username: &str,
+    totp: Option<&[u8]>,
+) -> String {
     let mut response = u.get(url).await;
     for _ in 0..8 {
         if let Some(to) = location(&response) {
@@ -91,6 +106,14 @@ async fn at_upstream(f: &Federation, u: &Browser, url: &str, username: &str) -> 
         }
         let page = response.text().await.expect("page");
         let csrf = input(&page, "csrf_token").expect("a form at the upstream: {page}");
+        if let Some(pending) = input(&page, "pending") {
+            let secret = totp.expect("a code page only for a user with an authenticator app");
+            // The next step's: enrolling used this one's.
+            let code = crate::totp::code(secret, crate::totp::now_step() + 1);
+            let form = [("csrf_token", csrf.as_str()), ("pending", &pending), ("code", &code)];
+            response = u.post(&format!("{}/login/totp", f.up), &form).await;
+            continue;
+        }
         response = match input(&page, "request") {
             Some(request) => {
                 let form =
@@ -115,10 +138,7 @@ async fn at_upstream(f: &Federation, u: &Browser, url: &str, username: &str) -> 
 /// Starts a sign-in at the downstream's `corp` button (returning to `return_to`): the
 /// upstream authorization URL it sends the browser to.
 async fn start_at(f: &Federation, d: &Browser, return_to: &str) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("return_to", return_to)
-        .finish();
-    let started = d.get(&f.down.url(&format!("/login/upstream/corp?{query}"))).await;
+    let started = press(&f.down, d, "corp", return_to).await;
     assert_eq!(started.status(), 303, "off to the provider");
     let to = location(&started).expect("location");
     assert!(to.starts_with(&f.up), "to the upstream: {to}");
@@ -126,6 +146,17 @@ async fn start_at(f: &Federation, d: &Browser, return_to: &str) -> String {
     assert_eq!(sent["code_challenge_method"], "S256");
     assert!(sent.contains_key("nonce") && sent.contains_key("state"), "{to}");
     to
+}
+
+/// Presses the login page's button for provider `id` (a form with the page's CSRF token).
+async fn press(down: &TestApp, d: &Browser, id: &str, return_to: &str) -> Response {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("return_to", return_to)
+        .finish();
+    let page = d.get(&down.url(&format!("/login?{query}"))).await.text().await.expect("page");
+    let csrf = input(&page, "csrf_token").expect("csrf_token");
+    let form = [("csrf_token", csrf.as_str()), ("return_to", return_to)];
+    d.post(&down.url(&format!("/login/upstream/{id}")), &form).await
 }
 
 /// A whole sign-in through `corp` in fresh browsers, for `username` at the upstream: the
@@ -179,23 +210,12 @@ async fn upstream_first_sign_in_creates_the_user_and_a_returning_one_finds_them(
     let before = users_of(&f.down).await.len();
 
     // The downstream client's own flow: its login page offers the provider.
-    let d = Browser::new();
-    let (verifier, challenge) = pkce();
-    let login =
-        d.get(&authorize_url(&f.down, &client.0, &challenge, "openid profile email", "s")).await;
-    let login = d.follow(&f.down, login).await;
-    let page = login.text().await.expect("login page");
-    assert!(page.contains("Sign in with Corp"), "{page}");
-    let return_to = input(&page, "return_to").expect("return_to");
-    let back = sign_in_via(&f, &d, &return_to).await;
-    assert_eq!(back.status(), 303, "signed in and sent on");
-    let consent_page = d.follow(&f.down, back).await.text().await.expect("consent page");
-    let allowed = consent(&d, &f.down, &consent_page).await;
-    let code = params(&location(&allowed).expect("to the client"))["code"].clone();
-    let tokens: Value =
-        redeem(&f.down, &client, &code, &verifier).await.json().await.expect("JSON");
-    let claims = jwt_claims(tokens["id_token"].as_str().expect("id_token"));
-    assert_eq!(claims["amr"], json!(["fed"]), "amr says federated: {claims}");
+    let claims = id_token_through(&f, &client, "openid profile email", &Browser::new(), None).await;
+    assert_eq!(
+        claims["amr"],
+        json!(["fed", "pwd"]),
+        "federated, and what the upstream said: {claims}"
+    );
     assert_eq!(claims["acr"], "urn:castellan:acr:pwd");
     assert_eq!(claims["preferred_username"], "ada", "mapped from the upstream's claim");
     assert_eq!(claims["email"], "ada@example.com");
@@ -212,11 +232,22 @@ async fn upstream_first_sign_in_creates_the_user_and_a_returning_one_finds_them(
     let signed = events(&f.down, "sign_in").await;
     assert!(
         signed.iter().any(|e| e["detail"]["provider"] == "corp"
-            && e["detail"]["amr"] == "fed"
+            && e["detail"]["amr"] == "fed pwd"
             && e["outcome"] == "success"),
         "{signed:?}"
     );
 
+    // Administrators see how the user signs in: no password, one linked identity.
+    let methods: Value = f
+        .down
+        .admin(Method::GET, &format!("/admin/users/{sub}/methods"), None)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(methods["password"], false, "{methods}");
+    assert_eq!(methods["identities"][0]["issuer"], f.up);
+    assert_eq!(methods["identities"][0]["subject"], ada_upstream);
     // The user has no password here: theirs at the upstream does not work downstream.
     let direct = Browser::new();
     let page = direct.get(&f.down.url("/login")).await.text().await.expect("page");
@@ -239,15 +270,59 @@ async fn upstream_first_sign_in_creates_the_user_and_a_returning_one_finds_them(
         )
         .await;
     assert_eq!(unlink.status(), 409);
+
+    // The console's user page lists the link.
+    let (console, _) = crate::console::console_browser(&f.down).await;
+    let shown = crate::console::page(&console, &f.down, &format!("/console/users/{sub}")).await;
+    assert!(shown.contains("id=\"user-identities\"") && shown.contains(&ada_upstream), "{shown}");
 }
 
-/// Signs in at the downstream's button with `return_to` in browser `d`; the downstream's
-/// answer to the callback.
-async fn sign_in_via(f: &Federation, d: &Browser, return_to: &str) -> Response {
+/// A downstream client's code flow in a fresh browser, asking `scope`, signed in through the
+/// provider as `ada` (in the upstream browser `u`): the claims of its ID token.
+async fn id_token_through(
+    f: &Federation,
+    client: &(String, String),
+    scope: &str,
+    u: &Browser,
+    totp: Option<&[u8]>,
+) -> Value {
+    let d = Browser::new();
+    let (verifier, challenge) = pkce();
+    let login = d.get(&authorize_url(&f.down, &client.0, &challenge, scope, "s")).await;
+    let page = d.follow(&f.down, login).await.text().await.expect("login page");
+    assert!(page.contains("Sign in with Corp"), "the login page offers the provider: {page}");
+    let return_to = input(&page, "return_to").expect("return_to");
+    let to = start_at(f, &d, &return_to).await;
+    let back = d.get(&walk_upstream(f, u, &to, "ada", totp).await).await;
+    assert_eq!(back.status(), 303, "signed in and sent on");
+    let after = d.follow(&f.down, back).await;
+    let allowed = match location(&after) {
+        Some(_) => after,
+        None => consent(&d, &f.down, &after.text().await.expect("consent page")).await,
+    };
+    let code = params(&location(&allowed).expect("to the client"))["code"].clone();
+    let tokens: Value = redeem(&f.down, client, &code, &verifier).await.json().await.expect("JSON");
+    jwt_claims(tokens["id_token"].as_str().expect("id_token"))
+}
+
+#[tokio::test]
+async fn upstream_amr_says_fed_and_what_the_provider_said_mfa_only_when_trusted() {
+    let (f, up) = federation(json!({"create_users": true})).await;
+    let (_, secret, _) = crate::totp::enrolled(&up, "ada").await;
+    let client = web_client(&f.down, "Downstream app", "openid").await;
     let u = Browser::new();
-    let to = start_at(f, d, return_to).await;
-    let back = at_upstream(f, &u, &to, "ada").await;
-    d.get(&back).await
+    // The upstream says ["pwd", "otp", "mfa"]; untrusted, its `mfa` is not ours to say.
+    let claims = id_token_through(&f, &client, "openid", &u, Some(&secret)).await;
+    assert_eq!(claims["amr"], json!(["fed", "otp", "pwd"]), "{claims}");
+    assert_eq!(claims["acr"], "urn:castellan:acr:pwd");
+
+    let body = json!({"name": "Corp", "issuer": f.up, "client_id": client_id_of(&f).await, "create_users": true, "trust_mfa": true});
+    let trusted = f.down.admin(Method::PUT, "/admin/upstream-providers/corp", Some(body)).await;
+    assert_eq!(trusted.status(), 200);
+    let claims = id_token_through(&f, &client, "openid", &u, Some(&secret)).await;
+    assert_eq!(claims["amr"], json!(["fed", "otp", "pwd", "mfa"]), "{claims}");
+    assert_eq!(claims["acr"], "urn:castellan:acr:mfa", "a trusted second factor counts");
+    assert_eq!(events(&f.down, "upstream_provider.updated").await.len(), 1);
 }
 
 #[tokio::test]
@@ -274,7 +349,7 @@ async fn upstream_an_email_alone_links_nothing_until_the_account_links_itself() 
         .await;
     assert_eq!(update.status(), 200, "updated without resending the secret");
     let taken = sign_in_through(&f, &Browser::new(), "ada").await;
-    assert_eq!(taken.status(), 409);
+    assert_eq!(taken.status(), 403, "the same answer as no link: nothing learnt of accounts here");
 
     // The account signs in itself, then links the identity.
     let d = Browser::new();
@@ -314,7 +389,7 @@ async fn upstream_an_email_alone_links_nothing_until_the_account_links_itself() 
     assert_eq!(unlinked.status(), 303);
     assert_eq!(
         sign_in_through(&f, &Browser::new(), "ada").await.status(),
-        409,
+        403,
         "email taken, not joined"
     );
     assert_eq!(events(&f.down, "identity.unlinked").await.len(), 1);
@@ -345,6 +420,10 @@ async fn id_of(f: &Federation, d: &Browser) -> String {
 async fn upstream_tampered_state_nonce_or_iss_are_refused() {
     let (f, up) = federation(json!({"create_users": true})).await;
     user(&up, "ada").await;
+    // Another person here already has the username (not the email address).
+    let other = json!({"username": "ada", "password": PASSWORD, "email": "ada@elsewhere.example"});
+    assert_eq!(f.down.admin(Method::POST, "/admin/users", Some(other)).await.status(), 201);
+    let before = users_of(&f.down).await.len();
     let u = Browser::new();
 
     // A state that is not this browser's.
@@ -387,13 +466,71 @@ async fn upstream_tampered_state_nonce_or_iss_are_refused() {
     assert!(reasons.contains(&"state"), "{refusals:?}");
     assert!(reasons.contains(&"the answer names another issuer"), "{reasons:?}");
     assert!(reasons.contains(&"the ID token is not valid for this sign-in"), "{reasons:?}");
-    assert!(users_of(&f.down).await.iter().all(|u| u["username"] != "ada"), "no one created");
+    assert_eq!(users_of(&f.down).await.len(), before, "no one created");
 
-    // Untampered, the same browser setup signs in.
+    // Untampered, the same browser setup signs in: a new user, whose username is made from
+    // the provider and the subject, since "ada" is someone else's here.
     let d = Browser::new();
     let back = at_upstream(&f, &u, &start_at(&f, &d, "/account").await, "ada").await;
     assert_eq!(d.get(&back).await.status(), 303);
-    assert_eq!(signed_in_as(&f, &d).await.as_deref(), Some("ada"));
+    let name = signed_in_as(&f, &d).await.expect("signed in");
+    assert!(name.starts_with("corp-"), "{name}");
+    assert_eq!(users_of(&f.down).await.len(), before + 1);
+}
+
+/// A user who set up an authenticator app here is asked for its code after the provider
+/// too; the session then says both.
+#[tokio::test]
+async fn upstream_a_user_with_an_authenticator_app_here_is_asked_for_its_code() {
+    let (f, up) = federation(json!({})).await;
+    user(&up, "ada").await;
+    // Enrolling used this time step's code: a recovery code signs in first, the next step's
+    // code after the provider.
+    let (_, secret, recovery) = crate::totp::enrolled(&f.down, "ada").await;
+    // Ada signs in here (password, then a recovery code) and links the identity.
+    let d = Browser::new();
+    let page = d.get(&f.down.url("/login?return_to=%2Faccount")).await.text().await.expect("page");
+    let code_page = crate::browser::log_in(&d, &f.down, &page, "ada", PASSWORD).await;
+    let code_page = code_page.text().await.expect("code page");
+    let step = crate::totp::now_step();
+    let accepted = crate::totp::submit_code(&f.down, &d, &code_page, &recovery[0]).await;
+    assert_eq!(accepted.status(), 303);
+    let account = d.get(&f.down.url("/account")).await.text().await.expect("account");
+    let csrf = input(&account, "csrf_token").expect("csrf");
+    let form = [("csrf_token", csrf.as_str()), ("provider", "corp")];
+    let started = d.post(&f.down.url("/account/identities/link"), &form).await;
+    let back = at_upstream(&f, &Browser::new(), &location(&started).expect("to"), "ada").await;
+    assert_eq!(location(&d.get(&back).await).as_deref(), Some("/account"), "linked");
+
+    // Through the provider: the code page, not a session.
+    let other = Browser::new();
+    let asked = sign_in_through(&f, &other, "ada").await;
+    assert_eq!(asked.status(), 200);
+    let asked = asked.text().await.expect("code page");
+    assert!(input(&asked, "pending").is_some(), "{asked}");
+    assert_eq!(signed_in_as(&f, &other).await, None);
+    let next = crate::totp::code(&secret, step + 1);
+    let accepted = crate::totp::submit_code(&f.down, &other, &asked, &next).await;
+    assert_eq!(accepted.status(), 303);
+    assert_eq!(signed_in_as(&f, &other).await.as_deref(), Some("ada"));
+    let signed = events(&f.down, "sign_in").await;
+    assert_eq!(signed[0]["detail"]["amr"], "fed otp pwd mfa", "{:?}", signed[0]);
+}
+
+/// A provider that rotates its signing key: an ID token signed with a key this replica has
+/// not seen fetches the provider's keys again (at most once per refetch interval).
+#[tokio::test]
+async fn upstream_a_provider_key_rotation_is_picked_up_at_once() {
+    let (f, up) = federation(json!({"create_users": true})).await;
+    user(&up, "ada").await;
+    assert_eq!(sign_in_through(&f, &Browser::new(), "ada").await.status(), 303);
+    // Twice: the key signing now was not even the next key when the keys were fetched.
+    for _ in 0..2 {
+        let rotated = up.admin(Method::POST, "/admin/keys/rotate?force=true", None).await;
+        assert_eq!(rotated.status(), 200);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(sign_in_through(&f, &Browser::new(), "ada").await.status(), 303);
 }
 
 #[tokio::test]
@@ -411,24 +548,32 @@ async fn upstream_down_or_private_is_answered_with_a_clear_page() {
         )
         .await;
     assert_eq!(made.status(), 201);
-    let answer = Browser::new().get(&down.url("/login/upstream/gone")).await;
+    let answer = press(&down, &Browser::new(), "gone", "/account").await;
     assert_eq!(answer.status(), 502);
     let page = answer.text().await.expect("page");
     assert!(page.contains("cannot be reached right now"), "{page}");
-    assert_eq!(Browser::new().get(&down.url("/login/upstream/nope")).await.status(), 404);
+    assert_eq!(press(&down, &Browser::new(), "nope", "/account").await.status(), 404);
+    // The button is a form with the login page's CSRF token: no other site starts a sign-in.
+    let forged =
+        Browser::new().post(&down.url("/login/upstream/gone"), &[("return_to", "/account")]).await;
+    assert_eq!(forged.status(), 400);
+    assert_eq!(Browser::new().get(&down.url("/login/upstream/gone")).await.status(), 405);
 
-    // Without the setting that allows private networks, a loopback provider is never asked.
-    let up = spawn_app().await;
+    // Without the setting that allows private networks, a loopback provider is never asked:
+    // plain http is refused when it is set, a private address when it is used.
     let guarded = spawn_app().await;
-    let made = guarded
-        .admin(
-            Method::POST,
-            "/admin/upstream-providers",
-            Some(json!({"id": "corp", "name": "Corp", "issuer": up.issuer, "client_id": "c", "client_secret": "s"})),
-        )
-        .await;
-    assert_eq!(made.status(), 201);
-    assert_eq!(Browser::new().get(&guarded.url("/login/upstream/corp")).await.status(), 502);
+    let add = |issuer: String| {
+        let guarded = &guarded;
+        async move {
+            let body = json!({"id": "corp", "name": "Corp", "issuer": issuer, "client_id": "c", "client_secret": "s"});
+            guarded.admin(Method::POST, "/admin/upstream-providers", Some(body)).await
+        }
+    };
+    let http: Value = add(format!("http://127.0.0.1:{port}")).await.json().await.expect("JSON");
+    assert_eq!(http["field"], "issuer", "{http}");
+    assert_eq!(add(format!("https://127.0.0.1:{port}")).await.status(), 201);
+    let refused = press(&guarded, &Browser::new(), "corp", "/account").await;
+    assert_eq!(refused.status(), 502);
 }
 
 #[tokio::test]
@@ -464,6 +609,11 @@ async fn upstream_providers_are_checked_sealed_and_removed_through_the_admin_api
         (400, "claim_mapping".to_owned())
     );
     assert_eq!(refused(with("id", json!("corp"))).await.0, 409, "the id is taken");
+    // The stored secret is only ever sent where it was set for: moving needs a new one.
+    let moved = json!({"name": "Corp", "issuer": "https://elsewhere.example", "client_id": client_id_of(&f).await});
+    let moved = f.down.admin(Method::PUT, "/admin/upstream-providers/corp", Some(moved)).await;
+    assert_eq!(moved.status(), 400);
+    assert_eq!(moved.json::<Value>().await.expect("JSON")["field"], "client_secret");
 
     // The secret is stored sealed, never as sent.
     let (_, secret) = upstream_client(&up, &f.down, "spare").await;
@@ -514,7 +664,7 @@ async fn upstream_providers_are_checked_sealed_and_removed_through_the_admin_api
     );
     let page = Browser::new().get(&f.down.url("/login")).await.text().await.expect("page");
     assert!(!page.contains("Sign in with Corp") && page.contains("Sign in with Spare"), "{page}");
-    assert_eq!(Browser::new().get(&f.down.url("/login/upstream/corp")).await.status(), 404);
+    assert_eq!(press(&f.down, &Browser::new(), "corp", "/account").await.status(), 404);
     assert_eq!(
         f.down.admin(Method::DELETE, "/admin/upstream-providers/corp", None).await.status(),
         404
@@ -568,6 +718,7 @@ async fn upstream_a_provider_added_with_the_cli_signs_users_in() {
         .args(["--map", "username=name"])
         .envs(process_env(&db).iter().map(|(k, v)| (*k, v.as_str())))
         .env("CASTELLAN_ISSUER", &issuer)
+        .env("CASTELLAN_OUTBOUND_ALLOW_PRIVATE_NETWORKS", "true")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -594,3 +745,30 @@ async fn upstream_a_provider_added_with_the_cli_signs_users_in() {
     let name = signed_in_as(&f, &d).await.expect("signed in");
     assert!(name.starts_with("corp-") && name.len() == "corp-".len() + 12, "{name}");
 }
+
+/// What a sign-in through a provider costs here, in statements (docs/SCALING.md): counted at
+/// the callback's route, besides the HTTP exchanges with the provider.
+#[tokio::test]
+async fn upstream_a_sign_in_runs_its_minimum_of_statements() {
+    let (f, up) = federation(json!({"create_users": true})).await;
+    user(&up, "ada").await;
+    let route = "/login/upstream/{id}/callback";
+    let first = crate::statements::counted(&f.down, route, async {
+        assert_eq!(sign_in_through(&f, &Browser::new(), "ada").await.status(), 303);
+    })
+    .await;
+    let returning = crate::statements::counted(&f.down, route, async {
+        assert_eq!(sign_in_through(&f, &Browser::new(), "ada").await.status(), 303);
+    })
+    .await;
+    println!("statements: a first sign-in {first}, a returning one {returning}");
+    assert_eq!((first, returning), (FIRST, RETURNING));
+}
+
+/// The provider's row, no link found, the email check, the user with its link and two events
+/// (4, one transaction), the authenticator app looked up, the session with its `sign_in`
+/// event (2, one transaction).
+const FIRST: u64 = 10;
+/// The provider's row, the link with its user (one join), the link's time of use, the
+/// authenticator app looked up, the session with its `sign_in` event (2, one transaction).
+const RETURNING: u64 = 6;

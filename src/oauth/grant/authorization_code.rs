@@ -57,7 +57,7 @@ pub async fn issue_code(
         nonce: request.nonce.clone(),
         dpop_jkt: request.dpop_jkt.clone(),
         auth_time,
-        amr: Some(amr.as_stored().to_owned()),
+        amr: Some(amr.as_stored()),
         sid: Some(signed_in.sid.to_owned()),
         created_at: now,
         expires_at: now + chrono::Duration::seconds(i64::from(lifetime)),

@@ -168,7 +168,7 @@ impl Issuing<'_> {
             user_id: approved.user_id.to_owned(),
             scope: scope.to_string(),
             auth_time: approved.auth_time,
-            amr: approved.amr.map(|amr| amr.as_stored().to_owned()),
+            amr: approved.amr.map(Amr::as_stored),
             sid: approved.sid.map(str::to_owned),
             created_at: now,
             absolute_expires_at: now + chrono::Duration::seconds(absolute),

@@ -47,7 +47,7 @@ pub async fn create(
             "id",
         ));
     }
-    let input = upstream::parse_input(&body, true)?;
+    let input = upstream::parse_input(&body, true, state.settings.outbound_allow_private_networks)?;
     let actor = actor::admin(&admin, &state, &req);
     match upstream::create(&state.db, state.keys.master(), &id, input, actor).await? {
         Change::Done(provider) => {
@@ -94,13 +94,18 @@ pub async fn replace(
     if body.get("id").is_some_and(|v| v.as_str() != Some(id)) {
         return Err(AdminError::invalid_request("a provider cannot be renamed", "id"));
     }
-    let input = upstream::parse_input(&body, false)?;
+    let input =
+        upstream::parse_input(&body, false, state.settings.outbound_allow_private_networks)?;
     let actor = actor::admin(&admin, &state, &req);
     match upstream::replace(&state.db, state.keys.master(), id, input, actor).await? {
         Change::Done(provider) => {
             state.upstream.forget();
             Ok(HttpResponse::Ok().json(view(&state, provider)))
         }
+        Change::SecretNeeded => Err(AdminError::invalid_request(
+            "a new issuer or client_id needs its client_secret",
+            "client_secret",
+        )),
         _ => Err(AdminError::NotFound),
     }
 }

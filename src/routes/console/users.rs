@@ -125,7 +125,7 @@ struct SessionRow {
     device: String,
     address: String,
     /// How it signed in (`amr` values).
-    method: &'static str,
+    method: String,
 }
 
 #[derive(Serialize)]
@@ -149,6 +149,16 @@ struct UserPage<'a> {
     /// The authenticator app, when one is set up.
     totp: Option<TotpFacts>,
     passkeys: Vec<PasskeyFacts>,
+    /// Identities at upstream providers linked to the user.
+    identities: Vec<IdentityFacts>,
+}
+
+#[derive(Serialize)]
+struct IdentityFacts {
+    issuer: String,
+    subject: String,
+    linked: String,
+    last_used: String,
 }
 
 #[derive(Serialize)]
@@ -436,6 +446,16 @@ async fn user_page(
                 kind: if p.synced { "synced (phr)" } else { "one device (phrh)" },
                 created: when(p.created_at),
                 last_used: p.last_used_at.map_or_else(|| "never".to_owned(), when),
+            })
+            .collect(),
+        identities: methods
+            .iter()
+            .flat_map(|m| &m.identities)
+            .map(|i| IdentityFacts {
+                issuer: i.issuer.clone(),
+                subject: i.subject.clone(),
+                linked: when(i.linked_at),
+                last_used: when(i.last_used_at),
             })
             .collect(),
         totp: methods.and_then(|m| m.totp).map(|t| TotpFacts {
