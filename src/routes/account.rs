@@ -108,6 +108,7 @@ pub(super) async fn account_page(
         passkeys,
         passkey_fresh: super::passkeys::fresh(session),
         passkeys_available: super::passkeys::available(state),
+        has_password: session.user.has_password(),
         identities,
         linkable,
         error,

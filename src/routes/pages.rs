@@ -207,6 +207,8 @@ pub struct AccountPage<'a> {
     pub passkey_fresh: bool,
     /// Whether passkeys can be used here at all (the issuer's host is a domain name).
     pub passkeys_available: bool,
+    /// Whether the account has a password (one made by an upstream provider has none).
+    pub has_password: bool,
     /// Identities at upstream providers linked to the account.
     pub identities: Vec<IdentityRow>,
     /// Upstream providers the account has no link to yet.

@@ -260,6 +260,8 @@ async fn upstream_first_sign_in_creates_the_user_and_a_returning_one_finds_them(
     assert_eq!(signed_in_as(&f, &again).await.as_deref(), Some("ada"));
     assert_eq!(users_of(&f.down).await.len(), before + 1, "found by the link, not created");
     let account = again.get(&f.down.url("/account")).await.text().await.expect("page");
+    assert!(account.contains("this account has no password here"), "{account}");
+    assert!(!account.contains("Change your password"), "no password to change");
     assert!(account.contains("Linked identities") && account.contains(&ada_upstream), "{account}");
     // Their only way in stays linked.
     let csrf = input(&account, "csrf_token").expect("csrf");
