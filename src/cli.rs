@@ -810,8 +810,7 @@ async fn upstream(action: UpstreamCommand, settings: Settings) -> anyhow::Result
                 anyhow::bail!("a provider with this id exists");
             };
             let mut json = serde_json::to_value(&provider)?;
-            json["redirect_uri"] =
-                issuer.endpoint(&format!("/login/upstream/{}/callback", provider.id)).into();
+            json["redirect_uri"] = providers::redirect_uri(&issuer, &provider.id).into();
             println!("{json}");
         }
         UpstreamCommand::List => {

@@ -10,7 +10,7 @@ use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use aws_lc_rs::{hkdf, hmac};
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use secrecy::zeroize::Zeroizing;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -124,6 +124,30 @@ impl MasterKey {
         sealed.extend_from_slice(nonce.as_ref());
         sealed.extend_from_slice(&in_out);
         Ok(sealed)
+    }
+
+    /// Seals `value` as JSON for a form field or a cookie (base64url), bound to `context`
+    /// (its purpose and the browser or session it belongs to).
+    pub fn seal_field<T: serde::Serialize>(&self, context: &str, value: &T) -> Option<String> {
+        let json = Zeroizing::new(serde_json::to_vec(value).ok()?);
+        let sealed = self.seal(context.as_bytes(), &json).ok()?;
+        Some(URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// What [`MasterKey::seal_field`] sealed for `context`, if `field` is at most `max_len`
+    /// characters and opens.
+    pub fn open_field<T: serde::de::DeserializeOwned>(
+        &self,
+        context: &str,
+        field: &str,
+        max_len: usize,
+    ) -> Option<T> {
+        if field.len() > max_len {
+            return None;
+        }
+        let sealed = URL_SAFE_NO_PAD.decode(field).ok()?;
+        let json = self.open(context.as_bytes(), &sealed).ok()?;
+        serde_json::from_slice(&json).ok()
     }
 
     /// An HMAC-SHA-256 key for one purpose (`label`), derived from the master key: the same

@@ -112,11 +112,11 @@ fn login_context(binding: &str) -> String {
 
 fn seal(master: &MasterKey, context: &str, state: Vec<u8>, user_id: &str) -> Option<String> {
     let sealed = SealedState { state: URL_SAFE_NO_PAD.encode(state), user_id: user_id.to_owned() };
-    super::totp::seal_field(master, context, &sealed)
+    master.seal_field(context, &sealed)
 }
 
 fn open(master: &MasterKey, context: &str, field: &str) -> Result<SealedState, Refused> {
-    super::totp::open_field::<SealedState>(master, context, field).ok_or(Refused::Expired)
+    master.open_field::<SealedState>(context, field, 2048).ok_or(Refused::Expired)
 }
 
 fn timeout_ms(timeout: Duration) -> std::num::NonZeroU32 {

@@ -99,10 +99,9 @@ impl Amr {
     }
 
     /// From a stored value; NULL (rows from before TOTP) or anything unknown is a password.
+    /// Read with every session: parsed from the stored text, no value copied.
     pub fn from_stored(stored: Option<&str>) -> Self {
-        let values: Vec<String> =
-            stored.unwrap_or_default().split(' ').map(str::to_owned).collect();
-        Self::from_values(&values).unwrap_or(Self::Password)
+        Self::parse(stored.unwrap_or_default().split(' ')).unwrap_or(Self::Password)
     }
 
     /// From a column recorded with the sign-in (a refresh family, a device approval), where
@@ -114,19 +113,25 @@ impl Amr {
 
     /// From a token's `amr` claim; `None` for a list this server does not issue.
     pub fn from_values(values: &[String]) -> Option<Self> {
-        if let Some(own) = Self::OWN.into_iter().find(|amr| amr.values().iter().eq(values.iter())) {
+        Self::parse(values.iter().map(String::as_str))
+    }
+
+    /// The sign-in whose values are exactly `values`, if this server issues such a list.
+    fn parse<'a>(values: impl Iterator<Item = &'a str> + Clone) -> Option<Self> {
+        if let Some(own) =
+            Self::OWN.into_iter().find(|amr| amr.values().into_iter().eq(values.clone()))
+        {
             return Some(own);
         }
-        let (first, rest) = values.split_first()?;
-        if first != "fed" {
+        let mut rest = values.clone();
+        if rest.next() != Some("fed") {
             return None;
         }
-        let mfa = rest.last().is_some_and(|v| v == "mfa");
-        let stated = if mfa { &rest[..rest.len() - 1] } else { rest };
-        let parsed = Stated::of(stated.iter().map(String::as_str));
-        // Exactly what `values` makes of it, or not ours.
-        let amr = if mfa { Self::FederatedMfa(parsed) } else { Self::Federated(parsed) };
-        amr.values().iter().eq(values.iter()).then_some(amr)
+        let mfa = rest.clone().last() == Some("mfa");
+        let stated = Stated::of(rest.filter(|v| *v != "mfa"));
+        // Exactly what `values` makes of it (order, no repeats, nothing unknown), or not ours.
+        let amr = if mfa { Self::FederatedMfa(stated) } else { Self::Federated(stated) };
+        amr.values().into_iter().eq(values).then_some(amr)
     }
 
     /// This sign-in completed with an authenticator app's code (or a recovery code): a

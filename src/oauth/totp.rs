@@ -197,39 +197,8 @@ struct PendingEnrolment {
     expires_at: i64,
 }
 
-/// Seals `value` for a form field, bound to `context` (purpose and browser).
-pub(crate) fn seal_field<T: Serialize>(
-    master: &MasterKey,
-    context: &str,
-    value: &T,
-) -> Option<String> {
-    let json = Zeroizing::new(serde_json::to_vec(value).ok()?);
-    let sealed = master.seal(context.as_bytes(), &json).ok()?;
-    Some(URL_SAFE_NO_PAD.encode(sealed))
-}
-
-pub(crate) fn open_field<T: for<'de> Deserialize<'de>>(
-    master: &MasterKey,
-    context: &str,
-    field: &str,
-) -> Option<T> {
-    open_field_within(master, context, field, 2048)
-}
-
-/// As [`open_field`], for a field of at most `max_len` characters.
-pub(crate) fn open_field_within<T: for<'de> Deserialize<'de>>(
-    master: &MasterKey,
-    context: &str,
-    field: &str,
-    max_len: usize,
-) -> Option<T> {
-    if field.len() > max_len {
-        return None;
-    }
-    let sealed = URL_SAFE_NO_PAD.decode(field).ok()?;
-    let json = master.open(context.as_bytes(), &sealed).ok()?;
-    serde_json::from_slice(&json).ok()
-}
+/// The longest sealed form field accepted back.
+const FIELD_LEN: usize = 2048;
 
 fn login_context(binding: &str) -> String {
     format!("totp pending login v1\n{binding}")
@@ -241,7 +210,7 @@ fn enrolment_context(session_id: &str) -> String {
 
 /// The form field of a pending sign-in, bound to this browser's pre-session CSRF binding.
 pub fn seal_login(master: &MasterKey, binding: &str, pending: &PendingLogin) -> Option<String> {
-    seal_field(master, &login_context(binding), pending)
+    master.seal_field(&login_context(binding), pending)
 }
 
 /// The pending sign-in a form field holds, if it was sealed for this binding and is live.
@@ -251,7 +220,8 @@ pub fn open_login(
     field: &str,
     now: i64,
 ) -> Option<PendingLogin> {
-    open_field::<PendingLogin>(master, &login_context(binding), field)
+    master
+        .open_field::<PendingLogin>(&login_context(binding), field, FIELD_LEN)
         .filter(|p| p.expires_at > now)
 }
 
@@ -268,7 +238,7 @@ pub fn seal_enrolment(
         secret: URL_SAFE_NO_PAD.encode(secret),
         expires_at: now + PENDING_ENROLMENT_SECS,
     };
-    let sealed = seal_field(master, &enrolment_context(session_id), &pending);
+    let sealed = master.seal_field(&enrolment_context(session_id), &pending);
     drop(Zeroizing::new(pending.secret));
     sealed
 }
@@ -281,7 +251,8 @@ pub fn open_enrolment(
     field: &str,
     now: i64,
 ) -> Option<Zeroizing<Vec<u8>>> {
-    let pending: PendingEnrolment = open_field(master, &enrolment_context(session_id), field)?;
+    let pending: PendingEnrolment =
+        master.open_field(&enrolment_context(session_id), field, FIELD_LEN)?;
     let encoded = Zeroizing::new(pending.secret);
     if pending.user_id != user_id || pending.expires_at <= now {
         return None;

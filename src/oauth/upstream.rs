@@ -34,6 +34,7 @@ use super::audit::{self, Actor, Event, EventType};
 use super::client_metadata::FieldError;
 use super::master_key::MasterKey;
 use super::session::{Amr, Stated};
+use crate::config::Issuer;
 use crate::outbound::{FetchError, Outbound};
 use crate::store::scopes::Written;
 use crate::store::upstream::{self, ProviderRecord};
@@ -97,6 +98,11 @@ fn mapping_of(r: &ProviderRecord) -> Map<String, Value> {
 
 fn default_mapping() -> Map<String, Value> {
     MAPPED_FIELDS.iter().map(|(f, c)| ((*f).to_owned(), Value::from(*c))).collect()
+}
+
+/// The redirect URI this server registers at provider `id`: its callback.
+pub fn redirect_uri(issuer: &Issuer, id: &str) -> String {
+    issuer.endpoint(&format!("/login/upstream/{id}/callback"))
 }
 
 /// What an administrator sends: a new provider, or the replacement of one.
@@ -423,15 +429,15 @@ impl Flow {
     /// The cookie value, sealed and bound to the browser's pre-session binding; `None` when
     /// it would be longer than [`MAX_FLOW_COOKIE`] (a very long `return_to`).
     pub fn seal(&self, master: &MasterKey, binding: &str) -> Option<String> {
-        super::totp::seal_field(master, &flow_context(binding), self)
+        master
+            .seal_field(&flow_context(binding), self)
             .filter(|sealed| sealed.len() <= MAX_FLOW_COOKIE)
     }
 
     /// The flow a cookie holds, if it was sealed for this browser and is still live.
     pub fn open(master: &MasterKey, binding: &str, cookie: &str, now: i64) -> Option<Self> {
         let context = flow_context(binding);
-        super::totp::open_field_within::<Self>(master, &context, cookie, MAX_FLOW_COOKIE)
-            .filter(|f| f.expires_at > now)
+        master.open_field::<Self>(&context, cookie, MAX_FLOW_COOKIE).filter(|f| f.expires_at > now)
     }
 }
 

@@ -24,7 +24,7 @@ mod passkeys;
 mod register;
 pub(crate) mod theme;
 mod token;
-pub(crate) mod upstream;
+mod upstream;
 mod userinfo;
 
 use actix_web::{HttpResponse, Route, web};

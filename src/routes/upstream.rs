@@ -26,11 +26,6 @@ fn flow_cookie(state: &AppState) -> &'static str {
     if state.issuer.is_https() { "__Host-castellan_upstream" } else { "castellan_upstream" }
 }
 
-/// The redirect URI registered at the provider for this server.
-pub fn callback_uri(state: &AppState, provider: &str) -> String {
-    state.issuer.endpoint(&format!("/login/upstream/{provider}/callback"))
-}
-
 /// `POST /login/upstream/{id}` (the login page's button: `csrf_token`, `return_to`): off to
 /// the provider. A form with the login page's CSRF token, so another site cannot start a
 /// sign-in (and replace this browser's session) behind the user's back.
@@ -91,7 +86,7 @@ async fn begin(
         return Err(PageError::Shown(StatusCode::NOT_FOUND, "There is no such identity provider."));
     };
     let (binding, new_binding) = pre_session_binding(state, req);
-    let redirect_uri = callback_uri(state, id);
+    let redirect_uri = upstream::redirect_uri(&state.issuer, id);
     let (url, flow) = state
         .upstream
         .start(&provider, &redirect_uri, return_to, link_user)
@@ -176,7 +171,7 @@ async fn finish(state: &AppState, req: &HttpRequest, id: &str) -> PageResult {
     let Some(provider) = store::upstream::find(&state.db, id).await? else {
         return Err(PageError::Shown(StatusCode::NOT_FOUND, "There is no such identity provider."));
     };
-    let redirect_uri = callback_uri(state, id);
+    let redirect_uri = upstream::redirect_uri(&state.issuer, id);
     let asserted = match state
         .upstream
         .finish(state.keys.master(), &provider, &redirect_uri, &flow, code, field(&query, "iss"))

@@ -9,7 +9,6 @@ use super::{Admin, json_body};
 use crate::error::AdminError;
 use crate::oauth::upstream::{self, Change, Provider};
 use crate::routes::actor;
-use crate::routes::upstream::callback_uri;
 use crate::startup::AppState;
 
 /// A provider, and the redirect URI to register for this server at the provider.
@@ -21,7 +20,7 @@ pub struct ProviderView {
 }
 
 fn view(state: &AppState, provider: Provider) -> ProviderView {
-    let redirect_uri = callback_uri(state, &provider.id);
+    let redirect_uri = upstream::redirect_uri(&state.issuer, &provider.id);
     ProviderView { provider, redirect_uri }
 }
 
