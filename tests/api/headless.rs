@@ -592,9 +592,14 @@ async fn a_real_browser_signs_in_through_an_upstream_provider() {
     driver.go(&down.url("/login?return_to=%2Faccount")).await;
     driver.screenshot("login-upstream").await;
     driver.click("form[action$='/login/upstream/corp'] button").await;
-    // At the upstream: its own login page and consent page.
+    // At the upstream: its own login page and consent page. A click does not wait for the
+    // next page, and this page has a username field too: wait to be there before typing.
+    let there = eventually(Duration::from_secs(10), || async {
+        driver.url().await.starts_with(&up.issuer)
+    })
+    .await;
+    assert!(there, "at the upstream, not {}", driver.url().await);
     driver.type_into("input[name=username]", "ada").await;
-    assert!(driver.url().await.starts_with(&up.issuer), "at the upstream");
     driver.type_into("input[name=password]", PASSWORD).await;
     driver.click("button[type=submit]").await;
     driver.click("button[name=decision][value=allow]").await;
